@@ -1,0 +1,204 @@
+"""Typed AMI events: the few the journey tracker needs, parsed from Messages.
+
+Times are integer microseconds on Asterisk's own clock (the `Timestamp:`
+header that `timestampevents = yes` adds), so a 30.000 s judgement never
+depends on when ivr happened to read the bytes.  Everything else is dropped
+here, in one place, so the tracker sees only what it understands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ivr.ami.codec import Message
+
+# Channel variables the tracker listens to (VarSet events).
+QUEUESTATUS = "QUEUESTATUS"
+IVR_MOVE = "IVR_MOVE"   # set by ivr right before it moves a caller
+
+
+@dataclass(frozen=True, slots=True)
+class CallerJoined:
+    ts: int
+    uniqueid: str
+    channel: str
+    caller: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerLeft:
+    """QueueCallerLeave, or QueueCallerAbandon when `abandon` is set.
+
+    Asterisk raises QueueCallerAbandon for timeouts and withdrawals too, so
+    neither tells on its own why the caller left; the tracker decides.
+    """
+
+    ts: int
+    uniqueid: str
+    queue: str
+    abandon: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRinging:
+    ts: int
+    uniqueid: str
+    queue: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAnswered:
+    ts: int
+    uniqueid: str
+    queue: str
+    member: str
+    holdtime: int          # Asterisk's own figure, whole seconds
+
+
+@dataclass(frozen=True, slots=True)
+class VarSet:
+    ts: int
+    uniqueid: str
+    variable: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    ts: int
+    uniqueid: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    ts: int
+    queue: str
+    member: str
+    status: int            # Asterisk device state: 1 not in use, 2 in use, 6 ringing...
+    paused: bool
+    in_call: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRemoved:
+    ts: int
+    queue: str
+    member: str
+
+
+Event = (CallerJoined | CallerLeft | AgentRinging | AgentAnswered | VarSet
+         | Hangup | MemberState | MemberRemoved)
+
+WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE})
+
+
+def timestamp_us(msg: Message, now: float) -> int:
+    """Asterisk's event time in microseconds; `now` if the header is absent."""
+    raw = msg.get("Timestamp")
+    if raw is None:
+        return round(now * 1_000_000)
+    whole, _, frac = raw.partition(".")
+    return int(whole) * 1_000_000 + int((frac + "000000")[:6])
+
+
+def _joined(m: Message, ts: int) -> Event:
+    return CallerJoined(ts, m["Uniqueid"], m["Channel"], m.get("CallerIDNum") or "", m["Queue"])
+
+
+def _left(m: Message, ts: int) -> Event:
+    return CallerLeft(ts, m["Uniqueid"], m["Queue"], abandon=m.event == "QueueCallerAbandon")
+
+
+def _ringing(m: Message, ts: int) -> Event:
+    return AgentRinging(ts, m["Uniqueid"], m["Queue"], _member(m))
+
+
+def _answered(m: Message, ts: int) -> Event:
+    return AgentAnswered(ts, m["Uniqueid"], m["Queue"], _member(m), int(m.get("HoldTime") or 0))
+
+
+def _varset(m: Message, ts: int) -> Event | None:
+    if m.get("Variable") not in WATCHED_VARIABLES:
+        return None
+    return VarSet(ts, m["Uniqueid"], m["Variable"], m.get("Value") or "")
+
+
+def _hangup(m: Message, ts: int) -> Event:
+    return Hangup(ts, m["Uniqueid"])
+
+
+def _member_state(m: Message, ts: int) -> Event:
+    return MemberState(ts, m["Queue"], _member(m), int(m.get("Status") or 0),
+                       paused=m.get("Paused") == "1", in_call=m.get("InCall") == "1")
+
+
+def _member_removed(m: Message, ts: int) -> Event:
+    return MemberRemoved(ts, m["Queue"], _member(m))
+
+
+def _member(m: Message) -> str:
+    return m.get("MemberName") or m.get("Name") or m["Interface"]
+
+
+_PARSERS: dict[str, Callable[[Message, int], Event | None]] = {
+    "QueueCallerJoin": _joined,
+    "QueueCallerLeave": _left,
+    "QueueCallerAbandon": _left,
+    "AgentCalled": _ringing,
+    "AgentConnect": _answered,
+    "VarSet": _varset,
+    "Hangup": _hangup,
+    "QueueMemberStatus": _member_state,
+    "QueueMemberAdded": _member_state,
+    "QueueMemberPause": _member_state,
+    "QueueMemberRemoved": _member_removed,
+}
+
+
+def parse(msg: Message, now: float) -> Event | None:
+    """The typed event for `msg`, or None for the events we do not follow.
+
+    Raises KeyError if a followed event lacks a header it must have.
+    """
+    name = msg.event
+    parser = _PARSERS.get(name) if name is not None else None
+    if parser is None:
+        return None
+    return parser(msg, timestamp_us(msg, now))
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingCaller:
+    uniqueid: str
+    channel: str
+    caller: str
+    queue: str
+    wait_s: int            # QueueEntry's Wait: whole seconds, all Asterisk tells
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What Asterisk says is true right now, taken after every login."""
+
+    taken_at: int
+    waiting: tuple[WaitingCaller, ...]
+    members: tuple[MemberState, ...]
+    live_channels: frozenset[str]
+
+
+def snapshot(queue_status: list[Message], channels: list[Message], now: float) -> Snapshot:
+    """Build a Snapshot from QueueStatus and CoreShowChannels list events."""
+    taken_at = round(now * 1_000_000)
+    waiting = tuple(
+        WaitingCaller(m["Uniqueid"], m["Channel"], m.get("CallerIDNum") or "",
+                      m["Queue"], int(m.get("Wait") or 0))
+        for m in queue_status if m.event == "QueueEntry")
+    members = tuple(
+        MemberState(taken_at, m["Queue"], _member(m), int(m.get("Status") or 0),
+                    paused=m.get("Paused") == "1", in_call=m.get("InCall") == "1")
+        for m in queue_status if m.event == "QueueMember")
+    live = frozenset(m["Uniqueid"] for m in channels if m.event == "CoreShowChannel")
+    return Snapshot(taken_at, waiting, members, live)

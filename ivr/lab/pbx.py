@@ -1,0 +1,289 @@
+"""The lab PBX: a real Asterisk 22, chrooted in a Debian unstable root.
+
+Debian 12 has no asterisk package; unstable does.  We build a minimal root
+with debootstrap once (under the cache folder), then run Asterisk chrooted
+there, bound to loopback, with the shipped dialplans/ files unchanged plus a
+lab-only overlay (endpoints, queue members, an AMI user with a generated
+secret).  Everything a test or `make demo` needs about the running lab is in
+`LabStatus`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from string import Template
+
+log = logging.getLogger(__name__)
+
+FILES = Path(__file__).with_name("files")
+PACKAGES = "asterisk,asterisk-modules,asterisk-config"
+CONF_DIR = "etc/ivr-lab"
+PIDFILE = "run/asterisk/asterisk.pid"
+VAR_DIRS = ("var/lib/asterisk", "run/asterisk", "var/log/asterisk",
+            "var/spool/asterisk", "var/cache/asterisk")
+READY_MARK = ".ivr-lab-ready"
+
+# The topology is fixed and documented in the README: name -> SIP port.
+AGENTS = {"op1": 5071, "op2": 5072, "op3": 5073, "op4": 5074,
+          "eng1": 5081, "eng2": 5082, "gen1": 5091, "gen2": 5092}
+SIP_PORT = 5060
+AMI_PORT = 5038
+AMI_USER = "ivr"
+
+
+class LabError(Exception):
+    """A lab failure a person can act on; the message is one line."""
+
+
+@dataclass(frozen=True)
+class AmiCredentials:
+    host: str
+    port: int
+    username: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    running: bool
+    pid: int | None
+    root: str
+    ami: AmiCredentials
+    sip: str
+    agent_passwords: dict[str, str]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("IVR_LAB_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ivr" / "lab"
+
+
+def default_dialplans_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "dialplans"
+
+
+class Lab:
+    def __init__(self, cache_dir: Path | None = None, dialplans: Path | None = None) -> None:
+        self.dir = cache_dir or default_cache_dir()
+        self.root = self.dir / "root"
+        self.dialplans = dialplans or default_dialplans_dir()
+
+    # -- status -----------------------------------------------------------
+
+    def status(self) -> LabStatus:
+        pid = self._pid()
+        return LabStatus(
+            running=pid is not None, pid=pid, root=str(self.root),
+            ami=AmiCredentials("127.0.0.1", AMI_PORT, AMI_USER, self._secret("ami")),
+            sip=f"127.0.0.1:{SIP_PORT}",
+            agent_passwords={name: self._secret(f"agent-{name}") for name in AGENTS},
+        )
+
+    def _pid(self) -> int | None:
+        try:
+            pid = int((self.root / PIDFILE).read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def _secret(self, name: str) -> str:
+        """A generated secret kept in the lab folder, mode 0600."""
+        path = self.dir / "secrets" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(18))
+        return path.read_text().strip()
+
+    # -- up ---------------------------------------------------------------
+
+    def up(self, fresh: bool = False, boot_timeout: float = 60.0) -> LabStatus:
+        _require_root()
+        if self._pid() is not None:
+            if not fresh:
+                return self.status()
+            self.down()
+        self.build(fresh=fresh)
+        _require_free_ports()
+        self.write_config()
+        self._mount()
+        self._start()
+        self._wait_booted(boot_timeout)
+        return self.status()
+
+    def build(self, fresh: bool = False) -> None:
+        if (self.root / READY_MARK).exists() and not fresh:
+            return
+        if shutil.which("debootstrap") is None:
+            raise LabError("debootstrap is not installed (run `make setup`)")
+        self._unmount()
+        tmp = self.dir / "root.new"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        mirror = host_mirror()
+        log.info("building the lab root with debootstrap (about a minute) into %s", tmp)
+        cmd = ["debootstrap", "--variant=minbase", f"--include={PACKAGES}",
+               "unstable", str(tmp), mirror]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+            raise LabError(f"building the lab root failed: {' '.join(tail) or done.returncode}")
+        (tmp / READY_MARK).write_text(mirror + "\n")
+        shutil.rmtree(self.root, ignore_errors=True)
+        tmp.rename(self.root)
+
+    def write_config(self) -> None:
+        conf = self.root / CONF_DIR
+        shutil.rmtree(conf, ignore_errors=True)
+        (conf / "ivr").mkdir(parents=True)
+        for src in sorted(self.dialplans.glob("*.conf")):
+            shutil.copyfile(src, conf / "ivr" / src.name)
+        for src in FILES.glob("*.conf"):
+            if not src.name.startswith("pjsip_"):
+                (conf / src.name).write_text(self._render(src.name))
+        (conf / "pjsip.conf").write_text(self._pjsip())
+        os.chmod(conf / "manager.conf", 0o600)
+        os.chmod(conf / "pjsip.conf", 0o600)
+        for d in VAR_DIRS:
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+
+    def _render(self, template: str, **extra: str | int) -> str:
+        values = {"ami_port": AMI_PORT, "ami_user": AMI_USER, "sip_port": SIP_PORT,
+                  "ami_secret": self._secret("ami"), **extra}
+        return Template((FILES / template).read_text()).substitute(values)
+
+    def _pjsip(self) -> str:
+        parts = [self._render("pjsip_head.conf")]
+        for name, port in AGENTS.items():
+            parts.append(self._render("pjsip_agent.conf", name=name, port=port,
+                                      password=self._secret(f"agent-{name}")))
+        return "".join(parts)
+
+    def _mount(self) -> None:
+        for sub, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])):
+            target = self.root / sub
+            if not os.path.ismount(target):
+                _run(["mount", *args, str(target)], f"mounting {sub} into the lab root")
+
+    def _unmount(self) -> None:
+        for sub in ("dev", "proc"):
+            target = self.root / sub
+            if os.path.ismount(target):
+                subprocess.run(["umount", "-l", str(target)], check=False)
+
+    def _start(self) -> None:
+        (self.root / PIDFILE).unlink(missing_ok=True)
+        _run(["chroot", str(self.root), "/usr/sbin/asterisk",
+              "-C", f"/{CONF_DIR}/asterisk.conf"], "starting asterisk")
+
+    def _wait_booted(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._cli("core waitfullybooted", timeout=5) and _port_open(AMI_PORT):
+                log.info("lab asterisk fully booted (pid %s)", self._pid())
+                return
+            if self._pid() is None and time.monotonic() > deadline - timeout + 5:
+                break
+            time.sleep(0.2)
+        raise LabError(f"asterisk did not boot; see {self.root}/var/log/asterisk/messages.log")
+
+    def cli(self, command: str) -> str:
+        """Run an Asterisk CLI command in the lab and return its output."""
+        return self._cli(command, timeout=15) or ""
+
+    def _cli(self, command: str, timeout: float) -> str | None:
+        cmd = ["chroot", str(self.root), "/usr/sbin/asterisk",
+               "-C", f"/{CONF_DIR}/asterisk.conf", "-rx", command]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    # -- down -------------------------------------------------------------
+
+    def down(self, timeout: float = 10.0) -> None:
+        pid = self._pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            if not _wait_gone(pid, timeout):
+                os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, timeout)
+        self._unmount()
+
+    def queue_log(self) -> str:
+        path = self.root / "var/log/asterisk/queue_log"
+        return path.read_text() if path.exists() else ""
+
+
+def host_mirror(sources: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror this host already uses (never hard-coded here)."""
+    for path in sorted(sources.glob("sources.list.d/*.sources")):
+        for line in path.read_text().splitlines():
+            if line.startswith("URIs:") and "security" not in line:
+                return line.split()[1]
+    lst = sources / "sources.list"
+    if lst.exists():
+        for line in lst.read_text().splitlines():
+            words = line.split()
+            if words[:1] == ["deb"] and "security" not in line:
+                return next(w for w in words[1:] if "://" in w)
+    raise LabError("no Debian mirror found in the host's apt sources")
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (chroot and mount); run it with sudo")
+
+
+def _require_free_ports() -> None:
+    for kind, port in ((socket.SOCK_DGRAM, SIP_PORT), (socket.SOCK_STREAM, AMI_PORT)):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                proto = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+                raise LabError(f"port 127.0.0.1:{port}/{proto} is taken; stop what uses it") from None
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _run(cmd: list[str], what: str) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LabError(f"{what} failed: {(done.stderr or done.stdout).strip()[:200]}")

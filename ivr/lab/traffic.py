@@ -1,0 +1,77 @@
+"""SIPp user agents for the lab: agents that ring then answer, and callers.
+
+Each SIPp gets its own signalling port and media port (it binds the media
+port and the one two above, so media ports are handed out four apart).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+
+from ivr.lab.pbx import AGENTS, SIP_PORT, LabError
+
+SCENARIOS = Path(__file__).with_name("sipp")
+HOTLINE = "8800"
+_media_ports = itertools.count(31000, 4)
+_caller_ports = itertools.count(5200)
+
+
+@dataclass
+class Sipp:
+    """One running SIPp process; stop() ends it, wait() lets it finish."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    _stopped: bool = field(default=False, repr=False)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def wait(self, timeout: float) -> int:
+        code = self.process.wait(timeout)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        return code
+
+
+def agent(name: str, ring_ms: int) -> Sipp:
+    """The SIP phone of lab agent `name`: rings ring_ms, then answers."""
+    port = AGENTS[name]
+    return _start(f"agent-{name}", "agent.xml", {"ring_ms": ring_ms},
+                  ["-p", str(port)])
+
+
+def callers(count: int, hold_ms: int, rate: float = 10.0,
+            number_prefix: str = "7900", service: str = HOTLINE,
+            concurrent: int | None = None) -> Sipp:
+    """`count` customers calling `service`, each on the line for hold_ms."""
+    args = ["-s", service, "-m", str(count), "-r", str(rate), "-rp", "1000",
+            "-l", str(concurrent or count), "-p", str(next(_caller_ports))]
+    return _start(f"callers-{number_prefix}", "caller.xml",
+                  {"hold_ms": hold_ms, "number_prefix": number_prefix}, args)
+
+
+def _start(name: str, scenario: str, values: dict[str, object], args: list[str]) -> Sipp:
+    if shutil.which("sipp") is None:
+        raise LabError("sipp is not installed (run `make setup`)")
+    workdir = Path(tempfile.mkdtemp(prefix=f"ivr-{name}-"))
+    xml = workdir / scenario
+    xml.write_text(Template((SCENARIOS / scenario).read_text()).substitute(values))
+    cmd = ["sipp", "-sf", str(xml), "-i", "127.0.0.1", "-mp", str(next(_media_ports)),
+           "-nostdin", "-trace_err", *args, f"127.0.0.1:{SIP_PORT}"]
+    process = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return Sipp(name, process, workdir)
