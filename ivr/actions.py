@@ -1,0 +1,36 @@
+"""Doing: turn routing decisions into AMI actions, one function per action.
+
+The dialplan owns destinations: a move sends the caller to the named
+extension `<queue>` in context ivr-queues.  IVR_MOVE is set first so the
+reason is on the AMI stream before the caller leaves the queue (the tracker
+reads it from there, in replays too).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Mapping, Protocol
+
+from ivr.ami.codec import Message
+from ivr.ami.events import IVR_MOVE
+from ivr.policy import Move
+
+log = logging.getLogger(__name__)
+
+DESTINATIONS_CONTEXT = "ivr-queues"
+
+
+class Actions(Protocol):
+    async def action(self, name: str, fields: Mapping[str, str] | None = None,
+                     timeout: float | None = None) -> Message: ...
+
+
+async def move(ami: Actions, m: Move) -> None:
+    log.info("call %s: moving from %s to %s (%s)", m.uniqueid, m.from_queue, m.to_queue, m.reason)
+    await ami.action("Setvar", {"Channel": m.channel, "Variable": IVR_MOVE, "Value": m.reason})
+    try:
+        await ami.action("Redirect", {"Channel": m.channel, "Context": DESTINATIONS_CONTEXT,
+                                      "Exten": m.to_queue, "Priority": "1"})
+    except Exception:
+        await ami.action("Setvar", {"Channel": m.channel, "Variable": IVR_MOVE, "Value": ""})
+        raise

@@ -1,0 +1,152 @@
+"""The `ivr` command: run the service, or manage the lab PBX."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ivr import config as cfg
+from ivr.lab.pbx import Lab, LabError
+
+log = logging.getLogger("ivr")
+
+DESCRIPTION = """\
+ivr follows every caller of an Asterisk call center through its queues over
+AMI, measures answer times against each queue's SLA threshold (30.000 s by
+default) to the millisecond, moves callers still waiting in first-line at
+30 s to the common queue, and exports the figures to Prometheus.
+"""
+
+RUN_EPILOG = """\
+configuration, lowest precedence first:
+  built-in defaults      AMI 127.0.0.1:5038, HTTP 127.0.0.1:9105, queues
+                         first-line (30 s, overflow to common at 30 s),
+                         common, engineers
+  --config FILE          TOML (see deploy/ivr.example.toml); or IVR_CONFIG
+  environment            IVR_AMI_HOST IVR_AMI_PORT IVR_AMI_USERNAME
+                         IVR_AMI_SECRET IVR_LISTEN IVR_LOG_LEVEL
+  flags                  --listen, --log-level
+With no AMI username anywhere, ivr uses the lab PBX's (`ivr lab up`).
+
+HTTP endpoints:
+  /metrics   Prometheus metrics (ivr_queue_*, ivr_journey*, ivr_ami_*)
+  /healthz   200 while the process is alive
+  /readyz    200 once logged in to AMI and resynced, else 503
+
+exit status: 0 stopped cleanly, 1 runtime failure (e.g. port taken),
+2 bad configuration.
+"""
+
+LAB_EPILOG = """\
+The lab is a real Asterisk 22 chrooted in a Debian unstable root built with
+debootstrap under $IVR_LAB_DIR (default ~/.cache/ivr/lab); it needs root.
+SIP on udp 127.0.0.1:5060 (hotline 8800), AMI on 127.0.0.1:5038.
+Agents: op1..op4 at 127.0.0.1:5071-5074 (first-line), gen1, gen2 at
+5091, 5092 (common), eng1, eng2 at 5081, 5082 (engineers).
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except cfg.ConfigError as exc:
+        print(f"ivr: bad config: {exc}", file=sys.stderr)
+        return 2
+    except LabError as exc:
+        print(f"ivr lab: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ivr", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="follow the PBX and serve /metrics", description=DESCRIPTION,
+                         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--config", type=Path, help="TOML config file (default: $IVR_CONFIG)")
+    run.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (default 127.0.0.1:9105)")
+    run.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    run.add_argument("--trace-ami", action="store_true", help="log every AMI frame (secrets masked)")
+    run.set_defaults(func=_run)
+    _lab_parser(sub)
+    demo = sub.add_parser("demo", help="lab + ivr + SIPp traffic, with a live summary")
+    demo.add_argument("--minutes", type=float, default=3.0, help="how long to run (default 3)")
+    demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9105")
+    demo.set_defaults(func=_demo)
+    return p
+
+
+def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lab = sub.add_parser("lab", help="the lab PBX: up, down, status", epilog=LAB_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    lab.add_argument("--dir", type=Path, help="lab folder (default $IVR_LAB_DIR or ~/.cache/ivr/lab)")
+    lsub = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
+    up = lsub.add_parser("up", help="build (first time) and start the lab Asterisk")
+    up.add_argument("--fresh", action="store_true", help="rebuild the root from scratch")
+    up.set_defaults(func=_lab_up)
+    lsub.add_parser("down", help="stop the lab Asterisk and unmount").set_defaults(func=_lab_down)
+    status = lsub.add_parser("status", help="is it running; AMI credentials")
+    status.add_argument("--json", action="store_true", help="machine-readable")
+    status.set_defaults(func=_lab_status)
+
+
+def load_config(args: argparse.Namespace) -> cfg.Config:
+    config = cfg.load(getattr(args, "config", None), os.environ,
+                      listen=args.listen, log_level=getattr(args, "log_level", None))
+    if getattr(args, "trace_ami", False):
+        config = replace(config, ami=replace(config.ami, trace=True))
+    if not config.ami.username:
+        lab = Lab().status()
+        log.info("no AMI username configured: using the lab PBX's AMI user")
+        config = replace(config, ami=replace(config.ami, host=lab.ami.host, port=lab.ami.port,
+                                             username=lab.ami.username, secret=lab.ami.secret))
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ivr.service import serve
+    config = load_config(args)
+    logging.getLogger().setLevel(config.log_level)
+    return asyncio.run(serve(config))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ivr.demo import demo
+    Lab().up()
+    return asyncio.run(demo(load_config(args), args.minutes))
+
+
+def _lab(args: argparse.Namespace) -> Lab:
+    return Lab(args.dir)
+
+
+def _lab_up(args: argparse.Namespace) -> int:
+    status = _lab(args).up(fresh=args.fresh)
+    print(f"lab up: asterisk pid {status.pid}, SIP {status.sip}, "
+          f"AMI {status.ami.host}:{status.ami.port} user {status.ami.username}")
+    return 0
+
+
+def _lab_down(args: argparse.Namespace) -> int:
+    _lab(args).down()
+    print("lab down")
+    return 0
+
+
+def _lab_status(args: argparse.Namespace) -> int:
+    status = _lab(args).status()
+    if args.json:
+        print(status.to_json())
+    else:
+        state = f"running (pid {status.pid})" if status.running else "stopped"
+        print(f"lab {state}; root {status.root}; AMI {status.ami.host}:{status.ami.port}")
+    return 0 if status.running else 3

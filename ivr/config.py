@@ -1,0 +1,191 @@
+"""Typed configuration: defaults, then the TOML file, then IVR_* variables, then flags.
+
+Every mistake is one line naming the key and what was expected
+(ConfigError); `ivr run` prints it and exits 2.  deploy/ivr.example.toml is
+the commented reference.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message is one line a person can act on."""
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = ""
+    secret: str = field(default="", repr=False)
+    ping_interval: float = 5.0
+    ping_timeout: float = 3.0
+    trace: bool = False
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    name: str
+    sla_seconds: float = 30.0
+    overflow_to: str | None = None
+    overflow_after_seconds: float | None = None
+
+
+DEFAULT_QUEUES = (
+    QueueConfig("first-line", 30.0, overflow_to="common", overflow_after_seconds=30.0),
+    QueueConfig("common"),
+    QueueConfig("engineers"),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    ami: AmiConfig = AmiConfig()
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 9105
+    queues: tuple[QueueConfig, ...] = DEFAULT_QUEUES
+    log_level: str = "INFO"
+
+    @property
+    def queue_names(self) -> tuple[str, ...]:
+        return tuple(q.name for q in self.queues)
+
+
+_ENV_AMI = {"IVR_AMI_HOST": "host", "IVR_AMI_PORT": "port",
+            "IVR_AMI_USERNAME": "username", "IVR_AMI_SECRET": "secret"}
+
+
+def load(path: Path | None = None, env: Mapping[str, str] | None = None,
+         listen: str | None = None, log_level: str | None = None) -> Config:
+    env = env or {}
+    cfg = Config()
+    path = path or (Path(env["IVR_CONFIG"]) if env.get("IVR_CONFIG") else None)
+    if path is not None:
+        cfg = _from_file(cfg, path)
+    cfg = _from_env(cfg, env)
+    if listen is not None:
+        cfg = _with_listen(cfg, listen, "--listen")
+    if log_level is not None:
+        cfg = replace(cfg, log_level=_level(log_level, "--log-level"))
+    return cfg
+
+
+def _from_file(cfg: Config, path: Path) -> Config:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    _only(data, {"ami", "http", "queues", "log_level"}, "")
+    ami = _section(data, "ami")
+    _only(ami, set(AmiConfig.__dataclass_fields__), "ami.")
+    cfg = replace(cfg, ami=replace(cfg.ami, **{k: _typed(AmiConfig, k, v, "ami.") for k, v in ami.items()}))
+    http = _section(data, "http")
+    _only(http, {"listen"}, "http.")
+    if "listen" in http:
+        cfg = _with_listen(cfg, str(http["listen"]), "http.listen")
+    if "queues" in data:
+        cfg = replace(cfg, queues=_queues(_section(data, "queues")))
+    if "log_level" in data:
+        cfg = replace(cfg, log_level=_level(str(data["log_level"]), "log_level"))
+    return cfg
+
+
+def _queues(data: dict[str, Any]) -> tuple[QueueConfig, ...]:
+    queues = []
+    for name, raw in data.items():
+        if not isinstance(raw, dict):
+            raise ConfigError(f"queues.{name} must be a table")
+        fields = set(QueueConfig.__dataclass_fields__) - {"name"}
+        _only(raw, fields, f"queues.{name}.")
+        values = {k: _typed(QueueConfig, k, v, f"queues.{name}.") for k, v in raw.items()}
+        queues.append(QueueConfig(name, **values))
+    names = {q.name for q in queues}
+    for q in queues:
+        if q.overflow_to is not None and q.overflow_to not in names:
+            raise ConfigError(f"queues.{q.name}.overflow_to names an unknown queue {q.overflow_to!r}")
+        if (q.overflow_to is None) != (q.overflow_after_seconds is None):
+            raise ConfigError(f"queues.{q.name}: set overflow_to and overflow_after_seconds together")
+    return tuple(queues)
+
+
+def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
+    for var, key in _ENV_AMI.items():
+        if var in env:
+            cfg = replace(cfg, ami=replace(cfg.ami, **{key: _typed(AmiConfig, key, env[var], var)}))
+    if "IVR_LISTEN" in env:
+        cfg = _with_listen(cfg, env["IVR_LISTEN"], "IVR_LISTEN")
+    if "IVR_LOG_LEVEL" in env:
+        cfg = replace(cfg, log_level=_level(env["IVR_LOG_LEVEL"], "IVR_LOG_LEVEL"))
+    return cfg
+
+
+def _with_listen(cfg: Config, value: str, where: str) -> Config:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: expected HOST:PORT, got {value!r}")
+    return replace(cfg, listen_host=host.strip("[]"), listen_port=int(port))
+
+
+def _level(value: str, where: str) -> str:
+    level = value.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"{where}: expected DEBUG, INFO, WARNING or ERROR, got {value!r}")
+    return level
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{key}] must be a table")
+    return value
+
+
+def _only(data: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"unknown config key {prefix}{key} (known: {', '.join(sorted(allowed))})")
+
+
+def _typed(cls: type, key: str, value: Any, where: str) -> Any:
+    """Coerce `value` to the type of dataclass field `key`, or say why not."""
+    kind = str(cls.__dataclass_fields__[key].type)
+    label = where + key if where.endswith(".") else where
+    try:
+        if kind.startswith("int"):
+            return _int(value)
+        if kind.startswith("float"):
+            return _positive(float(value))
+        if kind.startswith("bool"):
+            return _bool(value)
+        return None if value is None else str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{label}: expected {kind.split(' ')[0]}, got {value!r}") from None
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value)
+
+
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise ValueError(value)
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)

@@ -1,0 +1,344 @@
+"""Call journeys: one per caller, through the queues, as a state machine.
+
+Theory of operation
+-------------------
+A journey is keyed by the caller channel's Uniqueid, which survives moves
+between queues (a Redirect or a dialplan Goto keeps the channel).  Each stay
+in a queue is a *visit*:
+
+    (none) --QueueCallerJoin--> WAITING --QueueCallerLeave/Abandon--> LEAVING
+    LEAVING --resolved--> (none)        WAITING/LEAVING --AgentConnect--> answered
+
+Asterisk does not say why a caller left.  QueueCallerAbandon is raised for
+a hang-up, for the queue timeout and for a withdrawal alike, and
+QueueCallerLeave carries no reason; AgentConnect even comes *after* the
+Leave.  So leaving is a state of its own, resolved by the next event of that
+channel that tells:
+
+    AgentConnect                  -> answered
+    VarSet IVR_MOVE=<reason>      -> <reason> (timeout or withdrawn): ivr sets
+                                     it just before it moves the caller, so it
+                                     can arrive before the Leave as well
+    VarSet QUEUESTATUS=TIMEOUT    -> timeout (the dialplan's fallback move)
+    VarSet QUEUESTATUS=WITHDRAW   -> withdrawn
+    VarSet QUEUESTATUS=*EMPTY...  -> empty
+    QueueCallerJoin (elsewhere)   -> transferred, unless a reason was set
+    Hangup                        -> abandoned
+
+A timeout is therefore never counted as an abandon.  Waits are measured from
+Asterisk's event timestamps (microseconds), floored to milliseconds, and
+judged against the queue's threshold inclusively: 30.000 s is within.
+
+`handle(event)` returns *facts* (Entered, Exited, ...) and nothing else
+happens here: metrics and routing consume the facts.  `resync(snapshot)`
+reconciles with what Asterisk reports after a (re)connect, so nothing is
+counted twice and nothing stays stuck.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Mapping
+
+from ivr.ami import events as ev
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("answered", "abandoned", "timeout", "withdrawn", "empty", "transferred")
+AGENT_STATES = ("available", "ringing", "in_call", "paused", "unavailable")
+FIRST_LINE = "first-line"
+DEFAULT_THRESHOLD_MS = 30_000
+
+_QUEUESTATUS_OUTCOME = {
+    "TIMEOUT": "timeout", "WITHDRAW": "withdrawn", "FULL": "empty",
+    "JOINEMPTY": "empty", "LEAVEEMPTY": "empty",
+    "JOINUNAVAIL": "empty", "LEAVEUNAVAIL": "empty",
+}
+
+
+# -- facts: what happened, for metrics and routing ---------------------------
+
+@dataclass(frozen=True, slots=True)
+class Entered:
+    uniqueid: str
+    channel: str
+    queue: str
+    at_us: int
+    visit: int
+    recovered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    uniqueid: str
+    queue: str
+    outcome: str
+    wait_ms: int
+    visit: int
+    within_sla: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Overflowed:
+    uniqueid: str
+    from_queue: str
+    to_queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyAnswered:
+    uniqueid: str
+    queue: str
+    member: str
+    wait_ms: int          # from first entering any queue
+    payable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyEnded:
+    uniqueid: str
+    outcome: str          # answered, abandoned, unanswered, unknown
+
+
+@dataclass(frozen=True, slots=True)
+class Unobserved:
+    """The caller left `queue` while ivr was not connected."""
+
+    uniqueid: str
+    queue: str
+    visit: int
+
+
+Fact = Entered | Exited | Overflowed | JourneyAnswered | JourneyEnded | Unobserved
+
+
+# -- state ------------------------------------------------------------------
+
+class VisitState(Enum):
+    WAITING = "waiting"
+    LEAVING = "leaving"
+
+
+@dataclass
+class Visit:
+    id: int
+    queue: str
+    entered_us: int
+    state: VisitState = VisitState.WAITING
+    left_us: int = 0
+    move_reason: str | None = None
+
+
+@dataclass
+class Journey:
+    uniqueid: str
+    channel: str
+    caller: str
+    first_entered_us: int
+    first_line_entered_us: int | None = None
+    visit: Visit | None = None
+    answered: bool = False
+    last_exit: tuple[str, str] | None = None      # (queue, outcome)
+    path: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    status: int
+    paused: bool
+    in_call: bool
+
+    @property
+    def state(self) -> str:
+        if self.status in (0, 4, 5):
+            return "unavailable"
+        if self.status in (6, 7):
+            return "ringing"
+        if self.in_call or self.status in (2, 3, 8):
+            return "in_call"
+        return "paused" if self.paused else "available"
+
+
+class Tracker:
+    def __init__(self, thresholds_ms: Mapping[str, int] | None = None,
+                 first_line: str = FIRST_LINE) -> None:
+        self.thresholds_ms = dict(thresholds_ms or {})
+        self.first_line = first_line
+        self.journeys: dict[str, Journey] = {}
+        self.members: dict[tuple[str, str], Member] = {}
+        self._visits = 0
+
+    def threshold_ms(self, queue: str) -> int:
+        return self.thresholds_ms.get(queue, DEFAULT_THRESHOLD_MS)
+
+    # -- events -------------------------------------------------------------
+
+    def handle(self, event: ev.Event) -> list[Fact]:
+        if isinstance(event, ev.CallerJoined):
+            return self._joined(event)
+        if isinstance(event, ev.CallerLeft):
+            return self._left(event)
+        if isinstance(event, ev.AgentAnswered):
+            return self._answered(event)
+        if isinstance(event, ev.VarSet):
+            return self._varset(event)
+        if isinstance(event, ev.Hangup):
+            return self._hangup(event)
+        if isinstance(event, ev.MemberState):
+            self.members[(event.queue, event.member)] = Member(event.status, event.paused, event.in_call)
+        elif isinstance(event, ev.MemberRemoved):
+            self.members.pop((event.queue, event.member), None)
+        return []
+
+    def _joined(self, e: ev.CallerJoined) -> list[Fact]:
+        j = self.journeys.get(e.uniqueid)
+        if j is None:
+            j = self.journeys[e.uniqueid] = Journey(e.uniqueid, e.channel, e.caller, e.ts)
+        facts: list[Fact] = []
+        if j.visit is not None:
+            reason = j.visit.move_reason or "transferred"
+            facts += self._resolve(j, reason, j.visit.left_us or e.ts)
+        if j.last_exit and j.last_exit[1] != "answered" and j.last_exit[0] != e.queue:
+            facts.append(Overflowed(j.uniqueid, j.last_exit[0], e.queue))
+        return facts + [self._enter(j, e.queue, e.ts)]
+
+    def _enter(self, j: Journey, queue: str, at_us: int, recovered: bool = False) -> Entered:
+        self._visits += 1
+        j.visit = Visit(self._visits, queue, at_us)
+        j.path.append(queue)
+        if queue == self.first_line and j.first_line_entered_us is None:
+            j.first_line_entered_us = at_us
+        log.info("call %s (%s) entered %s", j.uniqueid, j.caller, queue)
+        return Entered(j.uniqueid, j.channel, queue, at_us, self._visits, recovered)
+
+    def _left(self, e: ev.CallerLeft) -> list[Fact]:
+        j, v = self._visit(e.uniqueid, e.queue)
+        if j is None or v is None or v.state is VisitState.LEAVING:
+            return []   # the Leave that follows an Abandon, or a stranger
+        v.state, v.left_us = VisitState.LEAVING, e.ts
+        if v.move_reason:
+            return self._resolve(j, v.move_reason, e.ts)
+        return []
+
+    def _answered(self, e: ev.AgentAnswered) -> list[Fact]:
+        j, v = self._visit(e.uniqueid, e.queue)
+        if j is None or v is None:
+            return []
+        return self._resolve(j, "answered", e.ts, e.member)
+
+    def _varset(self, e: ev.VarSet) -> list[Fact]:
+        j = self.journeys.get(e.uniqueid)
+        v = j.visit if j else None
+        if j is None or v is None:
+            return []
+        if e.variable == ev.IVR_MOVE:
+            v.move_reason = e.value if e.value in ("timeout", "withdrawn") else None
+            if v.move_reason and v.state is VisitState.LEAVING:
+                return self._resolve(j, v.move_reason, v.left_us)
+            return []
+        outcome = _QUEUESTATUS_OUTCOME.get(e.value)
+        if outcome is None or v.state is not VisitState.LEAVING:
+            return []
+        if outcome == "withdrawn" and v.move_reason:
+            outcome = v.move_reason
+        return self._resolve(j, outcome, v.left_us)
+
+    def _hangup(self, e: ev.Hangup) -> list[Fact]:
+        j = self.journeys.pop(e.uniqueid, None)
+        if j is None:
+            return []
+        facts: list[Fact] = []
+        if j.visit is not None:
+            reason = j.visit.move_reason or "abandoned"
+            facts += self._resolve(j, reason, j.visit.left_us or e.ts)
+        outcome = _journey_outcome(j)
+        log.info("call %s ended: %s via %s", j.uniqueid, outcome, " > ".join(j.path))
+        return facts + [JourneyEnded(j.uniqueid, outcome)]
+
+    def _visit(self, uniqueid: str, queue: str) -> tuple[Journey | None, Visit | None]:
+        j = self.journeys.get(uniqueid)
+        if j is None or j.visit is None or j.visit.queue != queue:
+            return j, None
+        return j, j.visit
+
+    # -- resolution: the one place a visit ends -----------------------------
+
+    def _resolve(self, j: Journey, outcome: str, at_us: int, member: str = "") -> list[Fact]:
+        v = j.visit
+        assert v is not None
+        j.visit, j.last_exit = None, (v.queue, outcome)
+        wait_ms = max(0, at_us - v.entered_us) // 1000
+        within = outcome == "answered" and wait_ms <= self.threshold_ms(v.queue)
+        log.info("call %s left %s: %s after %.3f s%s", j.uniqueid, v.queue, outcome,
+                 wait_ms / 1000, " (within SLA)" if within else "")
+        facts: list[Fact] = [Exited(j.uniqueid, v.queue, outcome, wait_ms, v.id, within)]
+        if outcome == "answered" and not j.answered:
+            j.answered = True
+            facts.append(self._journey_answered(j, v.queue, member, at_us))
+        return facts
+
+    def _journey_answered(self, j: Journey, queue: str, member: str, at_us: int) -> JourneyAnswered:
+        payable = False
+        if queue == self.first_line and j.first_line_entered_us is not None:
+            first_wait = (at_us - j.first_line_entered_us) // 1000
+            payable = first_wait <= self.threshold_ms(queue)
+        wait_ms = max(0, at_us - j.first_entered_us) // 1000
+        return JourneyAnswered(j.uniqueid, queue, member, wait_ms, payable)
+
+    # -- resync after (re)connect -------------------------------------------
+
+    def resync(self, snap: ev.Snapshot) -> list[Fact]:
+        self.members = {(m.queue, m.member): Member(m.status, m.paused, m.in_call)
+                        for m in snap.members}
+        facts: list[Fact] = []
+        waiting = {w.uniqueid: w for w in snap.waiting}
+        for j in list(self.journeys.values()):
+            facts += self._reconcile(j, waiting.get(j.uniqueid), snap)
+        for w in waiting.values():
+            if w.uniqueid not in self.journeys:
+                facts.append(self._recover(w, snap.taken_at))
+        return facts
+
+    def _reconcile(self, j: Journey, w: ev.WaitingCaller | None, snap: ev.Snapshot) -> list[Fact]:
+        v = j.visit
+        if v is not None and w is not None and v.queue == w.queue and v.state is VisitState.WAITING:
+            return []
+        if (v.entered_us if v is not None else j.first_entered_us) >= snap.taken_at:
+            return []   # seen live after the snapshot was asked for: newer than it
+        facts: list[Fact] = []
+        if v is not None:
+            j.visit = None
+            facts.append(Unobserved(j.uniqueid, v.queue, v.id))
+        if w is not None:
+            facts.append(self._enter(j, w.queue, snap.taken_at - w.wait_s * 1_000_000, True))
+        elif j.uniqueid not in snap.live_channels:
+            del self.journeys[j.uniqueid]
+            facts.append(JourneyEnded(j.uniqueid, "answered" if j.answered else "unknown"))
+        return facts
+
+    def _recover(self, w: ev.WaitingCaller, taken_at: int) -> Entered:
+        entered = taken_at - w.wait_s * 1_000_000
+        j = self.journeys[w.uniqueid] = Journey(w.uniqueid, w.channel, w.caller, entered)
+        return self._enter(j, w.queue, entered, recovered=True)
+
+    # -- live state, read at scrape time ------------------------------------
+
+    def waiting(self, queue: str) -> list[Journey]:
+        return [j for j in self.journeys.values()
+                if j.visit is not None and j.visit.queue == queue
+                and j.visit.state is VisitState.WAITING]
+
+    def agent_counts(self, queue: str) -> dict[str, int]:
+        counts = dict.fromkeys(AGENT_STATES, 0)
+        for (q, _), member in self.members.items():
+            if q == queue:
+                counts[member.state] += 1
+        return counts
+
+
+def _journey_outcome(j: Journey) -> str:
+    if j.answered:
+        return "answered"
+    return "abandoned" if j.last_exit and j.last_exit[1] == "abandoned" else "unanswered"

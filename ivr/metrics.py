@@ -1,0 +1,152 @@
+"""SLA metrics: a public contract (dashboards and alerts depend on the names).
+
+Counters and histograms are fed with tracker facts by `Metrics.record`;
+live state (waiting callers, agents, AMI health) is read from the tracker
+and the AMI client at scrape time by `LiveCollector`, never poked from
+elsewhere.  Everything lives in one registry owned by the app.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, Protocol, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ivr import journeys as jr
+
+WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0)
+
+
+class AmiHealth(Protocol):
+    up: bool
+    reconnects: int
+    events_received: int
+
+    @property
+    def malformed_frames(self) -> int: ...
+
+
+def wait_buckets(thresholds_s: Iterable[float]) -> tuple[float, ...]:
+    """The standard buckets plus an edge exactly at every SLA threshold."""
+    return tuple(sorted(set(WAIT_BUCKETS) | set(thresholds_s)))
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry, queues: Sequence[str],
+                 thresholds_s: Iterable[float]) -> None:
+        buckets = wait_buckets(thresholds_s)
+        self.entered = Counter("ivr_queue_entered", "Callers that entered a queue",
+                               ["queue"], registry=registry)
+        self.exits = Counter("ivr_queue_exits", "Callers that left a queue, by why they left",
+                             ["queue", "outcome"], registry=registry)
+        self.within_sla = Counter("ivr_queue_answered_within_sla",
+                                  "Callers answered within the queue's SLA threshold",
+                                  ["queue"], registry=registry)
+        self.answer_wait = Histogram("ivr_queue_answer_wait_seconds",
+                                     "Wait from entering the queue to an agent answering",
+                                     ["queue"], buckets=buckets, registry=registry)
+        self.abandon_wait = Histogram("ivr_queue_abandon_wait_seconds",
+                                      "Wait from entering the queue to the caller hanging up",
+                                      ["queue"], buckets=buckets, registry=registry)
+        self.overflow = Counter("ivr_queue_overflow", "Unanswered callers moved between queues",
+                                ["from_queue", "to_queue"], registry=registry)
+        self.unobserved = Counter("ivr_queue_exits_unobserved",
+                                  "Callers that left a queue while ivr was disconnected",
+                                  ["queue"], registry=registry)
+        self.journeys = Counter("ivr_journeys", "Finished caller journeys, by outcome",
+                                ["outcome"], registry=registry)
+        self.journey_wait = Histogram("ivr_journey_answer_wait_seconds",
+                                      "Wait from first entering any queue to the first answer",
+                                      buckets=buckets, registry=registry)
+        self.payable = Counter("ivr_payable_calls",
+                               "Calls answered in first-line within its threshold of first entering it",
+                               registry=registry)
+        self._init_labels(queues)
+
+    def _init_labels(self, queues: Sequence[str]) -> None:
+        """Series exist at zero from start-up, so dashboards show 0, not 'no data'."""
+        for q in queues:
+            for family in (self.entered, self.within_sla, self.answer_wait,
+                           self.abandon_wait, self.unobserved):
+                family.labels(queue=q)
+            for outcome in jr.OUTCOMES:
+                self.exits.labels(queue=q, outcome=outcome)
+        for outcome in ("answered", "abandoned", "unanswered"):
+            self.journeys.labels(outcome=outcome)
+
+    def record(self, fact: jr.Fact) -> None:
+        if isinstance(fact, jr.Entered):
+            self.entered.labels(queue=fact.queue).inc()
+        elif isinstance(fact, jr.Exited):
+            self._exited(fact)
+        elif isinstance(fact, jr.Overflowed):
+            self.overflow.labels(from_queue=fact.from_queue, to_queue=fact.to_queue).inc()
+        elif isinstance(fact, jr.JourneyAnswered):
+            self.journey_wait.observe(fact.wait_ms / 1000)
+            if fact.payable:
+                self.payable.inc()
+        elif isinstance(fact, jr.JourneyEnded):
+            self.journeys.labels(outcome=fact.outcome).inc()
+        elif isinstance(fact, jr.Unobserved):
+            self.unobserved.labels(queue=fact.queue).inc()
+
+    def _exited(self, fact: jr.Exited) -> None:
+        self.exits.labels(queue=fact.queue, outcome=fact.outcome).inc()
+        if fact.outcome == "answered":
+            self.answer_wait.labels(queue=fact.queue).observe(fact.wait_ms / 1000)
+            if fact.within_sla:
+                self.within_sla.labels(queue=fact.queue).inc()
+        elif fact.outcome == "abandoned":
+            self.abandon_wait.labels(queue=fact.queue).observe(fact.wait_ms / 1000)
+
+
+class LiveCollector(Collector):
+    """Gauges read from live state at scrape time."""
+
+    def __init__(self, tracker: jr.Tracker, ami: AmiHealth, queues: Sequence[str],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.tracker, self.ami, self.queues, self.clock = tracker, ami, queues, clock
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self._queues()
+        yield from self._agents()
+        yield from self._ami()
+
+    def _queues(self) -> Iterable[Metric]:
+        waiting = GaugeMetricFamily("ivr_queue_waiting_calls", "Callers waiting now", labels=["queue"])
+        oldest = GaugeMetricFamily("ivr_queue_oldest_wait_seconds",
+                                   "How long the longest-waiting caller has waited", labels=["queue"])
+        threshold = GaugeMetricFamily("ivr_queue_sla_threshold_seconds",
+                                      "The queue's SLA answer threshold", labels=["queue"])
+        now_us = round(self.clock() * 1_000_000)
+        for q in self.queues:
+            callers = self.tracker.waiting(q)
+            entered = [j.visit.entered_us for j in callers if j.visit is not None]
+            waiting.add_metric([q], len(callers))
+            oldest.add_metric([q], max(0, now_us - min(entered)) / 1e6 if entered else 0.0)
+            threshold.add_metric([q], self.tracker.threshold_ms(q) / 1000)
+        return (waiting, oldest, threshold)
+
+    def _agents(self) -> Iterable[Metric]:
+        agents = GaugeMetricFamily("ivr_queue_agents", "Queue members by state",
+                                   labels=["queue", "state"])
+        for q in self.queues:
+            for state, count in self.tracker.agent_counts(q).items():
+                agents.add_metric([q, state], count)
+        return (agents,)
+
+    def _ami(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily("ivr_ami_up", "1 when logged in to AMI and resynced")
+        up.add_metric([], 1.0 if self.ami.up else 0.0)
+        return (
+            up,
+            CounterMetricFamily("ivr_ami_reconnects", "AMI logins after the first",
+                                value=self.ami.reconnects),
+            CounterMetricFamily("ivr_ami_events", "AMI events received",
+                                value=self.ami.events_received),
+            CounterMetricFamily("ivr_ami_malformed_frames", "AMI frames that could not be parsed",
+                                value=self.ami.malformed_frames),
+        )

@@ -1,0 +1,45 @@
+"""HTTP: /metrics, /healthz (alive), /readyz (logged in to AMI and resynced)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from ivr.app import App
+
+APP = web.AppKey("ivr", App)
+
+
+def make_web(app: App) -> web.Application:
+    w = web.Application()
+    w[APP] = app
+    w.router.add_get("/metrics", make_aiohttp_handler(app.registry))
+    w.router.add_get("/healthz", healthz)
+    w.router.add_get("/readyz", readyz)
+    w.cleanup_ctx.append(_ami_running)
+    return w
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"alive": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    body = {"ready": app.ready, "ami_up": app.ami.up, "last_error": app.ami.last_error}
+    return web.json_response(body, status=200 if app.ready else 503)
+
+
+async def _ami_running(w: web.Application) -> AsyncIterator[None]:
+    """The AMI loop lives as long as the web app: started and cancelled here."""
+    app = w[APP]
+    task = asyncio.create_task(app.ami.run(), name="ami")
+    yield
+    app.router.close()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,87 @@
+"""Fixtures for end-to-end tests on the real lab PBX with SIPp.
+
+Outside CI a machine without root, debootstrap or sipp skips these tests;
+with CI=true a missing part fails them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from dataclasses import replace
+from typing import AsyncIterator, Iterator
+
+import pytest
+
+from ivr import config as cfg
+from ivr.app import App
+from ivr.journeys import Fact
+from ivr.lab import traffic
+from ivr.lab.pbx import Lab
+from ivr.service import start
+from tests.helpers import eventually
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab needs root"
+    for tool in ("debootstrap", "sipp"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (make setup)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    missing = _missing()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"lab tests cannot run in CI: {missing}")
+        pytest.skip(missing)
+    lab = Lab()
+    lab.up()
+    yield lab
+
+
+def lab_config(lab: Lab) -> cfg.Config:
+    ami = lab.status().ami
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = cfg.Config(listen_port=port)
+    return replace(base, ami=replace(base.ami, host=ami.host, port=ami.port,
+                                     username=ami.username, secret=ami.secret))
+
+
+class Running:
+    """ivr running against the lab, with every fact it produced."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.facts: list[Fact] = []
+        app.listeners.append(self.facts.append)
+
+    def of(self, kind: type) -> list[Fact]:
+        return [f for f in self.facts if isinstance(f, kind)]
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.app.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+async def ivr(lab: Lab) -> AsyncIterator[Running]:
+    app, runner = await start(lab_config(lab))
+    await eventually(lambda: app.ready, timeout=15, what="ivr ready")
+    running = Running(app)
+    yield running
+    await runner.cleanup()
+
+
+@pytest.fixture
+def phones() -> Iterator[list[traffic.Sipp]]:
+    """SIPp processes a test starts; all stopped at the end."""
+    started: list[traffic.Sipp] = []
+    yield started
+    for sipp in started:
+        sipp.stop()

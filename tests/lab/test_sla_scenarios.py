@@ -1,0 +1,138 @@
+"""End to end on the lab PBX: SIPp callers and agents, ivr following over AMI.
+
+Each scenario compares ivr's account of every call with what Asterisk
+itself wrote in its queue_log (whole seconds, and a move by ivr shows there
+as ABANDON followed by ENTERQUEUE in common: exactly what ivr must not call
+an abandon).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import pytest
+
+from ivr import journeys as jr
+from ivr.lab import traffic
+from ivr.lab.pbx import Lab
+from tests.helpers import eventually
+from tests.lab.conftest import Running
+
+pytestmark = pytest.mark.lab
+
+FIRST, COMMON = "first-line", "common"
+OPERATORS = ("op1", "op2", "op3", "op4")
+
+
+def queue_log(lab: Lab, since: float) -> dict[str, list[tuple[str, str, list[str]]]]:
+    """Asterisk's queue_log rows since `since`, by call: (queue, event, data)."""
+    rows: dict[str, list[tuple[str, str, list[str]]]] = defaultdict(list)
+    for line in lab.queue_log().splitlines():
+        epoch, callid, queue, _agent, event, *data = line.split("|")
+        if int(epoch) >= int(since) and callid != "NONE":
+            rows[callid].append((queue, event, data))
+    return rows
+
+
+def exits(ivr: Running, queue: str) -> dict[str, jr.Exited]:
+    return {f.uniqueid: f for f in ivr.of(jr.Exited) if f.queue == queue}  # type: ignore[attr-defined]
+
+
+async def finished(ivr: Running, calls: int, timeout: float) -> None:
+    await eventually(lambda: len(ivr.of(jr.JourneyEnded)) >= calls, timeout=timeout,
+                     interval=0.2, what=f"{calls} journeys ended")
+
+
+async def test_operators_answer_after_3s_all_within_sla(lab: Lab, ivr: Running, phones: list) -> None:
+    since = time.time()
+    phones += [traffic.agent(op, ring_ms=3000) for op in OPERATORS]
+    phones.append(traffic.callers(4, hold_ms=9000, rate=4, number_prefix="7910"))
+    await finished(ivr, 4, timeout=40)
+
+    answered = exits(ivr, FIRST)
+    assert len(answered) == 4
+    asterisk = queue_log(lab, since)
+    for uid, fact in answered.items():
+        assert fact.outcome == "answered" and fact.within_sla
+        assert 3000 <= fact.wait_ms < 4000            # the agents ring 3 s
+        connect = [d for q, e, d in asterisk[uid] if e == "CONNECT"]
+        assert len(connect) == 1
+        assert abs(fact.wait_ms / 1000 - int(connect[0][0])) < 1.0   # Asterisk's holdtime
+    assert ivr.value("ivr_queue_answered_within_sla_total", queue=FIRST) == 4
+    assert ivr.value("ivr_payable_calls_total") == 4
+    assert ivr.value("ivr_journeys_total", outcome="answered") == 4
+    assert ivr.value("ivr_queue_answer_wait_seconds_count", queue=FIRST) == 4
+    assert ivr.value("ivr_queue_answer_wait_seconds_bucket", queue=FIRST, le="5.0") == 4
+
+
+async def test_unanswered_callers_move_to_common_at_30s(lab: Lab, ivr: Running, phones: list) -> None:
+    since = time.time()
+    phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]   # nobody picks up
+    phones += [traffic.agent(g, ring_ms=2000) for g in ("gen1", "gen2")]
+    phones.append(traffic.callers(2, hold_ms=40_000, rate=2, number_prefix="7920"))
+    await finished(ivr, 2, timeout=60)
+
+    moved, answered = exits(ivr, FIRST), exits(ivr, COMMON)
+    assert {f.outcome for f in moved.values()} == {"timeout"}
+    assert {f.outcome for f in answered.values()} == {"answered"}
+    assert moved.keys() == answered.keys() and len(moved) == 2
+    asterisk = queue_log(lab, since)
+    for uid, fact in moved.items():
+        # 30.000 s on Asterisk's clock, and not a ring cycle (15 s) later.
+        assert 30_000 <= fact.wait_ms < 30_500, fact
+        events = [(q, e) for q, e, _ in asterisk[uid]]
+        assert (FIRST, "ABANDON") in events and (COMMON, "ENTERQUEUE") in events
+        assert (COMMON, "CONNECT") in events
+    assert ivr.value("ivr_queue_exits_total", queue=FIRST, outcome="abandoned") == 0
+    assert ivr.value("ivr_queue_exits_total", queue=FIRST, outcome="timeout") == 2
+    assert ivr.value("ivr_queue_overflow_total", from_queue=FIRST, to_queue=COMMON) == 2
+    assert ivr.value("ivr_payable_calls_total") == 0
+    assert ivr.value("ivr_journeys_total", outcome="answered") == 2
+
+
+async def test_callers_hanging_up_after_8s_are_abandoned(lab: Lab, ivr: Running, phones: list) -> None:
+    since = time.time()
+    phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]
+    phones.append(traffic.callers(3, hold_ms=8000, rate=3, number_prefix="7930"))
+    await finished(ivr, 3, timeout=30)
+
+    left = exits(ivr, FIRST)
+    assert {f.outcome for f in left.values()} == {"abandoned"} and len(left) == 3
+    asterisk = queue_log(lab, since)
+    for uid, fact in left.items():
+        abandon = [d for q, e, d in asterisk[uid] if e == "ABANDON"]
+        assert len(abandon) == 1
+        assert abs(fact.wait_ms / 1000 - int(abandon[0][2])) < 1.0   # Asterisk's waittime
+        assert 5000 < fact.wait_ms < 8000      # 8 s on the line, less the greeting
+    assert ivr.value("ivr_queue_exits_total", queue=FIRST, outcome="timeout") == 0
+    assert ivr.value("ivr_queue_abandon_wait_seconds_count", queue=FIRST) == 3
+    assert ivr.value("ivr_journeys_total", outcome="abandoned") == 3
+
+
+async def test_operator_answering_just_before_30s_is_payable(lab: Lab, ivr: Running, phones: list) -> None:
+    since = time.time()
+    ami = ivr.app.ami
+    phones += [traffic.agent(op, ring_ms=3000) for op in OPERATORS]
+    for op in OPERATORS:   # everyone is busy with something else...
+        await ami.action("QueuePause", {"Queue": FIRST, "Interface": f"PJSIP/{op}", "Paused": "true"})
+    try:
+        phones.append(traffic.callers(1, hold_ms=40_000, rate=1, number_prefix="7940"))
+        await eventually(lambda: bool(ivr.of(jr.Entered)), timeout=10, what="caller queued")
+        entered = ivr.of(jr.Entered)[0]
+        # ...until op1 is free 26 s after the caller queued, and rings 3 s.
+        await eventually(lambda: time.time() >= entered.at_us / 1e6 + 26, timeout=30)  # type: ignore[attr-defined]
+        await ami.action("QueuePause", {"Queue": FIRST, "Interface": "PJSIP/op1", "Paused": "false"})
+        await finished(ivr, 1, timeout=50)
+    finally:
+        for op in OPERATORS:
+            await ami.action("QueuePause", {"Queue": FIRST, "Interface": f"PJSIP/{op}", "Paused": "false"})
+
+    (fact,) = exits(ivr, FIRST).values()
+    assert fact.outcome == "answered" and 29_000 <= fact.wait_ms <= 30_000 and fact.within_sla
+    (journey,) = ivr.of(jr.JourneyAnswered)
+    assert journey.payable  # type: ignore[attr-defined]
+    connect = [d for q, e, d in queue_log(lab, since)[fact.uniqueid] if e == "CONNECT"]
+    assert int(connect[0][0]) == 29
+    assert ivr.value("ivr_payable_calls_total") == 1
+    assert ivr.value("ivr_queue_exits_total", queue=FIRST, outcome="timeout") == 0
