@@ -1,0 +1,387 @@
+"""Thin asyncio AMI client: one `run()` loop around the sans-IO codec.
+
+run() owns the connection: connect, banner, Login, `on_login` (the app's
+resync snapshot), then read and dispatch until the socket dies; back off and
+repeat.  Replies are matched to requests by ActionID only and finish on
+protocol markers (`Response:`, `EventList: Complete`), never on the human
+`Message:` text.  Nothing is re-sent after a reconnect: a pending request
+fails with AmiDisconnected and its caller decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ivr.ami.codec import Banner, Codec, MalformedFrame, Message, serialize
+
+logger = logging.getLogger(__name__)
+wire_logger = logging.getLogger("ivr.ami.wire")
+
+Fields = Mapping[str, str | Sequence[str]]
+Reader = asyncio.StreamReader
+Writer = asyncio.StreamWriter
+_READ_SIZE = 65536
+
+
+class AmiError(Exception):
+    """The PBX answered `Response: Error`; str(exc) is its Message text."""
+
+
+class AmiDisconnected(AmiError):
+    """Not connected, or the connection dropped while the action was pending."""
+
+
+class AmiLoginError(AmiError):
+    """The PBX rejected Login; str(exc) is its Message text."""
+
+
+class _HookFailed(Exception):
+    """on_login raised: the snapshot is incomplete, so the connection goes."""
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    host: str
+    port: int
+    username: str
+    secret: str = field(repr=False)  # never in a log line, even via repr()
+    events: str = "system,call,agent,dialplan"
+    connect_timeout: float = 5.0
+    action_timeout: float = 10.0
+    ping_interval: float = 5.0
+    ping_timeout: float = 3.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 10.0
+    trace: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(eq=False)
+class _Pending:
+    is_list: bool
+    future: asyncio.Future[list[Message]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+    items: list[Message] = field(default_factory=list)
+
+    def finish(self, outcome: list[Message] | AmiError) -> None:
+        if self.future.done():
+            return
+        if isinstance(outcome, AmiError):
+            self.future.set_exception(outcome)
+        else:
+            self.future.set_result(outcome)
+
+
+class AmiClient:
+    def __init__(self, settings: AmiSettings, on_event: Callable[[Message], None],
+                 on_login: Callable[[AmiClient], Awaitable[None]] | None = None,
+                 on_state: Callable[[bool], None] | None = None) -> None:
+        self._settings = settings
+        self._on_event = on_event
+        self._on_login = on_login
+        self._on_state = on_state
+        self._ids = itertools.count(1)
+        self._id_prefix = f"ivr-{secrets.token_hex(3)}-"
+        self._pending: dict[str, _Pending] = {}
+        self._abandoned: set[str] = set()  # timed-out lists: swallow late items
+        self._writer: Writer | None = None
+        self._codec: Codec | None = None
+        self._logged_in = False
+        self._logins = 0
+        self._old_malformed = 0
+        self.up = False
+        self.reconnects = 0
+        self.events_received = 0
+        self.last_error: str | None = None
+
+    @property
+    def malformed_frames(self) -> int:
+        return self._old_malformed + (self._codec.malformed if self._codec else 0)
+
+    async def action(self, name: str, fields: Fields | None = None,
+                     timeout: float | None = None) -> Message:
+        self._require_login()
+        return (await self._request(name, fields, timeout, is_list=False))[0]
+
+    async def action_list(self, name: str, fields: Fields | None = None,
+                          timeout: float | None = None) -> list[Message]:
+        self._require_login()
+        return await self._request(name, fields, timeout, is_list=True)
+
+    def _require_login(self) -> None:
+        if not self._logged_in:
+            raise AmiDisconnected(f"not connected to {self._settings.address}")
+
+    async def _request(self, name: str, fields: Fields | None,
+                       timeout: float | None, is_list: bool) -> list[Message]:
+        if (writer := self._writer) is None:
+            raise AmiDisconnected(f"not connected to {self._settings.address}")
+        action_id = f"{self._id_prefix}{next(self._ids)}"
+        data = serialize(name, fields, action_id)
+        pending = self._pending[action_id] = _Pending(is_list)
+        try:
+            async with asyncio.timeout(self._settings.action_timeout
+                                       if timeout is None else timeout):
+                await self._send(writer, data, (name, action_id, fields))
+                return await pending.future
+        except TimeoutError:
+            if is_list:
+                self._abandoned.add(action_id)
+            raise
+        finally:
+            del self._pending[action_id]
+
+    async def _send(self, writer: Writer, data: bytes,
+                    what: tuple[str, str, Fields | None]) -> None:
+        if self._settings.trace:
+            name, action_id, fields = what
+            wire_logger.debug(">> %s ActionID=%s %s", name, action_id,
+                              _masked((fields or {}).items()))
+        try:
+            writer.write(data)
+            await writer.drain()
+        except OSError as exc:
+            raise AmiDisconnected(f"send to {self._settings.address} failed: {exc}") from exc
+
+    def _drain(self, codec: Codec) -> None:
+        while (item := codec.next_event()) is not None:
+            if isinstance(item, Message):
+                self._route(item)
+            elif isinstance(item, MalformedFrame):
+                logger.warning("skipping malformed AMI frame: %s", item.reason)
+
+    def _route(self, msg: Message) -> None:
+        if self._settings.trace:
+            wire_logger.debug("<< %s", _masked(msg.headers))
+        action_id = msg.action_id or ""
+        pending = self._pending.get(action_id)
+        if msg.response is not None:
+            self._on_response(msg, msg.response, pending)
+        elif pending is not None and pending.is_list:
+            self._on_list_item(msg, pending)
+        elif action_id in self._abandoned:
+            self._on_late_item(msg, action_id)
+        elif msg.event is not None:
+            self._dispatch(msg)
+
+    def _on_response(self, msg: Message, response: str, pending: _Pending | None) -> None:
+        if pending is None:
+            logger.debug("dropping AMI response for unknown ActionID %s", msg.action_id)
+        elif response.lower() == "error":
+            pending.finish(AmiError(msg.get("Message") or "error"))
+        elif not pending.is_list:
+            pending.finish([msg])
+        # A list's Success response opens it; only its Complete event ends it.
+
+    def _on_list_item(self, msg: Message, pending: _Pending) -> None:
+        if _completes_list(msg):
+            pending.finish(pending.items)
+        else:
+            pending.items.append(msg)
+
+    def _on_late_item(self, msg: Message, action_id: str) -> None:
+        logger.debug("dropping late %s for timed-out ActionID %s", msg.event, action_id)
+        if _completes_list(msg):
+            self._abandoned.discard(action_id)
+
+    def _dispatch(self, msg: Message) -> None:
+        self.events_received += 1
+        try:
+            self._on_event(msg)
+        except Exception:
+            logger.exception("on_event failed for AMI event %s", msg.event)
+
+    async def run(self) -> None:
+        """Stay connected until cancelled, backing off between attempts."""
+        delay = self._settings.backoff_initial
+        while True:
+            if await self._connection():
+                delay = self._settings.backoff_initial
+            await asyncio.sleep(random.uniform(0, delay))  # full jitter
+            delay = min(delay * 2, self._settings.backoff_max)
+
+    async def _connection(self) -> bool:
+        """One connection's life; True if it got all the way up."""
+        try:
+            async with asyncio.timeout(self._settings.connect_timeout):
+                reader, writer = await asyncio.open_connection(
+                    self._settings.host, self._settings.port)
+        except OSError as exc:  # TimeoutError included
+            self.last_error = _connect_failure(exc, self._settings)
+            logger.warning("AMI %s; retrying", self.last_error)
+            return False
+        try:
+            await self._session(reader, writer)
+        except Exception as exc:  # every failure ends in a reconnect
+            self._report(exc)
+        finally:
+            was_up = self._teardown(writer)
+        return was_up
+
+    async def _session(self, reader: Reader, writer: Writer) -> None:
+        codec = self._codec = Codec()
+        await self._read_banner(reader, codec)
+        self._writer = writer
+        reading = asyncio.create_task(self._read_loop(reader, codec))
+        try:
+            await self._login()
+            await self._run_on_login()
+            self._set_up(True)
+            await self._serve(reading)
+        finally:
+            await _cancel(reading)
+
+    async def _read_banner(self, reader: Reader, codec: Codec) -> None:
+        address, timeout = self._settings.address, self._settings.connect_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                while (first := codec.next_event()) is None:
+                    if codec.eof:
+                        raise AmiDisconnected(f"connection closed by {address}")
+                    codec.receive_data(await reader.read(_READ_SIZE))
+        except TimeoutError:
+            raise AmiDisconnected(f"no AMI banner from {address} within {timeout}s") from None
+        if not isinstance(first, Banner):
+            raise AmiError(f"{address} sent no AMI banner")
+        logger.info("AMI connected to %s: %s", address, first.text)
+
+    async def _read_loop(self, reader: Reader, codec: Codec) -> None:
+        address = self._settings.address
+        try:
+            self._drain(codec)  # whatever came in with the banner
+            while data := await reader.read(_READ_SIZE):
+                codec.receive_data(data)
+                self._drain(codec)
+        except OSError as exc:
+            raise AmiDisconnected(f"connection to {address} lost: {exc}") from exc
+        finally:
+            self._detach()  # fail pending actions now, not at their deadline
+        raise AmiDisconnected(f"connection closed by {address}")
+
+    async def _login(self) -> None:
+        s = self._settings
+        fields = {"Username": s.username, "Secret": s.secret, "Events": s.events}
+        try:
+            await self._request("Login", fields, None, is_list=False)
+        except AmiDisconnected:
+            raise
+        except AmiError as exc:
+            raise AmiLoginError(str(exc)) from None
+        except TimeoutError:
+            raise AmiDisconnected(f"no Login reply from {s.address}") from None
+        self._logged_in = True
+        self._logins += 1
+        self.reconnects = self._logins - 1
+        logger.info("AMI logged in to %s as %s", s.address, s.username)
+
+    async def _run_on_login(self) -> None:
+        if self._on_login is None:
+            return
+        try:
+            await self._on_login(self)
+        except AmiDisconnected:
+            raise
+        except Exception as exc:
+            raise _HookFailed(f"on_login failed: {exc!r}") from exc
+
+    async def _serve(self, reading: asyncio.Task[None]) -> None:
+        pinging = asyncio.create_task(self._ping_loop())
+        try:
+            done, _ = await asyncio.wait({reading, pinging},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises why the connection ended
+        finally:
+            await _cancel(pinging)
+
+    async def _ping_loop(self) -> None:
+        # A half-open TCP connection reads nothing and errors nothing: only
+        # an unanswered request tells it apart from a quiet PBX.
+        timeout = self._settings.ping_timeout
+        while True:
+            await asyncio.sleep(self._settings.ping_interval)
+            try:
+                await self.action("Ping", timeout=timeout)
+            except TimeoutError:
+                raise AmiDisconnected(f"ping unanswered within {timeout}s") from None
+
+    def _report(self, exc: Exception) -> None:
+        if isinstance(exc, AmiLoginError):
+            self.last_error = f"login failed: {exc}"
+            logger.error("AMI %s (user %s at %s); retrying", self.last_error,
+                         self._settings.username, self._settings.address)
+        elif isinstance(exc, _HookFailed):
+            self.last_error = str(exc)
+            logger.error("AMI %s; reconnecting", exc, exc_info=exc.__cause__)
+        elif isinstance(exc, (AmiError, OSError)):
+            self.last_error = str(exc) or type(exc).__name__
+            logger.warning("AMI %s; reconnecting", self.last_error)
+        else:
+            self.last_error = f"unexpected error: {exc!r}"
+            logger.error("AMI %s; reconnecting", self.last_error, exc_info=exc)
+
+    def _detach(self) -> None:
+        self._writer = None
+        self._logged_in = False
+        reason = f"connection to {self._settings.address} lost"
+        for pending in self._pending.values():
+            pending.finish(AmiDisconnected(reason))
+        self._abandoned.clear()
+
+    def _teardown(self, writer: Writer) -> bool:
+        was_up = self.up
+        self._detach()
+        if self._codec is not None:
+            self._old_malformed += self._codec.malformed
+            self._codec = None
+        self._set_up(False)
+        _close(writer)
+        return was_up
+
+    def _set_up(self, up: bool) -> None:
+        if up == self.up:
+            return
+        self.up = up
+        if self._on_state is not None:
+            try:
+                self._on_state(up)
+            except Exception:
+                logger.exception("on_state failed")
+
+
+def _completes_list(msg: Message) -> bool:
+    return (msg.get("EventList") or "").lower() == "complete"
+
+
+def _masked(pairs: Iterable[tuple[str, object]]) -> list[tuple[str, object]]:
+    return [(key, "********" if key.lower() == "secret" else value) for key, value in pairs]
+
+
+def _connect_failure(exc: OSError, settings: AmiSettings) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused to {settings.address}"
+    if isinstance(exc, TimeoutError):
+        return f"connect timeout to {settings.address} after {settings.connect_timeout}s"
+    return f"cannot connect to {settings.address}: {exc.strerror or exc}"
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def _close(writer: Writer) -> None:
+    # A dead peer would never take our unsent bytes: do not wait for them.
+    if writer.transport.get_write_buffer_size():
+        writer.transport.abort()
+    else:
+        writer.close()

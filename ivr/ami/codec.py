@@ -1,0 +1,228 @@
+"""Sans-IO codec for the Asterisk Manager Interface (AMI) wire format.
+
+Bytes go in with `receive_data()`, typed events come out of `next_event()`,
+and `serialize()` turns an action into bytes.  No sockets, no asyncio.
+
+Theory of operation: on connect the server sends one banner line
+(`Asterisk Call Manager/X.Y.Z`), then frames of `Key: Value` lines, each
+ended by a blank line.  Raw bytes are buffered and a frame is decoded only
+once it is complete, so a UTF-8 character cut across two reads is never
+split.  A frame that does not parse (a line without ':') is reported as a
+`MalformedFrame` and skipped; the stream goes on.  An incomplete frame may
+not grow past `max_buffer`: past that we drop what we hold and skip to the
+next blank line, so a peer that never sends one cannot make us hold more.
+We accept bare `\\n` line endings; we always send `\\r\\n`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+# A blank line: the end of a frame.  Starting the pattern with a literal
+# byte lets the regex engine scan fast through large buffers.
+_FRAME_END = re.compile(rb"\n\r?\n")
+_RAW_LIMIT = 200
+_RESERVED_FIELDS = frozenset({"action", "actionid"})
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One AMI frame: a response or an event.  Keys keep their spelling;
+    lookups ignore case.  A missing header is an error, never ''."""
+
+    headers: tuple[tuple[str, str], ...]
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        wanted = key.lower()
+        for name, value in self.headers:
+            if name.lower() == wanted:
+                return value
+        return default
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(f"no {key!r} header in {self.kind}")
+        return value
+
+    def get_all(self, key: str) -> list[str]:
+        wanted = key.lower()
+        return [value for name, value in self.headers if name.lower() == wanted]
+
+    @property
+    def event(self) -> str | None:
+        return self.get("Event")
+
+    @property
+    def response(self) -> str | None:
+        return self.get("Response")
+
+    @property
+    def action_id(self) -> str | None:
+        return self.get("ActionID")
+
+    @property
+    def kind(self) -> str:
+        """A short human name, e.g. 'event QueueMember', for error messages."""
+        if self.event is not None:
+            return f"event {self.event}"
+        if self.response is not None:
+            return f"response {self.response}"
+        return "message"
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedFrame:
+    reason: str
+    raw: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.raw) > _RAW_LIMIT:
+            raise ValueError(f"MalformedFrame.raw is capped at {_RAW_LIMIT} bytes")
+
+
+Event = Message | Banner | MalformedFrame
+
+
+class Codec:
+    """Incremental AMI decoder.  Feed bytes, then call `next_event()` until
+    it returns None (need more data)."""
+
+    def __init__(self, max_buffer: int = 1 << 20) -> None:
+        if max_buffer < 1:
+            raise ValueError("max_buffer must be positive")
+        self._max = max_buffer
+        self._buf = bytearray()
+        self._expect_banner = True
+        self._discarding = False
+        self.malformed = 0
+        self.eof = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for a frame not yet complete."""
+        return len(self._buf)
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes from the peer; b"" means the peer closed (EOF)."""
+        if not data:
+            self.eof = True
+        elif self.eof:
+            raise RuntimeError("receive_data() after EOF")
+        self._buf += data
+
+    def next_event(self) -> Event | None:
+        if self._discarding and not self._skip_oversized():
+            return None
+        _skip_blank_lines(self._buf)
+        if self._expect_banner:
+            line_end = self._buf.find(b"\n")
+            if line_end < 0:
+                return self._incomplete()
+            self._expect_banner = False
+            # Be lenient: a stream that starts with a header has no banner.
+            if b":" not in self._buf[:line_end]:
+                return self._take_banner(line_end)
+        return self._next_frame()
+
+    def _take_banner(self, line_end: int) -> Banner:
+        text = self._buf[:line_end].decode("utf-8", "replace").strip()
+        del self._buf[: line_end + 1]
+        return Banner(text)
+
+    def _next_frame(self) -> Message | MalformedFrame | None:
+        match = _FRAME_END.search(self._buf)
+        if match is None:
+            return self._incomplete()
+        raw = bytes(self._buf[: match.start()])
+        del self._buf[: match.end()]
+        # Same verdict whether the big frame came in one read or in many.
+        if len(raw) > self._max:
+            return self._malformed(f"frame larger than {self._max} bytes", raw)
+        return self._parse(raw)
+
+    def _incomplete(self) -> MalformedFrame | None:
+        """No complete frame buffered: enforce the cap, or flush at EOF."""
+        if len(self._buf) > self._max:
+            raw = bytes(self._buf[:_RAW_LIMIT])
+            del self._buf[:-2]  # the tail may be the first half of a blank line
+            self._discarding = True
+            self._expect_banner = False
+            return self._malformed(f"frame larger than {self._max} bytes", raw)
+        if self.eof and self._buf:
+            raw = bytes(self._buf)
+            self._buf.clear()
+            return self._malformed("truncated frame at EOF", raw)
+        return None
+
+    def _skip_oversized(self) -> bool:
+        """Drop the rest of an oversized frame; True once its end was seen."""
+        match = _FRAME_END.search(self._buf)
+        if match is None:
+            del self._buf[:-2]
+            return False
+        del self._buf[: match.end()]
+        self._discarding = False
+        return True
+
+    def _parse(self, raw: bytes) -> Message | MalformedFrame:
+        headers: list[tuple[str, str]] = []
+        for number, line in enumerate(raw.decode("utf-8", "replace").split("\n"), 1):
+            key, colon, value = line.rstrip("\r").partition(":")
+            if not colon or not key.strip():
+                return self._malformed(f"line {number} has no 'Key:'", raw)
+            headers.append((key.strip(), value[1:] if value.startswith(" ") else value))
+        return Message(tuple(headers))
+
+    def _malformed(self, reason: str, raw: bytes) -> MalformedFrame:
+        self.malformed += 1
+        return MalformedFrame(reason, raw[:_RAW_LIMIT])
+
+
+def _skip_blank_lines(buf: bytearray) -> None:
+    start = 0
+    while start < len(buf) and buf[start] in b"\r\n":
+        start += 1
+    del buf[:start]
+
+
+def serialize(
+    action: str,
+    fields: Mapping[str, str | Sequence[str]] | None = None,
+    action_id: str | None = None,
+) -> bytes:
+    """One action frame: Action, then ActionID if given, then the fields.
+    A sequence value repeats its key once per item (e.g. Variable)."""
+    if not action:
+        raise ValueError("empty AMI action name")
+    lines = [_header_line("Action", action)]
+    if action_id is not None:
+        lines.append(_header_line("ActionID", action_id))
+    for key, value in (fields or {}).items():
+        if key.lower() in _RESERVED_FIELDS:
+            raise ValueError(f"{key!r} is set by serialize(), not by fields")
+        values = [value] if isinstance(value, str) else value
+        lines.extend(_header_line(key, item) for item in values)
+    lines.append("\r\n")
+    return "".join(lines).encode("utf-8")
+
+
+def _header_line(key: str, value: str) -> str:
+    # CR or LF would let a value start a new header (or frame): injection.
+    # The value is not quoted in the error: it may be a secret.
+    if not key or ":" in key or _has_line_break(key):
+        raise ValueError(f"invalid AMI header name {key!r}")
+    if _has_line_break(value):
+        raise ValueError(f"CR or LF in the value of AMI header {key!r}")
+    return f"{key}: {value}\r\n"
+
+
+def _has_line_break(text: str) -> bool:
+    return "\r" in text or "\n" in text
