@@ -8,7 +8,7 @@ the commented reference.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -153,9 +153,9 @@ def _only(data: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
             raise ConfigError(f"unknown config key {prefix}{key} (known: {', '.join(sorted(allowed))})")
 
 
-def _typed(cls: type, key: str, value: Any, where: str) -> Any:
+def _typed(cls: Any, key: str, value: Any, where: str) -> Any:
     """Coerce `value` to the type of dataclass field `key`, or say why not."""
-    kind = str(cls.__dataclass_fields__[key].type)
+    kind = str(next(f.type for f in fields(cls) if f.name == key))
     label = where + key if where.endswith(".") else where
     try:
         if kind.startswith("int"):

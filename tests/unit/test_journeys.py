@@ -1,0 +1,171 @@
+"""The journey state machine on hand-built events, in the orders Asterisk 22 emits them."""
+
+from __future__ import annotations
+
+from ivr.ami import events as ev
+from ivr.journeys import (Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed,
+                          Tracker, Unobserved)
+
+S = 1_000_000  # microseconds in a second
+T0 = 1_795_530_000 * S
+UID, CHAN = "1795530000.1", "PJSIP/anonymous-00000001"
+
+
+def join(queue: str, at: float, uid: str = UID) -> ev.CallerJoined:
+    return ev.CallerJoined(T0 + round(at * S), uid, CHAN, "79001", queue)
+
+
+def leave(queue: str, at: float, abandon: bool = False, uid: str = UID) -> ev.CallerLeft:
+    return ev.CallerLeft(T0 + round(at * S), uid, queue, abandon)
+
+
+def connect(queue: str, at: float, uid: str = UID) -> ev.AgentAnswered:
+    return ev.AgentAnswered(T0 + round(at * S), uid, queue, "op1", int(at))
+
+
+def var(name: str, value: str, at: float, uid: str = UID) -> ev.VarSet:
+    return ev.VarSet(T0 + round(at * S), uid, name, value)
+
+
+def hangup(at: float, uid: str = UID) -> ev.Hangup:
+    return ev.Hangup(T0 + round(at * S), uid)
+
+
+def run(*events: ev.Event, tracker: Tracker | None = None) -> list[object]:
+    tracker = tracker or Tracker()
+    return [fact for e in events for fact in tracker.handle(e)]
+
+
+def exits(facts: list[object]) -> list[tuple[str, str, int]]:
+    return [(f.queue, f.outcome, f.wait_ms) for f in facts if isinstance(f, Exited)]
+
+
+def test_answer_comes_after_leave_and_is_within_sla() -> None:
+    facts = run(join("first-line", 0), leave("first-line", 3.0001), connect("first-line", 3.0002),
+                hangup(20))
+    assert exits(facts) == [("first-line", "answered", 3000)]
+    answered = [f for f in facts if isinstance(f, JourneyAnswered)]
+    assert answered[0].payable and answered[0].wait_ms == 3000
+    assert [f.outcome for f in facts if isinstance(f, JourneyEnded)] == ["answered"]
+
+
+def test_threshold_is_inclusive_to_the_millisecond() -> None:
+    at_limit = run(join("first-line", 0), leave("first-line", 30.0009), connect("first-line", 30.0009))
+    over = run(join("first-line", 0), leave("first-line", 30.001), connect("first-line", 30.001))
+    assert [f.within_sla for f in at_limit if isinstance(f, Exited)] == [True]
+    assert [f.within_sla for f in over if isinstance(f, Exited)] == [False]
+    assert [f.payable for f in over if isinstance(f, JourneyAnswered)] == [False]
+
+
+def test_hangup_while_waiting_is_abandoned() -> None:
+    facts = run(join("first-line", 0), leave("first-line", 8, abandon=True),
+                leave("first-line", 8), hangup(8.01))
+    assert exits(facts) == [("first-line", "abandoned", 8000)]
+    assert [f.outcome for f in facts if isinstance(f, JourneyEnded)] == ["abandoned"]
+
+
+def test_queue_timeout_is_never_an_abandon() -> None:
+    """The dialplan fallback: Abandon, Leave, then QUEUESTATUS=TIMEOUT, then common."""
+    facts = run(join("first-line", 0), leave("first-line", 31, abandon=True),
+                leave("first-line", 31), var("QUEUESTATUS", "TIMEOUT", 31.001),
+                join("common", 31.002), leave("common", 35), connect("common", 35), hangup(60))
+    assert exits(facts) == [("first-line", "timeout", 31000), ("common", "answered", 3998)]
+    assert [(f.from_queue, f.to_queue) for f in facts if isinstance(f, Overflowed)] == [
+        ("first-line", "common")]
+    answered = [f for f in facts if isinstance(f, JourneyAnswered)]
+    assert not answered[0].payable and answered[0].wait_ms == 35000
+
+
+def test_ivr_move_reason_set_before_the_leave_resolves_at_once() -> None:
+    facts = run(join("first-line", 0), var("IVR_MOVE", "timeout", 30.0005),
+                leave("first-line", 30.0010, abandon=True))
+    assert exits(facts) == [("first-line", "timeout", 30001)]
+
+
+def test_withdraw_reports_reason_after_the_leave() -> None:
+    facts = run(join("first-line", 0), leave("first-line", 12, abandon=True),
+                leave("first-line", 12), var("QUEUESTATUS", "WITHDRAW", 12))
+    assert exits(facts) == [("first-line", "withdrawn", 12000)]
+
+
+def test_redirect_by_someone_else_is_a_transfer() -> None:
+    facts = run(join("first-line", 0), leave("first-line", 5, abandon=True), join("engineers", 5.001))
+    assert exits(facts) == [("first-line", "transferred", 5000)]
+
+
+def test_leave_empty_is_empty() -> None:
+    facts = run(join("common", 0), leave("common", 2), var("QUEUESTATUS", "LEAVEEMPTY", 2))
+    assert exits(facts) == [("common", "empty", 2000)]
+
+
+def test_unrelated_events_change_nothing() -> None:
+    tracker = Tracker()
+    assert run(leave("first-line", 1), connect("first-line", 2), hangup(3),
+               var("QUEUESTATUS", "TIMEOUT", 4), tracker=tracker) == []
+    assert tracker.journeys == {}
+
+
+def test_payable_counts_from_first_entering_first_line() -> None:
+    """Moved out and back: the 30 s are from the first entry, not the second."""
+    facts = run(join("first-line", 0), leave("first-line", 10, abandon=True), join("common", 10),
+                leave("common", 12, abandon=True), join("first-line", 12),
+                leave("first-line", 25), connect("first-line", 25))
+    answered = [f for f in facts if isinstance(f, JourneyAnswered)]
+    assert answered[0].payable and answered[0].wait_ms == 25000
+    facts = run(join("first-line", 0), leave("first-line", 10, abandon=True), join("common", 10),
+                leave("common", 12, abandon=True), join("first-line", 12),
+                leave("first-line", 31), connect("first-line", 31))
+    assert [f.payable for f in facts if isinstance(f, JourneyAnswered)] == [False]
+
+
+def test_waiting_and_agents_live_state() -> None:
+    tracker = Tracker()
+    run(join("first-line", 0, "a"), join("first-line", 1, "b"), join("common", 2, "c"),
+        ev.MemberState(T0, "first-line", "op1", 1, False, False),
+        ev.MemberState(T0, "first-line", "op2", 6, False, False),
+        ev.MemberState(T0, "first-line", "op3", 2, False, True),
+        ev.MemberState(T0, "first-line", "op4", 1, True, False),
+        ev.MemberState(T0, "common", "gen1", 5, False, False), tracker=tracker)
+    assert {j.uniqueid for j in tracker.waiting("first-line")} == {"a", "b"}
+    assert tracker.agent_counts("first-line") == {
+        "available": 1, "ringing": 1, "in_call": 1, "paused": 1, "unavailable": 0}
+    assert tracker.agent_counts("common")["unavailable"] == 1
+    run(ev.MemberRemoved(T0, "common", "gen1"), tracker=tracker)
+    assert tracker.agent_counts("common")["unavailable"] == 0
+
+
+def snap(at: float, waiting: tuple[ev.WaitingCaller, ...] = (), live: frozenset[str] = frozenset()
+         ) -> ev.Snapshot:
+    return ev.Snapshot(T0 + round(at * S), waiting, (), live)
+
+
+def test_resync_keeps_known_callers_and_counts_nothing_twice() -> None:
+    tracker = Tracker()
+    run(join("first-line", 0), tracker=tracker)
+    waiting = (ev.WaitingCaller(UID, CHAN, "79001", "first-line", 10),)
+    assert tracker.resync(snap(10, waiting, frozenset({UID}))) == []
+    assert len(tracker.waiting("first-line")) == 1
+
+
+def test_resync_recovers_unknown_callers_after_a_restart() -> None:
+    tracker = Tracker()
+    waiting = (ev.WaitingCaller("x", "PJSIP/x", "79009", "common", 12),)
+    facts = tracker.resync(snap(100, waiting, frozenset({"x"})))
+    assert [(f.queue, f.recovered, f.at_us) for f in facts if isinstance(f, Entered)] == [
+        ("common", True, T0 + 88 * S)]
+
+
+def test_resync_closes_callers_that_left_while_disconnected() -> None:
+    tracker = Tracker()
+    run(join("first-line", 0, "gone"), join("first-line", 0, "talking"), tracker=tracker)
+    facts = tracker.resync(snap(50, (), frozenset({"talking"})))
+    assert sorted(f.uniqueid for f in facts if isinstance(f, Unobserved)) == ["gone", "talking"]
+    assert [(f.uniqueid, f.outcome) for f in facts if isinstance(f, JourneyEnded)] == [("gone", "unknown")]
+    assert "talking" in tracker.journeys and tracker.waiting("first-line") == []
+
+
+def test_resync_ignores_callers_seen_after_the_snapshot_was_asked_for() -> None:
+    tracker = Tracker()
+    run(join("first-line", 10.5), tracker=tracker)
+    assert tracker.resync(snap(10, (), frozenset())) == []
+    assert len(tracker.waiting("first-line")) == 1
