@@ -1,0 +1,46 @@
+# ivr: `make demo` runs ivr on the lab with live SIPp traffic; `make test` runs every test.
+# Both install what is missing first (`make setup`).  The lab needs root.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+DEBS    := debootstrap sip-tester
+MINUTES ?= 3
+
+.PHONY: setup debs demo test test-unit test-lab lab-up lab-down bench clean
+
+setup: debs $(STAMP)
+
+debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/ivr demo --minutes $(MINUTES)
+
+test: setup
+	$(BIN)/ivr lab up
+	$(BIN)/mypy --strict ivr
+	$(BIN)/pytest -q -ra
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+lab-up: setup
+	$(BIN)/ivr lab up
+
+lab-down: $(STAMP)
+	$(BIN)/ivr lab down
+
+clean:
+	rm -rf $(VENV) build *.egg-info
