@@ -105,7 +105,11 @@ def load_config(args: argparse.Namespace) -> cfg.Config:
     if getattr(args, "trace_ami", False):
         config = replace(config, ami=replace(config.ami, trace=True))
     if not config.ami.username:
-        lab = Lab().status()
+        try:
+            lab = Lab().status()
+        except OSError as exc:
+            raise cfg.ConfigError(f"no AMI username configured and the lab's credentials "
+                                  f"are unreadable: {exc}") from None
         log.info("no AMI username configured: using the lab PBX's AMI user")
         config = replace(config, ami=replace(config.ami, host=lab.ami.host, port=lab.ami.port,
                                              username=lab.ami.username, secret=lab.ami.secret))

@@ -77,9 +77,11 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
 
 def _from_file(cfg: Config, path: Path) -> Config:
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     _only(data, {"ami", "http", "queues", "log_level"}, "")
@@ -106,13 +108,20 @@ def _queues(data: dict[str, Any]) -> tuple[QueueConfig, ...]:
         _only(raw, fields, f"queues.{name}.")
         values = {k: _typed(QueueConfig, k, v, f"queues.{name}.") for k, v in raw.items()}
         queues.append(QueueConfig(name, **values))
-    names = {q.name for q in queues}
+    if not queues:
+        raise ConfigError("[queues] lists no queue; leave it out for the defaults")
     for q in queues:
-        if q.overflow_to is not None and q.overflow_to not in names:
-            raise ConfigError(f"queues.{q.name}.overflow_to names an unknown queue {q.overflow_to!r}")
-        if (q.overflow_to is None) != (q.overflow_after_seconds is None):
-            raise ConfigError(f"queues.{q.name}: set overflow_to and overflow_after_seconds together")
+        _check_overflow(q, {q.name for q in queues})
     return tuple(queues)
+
+
+def _check_overflow(q: QueueConfig, names: set[str]) -> None:
+    if (q.overflow_to is None) != (q.overflow_after_seconds is None):
+        raise ConfigError(f"queues.{q.name}: set overflow_to and overflow_after_seconds together")
+    if q.overflow_to is not None and q.overflow_to not in names:
+        raise ConfigError(f"queues.{q.name}.overflow_to names an unknown queue {q.overflow_to!r}")
+    if q.overflow_to == q.name:
+        raise ConfigError(f"queues.{q.name}.overflow_to cannot be the queue itself")
 
 
 def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
@@ -159,12 +168,12 @@ def _typed(cls: Any, key: str, value: Any, where: str) -> Any:
     label = where + key if where.endswith(".") else where
     try:
         if kind.startswith("int"):
-            return _int(value)
+            return _port(_int(value)) if key == "port" else _int(value)
         if kind.startswith("float"):
-            return _positive(float(value))
+            return _positive(_number(value))
         if kind.startswith("bool"):
             return _bool(value)
-        return None if value is None else str(value)
+        return _text(value, required=key == "host")
     except (TypeError, ValueError):
         raise ConfigError(f"{label}: expected {kind.split(' ')[0]}, got {value!r}") from None
 
@@ -175,8 +184,26 @@ def _int(value: Any) -> int:
     return int(value)
 
 
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError(value)
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    return float(value)
+
+
 def _positive(value: float) -> float:
-    if not value > 0:
+    if not 0 < value < float("inf"):
+        raise ValueError(value)
+    return value
+
+
+def _text(value: Any, required: bool) -> str:
+    if not isinstance(value, str) or (required and not value):
         raise ValueError(value)
     return value
 

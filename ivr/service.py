@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 
 from aiohttp import web
 
@@ -16,18 +17,32 @@ log = logging.getLogger(__name__)
 
 
 async def start(config: Config) -> tuple[App, web.AppRunner]:
-    """Build the app and bind its HTTP site; raises OSError if the port is taken."""
+    """Bind the HTTP port, then build the app and start it (AMI included).
+
+    Binding comes first so a taken port fails before ivr logs in anywhere.
+    Raises OSError if the port is taken.
+    """
+    sock = _bind(config.listen_host, config.listen_port)
     app = build(config)
     runner = web.AppRunner(make_web(app), access_log=None)
     await runner.setup()
-    try:
-        await web.TCPSite(runner, config.listen_host, config.listen_port).start()
-    except OSError:
-        await runner.cleanup()
-        raise
+    await web.SockSite(runner, sock).start()
     log.info("ivr listening on http://%s:%d, AMI %s@%s:%d", config.listen_host,
              config.listen_port, config.ami.username, config.ami.host, config.ami.port)
     return app, runner
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 async def serve(config: Config) -> int:
@@ -35,7 +50,7 @@ async def serve(config: Config) -> int:
         _, runner = await start(config)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", config.listen_host, config.listen_port,
-                  exc.strerror or exc)
+                  (exc.strerror or str(exc)).lower())
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -229,6 +229,10 @@ class Lab:
                 _wait_gone(pid, timeout)
         self._unmount()
 
+    def hangup_all(self) -> None:
+        """End every call in the lab (a SIPp killed mid-call never sends BYE)."""
+        self.cli("channel request hangup all")
+
     def queue_log(self) -> str:
         path = self.root / "var/log/asterisk/queue_log"
         return path.read_text() if path.exists() else ""

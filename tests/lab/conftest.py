@@ -79,9 +79,11 @@ async def ivr(lab: Lab) -> AsyncIterator[Running]:
 
 
 @pytest.fixture
-def phones() -> Iterator[list[traffic.Sipp]]:
-    """SIPp processes a test starts; all stopped at the end."""
+def phones(lab: Lab) -> Iterator[list[traffic.Sipp]]:
+    """SIPp processes a test starts; all stopped, and the lab's calls ended, at the end."""
+    lab.hangup_all()
     started: list[traffic.Sipp] = []
     yield started
     for sipp in started:
         sipp.stop()
+    lab.hangup_all()

@@ -1,0 +1,341 @@
+"""ivr.config.load: defaults, precedence (file < env < flags), one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr import config as cfg
+from ivr.config import AmiConfig, Config, ConfigError, QueueConfig, load
+
+SECRET = "env-Secr3t-value"
+
+FULL = """\
+log_level = "debug"
+
+[ami]
+host = "pbx.example.net"
+port = 15038
+username = "ivr"
+secret = "file-secret"
+ping_interval = 2.5
+ping_timeout = 1
+trace = true
+
+[http]
+listen = "0.0.0.0:9200"
+
+[queues.sales]
+sla_seconds = 20.5
+overflow_to = "backup"
+overflow_after_seconds = 45
+
+[queues.backup]
+sla_seconds = 60
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ivr.toml"
+    path.write_text(text)
+    return path
+
+
+def load_error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, text), {})
+    return one_line(info.value)
+
+
+def one_line(exc: ConfigError) -> str:
+    message = str(exc)
+    assert message and "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+# -- defaults ----------------------------------------------------------------
+
+def test_defaults_with_no_file_and_empty_env() -> None:
+    config = load(None, {})
+    assert config == Config()
+    assert (config.ami.host, config.ami.port) == ("127.0.0.1", 5038)
+    assert (config.listen_host, config.listen_port) == ("127.0.0.1", 9105)
+    assert config.log_level == "INFO"
+    assert config.queue_names == ("first-line", "common", "engineers")
+
+
+def test_default_queues_first_line_overflows_to_common_after_30_s() -> None:
+    first, common, engineers = load(None, {}).queues
+    assert first == QueueConfig("first-line", 30.0, overflow_to="common",
+                                overflow_after_seconds=30.0)
+    assert (common.overflow_to, engineers.overflow_to) == (None, None)
+    assert common.sla_seconds == engineers.sla_seconds == 30.0
+
+
+def test_env_none_means_empty_env() -> None:
+    assert load() == load(None, {})
+
+
+# -- precedence ----------------------------------------------------------------
+
+def test_listen_file_then_env_then_flag(tmp_path: Path) -> None:
+    path = write(tmp_path, '[http]\nlisten = "10.0.0.1:9001"\n')
+    env = {"IVR_LISTEN": "10.0.0.2:9002"}
+
+    from_file = load(path, {})
+    from_env = load(path, env)
+    from_flag = load(path, env, listen="10.0.0.3:9003")
+
+    assert (from_file.listen_host, from_file.listen_port) == ("10.0.0.1", 9001)
+    assert (from_env.listen_host, from_env.listen_port) == ("10.0.0.2", 9002)
+    assert (from_flag.listen_host, from_flag.listen_port) == ("10.0.0.3", 9003)
+
+
+def test_ami_settings_file_then_env(tmp_path: Path) -> None:
+    path = write(tmp_path, '[ami]\nhost = "filehost"\nport = 6000\nusername = "fileuser"\n')
+    assert load(path, {}).ami.port == 6000
+
+    config = load(path, {"IVR_AMI_PORT": "7000", "IVR_AMI_USERNAME": "envuser"})
+
+    assert config.ami.port == 7000
+    assert config.ami.username == "envuser"
+    assert config.ami.host == "filehost"  # not overridden: the file's value stays
+
+
+def test_every_ami_env_variable_is_read() -> None:
+    env = {"IVR_AMI_HOST": "h", "IVR_AMI_PORT": "1", "IVR_AMI_USERNAME": "u",
+           "IVR_AMI_SECRET": "s"}
+    ami = load(None, env).ami
+    assert (ami.host, ami.port, ami.username, ami.secret) == ("h", 1, "u", "s")
+
+
+def test_log_level_file_then_env_then_flag(tmp_path: Path) -> None:
+    path = write(tmp_path, 'log_level = "error"\n')
+    env = {"IVR_LOG_LEVEL": "warning"}
+    assert load(path, {}).log_level == "ERROR"
+    assert load(path, env).log_level == "WARNING"
+    assert load(path, env, log_level="debug").log_level == "DEBUG"
+
+
+def test_ivr_config_env_names_the_file_when_no_path(tmp_path: Path) -> None:
+    path = write(tmp_path, "[ami]\nport = 6001\n")
+    assert load(None, {"IVR_CONFIG": str(path)}).ami.port == 6001
+
+
+def test_explicit_path_wins_over_ivr_config(tmp_path: Path) -> None:
+    named = tmp_path / "named.toml"
+    named.write_text("[ami]\nport = 6002\n")
+    env_file = write(tmp_path, "[ami]\nport = 6003\n")
+    assert load(named, {"IVR_CONFIG": str(env_file)}).ami.port == 6002
+
+
+def test_listen_accepts_bracketed_ipv6(tmp_path: Path) -> None:
+    config = load(None, {}, listen="[::1]:9105")
+    assert (config.listen_host, config.listen_port) == ("::1", 9105)
+
+
+# -- errors: one line, naming the key --------------------------------------
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    message = load_error(tmp_path, 'listen = "127.0.0.1:1"\n')
+    assert "unknown config key listen" in message
+
+
+def test_unknown_ami_key(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[ami]\npassword = "x"\n')
+    assert "ami.password" in message
+    assert "secret" in message  # lists the known keys, so the fix is obvious
+
+
+def test_unknown_http_key(tmp_path: Path) -> None:
+    assert "http.port" in load_error(tmp_path, "[http]\nport = 80\n")
+
+
+@pytest.mark.parametrize("value", ['"abc"', "5038.5", "true", '""'])
+def test_ami_port_wrong_type(tmp_path: Path, value: str) -> None:
+    message = load_error(tmp_path, f"[ami]\nport = {value}\n")
+    assert message.startswith("ami.port: expected int")
+
+
+@pytest.mark.parametrize("key", ["ping_interval", "ping_timeout"])
+@pytest.mark.parametrize("value", ["0", "-1", "-0.5", '"soon"', "nan"])
+def test_ami_durations_must_be_positive_numbers(tmp_path: Path, key: str, value: str) -> None:
+    message = load_error(tmp_path, f"[ami]\n{key} = {value}\n")
+    assert message.startswith(f"ami.{key}: expected float")
+
+
+def test_trace_must_be_a_bool(tmp_path: Path) -> None:
+    assert load_error(tmp_path, '[ami]\ntrace = "maybe"\n').startswith("ami.trace: expected bool")
+
+
+def test_env_port_error_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(None, {"IVR_AMI_PORT": "abc"})
+    assert one_line(info.value).startswith("IVR_AMI_PORT: expected int")
+
+
+@pytest.mark.parametrize("value", ["nohost", "host:99999", ":80", "host:", "host:-1",
+                                   "host:http"])
+def test_bad_listen_flag(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(None, {}, listen=value)
+    message = one_line(info.value)
+    assert message.startswith("--listen: expected HOST:PORT")
+    assert repr(value) in message
+
+
+def test_bad_listen_in_env_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(None, {"IVR_LISTEN": "nohost"})
+    assert one_line(info.value).startswith("IVR_LISTEN: expected HOST:PORT")
+
+
+def test_bad_listen_in_file_names_the_key(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[http]\nlisten = "host:99999"\n')
+    assert message.startswith("http.listen: expected HOST:PORT")
+
+
+def test_bad_log_level_flag() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(None, {}, log_level="verbose")
+    message = one_line(info.value)
+    assert message.startswith("--log-level:")
+    assert "'verbose'" in message
+
+
+def test_bad_log_level_in_env_and_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(None, {"IVR_LOG_LEVEL": "loud"})
+    assert one_line(info.value).startswith("IVR_LOG_LEVEL:")
+    assert load_error(tmp_path, 'log_level = "trace"\n').startswith("log_level:")
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[ami\nport = 1\n")
+    assert "not valid TOML" in message
+    assert "ivr.toml" in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as info:
+        load(missing, {})
+    message = one_line(info.value)
+    assert str(missing) in message
+    assert "No such file" in message
+
+
+def test_missing_file_named_by_ivr_config(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as info:
+        load(None, {"IVR_CONFIG": str(missing)})
+    assert str(missing) in one_line(info.value)
+
+
+def test_overflow_to_unknown_queue(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[queues.a]\noverflow_to = "b"\noverflow_after_seconds = 5\n')
+    assert message.startswith("queues.a.overflow_to")
+    assert "'b'" in message
+
+
+def test_overflow_to_without_overflow_after_seconds(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[queues.a]\noverflow_to = "b"\n[queues.b]\n')
+    assert message.startswith("queues.a:")
+    assert "overflow_after_seconds" in message
+
+
+def test_overflow_after_seconds_without_overflow_to(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[queues.a]\noverflow_after_seconds = 5\n")
+    assert message.startswith("queues.a:")
+    assert "overflow_to" in message
+
+
+def test_queue_not_a_table(tmp_path: Path) -> None:
+    assert load_error(tmp_path, "[queues]\na = 5\n") == "queues.a must be a table"
+
+
+def test_unknown_queue_key(tmp_path: Path) -> None:
+    assert "queues.a.sla" in load_error(tmp_path, "[queues.a]\nsla = 5\n")
+
+
+def test_queue_sla_must_be_positive(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[queues.a]\nsla_seconds = 0\n")
+    assert message.startswith("queues.a.sla_seconds: expected float")
+
+
+@pytest.mark.parametrize("section", ["ami", "http", "queues"])
+def test_section_not_a_table(tmp_path: Path, section: str) -> None:
+    assert load_error(tmp_path, f"{section} = 5\n") == f"[{section}] must be a table"
+
+
+# -- a full example, typed -------------------------------------------------
+
+def test_full_example_round_trips_into_typed_values(tmp_path: Path) -> None:
+    config = load(write(tmp_path, FULL), {"IVR_AMI_SECRET": SECRET})
+
+    assert config.ami == AmiConfig(host="pbx.example.net", port=15038, username="ivr",
+                                   secret=SECRET, ping_interval=2.5, ping_timeout=1.0,
+                                   trace=True)
+    assert type(config.ami.port) is int
+    assert type(config.ami.ping_timeout) is float
+    assert config.ami.trace is True
+    assert (config.listen_host, config.listen_port) == ("0.0.0.0", 9200)
+    assert config.log_level == "DEBUG"
+    assert config.queues == (
+        QueueConfig("sales", 20.5, overflow_to="backup", overflow_after_seconds=45.0),
+        QueueConfig("backup", 60.0),
+    )
+    assert type(config.queues[0].overflow_after_seconds) is float
+
+
+def test_secret_is_not_in_repr(tmp_path: Path) -> None:
+    config = load(write(tmp_path, FULL), {"IVR_AMI_SECRET": SECRET})
+    assert config.ami.secret == SECRET
+    assert SECRET not in repr(config)
+    assert SECRET not in repr(config.ami)
+    assert "file-secret" not in repr(load(write(tmp_path, FULL), {}))
+
+
+@pytest.mark.parametrize(("text", "expected"), [("true", True), ("false", False)])
+def test_trace_bool_from_file(tmp_path: Path, text: str, expected: bool) -> None:
+    assert load(write(tmp_path, f"[ami]\ntrace = {text}\n"), {}).ami.trace is expected
+
+
+def test_queues_section_replaces_the_defaults(tmp_path: Path) -> None:
+    config = load(write(tmp_path, "[queues.only]\n"), {})
+    assert config.queues == (QueueConfig("only"),)
+
+
+# -- regressions for bugs found in review ------------------------------------
+
+def test_shipped_example_config_loads(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "ivr.example.toml"
+    config = cfg.load(example, {})
+    assert config.queue_names == ("first-line", "common", "engineers")
+    assert config.ami.username == "ivr" and config.listen_port == 9105
+
+
+@pytest.mark.parametrize("body, key", [
+    ("[ami]\nping_interval = true\n", "ami.ping_interval"),
+    ("[ami]\nport = 0\n", "ami.port"),
+    ("[ami]\nport = 99999\n", "ami.port"),
+    ("[ami]\nusername = 5\n", "ami.username"),
+    ("[ami]\nhost = \"\"\n", "ami.host"),
+    ("[queues.a]\noverflow_to = \"a\"\noverflow_after_seconds = 30\n", "queues.a.overflow_to"),
+    ("[queues.a]\nsla_seconds = inf\n", "queues.a.sla_seconds"),
+    ("[queues]\n", "[queues]"),
+])
+def test_more_bad_values_are_one_line_errors(tmp_path: Path, body: str, key: str) -> None:
+    path = tmp_path / "ivr.toml"
+    path.write_text(body)
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(path, {})
+    assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_non_utf8_config_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "ivr.toml"
+    path.write_bytes(b"[ami]\nhost = \"\xff\xfe\"\n")
+    with pytest.raises(cfg.ConfigError, match="not UTF-8"):
+        cfg.load(path, {})
