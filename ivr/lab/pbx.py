@@ -119,7 +119,7 @@ class Lab:
         _require_root()
         if self._pid() is not None:
             if not fresh:
-                return self.status()
+                return self._reload()
             self.down()
         self.build(fresh=fresh)
         _require_free_ports()
@@ -127,6 +127,13 @@ class Lab:
         self._mount()
         self._start()
         self._wait_booted(boot_timeout)
+        return self.status()
+
+    def _reload(self) -> LabStatus:
+        """Already running: load this checkout's dialplans and overlay again."""
+        self.write_config()
+        self.cli("core reload")
+        log.info("lab asterisk already running (pid %s): configuration reloaded", self._pid())
         return self.status()
 
     def build(self, fresh: bool = False) -> None:

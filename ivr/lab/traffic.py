@@ -64,6 +64,12 @@ def callers(count: int, hold_ms: int, rate: float = 10.0,
                   {"hold_ms": hold_ms, "number_prefix": number_prefix}, args)
 
 
+def expect_404(service: str, number_prefix: str = "7999") -> Sipp:
+    """One customer dialling `service`; SIPp exits 0 only if it gets a 404."""
+    args = ["-s", service, "-m", "1", "-p", str(next(_caller_ports)), "-recv_timeout", "5000"]
+    return _start(f"rejected-{service}", "rejected.xml", {"number_prefix": number_prefix}, args)
+
+
 def _start(name: str, scenario: str, values: dict[str, object], args: list[str]) -> Sipp:
     if shutil.which("sipp") is None:
         raise LabError("sipp is not installed (run `make setup`)")
