@@ -240,6 +240,10 @@ class Lab:
         """End every call in the lab (a SIPp killed mid-call never sends BYE)."""
         self.cli("channel request hangup all")
 
+    def forget_registrations(self) -> None:
+        """Drop softphone registrations: queue calls then ring only the static contacts."""
+        self.cli("database deltree registrar")
+
     def queue_log(self) -> str:
         path = self.root / "var/log/asterisk/queue_log"
         return path.read_text() if path.exists() else ""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from dataclasses import replace
 from typing import AsyncIterator, Iterator
 
@@ -20,7 +19,7 @@ from ivr.journeys import Fact
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import start
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
 
 
 def _missing() -> str | None:
@@ -41,15 +40,14 @@ def lab() -> Iterator[Lab]:
         pytest.skip(missing)
     lab = Lab()
     lab.up()
+    # A softphone registered as an agent would be rung alongside SIPp.
+    lab.forget_registrations()
     yield lab
 
 
 def lab_config(lab: Lab) -> cfg.Config:
     ami = lab.status().ami
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = cfg.Config(listen_port=port)
+    base = cfg.Config(listen_port=free_port())
     return replace(base, ami=replace(base.ami, host=ami.host, port=ami.port,
                                      username=ami.username, secret=ami.secret))
 

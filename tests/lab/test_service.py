@@ -5,37 +5,21 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
+from tests.helpers import http_get as get
 
 pytestmark = pytest.mark.lab
 IVR = str(Path(sys.executable).with_name("ivr"))
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-    except OSError:
-        return 0, ""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_ivr_run_follows_the_lab_and_serves_metrics(lab: Lab, phones: list) -> None:
@@ -48,7 +32,7 @@ async def test_ivr_run_follows_the_lab_and_serves_metrics(lab: Lab, phones: list
         assert json.loads(get(base + "/readyz")[1])["ready"] is True
         assert get(base + "/healthz")[0] == 200
         phones += [traffic.agent(op, ring_ms=2000) for op in ("op1", "op2", "op3", "op4")]
-        phones.append(traffic.callers(1, hold_ms=6000, rate=1, number_prefix="7960"))
+        phones.append(traffic.callers(1, hold_ms=10_000, rate=1, number_prefix="7960"))
 
         def metric(line: str) -> bool:
             return line in get(base + "/metrics")[1].splitlines()
@@ -61,6 +45,9 @@ async def test_ivr_run_follows_the_lab_and_serves_metrics(lab: Lab, phones: list
         assert 'ivr_queue_sla_threshold_seconds{queue="first-line"} 30.0' in text
         assert 'ivr_queue_answer_wait_seconds_bucket{le="30.0",queue="first-line"} 1.0' in text
         assert "ivr_ami_up 1.0" in text and 'ivr_payable_calls_total 1.0' in text
+    except AssertionError as failure:
+        proc.send_signal(signal.SIGTERM)
+        raise AssertionError(f"{failure}; ivr said:\n{proc.communicate(timeout=10)[1]}") from None
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)

@@ -14,12 +14,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
+from tests.helpers import http_get as get
 
 from ivr.cli import main
 
@@ -52,13 +53,6 @@ def taken_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def ivr_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in IVR_VARS}
     env["IVR_LAB_DIR"] = str(tmp_path / "lab")  # a run must never touch the real lab
@@ -76,14 +70,6 @@ def help_text(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
         main(argv)
     assert info.value.code == 0
     return capsys.readouterr().out
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
 
 
 def poll(url: str, until: int, timeout: float = 10.0) -> tuple[int, str]:
