@@ -34,3 +34,10 @@ async def move(ami: Actions, m: Move) -> None:
     except Exception:
         await ami.action("Setvar", {"Channel": m.channel, "Variable": IVR_MOVE, "Value": ""})
         raise
+
+
+async def escalate(ami: Actions, channel: str, uniqueid: str) -> None:
+    """Take the caller out of the operator's call into the engineers' queue."""
+    log.info("call %s: escalating to engineers", uniqueid)
+    await ami.action("Redirect", {"Channel": channel, "Context": DESTINATIONS_CONTEXT,
+                                  "Exten": "engineers", "Priority": "1"})

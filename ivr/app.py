@@ -6,23 +6,29 @@ One AMI event, from the socket to a metric:
     -> Tracker.handle (journey state machine) -> facts
     -> Metrics.record (counters, histograms) and Router.on_fact (timers)
 Live gauges are read from the Tracker at scrape time by LiveCollector.
+The dialplan asks for routes over HTTP (dialplan_http.py); people use the
+control API (api.py); both decide with policy.py and act with actions.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
 
-from ivr import actions
+from ivr import actions, prompts
 from ivr.ami import events
 from ivr.ami.client import AmiClient, AmiSettings
 from ivr.ami.codec import Message
 from ivr.config import Config
+from ivr.directory import Directory
+from ivr.incidents import Incident, Incidents
 from ivr.journeys import Fact, Tracker
 from ivr.metrics import LiveCollector, Metrics
 from ivr.policy import OverflowRule, Rules
@@ -37,6 +43,9 @@ class App:
     registry: CollectorRegistry
     tracker: Tracker
     metrics: Metrics
+    directory: Directory = field(default_factory=Directory.empty)
+    incidents: Incidents = field(default_factory=Incidents)
+    prompts_dir: Path | None = None
     clock: Callable[[], float] = time.time
     router: Router = field(init=False)
     ami: AmiClient = field(init=False)
@@ -75,6 +84,45 @@ class App:
         if not up:
             self.ready = False
 
+    # -- routing helpers for the HTTP side -----------------------------------
+
+    def prompt_for(self, incident: Incident) -> str:
+        """The prompt the dialplan plays for `incident`: its own, or the generic one."""
+        name = f"incident-{incident.id}"
+        if self.prompts_dir is not None and (self.prompts_dir / f"{name}.wav").exists():
+            return name
+        return "known-incident"
+
+    async def make_incident_prompt(self, incident: Incident) -> None:
+        if self.prompts_dir is None:
+            return
+        try:
+            await asyncio.to_thread(prompts.incident_prompt, self.prompts_dir, incident.id,
+                                    incident.message)
+        except prompts.PromptError as exc:
+            log.warning("incident %s: no prompt of its own (%s); callers hear the generic one",
+                        incident.id, exc)
+
+    def queues_view(self) -> dict[str, Any]:
+        now_us = round(self.clock() * 1_000_000)
+        view: dict[str, Any] = {}
+        for q in self.config.queue_names:
+            waiting = [{"uniqueid": j.uniqueid, "caller": j.caller, "account": j.account,
+                        "area": j.area, "wait_seconds": round((now_us - j.visit.entered_us) / 1e6, 3)}
+                       for j in self.tracker.waiting(q) if j.visit is not None]
+            agents = [{"name": name, "state": m.state}
+                      for (queue, name), m in sorted(self.tracker.members.items()) if queue == q]
+            view[q] = {"waiting": waiting, "agents": agents}
+        return view
+
+    def call_view(self, uniqueid: str) -> dict[str, Any] | None:
+        j = self.tracker.journeys.get(uniqueid)
+        if j is None:
+            return None
+        return {"uniqueid": j.uniqueid, "caller": j.caller, "account": j.account, "area": j.area,
+                "path": list(j.path), "answered": j.answered,
+                "queue": j.visit.queue if j.visit else None}
+
 
 def overflow_rules(config: Config) -> Rules:
     return {q.name: OverflowRule(q.name, q.overflow_to, round(q.overflow_after_seconds * 1000))
@@ -83,18 +131,25 @@ def overflow_rules(config: Config) -> Rules:
 
 
 def build(config: Config, clock: Callable[[], float] = time.time) -> App:
+    """The whole object graph.  Raises DirectoryError/IncidentError for bad files."""
+    r = config.routing
+    directory = Directory.load(Path(r.directory)) if r.directory else Directory.empty()
+    incidents = Incidents(clock, Path(r.incidents_file) if r.incidents_file else None)
     registry = CollectorRegistry()
     names = config.queue_names
     thresholds = {q.name: round(q.sla_seconds * 1000) for q in config.queues}
     tracker = Tracker(thresholds)
-    metrics = Metrics(registry, names, [q.sla_seconds for q in config.queues])
-    app = App(config, registry, tracker, metrics, clock)
+    rules = overflow_rules(config)
+    metrics = Metrics(registry, names, [q.sla_seconds for q in config.queues],
+                      [(r.from_queue, r.to_queue) for r in rules.values()])
+    app = App(config, registry, tracker, metrics, directory, incidents,
+              Path(r.prompts_dir) if r.prompts_dir else None, clock)
     a = config.ami
     app.ami = AmiClient(
         AmiSettings(a.host, a.port, a.username, a.secret,
                     ping_interval=a.ping_interval, ping_timeout=a.ping_timeout, trace=a.trace),
         on_event=app.on_event, on_login=app.resync, on_state=app.on_ami_state)
-    app.router = Router(tracker, overflow_rules(config),
+    app.router = Router(tracker, rules,
                         functools.partial(actions.move, app.ami), clock)
-    registry.register(LiveCollector(tracker, app.ami, names, clock))
+    registry.register(LiveCollector(tracker, app.ami, names, clock, incidents))
     return app

@@ -11,7 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ivr import config as cfg
-from ivr.lab.pbx import Lab, LabError
+from ivr.directory import DirectoryError
+from ivr.incidents import IncidentError
+from ivr.lab.pbx import Lab, LabError, LabStatus
 
 log = logging.getLogger("ivr")
 
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except cfg.ConfigError as exc:
+    except (cfg.ConfigError, DirectoryError, IncidentError) as exc:
         print(f"ivr: bad config: {exc}", file=sys.stderr)
         return 2
     except LabError as exc:
@@ -78,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trace-ami", action="store_true", help="log every AMI frame (secrets masked)")
     run.set_defaults(func=_run)
     _lab_parser(sub)
+    _incident_parser(sub)
     demo = sub.add_parser("demo", help="lab + ivr + SIPp traffic, with a live summary")
     demo.add_argument("--minutes", type=float, default=3.0, help="how long to run (default 3)")
     demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9105")
@@ -99,9 +102,44 @@ def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     status.set_defaults(func=_lab_status)
 
 
+def _incident_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    inc = sub.add_parser("incident", help="known incidents: open, list, close (control API)",
+                         description="Manage known incidents through a running ivr's control API.",
+                         epilog="The API token comes from --config/IVR_API_TOKEN, or the lab's.")
+    inc.add_argument("--config", type=Path, help="TOML config file (default: $IVR_CONFIG)")
+    inc.add_argument("--url", help="ivr's base URL (default: http:// + the config's listen address)")
+    isub = inc.add_subparsers(dest="incident_command", required=True, metavar="ACTION")
+    op = isub.add_parser("open", help="announce a known incident to the callers it covers")
+    op.add_argument("--area", required=True, help='area slug, or "*" for all areas')
+    op.add_argument("--message", required=True, help="what callers are told (spoken)")
+    op.add_argument("--expires-in", type=float, default=4 * 3600, metavar="SECONDS",
+                    help="how long it stays in force (default 4 h)")
+    op.set_defaults(func=_incident_open)
+    isub.add_parser("list", help="incidents in force").set_defaults(func=_incident_list)
+    close = isub.add_parser("close", help="end an incident")
+    close.add_argument("id")
+    close.set_defaults(func=_incident_close)
+
+
+def _incident_open(args: argparse.Namespace) -> int:
+    from ivr.client_api import call_api
+    body = {"area": args.area, "message": args.message, "expires_in": args.expires_in}
+    return call_api(load_config(args), args.url, "POST", "/api/v1/incidents", body)
+
+
+def _incident_list(args: argparse.Namespace) -> int:
+    from ivr.client_api import call_api
+    return call_api(load_config(args), args.url, "GET", "/api/v1/incidents")
+
+
+def _incident_close(args: argparse.Namespace) -> int:
+    from ivr.client_api import call_api
+    return call_api(load_config(args), args.url, "DELETE", f"/api/v1/incidents/{args.id}")
+
+
 def load_config(args: argparse.Namespace) -> cfg.Config:
     config = cfg.load(getattr(args, "config", None), os.environ,
-                      listen=args.listen, log_level=getattr(args, "log_level", None))
+                      listen=getattr(args, "listen", None), log_level=getattr(args, "log_level", None))
     if getattr(args, "trace_ami", False):
         config = replace(config, ami=replace(config.ami, trace=True))
     if not config.ami.username:
@@ -113,7 +151,17 @@ def load_config(args: argparse.Namespace) -> cfg.Config:
         log.info("no AMI username configured: using the lab PBX's AMI user")
         config = replace(config, ami=replace(config.ami, host=lab.ami.host, port=lab.ami.port,
                                              username=lab.ami.username, secret=lab.ami.secret))
+        config = lab_routing(config, lab)
     return config
+
+
+def lab_routing(config: cfg.Config, lab: LabStatus) -> cfg.Config:
+    """On the lab, unless configured: its sample directory, prompts folder and API token."""
+    r = config.routing
+    routing = replace(r, directory=r.directory or lab.subscribers,
+                      prompts_dir=r.prompts_dir or lab.prompts_dir)
+    api = config.api if config.api.token else replace(config.api, token=lab.api_token)
+    return replace(config, routing=routing, api=api)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -36,6 +36,18 @@ class QueueConfig:
     overflow_after_seconds: float | None = None
 
 
+@dataclass(frozen=True)
+class ApiConfig:
+    token: str = field(default="", repr=False)   # empty: the control API is off
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    directory: str | None = None        # subscribers CSV: number,account,area
+    incidents_file: str | None = None   # where incidents survive a restart
+    prompts_dir: str | None = None      # where ivr writes incident prompts (Asterisk's IVR_PROMPTS)
+
+
 DEFAULT_QUEUES = (
     QueueConfig("first-line", 30.0, overflow_to="common", overflow_after_seconds=30.0),
     QueueConfig("common"),
@@ -50,6 +62,8 @@ class Config:
     listen_port: int = 9105
     queues: tuple[QueueConfig, ...] = DEFAULT_QUEUES
     log_level: str = "INFO"
+    api: ApiConfig = ApiConfig()
+    routing: RoutingConfig = RoutingConfig()
 
     @property
     def queue_names(self) -> tuple[str, ...]:
@@ -84,7 +98,7 @@ def _from_file(cfg: Config, path: Path) -> Config:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    _only(data, {"ami", "http", "queues", "log_level"}, "")
+    _only(data, {"ami", "http", "queues", "log_level", "api", "routing"}, "")
     ami = _section(data, "ami")
     _only(ami, set(AmiConfig.__dataclass_fields__), "ami.")
     cfg = replace(cfg, ami=replace(cfg.ami, **{k: _typed(AmiConfig, k, v, "ami.") for k, v in ami.items()}))
@@ -92,6 +106,13 @@ def _from_file(cfg: Config, path: Path) -> Config:
     _only(http, {"listen"}, "http.")
     if "listen" in http:
         cfg = _with_listen(cfg, str(http["listen"]), "http.listen")
+    api = _section(data, "api")
+    _only(api, {"token"}, "api.")
+    cfg = replace(cfg, api=ApiConfig(**{k: _typed(ApiConfig, k, v, "api.") for k, v in api.items()}))
+    routing = _section(data, "routing")
+    _only(routing, set(RoutingConfig.__dataclass_fields__), "routing.")
+    cfg = replace(cfg, routing=RoutingConfig(
+        **{k: _typed(RoutingConfig, k, v, "routing.") for k, v in routing.items()}))
     if "queues" in data:
         cfg = replace(cfg, queues=_queues(_section(data, "queues")))
     if "log_level" in data:
@@ -128,6 +149,8 @@ def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
     for var, key in _ENV_AMI.items():
         if var in env:
             cfg = replace(cfg, ami=replace(cfg.ami, **{key: _typed(AmiConfig, key, env[var], var)}))
+    if "IVR_API_TOKEN" in env:
+        cfg = replace(cfg, api=ApiConfig(_typed(ApiConfig, "token", env["IVR_API_TOKEN"], "IVR_API_TOKEN")))
     if "IVR_LISTEN" in env:
         cfg = _with_listen(cfg, env["IVR_LISTEN"], "IVR_LISTEN")
     if "IVR_LOG_LEVEL" in env:

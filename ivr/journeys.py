@@ -142,6 +142,8 @@ class Journey:
     answered: bool = False
     last_exit: tuple[str, str] | None = None      # (queue, outcome)
     path: list[str] = field(default_factory=list)
+    account: str = ""
+    area: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,8 @@ class Tracker:
         self.first_line = first_line
         self.journeys: dict[str, Journey] = {}
         self.members: dict[tuple[str, str], Member] = {}
+        # Identity set by the dialplan before the caller joins a queue: uid -> (account, area)
+        self._identities: dict[str, tuple[str, str]] = {}
         self._visits = 0
 
     def threshold_ms(self, queue: str) -> int:
@@ -196,6 +200,7 @@ class Tracker:
         j = self.journeys.get(e.uniqueid)
         if j is None:
             j = self.journeys[e.uniqueid] = Journey(e.uniqueid, e.channel, e.caller, e.ts)
+            j.account, j.area = self._identities.pop(e.uniqueid, ("", ""))
         facts: list[Fact] = []
         if j.visit is not None:
             reason = j.visit.move_reason or "transferred"
@@ -229,6 +234,9 @@ class Tracker:
         return self._resolve(j, "answered", e.ts, e.member)
 
     def _varset(self, e: ev.VarSet) -> list[Fact]:
+        if e.variable in (ev.IVR_ACCOUNT, ev.IVR_AREA):
+            self._identify(e)
+            return []
         j = self.journeys.get(e.uniqueid)
         v = j.visit if j else None
         if j is None or v is None:
@@ -245,7 +253,20 @@ class Tracker:
             outcome = v.move_reason
         return self._resolve(j, outcome, v.left_us)
 
+    def _identify(self, e: ev.VarSet) -> None:
+        j = self.journeys.get(e.uniqueid)
+        account, area = (j.account, j.area) if j else self._identities.get(e.uniqueid, ("", ""))
+        if e.variable == ev.IVR_ACCOUNT:
+            account = e.value
+        else:
+            area = e.value
+        if j is not None:
+            j.account, j.area = account, area
+        else:
+            self._identities[e.uniqueid] = (account, area)
+
     def _hangup(self, e: ev.Hangup) -> list[Fact]:
+        self._identities.pop(e.uniqueid, None)
         j = self.journeys.pop(e.uniqueid, None)
         if j is None:
             return []

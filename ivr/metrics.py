@@ -18,6 +18,20 @@ from prometheus_client.registry import Collector
 from ivr import journeys as jr
 
 WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0)
+DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+ROUTES = ("first-line", "ask-account", "incident", "engineers", "refused", "move")
+ESCALATION_RESULTS = ("accepted", "refused_incident", "failed")
+
+
+class Route(Protocol):
+    @property
+    def label(self) -> str: ...
+    @property
+    def announce(self) -> str: ...
+
+
+class Active(Protocol):
+    def active(self) -> Sequence[object]: ...
 
 
 class AmiHealth(Protocol):
@@ -36,7 +50,8 @@ def wait_buckets(thresholds_s: Iterable[float]) -> tuple[float, ...]:
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry, queues: Sequence[str],
-                 thresholds_s: Iterable[float]) -> None:
+                 thresholds_s: Iterable[float],
+                 overflows: Iterable[tuple[str, str]] = ()) -> None:
         buckets = wait_buckets(thresholds_s)
         self.entered = Counter("ivr_queue_entered", "Callers that entered a queue",
                                ["queue"], registry=registry)
@@ -64,9 +79,18 @@ class Metrics:
         self.payable = Counter("ivr_payable_calls",
                                "Calls answered in first-line within its threshold of first entering it",
                                registry=registry)
-        self._init_labels(queues)
+        self.escalations = Counter("ivr_escalations", "Escalations to the engineers, by result",
+                                   ["result"], registry=registry)
+        self.announcements = Counter("ivr_incident_announcements",
+                                     "Known-incident announcements decided for callers", registry=registry)
+        self.route_decisions = Counter("ivr_route_decisions", "Routing decisions, by route",
+                                       ["route"], registry=registry)
+        self.decision_seconds = Histogram("ivr_route_decision_seconds",
+                                          "Time ivr took to decide a route for the dialplan",
+                                          buckets=DECISION_BUCKETS, registry=registry)
+        self._init_labels(queues, overflows)
 
-    def _init_labels(self, queues: Sequence[str]) -> None:
+    def _init_labels(self, queues: Sequence[str], overflows: Iterable[tuple[str, str]]) -> None:
         """Series exist at zero from start-up, so dashboards show 0, not 'no data'."""
         for q in queues:
             for family in (self.entered, self.within_sla, self.answer_wait,
@@ -74,8 +98,14 @@ class Metrics:
                 family.labels(queue=q)
             for outcome in jr.OUTCOMES:
                 self.exits.labels(queue=q, outcome=outcome)
+        for from_queue, to_queue in overflows:
+            self.overflow.labels(from_queue=from_queue, to_queue=to_queue)
         for outcome in ("answered", "abandoned", "unanswered"):
             self.journeys.labels(outcome=outcome)
+        for result in ESCALATION_RESULTS:
+            self.escalations.labels(result=result)
+        for route in ROUTES:
+            self.route_decisions.labels(route=route)
 
     def record(self, fact: jr.Fact) -> None:
         if isinstance(fact, jr.Entered):
@@ -93,6 +123,15 @@ class Metrics:
         elif isinstance(fact, jr.Unobserved):
             self.unobserved.labels(queue=fact.queue).inc()
 
+    def decided(self, route: Route, seconds: float) -> None:
+        self.route_decisions.labels(route=route.label).inc()
+        self.decision_seconds.observe(seconds)
+        if route.announce:
+            self.announcements.inc()
+
+    def escalated(self, result: str) -> None:
+        self.escalations.labels(result=result).inc()
+
     def _exited(self, fact: jr.Exited) -> None:
         self.exits.labels(queue=fact.queue, outcome=fact.outcome).inc()
         if fact.outcome == "answered":
@@ -107,13 +146,18 @@ class LiveCollector(Collector):
     """Gauges read from live state at scrape time."""
 
     def __init__(self, tracker: jr.Tracker, ami: AmiHealth, queues: Sequence[str],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, incidents: Active | None = None) -> None:
         self.tracker, self.ami, self.queues, self.clock = tracker, ami, queues, clock
+        self.incidents = incidents
 
     def collect(self) -> Iterable[Metric]:
         yield from self._queues()
         yield from self._agents()
         yield from self._ami()
+        if self.incidents is not None:
+            active = GaugeMetricFamily("ivr_incidents_active", "Known incidents in force now")
+            active.add_metric([], len(self.incidents.active()))
+            yield active
 
     def _queues(self) -> Iterable[Metric]:
         waiting = GaugeMetricFamily("ivr_queue_waiting_calls", "Callers waiting now", labels=["queue"])

@@ -1,4 +1,5 @@
-"""HTTP: /metrics, /healthz (alive), /readyz (logged in to AMI and resynced)."""
+"""HTTP: /metrics, /healthz (alive), /readyz (logged in to AMI and resynced),
+/dialplan/v1 (routes for Asterisk) and /api/v1 (the control API)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ from typing import AsyncIterator
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from ivr import api, dialplan_http
 from ivr.app import App
 
 APP = web.AppKey("ivr", App)
 
 
 def make_web(app: App) -> web.Application:
-    w = web.Application()
+    w = web.Application(middlewares=[api.auth_middleware(app)], client_max_size=64 * 1024)
     w[APP] = app
+    w.add_routes(dialplan_http.routes(app))
+    w.add_routes(api.routes(app))
     w.router.add_get("/metrics", make_aiohttp_handler(app.registry))
     w.router.add_get("/healthz", healthz)
     w.router.add_get("/readyz", readyz)

@@ -16,6 +16,8 @@ from ivr.ami.codec import Message
 # Channel variables the tracker listens to (VarSet events).
 QUEUESTATUS = "QUEUESTATUS"
 IVR_MOVE = "IVR_MOVE"   # set by ivr right before it moves a caller
+IVR_ACCOUNT = "IVR_ACCOUNT"   # set by the dialplan once the caller is identified
+IVR_AREA = "IVR_AREA"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,7 @@ class MemberRemoved:
 Event = (CallerJoined | CallerLeft | AgentRinging | AgentAnswered | VarSet
          | Hangup | MemberState | MemberRemoved)
 
-WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE})
+WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE, IVR_ACCOUNT, IVR_AREA})
 
 
 def timestamp_us(msg: Message, now: float) -> int:
@@ -121,9 +123,11 @@ def _answered(m: Message, ts: int) -> Event:
 
 
 def _varset(m: Message, ts: int) -> Event | None:
-    if m.get("Variable") not in WATCHED_VARIABLES:
+    # Inherited variables (Set(__IVR_AREA=...)) are named with their underscores.
+    name = (m.get("Variable") or "").lstrip("_")
+    if name not in WATCHED_VARIABLES:
         return None
-    return VarSet(ts, m["Uniqueid"], m["Variable"], m.get("Value") or "")
+    return VarSet(ts, m["Uniqueid"], name, m.get("Value") or "")
 
 
 def _hangup(m: Message, ts: int) -> Event:

@@ -32,6 +32,8 @@ PIDFILE = "run/asterisk/asterisk.pid"
 VAR_DIRS = ("var/lib/asterisk", "run/asterisk", "var/log/asterisk",
             "var/spool/asterisk", "var/cache/asterisk")
 READY_MARK = ".ivr-lab-ready"
+PROMPTS = "var/lib/asterisk/sounds/ivr"   # the dialplan's IVR_PROMPTS, inside the root
+SUBSCRIBERS = FILES / "subscribers.csv"
 
 # The topology is fixed and documented in the README: name -> SIP port.
 AGENTS = {"op1": 5071, "op2": 5072, "op3": 5073, "op4": 5074,
@@ -61,6 +63,9 @@ class LabStatus:
     ami: AmiCredentials
     sip: str
     agent_passwords: dict[str, str]
+    api_token: str
+    prompts_dir: str
+    subscribers: str
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -93,6 +98,8 @@ class Lab:
             ami=AmiCredentials("127.0.0.1", AMI_PORT, AMI_USER, self._secret("ami")),
             sip=f"127.0.0.1:{SIP_PORT}",
             agent_passwords={name: self._secret(f"agent-{name}") for name in AGENTS},
+            api_token=self._secret("api-token"), prompts_dir=str(self.root / PROMPTS),
+            subscribers=str(SUBSCRIBERS),
         )
 
     def _pid(self) -> int | None:
@@ -124,6 +131,7 @@ class Lab:
         self.build(fresh=fresh)
         _require_free_ports()
         self.write_config()
+        self._prompts()
         self._mount()
         self._start()
         self._wait_booted(boot_timeout)
@@ -132,6 +140,7 @@ class Lab:
     def _reload(self) -> LabStatus:
         """Already running: load this checkout's dialplans and overlay again."""
         self.write_config()
+        self._prompts()
         self.cli("core reload")
         log.info("lab asterisk already running (pid %s): configuration reloaded", self._pid())
         return self.status()
@@ -171,6 +180,14 @@ class Lab:
         os.chmod(conf / "pjsip.conf", 0o600)
         for d in VAR_DIRS:
             (self.root / d).mkdir(parents=True, exist_ok=True)
+
+    def _prompts(self) -> None:
+        """The spoken prompts, generated from text (espeak-ng, sox)."""
+        from ivr import prompts
+        try:
+            prompts.generate_static(self.root / PROMPTS)
+        except prompts.PromptError as exc:
+            log.warning("no generated prompts (%s): callers hear silence instead", exc)
 
     def _render(self, template: str, **extra: str | int) -> str:
         values = {"ami_port": AMI_PORT, "ami_user": AMI_USER, "sip_port": SIP_PORT,
@@ -272,6 +289,8 @@ def _require_root() -> None:
 def _require_free_ports() -> None:
     for kind, port in ((socket.SOCK_DGRAM, SIP_PORT), (socket.SOCK_STREAM, AMI_PORT)):
         with socket.socket(socket.AF_INET, kind) as s:
+            # As Asterisk binds: connections in TIME_WAIT do not make a port taken.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:

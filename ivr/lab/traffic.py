@@ -54,6 +54,12 @@ def agent(name: str, ring_ms: int) -> Sipp:
                   ["-p", str(port)])
 
 
+def transferring_agent(name: str, ring_ms: int, talk_ms: int, target: str = "9000") -> Sipp:
+    """An operator who answers, talks talk_ms, then blind-transfers the caller to `target`."""
+    values = {"ring_ms": ring_ms, "talk_ms": talk_ms, "target": target, "name": name}
+    return _start(f"agent-{name}", "agent_transfer.xml", values, ["-p", str(AGENTS[name])])
+
+
 def callers(count: int, hold_ms: int, rate: float = 10.0,
             number_prefix: str = "7900", service: str = HOTLINE,
             concurrent: int | None = None) -> Sipp:

@@ -15,11 +15,12 @@ import pytest
 
 from ivr import config as cfg
 from ivr.app import App
+from ivr.cli import lab_routing
 from ivr.journeys import Fact
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import start
-from tests.helpers import eventually, free_port
+from tests.helpers import eventually
 
 
 def _missing() -> str | None:
@@ -45,11 +46,14 @@ def lab() -> Iterator[Lab]:
     yield lab
 
 
-def lab_config(lab: Lab) -> cfg.Config:
-    ami = lab.status().ami
-    base = cfg.Config(listen_port=free_port())
-    return replace(base, ami=replace(base.ami, host=ami.host, port=ami.port,
+def lab_config(lab: Lab, listen_port: int = 9105) -> cfg.Config:
+    """ivr as `ivr run` configures itself on the lab; on 9105, where the dialplan asks."""
+    status = lab.status()
+    ami = status.ami
+    base = cfg.Config(listen_port=listen_port)
+    base = replace(base, ami=replace(base.ami, host=ami.host, port=ami.port,
                                      username=ami.username, secret=ami.secret))
+    return lab_routing(base, status)
 
 
 class Running:

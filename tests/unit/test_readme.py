@@ -8,6 +8,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from ivr.config import Config
+from ivr.incidents import Incidents
 from ivr.journeys import Tracker
 from ivr.metrics import LiveCollector, Metrics
 
@@ -27,7 +28,7 @@ def exported() -> set[str]:
     registry = CollectorRegistry()
     queues = Config().queue_names
     Metrics(registry, queues, [30.0])
-    registry.register(LiveCollector(Tracker(), _Ami(), queues))
+    registry.register(LiveCollector(Tracker(), _Ami(), queues, incidents=Incidents()))
     names = set()
     for family in registry.collect():
         names.add(family.name + ("_total" if family.type == "counter" else ""))

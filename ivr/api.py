@@ -1,0 +1,142 @@
+"""The control API, /api/v1, behind a bearer token (api.token or IVR_API_TOKEN).
+
+With no token configured the control API is off (403 with a reason);
+/metrics and the health checks stay open.  Every error is JSON with an
+`error` message; a request either happens whole or changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from ivr import actions, policy
+from ivr.app import App
+from ivr.incidents import IncidentError
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def routes(app: App) -> list[web.RouteDef]:
+    h = _Handlers(app)
+    return [
+        web.post("/api/v1/incidents", h.open_incident),
+        web.get("/api/v1/incidents", h.list_incidents),
+        web.delete("/api/v1/incidents/{id}", h.close_incident),
+        web.get("/api/v1/queues", h.queues),
+        web.get("/api/v1/calls/{uniqueid}", h.call),
+        web.post("/api/v1/calls/{uniqueid}/escalate", h.escalate),
+        web.post("/api/v1/calls/{uniqueid}/move", h.move),
+    ]
+
+
+def auth_middleware(app: App) -> Middleware:
+    @web.middleware
+    async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/api/"):
+            return await handler(request)
+        token = app.config.api.token
+        if not token:
+            return error(403, "the control API is off: no token configured (api.token or IVR_API_TOKEN)")
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return error(401, "missing or wrong bearer token")
+        return await handler(request)
+    return check_token
+
+
+async def _json(request: web.Request) -> dict[str, Any] | web.Response:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return error(400, "the body is not valid JSON")
+    if not isinstance(body, dict):
+        return error(400, "the body must be a JSON object")
+    return body
+
+
+class _Handlers:
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def open_incident(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        if isinstance(body, web.Response):
+            return body
+        unknown = set(body) - {"area", "message", "expires_in"}
+        if unknown:
+            return error(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+        try:
+            incident = self.app.incidents.open(body.get("area"), body.get("message"), body.get("expires_in"))
+        except IncidentError as exc:
+            return error(400, str(exc))
+        await self.app.make_incident_prompt(incident)
+        log.info("incident %s opened for area %s: %s", incident.id, incident.area, incident.message)
+        return web.json_response(incident.to_json(self.app.clock()), status=201)
+
+    async def list_incidents(self, request: web.Request) -> web.Response:
+        now = self.app.clock()
+        return web.json_response({"incidents": [i.to_json(now) for i in self.app.incidents.active()]})
+
+    async def close_incident(self, request: web.Request) -> web.Response:
+        incident = self.app.incidents.close(request.match_info["id"])
+        if incident is None:
+            return error(404, f"no active incident {request.match_info['id']!r}")
+        log.info("incident %s closed", incident.id)
+        return web.json_response({"closed": incident.id})
+
+    async def queues(self, request: web.Request) -> web.Response:
+        return web.json_response({"queues": self.app.queues_view()})
+
+    async def call(self, request: web.Request) -> web.Response:
+        view = self.app.call_view(request.match_info["uniqueid"])
+        return web.json_response(view) if view else error(404, "unknown call")
+
+    async def escalate(self, request: web.Request) -> web.Response:
+        uid = request.match_info["uniqueid"]
+        journey = self.app.tracker.journeys.get(uid)
+        if journey is None:
+            return error(404, "unknown call")
+        if not journey.answered or journey.visit is not None:
+            return error(409, "only a call in progress with an operator can be escalated")
+        route = policy.escalation(journey.area or None, self.app.incidents, self.app.prompt_for)
+        self.app.metrics.decided(route, 0.0)
+        if route.route != policy.ENGINEERS:
+            self.app.metrics.escalated("refused_incident")
+            return error(409, "refused: a known incident covers this caller", incident=route.incident)
+        try:
+            await actions.escalate(self.app.ami, journey.channel, uid)
+        except Exception as exc:
+            self.app.metrics.escalated("failed")
+            return error(502, f"the PBX did not move the call: {exc}")
+        self.app.metrics.escalated("accepted")
+        return web.json_response({"result": "accepted", "queue": policy.ENGINEERS}, status=202)
+
+    async def move(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        if isinstance(body, web.Response):
+            return body
+        queue = body.get("queue")
+        if not isinstance(queue, str) or queue not in self.app.config.queue_names:
+            known = ", ".join(self.app.config.queue_names)
+            return error(400, f"unknown queue {queue!r} (known: {known})")
+        decision = policy.move_by_hand(self.app.tracker, request.match_info["uniqueid"], queue)
+        if isinstance(decision, str):
+            return error(404 if decision == "unknown call" else 409, decision)
+        try:
+            await actions.move(self.app.ami, decision)
+        except Exception as exc:
+            return error(502, f"the PBX did not move the call: {exc}")
+        self.app.metrics.decided(policy.Route("move"), 0.0)
+        return web.json_response({"result": "moved", "from": decision.from_queue, "to": queue},
+                                 status=202)

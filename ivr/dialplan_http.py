@@ -1,0 +1,69 @@
+"""Answers for the dialplan, asked through Asterisk's CURL() with a 1 s deadline.
+
+    GET /dialplan/v1/entry?uniqueid=U&caller=N[&account=A&asked=1]
+    GET /dialplan/v1/escalate?uniqueid=U
+
+The answer is a query string (`route=first-line&area=north&...`) that
+CURLOPT(hashcompat) turns into HASH(ivr,...).  A bad request gets a 400
+with an empty body: the dialplan then takes its default route.
+
+Why HTTP and not FastAGI: Asterisk enforces the deadline itself
+(CURLOPT httptimeout), so a hung ivr can never hold a call, and the answer
+is one stateless request on the aiohttp app ivr already runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from aiohttp import web
+
+from ivr import policy
+from ivr.app import App
+
+log = logging.getLogger(__name__)
+_NUMBER = re.compile(r"\+?[0-9A-Za-z*#().\- ]{1,32}")
+_ACCOUNT = re.compile(r"[0-9]{1,16}")
+_UNIQUEID = re.compile(r"[0-9]+\.[0-9]+")
+
+
+def routes(app: App) -> list[web.RouteDef]:
+    async def entry(request: web.Request) -> web.Response:
+        return _entry(app, request)
+
+    async def escalate(request: web.Request) -> web.Response:
+        return _escalate(app, request)
+
+    return [web.get("/dialplan/v1/entry", entry), web.get("/dialplan/v1/escalate", escalate)]
+
+
+def _entry(app: App, request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    q = request.query
+    uid, caller, typed = q.get("uniqueid", ""), q.get("caller", ""), q.get("account", "")
+    if not _UNIQUEID.fullmatch(uid) or (caller and not _NUMBER.fullmatch(caller)) \
+            or (typed and not _ACCOUNT.fullmatch(typed)):
+        log.warning("bad entry request from the dialplan: %s", request.query_string[:200])
+        return web.Response(status=400)
+    route = policy.entry(caller, typed, q.get("asked") == "1", app.directory, app.incidents,
+                         app.prompt_for)
+    app.metrics.decided(route, time.perf_counter() - started)
+    log.info("call %s (%s): %s", uid, caller or "no number", route.as_query())
+    return web.Response(text=route.as_query())
+
+
+def _escalate(app: App, request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    uid = request.query.get("uniqueid", "")
+    if not _UNIQUEID.fullmatch(uid):
+        log.warning("bad escalate request from the dialplan: %s", request.query_string[:200])
+        return web.Response(status=400)
+    journey = app.tracker.journeys.get(uid)
+    route = policy.escalation(journey.area if journey else None, app.incidents, app.prompt_for)
+    app.metrics.decided(route, time.perf_counter() - started)
+    app.metrics.escalated("accepted" if route.route == policy.ENGINEERS else "refused_incident")
+    log.info("call %s: escalation by transfer %s", uid,
+             "accepted" if route.route == policy.ENGINEERS else f"refused ({route.incident})")
+    return web.Response(text=route.as_query())
