@@ -27,7 +27,7 @@ def test_status_json_gives_ami_credentials(lab: Lab) -> None:
     assert secret.stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize("number", ["8801", "100", "op1", "eng1", "first-line", "common"])
+@pytest.mark.parametrize("number", ["8801", "100", "9000", "op1", "eng1", "first-line", "common", "engineers"])
 def test_customers_reach_only_the_hotline(lab: Lab, phones: list, number: str) -> None:
     call = traffic.expect_404(number)
     phones.append(call)
