@@ -1,0 +1,102 @@
+"""The Grafana dashboard against a real Prometheus scraping ivr during lab traffic.
+
+Grafana itself is not packaged in Debian, so the dashboard is checked where
+it can break: every panel's query, with the shipped recording rules loaded,
+must return data from a real Prometheus (Debian's package) that scrapes a
+real ivr following real calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import urllib.parse
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from ivr import journeys as jr
+from ivr.lab import traffic
+from ivr.lab.pbx import Lab
+from tests.helpers import eventually, free_port, http_get
+from tests.lab.conftest import Running
+
+pytestmark = pytest.mark.lab
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "ivr.json"
+# What Grafana would put in place of its variables.
+GRAFANA_VARS = {"$__rate_interval": "1m", "$__range": "1h", "$queue": ".*"}
+
+
+def panel_queries() -> list[tuple[str, str]]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [(panel["title"], target["expr"]) for panel in dashboard["panels"]
+            for target in panel["targets"]]
+
+
+def grafana_expand(expr: str) -> str:
+    for var, value in GRAFANA_VARS.items():
+        expr = expr.replace(var, value)
+    return expr
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, ivr: Running) -> Iterator[str]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("prometheus is not installed (make setup)")
+        pytest.skip("prometheus is not installed (make setup)")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for src in sorted((DEPLOY / "prometheus" / "rules").glob("*.yml")):
+        # Evaluate every second instead of every 30 s, so the test is short.
+        text = re.sub(r"(?m)^(\s*interval:\s*)\S+", r"\g<1>1s", src.read_text())
+        (rules / src.name).write_text(text)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: ['{rules}/*.yml']\n"
+        "scrape_configs:\n"
+        f"  - job_name: ivr\n    static_configs: [{{targets: ['127.0.0.1:{ivr.app.config.listen_port}']}}]\n")
+    base = f"http://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                             f"--web.listen-address={base[7:]}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    yield base
+    proc.terminate()
+    _, err = proc.communicate(timeout=20)
+    assert "level=error" not in err, err    # e.g. a rule file that failed to load
+
+
+def query(base: str, expr: str) -> list[object]:
+    status, body = http_get(f"{base}/api/v1/query?query={urllib.parse.quote(expr)}")
+    if status != 200:
+        raise AssertionError(f"query failed ({status}): {expr}\n{body}")
+    return list(json.loads(body)["data"]["result"])
+
+
+async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus: str,
+                                              phones: list) -> None:
+    await eventually(lambda: http_get(prometheus + "/-/ready")[0] == 200, timeout=30, what="prometheus ready")
+    phones += [traffic.agent(op, ring_ms=3000) for op in ("op1", "op2", "op3", "op4")]
+    phones.append(traffic.callers(3, hold_ms=8000, rate=3, number_prefix="7970"))
+    # Hangs up about 1.5 s after queueing, before any operator answers: a short abandon.
+    phones.append(traffic.callers(1, hold_ms=3000, rate=1, number_prefix="7980"))
+    await eventually(lambda: len(ivr.of(jr.JourneyEnded)) >= 4, timeout=30, interval=0.2,
+                     what="4 journeys ended")
+    assert {f.outcome for f in ivr.of(jr.JourneyEnded)} == {"answered", "abandoned"}  # type: ignore[attr-defined]
+
+    queries = panel_queries()
+    assert len(queries) >= 14
+    for title, expr in queries:
+        expanded = grafana_expand(expr)
+        await eventually(lambda: bool(query(prometheus, expanded)), timeout=30, interval=0.5,
+                         what=f"data for panel {title!r}: {expanded}")
+    # The figures are the real ones: 3 of 3 answered within 30 s.
+    (sl,) = query(prometheus, 'queue:ivr_service_level:ratio_rate15m{queue="first-line"}')
+    assert float(sl["value"][1]) == 1.0  # type: ignore[index]

@@ -1,0 +1,113 @@
+"""deploy/prometheus: the example config, the recording and alerting rules, and
+their promtool unit tests. Also checks that ivr's real /metrics output passes
+`promtool check metrics` and has every series the rules use.
+
+Needs `promtool` (Debian package `prometheus`). Without it the tests skip, or
+fail when CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from ivr.app import overflow_rules
+from ivr.config import Config
+from ivr.incidents import Incidents
+from ivr.journeys import Tracker
+from ivr.metrics import LiveCollector, Metrics
+from tests.replay import Replay, transcript
+
+PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+RULES = ("rules/ivr-recording.yml", "rules/ivr-alerts.yml")
+RULE_TESTS = ("tests/ivr-recording.test.yml", "tests/ivr-alerts.test.yml")
+TRANSCRIPTS = ("answered", "abandoned", "moved")
+
+
+class _Ami:
+    up, reconnects, events_received, malformed_frames = True, 1, 100, 0
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    tool = shutil.which("promtool")
+    if tool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is not installed (Debian package prometheus)")
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    return tool
+
+
+def run(cmd: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """Run from deploy/prometheus, where the configuration's relative paths start."""
+    proc = subprocess.run(cmd, cwd=PROMETHEUS, input=stdin, capture_output=True, timeout=120,
+                          env=dict(os.environ, LC_ALL="C.UTF-8"))
+    return subprocess.CompletedProcess(proc.args, proc.returncode,
+                                       proc.stdout.decode(errors="replace"),
+                                       proc.stderr.decode(errors="replace"))
+
+
+def report(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"$ {' '.join(proc.args)}\nexit {proc.returncode}\n{proc.stdout}{proc.stderr}"
+
+
+def exposition() -> bytes:
+    """ivr's /metrics after replaying lab transcripts, with a registry built as the app builds it."""
+    config = Config()
+    names = config.queue_names
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, names, [q.sla_seconds for q in config.queues],
+                      [(r.from_queue, r.to_queue) for r in overflow_rules(config).values()])
+    thresholds = {q.name: round(q.sla_seconds * 1000) for q in config.queues}
+    replays = [Replay(tracker=Tracker(thresholds), metrics=metrics).feed(transcript(name))
+               for name in TRANSCRIPTS]
+    registry.register(LiveCollector(replays[-1].tracker, _Ami(), names, incidents=Incidents()))
+    return generate_latest(registry)
+
+
+def test_config_is_valid(promtool: str) -> None:
+    proc = run([promtool, "check", "config", "prometheus.yml"])
+    assert proc.returncode == 0, report(proc)
+    # check config also checks the rule files it loads: both must be found.
+    assert "2 rule files found" in proc.stdout, report(proc)
+
+
+@pytest.mark.parametrize("rules", RULES)
+def test_rules_are_valid(promtool: str, rules: str) -> None:
+    proc = run([promtool, "check", "rules", rules])
+    assert proc.returncode == 0, report(proc)
+
+
+@pytest.mark.parametrize("tests", RULE_TESTS)
+def test_rule_unit_tests_pass(promtool: str, tests: str) -> None:
+    proc = run([promtool, "test", "rules", tests])
+    assert proc.returncode == 0, report(proc)
+
+
+def test_exposition_passes_promtool_check_metrics(promtool: str) -> None:
+    text = exposition()
+    proc = run([promtool, "check", "metrics"], stdin=text)
+    assert (proc.returncode, proc.stdout + proc.stderr) == (0, ""), report(proc)
+
+
+def test_rules_use_only_exported_series() -> None:
+    """A renamed metric would leave a rule silently empty: every ivr_* name in the
+    rules must be in the exposition, and so must the short-abandon bucket."""
+    text = exposition().decode()
+    exported = set(re.findall(r"^(?:# (?:HELP|TYPE) )?(ivr_[a-z_]+)", text, flags=re.M))
+    for rules in RULES:
+        source = (PROMETHEUS / rules).read_text()
+        # Plain metric names, not the recording rules' level:metric:operations names.
+        used = set(re.findall(r"(?<![\w:])ivr_[a-z_]+(?![\w:])", source))
+        assert used, rules
+        assert used <= exported, f"{rules}: not exported by ivr: {sorted(used - exported)}"
+    for le in re.findall(r'ivr_queue_abandon_wait_seconds_bucket\{le="([^"]+)"\}',
+                         (PROMETHEUS / RULES[0]).read_text()):
+        assert f'ivr_queue_abandon_wait_seconds_bucket{{le="{le}",' in text, \
+            f'le="{le}" is not a bucket edge of ivr_queue_abandon_wait_seconds'
