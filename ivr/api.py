@@ -92,6 +92,7 @@ class _Handlers:
         incident = self.app.incidents.close(request.match_info["id"])
         if incident is None:
             return error(404, f"no active incident {request.match_info['id']!r}")
+        self.app.forget_incident_prompt(incident)
         log.info("incident %s closed", incident.id)
         return web.json_response({"closed": incident.id})
 

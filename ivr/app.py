@@ -103,6 +103,10 @@ class App:
             log.warning("incident %s: no prompt of its own (%s); callers hear the generic one",
                         incident.id, exc)
 
+    def forget_incident_prompt(self, incident: Incident) -> None:
+        if self.prompts_dir is not None:
+            prompts.remove_incident_prompt(self.prompts_dir, incident.id)
+
     def queues_view(self) -> dict[str, Any]:
         now_us = round(self.clock() * 1_000_000)
         view: dict[str, Any] = {}

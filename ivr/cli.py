@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     _lab_parser(sub)
     _incident_parser(sub)
+    prompts = sub.add_parser("prompts", help="generate the spoken prompts (espeak-ng, sox)",
+                             description="Write the dialplan's prompts as 8 kHz WAV files into DIR "
+                                         "(the dialplan's IVR_PROMPTS, /var/lib/asterisk/sounds/ivr).")
+    prompts.add_argument("--out", type=Path, default=Path("/var/lib/asterisk/sounds/ivr"), metavar="DIR")
+    prompts.set_defaults(func=_prompts)
     demo = sub.add_parser("demo", help="lab + ivr + SIPp traffic, with a live summary")
     demo.add_argument("--minutes", type=float, default=3.0, help="how long to run (default 3)")
     demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9105")
@@ -121,6 +126,17 @@ def _incident_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     close.set_defaults(func=_incident_close)
 
 
+def _prompts(args: argparse.Namespace) -> int:
+    from ivr import prompts
+    try:
+        written = prompts.generate_static(args.out)
+    except prompts.PromptError as exc:
+        print(f"ivr prompts: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(written)} prompt(s) written, {len(prompts.STATIC) - len(written)} already up to date, in {args.out}")
+    return 0
+
+
 def _incident_open(args: argparse.Namespace) -> int:
     from ivr.client_api import call_api
     body = {"area": args.area, "message": args.message, "expires_in": args.expires_in}
@@ -148,7 +164,7 @@ def load_config(args: argparse.Namespace) -> cfg.Config:
         except OSError as exc:
             raise cfg.ConfigError(f"no AMI username configured and the lab's credentials "
                                   f"are unreadable: {exc}") from None
-        log.info("no AMI username configured: using the lab PBX's AMI user")
+        log.debug("no AMI username configured: using the lab PBX's AMI user")
         config = replace(config, ami=replace(config.ami, host=lab.ami.host, port=lab.ami.port,
                                              username=lab.ami.username, secret=lab.ami.secret))
         config = lab_routing(config, lab)

@@ -7,6 +7,7 @@ north, 794xx south, 797xx center) and API token.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, AsyncIterator
 
@@ -182,3 +183,30 @@ async def test_calls_still_route_when_ivr_is_stopped(lab: Lab, phones: list) -> 
     assert ("common", "ENTERQUEUE") in kinds and ("common", "CONNECT") in kinds
     timeout = next(d for q, e, d in events if e == "EXITWITHTIMEOUT")
     assert 30 <= int(timeout[2]) <= 31      # whole seconds waited in first-line
+
+
+async def test_incident_cli_against_the_running_ivr(ivr: Running) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ivr_bin = str(Path(sys.executable).with_name("ivr"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+
+    async def run(*args: str) -> subprocess.CompletedProcess[str]:
+        # In a thread: the ivr under test answers on this very event loop.
+        return await asyncio.to_thread(subprocess.run, [ivr_bin, "incident", *args], env=env,
+                                       capture_output=True, text=True, timeout=20)
+    opened = await run("open", "--area", "center", "--message", "Maintenance in the center.",
+                       "--expires-in", "120")
+    assert opened.returncode == 0, opened.stderr
+    incident = json.loads(opened.stdout)
+    assert [i["id"] for i in json.loads((await run("list")).stdout)["incidents"]] == [incident["id"]]
+    assert ivr.value("ivr_incidents_active") == 1
+    assert (await run("close", incident["id"])).returncode == 0
+    again = await run("close", incident["id"])
+    assert again.returncode == 1 and again.stderr.strip() == f"ivr: 404: no active incident '{incident['id']}'"
+    bad = await run("open", "--area", "North Side", "--message", "x")
+    assert bad.returncode == 1 and bad.stderr.startswith("ivr: 400: area")
