@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
 import time
 import urllib.error
 import urllib.request
 from typing import Callable
+
+import pytest
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 5.0,
@@ -34,3 +38,19 @@ def http_get(url: str) -> tuple[int, str]:
         return err.code, err.read().decode()
     except OSError:
         return 0, ""
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip when a part is missing; in CI (CI=true) a missing part fails instead."""
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{why}; CI must have every part")
+    pytest.skip(why)
+
+
+def require_tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    require(path is not None, f"{name} is not installed (Debian package {package}; make setup)")
+    assert path is not None
+    return path

@@ -70,6 +70,38 @@ def callers(count: int, hold_ms: int, rate: float = 10.0,
                   {"hold_ms": hold_ms, "number_prefix": number_prefix}, args)
 
 
+_INFO = """  <send retrans="500">
+    <![CDATA[
+      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:$number_prefix[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: $cseq INFO
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal=$digit
+      Duration=160
+    ]]>
+  </send>
+  <recv response="200"/>
+  <pause milliseconds="250"/>
+"""
+
+
+def typing_caller(digits: str, type_after_ms: int, hold_ms: int,
+                  number_prefix: str = "5550") -> Sipp:
+    """One customer who types `digits` on the keypad (SIP INFO) type_after_ms after answer."""
+    blocks = [Template(_INFO).substitute(number_prefix=number_prefix, cseq=2 + i, digit=d)
+              for i, d in enumerate(digits)]
+    values = {"hold_ms": hold_ms, "type_after_ms": type_after_ms, "number_prefix": number_prefix,
+              "digits": digits, "dtmf": "".join(blocks), "bye_cseq": 2 + len(digits)}
+    args = ["-s", HOTLINE, "-m", "1", "-p", str(next(_caller_ports))]
+    return _start(f"typing-{number_prefix}", "caller_dtmf.xml", values, args)
+
+
 def expect_404(service: str, number_prefix: str = "7999") -> Sipp:
     """One customer dialling `service`; SIPp exits 0 only if it gets a 404."""
     args = ["-s", service, "-m", "1", "-p", str(next(_caller_ports)), "-recv_timeout", "5000"]

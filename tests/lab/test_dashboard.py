@@ -9,9 +9,7 @@ real ivr following real calls.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import urllib.parse
 from pathlib import Path
@@ -22,7 +20,7 @@ import pytest
 from ivr import journeys as jr
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
-from tests.helpers import eventually, free_port, http_get
+from tests.helpers import require_tool, eventually, free_port, http_get
 from tests.lab.conftest import Running
 
 pytestmark = pytest.mark.lab
@@ -46,11 +44,7 @@ def grafana_expand(expr: str) -> str:
 
 @pytest.fixture
 def prometheus(tmp_path: Path, ivr: Running) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("prometheus is not installed (make setup)")
-        pytest.skip("prometheus is not installed (make setup)")
+    binary = require_tool("prometheus", "prometheus")
     rules = tmp_path / "rules"
     rules.mkdir()
     for src in sorted((DEPLOY / "prometheus" / "rules").glob("*.yml")):

@@ -210,3 +210,22 @@ async def test_incident_cli_against_the_running_ivr(ivr: Running) -> None:
     assert again.returncode == 1 and again.stderr.strip() == f"ivr: 404: no active incident '{incident['id']}'"
     bad = await run("open", "--area", "North Side", "--message", "x")
     assert bad.returncode == 1 and bad.stderr.startswith("ivr: 400: area")
+
+
+async def test_unknown_caller_types_an_account_number(lab: Lab, ivr: Running, phones: list) -> None:
+    phones += [traffic.agent(op, ring_ms=1000) for op in OPERATORS]
+    # 5550x is not in the directory: after the greeting ivr asks for the account.
+    phones.append(traffic.typing_caller("100201#", type_after_ms=2000, hold_ms=6000))
+    await eventually(lambda: bool(ivr.of(jr.Entered)), timeout=20, interval=0.1, what="caller queued")
+    journey = ivr.app.tracker.journeys[first_line_call(ivr)]
+    assert (journey.caller, journey.account, journey.area) == ("55501", "100201", "south")
+    assert ivr.value("ivr_route_decisions_total", route="ask-account") == 1
+
+
+async def test_unknown_caller_may_go_on_unidentified(lab: Lab, ivr: Running, phones: list) -> None:
+    phones += [traffic.agent(op, ring_ms=1000) for op in OPERATORS]
+    phones.append(traffic.callers(1, hold_ms=12_000, rate=1, number_prefix="5551"))
+    await eventually(lambda: bool(answered_in(ivr, "first-line")), timeout=20, interval=0.1,
+                     what="answered unidentified")
+    journey = ivr.app.tracker.journeys[answered_in(ivr, "first-line")[0]]
+    assert (journey.account, journey.area) == ("", "")

@@ -9,9 +9,7 @@ would make later lab tests ring a dead softphone next to SIPp.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ import pytest
 
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
-from tests.helpers import eventually
+from tests.helpers import require_tool, eventually
 
 pytestmark = pytest.mark.lab
 
@@ -99,11 +97,7 @@ def registered(lab: Lab, port: int) -> bool:
 
 @pytest.fixture
 def softphone(lab: Lab, tmp_path: Path) -> Iterator[Softphone]:
-    tool = shutil.which("baresip")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("baresip is not installed (Debian package baresip-core)")
-        pytest.skip("baresip is not installed (Debian package baresip-core)")
+    tool = require_tool("baresip", "baresip-core")
     folder = tmp_path / "baresip"
     folder.mkdir()
     port = sip_port()

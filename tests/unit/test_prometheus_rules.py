@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import require_tool
 from prometheus_client import CollectorRegistry, generate_latest
 
 from ivr.app import overflow_rules
@@ -36,12 +37,7 @@ class _Ami:
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    tool = shutil.which("promtool")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is not installed (Debian package prometheus)")
-        pytest.skip("promtool is not installed (Debian package prometheus)")
-    return tool
+    return require_tool("promtool", "prometheus")
 
 
 def run(cmd: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:

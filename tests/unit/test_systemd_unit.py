@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import require_tool
 
 UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "ivr.service"
 MAX_EXPOSURE = 2.0
@@ -22,12 +23,7 @@ MAX_EXPOSURE = 2.0
 
 @pytest.fixture(scope="module")
 def analyze() -> str:
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("systemd-analyze is not installed (Debian package systemd)")
-        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
-    return tool
+    return require_tool("systemd-analyze", "systemd")
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
