@@ -4,12 +4,20 @@ Operators op1 and op2 answer after 4 s; op3 and op4 are away (their phones
 ring and nobody answers), so at busy moments callers wait in first-line and
 are moved to common at 30 s, where gen1 and gen2 answer after 2 s.  A few
 impatient callers hang up after 8 s.
+
+When Debian's prometheus is installed, a Prometheus with the shipped rules
+scrapes the demo on 127.0.0.1:9090: point Grafana's provisioned datasource
+(deploy/grafana) at it to watch the dashboard move.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 from ivr.config import Config
 from ivr.lab import traffic
@@ -29,6 +37,7 @@ async def demo(config: Config, minutes: float) -> int:
     calls = [traffic.callers(count, 40_000, rate=0.25, number_prefix="7901"),
              traffic.callers(max(1, count // 6), 8_000, rate=0.04, number_prefix="7902")]
     print(f"ivr demo: metrics at http://{config.listen_host}:{config.listen_port}/metrics")
+    prometheus = _prometheus(config)
     started = time.monotonic()
     try:
         while time.monotonic() - started < minutes * 60:
@@ -37,8 +46,34 @@ async def demo(config: Config, minutes: float) -> int:
     finally:
         for sipp in calls + phones:
             sipp.stop()
+        if prometheus is not None:
+            prometheus.terminate()
+            prometheus.wait(10)
         await runner.cleanup()
     return 0
+
+
+RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules"
+
+
+def _prometheus(config: Config) -> subprocess.Popen[bytes] | None:
+    binary = shutil.which("prometheus")
+    if binary is None or not RULES.is_dir():
+        print("ivr demo: no prometheus installed: no dashboard data (make setup installs it)")
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="ivr-demo-prometheus-"))
+    (folder / "prometheus.yml").write_text(
+        "global: {scrape_interval: 5s, evaluation_interval: 15s}\n"
+        f"rule_files: ['{RULES}/*.yml']\n"
+        "scrape_configs:\n  - job_name: ivr\n"
+        f"    static_configs: [{{targets: ['{config.listen_host}:{config.listen_port}']}}]\n")
+    process = subprocess.Popen(
+        [binary, f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'data'}",
+         "--web.listen-address=127.0.0.1:9090"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print("ivr demo: Prometheus with ivr's rules at http://127.0.0.1:9090 "
+          "(Grafana: deploy/grafana provisioning points there)")
+    return process
 
 
 def _summary(registry: object) -> dict[str, float]:

@@ -8,6 +8,7 @@ real ivr following real calls.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -91,6 +92,12 @@ async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus
         expanded = grafana_expand(expr)
         await eventually(lambda: bool(query(prometheus, expanded)), timeout=30, interval=0.5,
                          what=f"data for panel {title!r}: {expanded}")
+    # ivr's live exposition, as Prometheus scraped it, passes promtool's lint.
+    # In a thread: the ivr under test serves /metrics on this very event loop.
+    status, text = await asyncio.to_thread(http_get, f"http://127.0.0.1:{ivr.app.config.listen_port}/metrics")
+    lint = subprocess.run([require_tool("promtool", "prometheus"), "check", "metrics"],
+                          input=text, capture_output=True, text=True, timeout=30)
+    assert status == 200 and lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint
     # The figures are the real ones: 3 of 3 answered within 30 s.
     (sl,) = query(prometheus, 'queue:ivr_service_level:ratio_rate15m{queue="first-line"}')
     assert float(sl["value"][1]) == 1.0  # type: ignore[index]
