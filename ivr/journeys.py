@@ -24,6 +24,8 @@ channel that tells:
     VarSet QUEUESTATUS=*EMPTY...  -> empty
     QueueCallerJoin (elsewhere)   -> transferred, unless a reason was set
     Hangup                        -> abandoned
+    SoftHangupRequest (SHUTDOWN)  -> the PBX is going away: the exit is
+                                     unobserved, never an abandon
 
 A timeout is therefore never counted as an abandon.  Waits are measured from
 Asterisk's event timestamps (microseconds), floored to milliseconds, and
@@ -144,6 +146,7 @@ class Journey:
     path: list[str] = field(default_factory=list)
     account: str = ""
     area: str = ""
+    pbx_shutdown: bool = False     # hung up by the PBX stopping, not by the caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,10 @@ class Tracker:
             return self._varset(event)
         if isinstance(event, ev.Hangup):
             return self._hangup(event)
+        if isinstance(event, ev.PbxShutdown):
+            if (j := self.journeys.get(event.uniqueid)) is not None:
+                j.pbx_shutdown = True
+            return []
         if isinstance(event, ev.MemberState):
             self.members[(event.queue, event.member)] = Member(event.status, event.paused, event.in_call)
         elif isinstance(event, ev.MemberRemoved):
@@ -271,7 +278,9 @@ class Tracker:
         if j is None:
             return []
         facts: list[Fact] = []
-        if j.visit is not None:
+        if j.visit is not None and j.pbx_shutdown:
+            facts.append(Unobserved(j.uniqueid, j.visit.queue, j.visit.id))
+        elif j.visit is not None:
             reason = j.visit.move_reason or "abandoned"
             facts += self._resolve(j, reason, j.visit.left_us or e.ts)
         outcome = _journey_outcome(j)
@@ -362,4 +371,6 @@ class Tracker:
 def _journey_outcome(j: Journey) -> str:
     if j.answered:
         return "answered"
+    if j.pbx_shutdown:
+        return "unknown"
     return "abandoned" if j.last_exit and j.last_exit[1] == "abandoned" else "unanswered"

@@ -57,7 +57,9 @@ class AmiSettings:
     ping_interval: float = 5.0
     ping_timeout: float = 3.0
     backoff_initial: float = 0.5
-    backoff_max: float = 10.0
+    # ivr sits next to its PBX: retry at least every 2 s, so it is back within
+    # 2 s of AMI (full jitter still spreads many ivr instances apart).
+    backoff_max: float = 2.0
     trace: bool = False
 
     @property

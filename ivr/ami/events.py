@@ -75,6 +75,18 @@ class Hangup:
 
 
 @dataclass(frozen=True, slots=True)
+class PbxShutdown:
+    """The PBX is shutting down and hangs up this channel (SoftHangupRequest, SHUTDOWN flag).
+
+    It comes before the channel's QueueCallerAbandon and Hangup; the Shutdown
+    event itself only comes after them.
+    """
+
+    ts: int
+    uniqueid: str
+
+
+@dataclass(frozen=True, slots=True)
 class MemberState:
     ts: int
     queue: str
@@ -92,7 +104,10 @@ class MemberRemoved:
 
 
 Event = (CallerJoined | CallerLeft | AgentRinging | AgentAnswered | VarSet
-         | Hangup | MemberState | MemberRemoved)
+         | Hangup | PbxShutdown | MemberState | MemberRemoved)
+
+# Asterisk's soft-hangup flag for "the PBX is shutting down" (AST_SOFTHANGUP_SHUTDOWN).
+SOFTHANGUP_SHUTDOWN = 0x04
 
 WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE, IVR_ACCOUNT, IVR_AREA})
 
@@ -134,6 +149,13 @@ def _hangup(m: Message, ts: int) -> Event:
     return Hangup(ts, m["Uniqueid"])
 
 
+def _soft_hangup(m: Message, ts: int) -> Event | None:
+    cause = m.get("Cause") or "0"
+    if not cause.isdigit() or not int(cause) & SOFTHANGUP_SHUTDOWN:
+        return None
+    return PbxShutdown(ts, m["Uniqueid"])
+
+
 def _member_state(m: Message, ts: int) -> Event:
     return MemberState(ts, m["Queue"], _member(m), int(m.get("Status") or 0),
                        paused=m.get("Paused") == "1", in_call=m.get("InCall") == "1")
@@ -155,6 +177,7 @@ _PARSERS: dict[str, Callable[[Message, int], Event | None]] = {
     "AgentConnect": _answered,
     "VarSet": _varset,
     "Hangup": _hangup,
+    "SoftHangupRequest": _soft_hangup,
     "QueueMemberStatus": _member_state,
     "QueueMemberAdded": _member_state,
     "QueueMemberPause": _member_state,

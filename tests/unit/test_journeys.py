@@ -169,3 +169,12 @@ def test_resync_ignores_callers_seen_after_the_snapshot_was_asked_for() -> None:
     run(join("first-line", 10.5), tracker=tracker)
     assert tracker.resync(snap(10, (), frozenset())) == []
     assert len(tracker.waiting("first-line")) == 1
+
+
+def test_pbx_shutdown_is_not_an_abandon() -> None:
+    """SIGTERM to Asterisk: SoftHangupRequest (SHUTDOWN), Abandon, Leave, Hangup."""
+    facts = run(join("first-line", 0), ev.PbxShutdown(T0 + 5 * S, UID),
+                leave("first-line", 5, abandon=True), leave("first-line", 5), hangup(5))
+    assert exits(facts) == []
+    assert [(f.queue, f.uniqueid) for f in facts if isinstance(f, Unobserved)] == [("first-line", UID)]
+    assert [f.outcome for f in facts if isinstance(f, JourneyEnded)] == ["unknown"]
