@@ -42,9 +42,15 @@ class Sipp:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def wait(self, timeout: float) -> int:
-        code = self.process.wait(timeout)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        return code
+        return self.process.wait(timeout)
+
+    def stats(self) -> dict[str, str]:
+        """SIPp's last statistics row (run with stats=True): TotalCallCreated, FailedCall(C)..."""
+        files = sorted(self.workdir.glob("*_.csv"))
+        if not files:
+            return {}
+        lines = [line for line in files[-1].read_text().splitlines() if line.strip()]
+        return dict(zip(lines[0].split(";"), lines[-1].split(";")))
 
 
 def agent(name: str, ring_ms: int) -> Sipp:
@@ -62,10 +68,12 @@ def transferring_agent(name: str, ring_ms: int, talk_ms: int, target: str = "900
 
 def callers(count: int, hold_ms: int, rate: float = 10.0,
             number_prefix: str = "7900", service: str = HOTLINE,
-            concurrent: int | None = None) -> Sipp:
+            concurrent: int | None = None, stats: bool = False) -> Sipp:
     """`count` customers calling `service`, each on the line for hold_ms."""
     args = ["-s", service, "-m", str(count), "-r", str(rate), "-rp", "1000",
             "-l", str(concurrent or count), "-p", str(next(_caller_ports))]
+    if stats:
+        args += ["-trace_stat", "-fd", "1"]
     return _start(f"callers-{number_prefix}", "caller.xml",
                   {"hold_ms": hold_ms, "number_prefix": number_prefix}, args)
 

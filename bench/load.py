@@ -1,0 +1,116 @@
+"""Load on the lab: SIPp callers at rising call rates, ivr following over AMI.
+
+    sudo .venv/bin/python -m bench.load [--rates 5,10,20,50] [--seconds 120]
+
+For each rate: every call SIPp placed and Asterisk queued must be accounted
+for in ivr (entered equals Asterisk's own ENTERQUEUE count, and once all
+calls ended the outcomes add up), ivr's lag behind Asterisk (its event
+timestamp to ivr's fact) is measured, and ivr's CPU is compared with
+Asterisk's.  Callers come from numbers not in the directory, so each hears
+the account prompt first, then waits in first-line; four operators answer
+after 1 s and two common agents after 1 s; callers hang up after 12 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import resource
+import statistics
+import time
+
+from ivr import journeys as jr
+from ivr.lab import traffic
+from ivr.lab.pbx import Lab
+from ivr.service import start
+from tests.lab.conftest import lab_config
+
+HOLD_MS = 12_000
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def queued_by_asterisk(lab: Lab, since: float) -> int:
+    return sum(1 for line in lab.queue_log().splitlines()
+               if line.split("|")[4:5] == ["ENTERQUEUE"] and line.split("|")[2] == "first-line"
+               and int(line.split("|")[0]) >= int(since))
+
+
+async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
+    lab.hangup_all()
+    app, runner = await start(lab_config(lab))
+    lags: list[float] = []
+    facts: list[jr.Fact] = []
+
+    def listen(fact: jr.Fact) -> None:
+        facts.append(fact)
+        if isinstance(fact, jr.Entered) and not fact.recovered:
+            lags.append(time.time() - fact.at_us / 1e6)
+    app.listeners.append(listen)
+    phones = [traffic.agent(op, 1000) for op in ("op1", "op2", "op3", "op4")]
+    phones += [traffic.agent(g, 1000) for g in ("gen1", "gen2")]
+    since, pid = time.time(), lab.status().pid
+    assert pid is not None
+    cpu0, ast0 = own_cpu(), cpu_seconds(pid)
+    calls = traffic.callers(rate * seconds, HOLD_MS, rate=rate, number_prefix="5600",
+                            concurrent=rate * 30, stats=True)
+    deadline = time.monotonic() + seconds + HOLD_MS / 1000 + 60
+    while calls.process.poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(2)
+    cpu, ast = own_cpu() - cpu0, cpu_seconds(pid) - ast0
+    sipp = calls.stats()
+    calls.stop()
+    for p in phones:
+        p.stop()
+    lab.hangup_all()
+    await asyncio.sleep(1)
+    await runner.cleanup()
+    entered = sum(1 for f in facts if isinstance(f, jr.Entered) and f.queue == "first-line")
+    exited = sum(1 for f in facts if isinstance(f, (jr.Exited, jr.Unobserved)) and f.queue == "first-line")
+    lags.sort()
+    return {
+        "rate": rate, "placed": float(sipp.get("TotalCallCreated", "nan")),
+        "sipp_failed": float(sipp.get("FailedCall(C)", "nan")),
+        "asterisk_queued": queued_by_asterisk(lab, since), "ivr_entered": entered,
+        "ivr_first_line_exits": exited,
+        "lag_p50_ms": 1000 * statistics.median(lags) if lags else float("nan"),
+        "lag_p99_ms": 1000 * lags[int(len(lags) * 0.99) - 1] if lags else float("nan"),
+        "lag_max_ms": 1000 * lags[-1] if lags else float("nan"),
+        "ivr_cpu_s": cpu, "asterisk_cpu_s": ast,
+    }
+
+
+async def main(rates: list[int], seconds: int) -> None:
+    lab = Lab()
+    lab.up()
+    lab.forget_registrations()
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    for rate in rates:
+        r = await one_rate(lab, rate, seconds)
+        ok = r["ivr_entered"] == r["asterisk_queued"] and r["ivr_first_line_exits"] == r["ivr_entered"]
+        print(f"{rate:>3} calls/s for {seconds}s: SIPp placed {r['placed']:.0f} (failed {r['sipp_failed']:.0f}), "
+              f"Asterisk queued {r['asterisk_queued']}, ivr entered {r['ivr_entered']} "
+              f"and saw {r['ivr_first_line_exits']} leave [{'accounted' if ok else 'MISMATCH'}]; "
+              f"lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms max {r['lag_max_ms']:.1f} ms; "
+              f"CPU ivr {r['ivr_cpu_s']:.1f}s vs Asterisk {r['asterisk_cpu_s']:.1f}s "
+              f"({100 * r['ivr_cpu_s'] / max(r['asterisk_cpu_s'], 0.01):.0f}%)", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default="5,10,20,50", help="calls per second, comma-separated")
+    parser.add_argument("--seconds", type=int, default=120, help="how long each rate runs")
+    args = parser.parse_args()
+    asyncio.run(main([int(r) for r in args.rates.split(",")], args.seconds))
