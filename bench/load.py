@@ -75,10 +75,15 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
     for p in phones:
         p.stop()
     lab.hangup_all()
-    await asyncio.sleep(1)
+
+    def count(kinds: tuple[type, ...]) -> int:
+        return sum(1 for f in facts if isinstance(f, kinds) and getattr(f, "queue", "") == "first-line")
+    # An overloaded Asterisk delivers the last exits late: wait for them (30 s at most).
+    settle = time.monotonic() + 30
+    while count((jr.Exited, jr.Unobserved)) < count((jr.Entered,)) and time.monotonic() < settle:
+        await asyncio.sleep(0.5)
     await runner.cleanup()
-    entered = sum(1 for f in facts if isinstance(f, jr.Entered) and f.queue == "first-line")
-    exited = sum(1 for f in facts if isinstance(f, (jr.Exited, jr.Unobserved)) and f.queue == "first-line")
+    entered, exited = count((jr.Entered,)), count((jr.Exited, jr.Unobserved))
     lags.sort()
     return {
         "rate": rate, "placed": float(sipp.get("TotalCallCreated", "nan")),
