@@ -51,14 +51,21 @@ def auth_middleware(app: App) -> Middleware:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return error(401, "missing or wrong bearer token")
-        return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:      # aiohttp's own 404/405/413: JSON too
+            if exc.status < 400:
+                raise
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+            return web.json_response({"error": exc.reason}, status=exc.status, headers=allow)
     return check_token
 
 
 async def _json(request: web.Request) -> dict[str, Any] | web.Response:
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        # The bytes, not request.json(): a declared charset is not ours to trust.
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError):   # JSONDecodeError, UnicodeDecodeError, too deep or long
         return error(400, "the body is not valid JSON")
     if not isinstance(body, dict):
         return error(400, "the body must be a JSON object")

@@ -98,6 +98,8 @@ def _from_file(cfg: Config, path: Path) -> Config:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except ValueError as exc:   # e.g. an integer too long to read
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     _only(data, {"ami", "http", "queues", "log_level", "api", "routing"}, "")
     ami = _section(data, "ami")
     _only(ami, set(AmiConfig.__dataclass_fields__), "ami.")
@@ -160,7 +162,7 @@ def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
 
 def _with_listen(cfg: Config, value: str, where: str) -> Config:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{where}: expected HOST:PORT, got {value!r}")
     return replace(cfg, listen_host=host.strip("[]"), listen_port=int(port))
 
@@ -197,7 +199,7 @@ def _typed(cls: Any, key: str, value: Any, where: str) -> Any:
         if kind.startswith("bool"):
             return _bool(value)
         return _text(value, required=key == "host")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{label}: expected {kind.split(' ')[0]}, got {value!r}") from None
 
 

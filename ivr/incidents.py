@@ -143,13 +143,13 @@ def _load(path: Path) -> list[Incident]:
         return []
     except OSError as exc:
         raise IncidentError(f"cannot read incident file {path}: {exc.strerror}") from None
-    except ValueError as exc:   # JSONDecodeError and UnicodeDecodeError
-        raise IncidentError(f"incident file {path} is corrupt: {exc}") from None
+    except (ValueError, RecursionError) as exc:   # JSONDecodeError, UnicodeDecodeError, nesting
+        raise IncidentError(f"incident file {path} is corrupt: {type(exc).__name__}") from None
     try:
         return [_incident(raw) for raw in _entries(data)]
     except KeyError as exc:
         raise IncidentError(f"incident file {path} is corrupt: an entry has no {exc}") from None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise IncidentError(f"incident file {path} is corrupt: {exc}") from None
 
 

@@ -8,6 +8,7 @@ here, in one place, so the tracker sees only what it understands.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -109,6 +110,9 @@ Event = (CallerJoined | CallerLeft | AgentRinging | AgentAnswered | VarSet
 # Asterisk's soft-hangup flag for "the PBX is shutting down" (AST_SOFTHANGUP_SHUTDOWN).
 SOFTHANGUP_SHUTDOWN = 0x04
 
+_TIMESTAMP = re.compile(r"[0-9]{1,12}(\.[0-9]{0,9})?")
+MAX_WAIT_S = 86_400     # a QueueEntry Wait beyond a day is nonsense: clamp it
+
 WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE, IVR_ACCOUNT, IVR_AREA})
 
 
@@ -117,6 +121,8 @@ def timestamp_us(msg: Message, now: float) -> int:
     raw = msg.get("Timestamp")
     if raw is None:
         return round(now * 1_000_000)
+    if not _TIMESTAMP.fullmatch(raw):
+        raise ValueError(f"bad Timestamp {raw[:40]!r}")
     whole, _, frac = raw.partition(".")
     return int(whole) * 1_000_000 + int((frac + "000000")[:6])
 
@@ -221,7 +227,7 @@ def snapshot(queue_status: list[Message], channels: list[Message], now: float) -
     taken_at = round(now * 1_000_000)
     waiting = tuple(
         WaitingCaller(m["Uniqueid"], m["Channel"], m.get("CallerIDNum") or "",
-                      m["Queue"], int(m.get("Wait") or 0))
+                      m["Queue"], _wait_seconds(m.get("Wait")))
         for m in queue_status if m.event == "QueueEntry")
     members = tuple(
         MemberState(taken_at, m["Queue"], _member(m), int(m.get("Status") or 0),
@@ -229,3 +235,9 @@ def snapshot(queue_status: list[Message], channels: list[Message], now: float) -
         for m in queue_status if m.event == "QueueMember")
     live = frozenset(m["Uniqueid"] for m in channels if m.event == "CoreShowChannel")
     return Snapshot(taken_at, waiting, members, live)
+
+
+def _wait_seconds(raw: str | None) -> int:
+    """QueueEntry's Wait, clamped: a snapshot must never fail over one odd row."""
+    digits = raw if raw is not None and raw.isascii() and raw.isdigit() and len(raw) < 7 else "0"
+    return min(int(digits), MAX_WAIT_S)
