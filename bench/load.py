@@ -41,6 +41,11 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _queue_size(lab: Lab) -> int:
+    words = lab.cli("queue show first-line").split()
+    return int(words[2]) if len(words) > 2 and words[1] == "has" else -1
+
+
 def queued_by_asterisk(lab: Lab, since: float) -> int:
     return sum(1 for line in lab.queue_log().splitlines()
                if line.split("|")[4:5] == ["ENTERQUEUE"] and line.split("|")[2] == "first-line"
@@ -76,12 +81,23 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
         p.stop()
     lab.hangup_all()
 
+    # Only this tier's callers: a resync may recover stragglers of the tier before.
+    ours = {f.uniqueid for f in facts if isinstance(f, jr.Entered) and not f.recovered}
+
     def count(kinds: tuple[type, ...]) -> int:
-        return sum(1 for f in facts if isinstance(f, kinds) and getattr(f, "queue", "") == "first-line")
+        return sum(1 for f in facts if isinstance(f, kinds) and getattr(f, "queue", "") == "first-line"
+                   and getattr(f, "uniqueid", "") in ours)
     # An overloaded Asterisk delivers the last exits late: wait for them (30 s at most).
     settle = time.monotonic() + 30
     while count((jr.Exited, jr.Unobserved)) < count((jr.Entered,)) and time.monotonic() < settle:
         await asyncio.sleep(0.5)
+    # Callers an overloaded Asterisk has not let go of yet: ivr's view and Asterisk's own.
+    recovered = sum(1 for f in facts if isinstance(f, jr.Entered) and f.recovered)
+    still_all = len(app.tracker.waiting("first-line"))      # waiting, as Asterisk counts
+    still_ivr = len([j for j in app.tracker.waiting("first-line") if j.uniqueid in ours])
+    leaving = sum(1 for j in app.tracker.journeys.values() if j.uniqueid in ours
+                  and j.visit is not None and j.visit.queue == "first-line") - still_ivr
+    still_asterisk = _queue_size(lab)
     await runner.cleanup()
     entered, exited = count((jr.Entered,)), count((jr.Exited, jr.Unobserved))
     lags.sort()
@@ -89,7 +105,9 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
         "rate": rate, "placed": float(sipp.get("TotalCallCreated", "nan")),
         "sipp_failed": float(sipp.get("FailedCall(C)", "nan")),
         "asterisk_queued": queued_by_asterisk(lab, since), "ivr_entered": entered,
-        "ivr_first_line_exits": exited,
+        "ivr_first_line_exits": exited, "still_ivr": still_ivr, "still_asterisk": still_asterisk, "still_all": still_all,
+        "recovered": recovered,
+        "leaving": leaving,
         "lag_p50_ms": 1000 * statistics.median(lags) if lags else float("nan"),
         "lag_p99_ms": 1000 * lags[int(len(lags) * 0.99) - 1] if lags else float("nan"),
         "lag_max_ms": 1000 * lags[-1] if lags else float("nan"),
@@ -104,10 +122,14 @@ async def main(rates: list[int], seconds: int) -> None:
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, python {platform.python_version()}")
     for rate in rates:
         r = await one_rate(lab, rate, seconds)
-        ok = r["ivr_entered"] == r["asterisk_queued"] and r["ivr_first_line_exits"] == r["ivr_entered"]
+        ok = (r["ivr_entered"] == r["asterisk_queued"]
+              and r["ivr_first_line_exits"] + r["still_ivr"] + r["leaving"] == r["ivr_entered"]
+              and r["still_all"] == r["still_asterisk"])
         print(f"{rate:>3} calls/s for {seconds}s: SIPp placed {r['placed']:.0f} (failed {r['sipp_failed']:.0f}), "
               f"Asterisk queued {r['asterisk_queued']}, ivr entered {r['ivr_entered']} "
-              f"and saw {r['ivr_first_line_exits']} leave [{'accounted' if ok else 'MISMATCH'}]; "
+              f"saw {r['ivr_first_line_exits']} leave, {r['leaving']} leaving (hang-up pending), {r['still_ivr']} waiting "
+              f"(all waiting: ivr {r['still_all']}, Asterisk {r['still_asterisk']}; "
+              f"{r['recovered']} recovered from the tier before) [{'accounted' if ok else 'MISMATCH'}]; "
               f"lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms max {r['lag_max_ms']:.1f} ms; "
               f"CPU ivr {r['ivr_cpu_s']:.1f}s vs Asterisk {r['asterisk_cpu_s']:.1f}s "
               f"({100 * r['ivr_cpu_s'] / max(r['asterisk_cpu_s'], 0.01):.0f}%)", flush=True)
