@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 DEBS    := debootstrap sip-tester prometheus espeak-ng sox baresip-core
 MINUTES ?= 3
 
-.PHONY: setup debs demo test test-unit test-lab lab-up lab-down bench clean
+.PHONY: setup debs demo test test-unit test-lab lab-up lab-down bench bench-load clean
 
 setup: debs $(STAMP)
 
@@ -36,6 +36,14 @@ test: setup
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
+# Benchmarks are not part of `make test`: speed is measured here, never asserted in tests.
+bench: setup
+	bash bench/run.sh
+
+# SIPp at rising call rates on the lab (minutes; needs root).
+bench-load: setup
+	$(BIN)/python -m bench.load --rates 5,10,20,50 --seconds 60
+
 lab-up: setup
 	$(BIN)/ivr lab up
 
@@ -43,4 +51,4 @@ lab-down: $(STAMP)
 	$(BIN)/ivr lab down
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-bench build *.egg-info
