@@ -1,7 +1,8 @@
 """Wiring: the whole object graph, in one function.
 
 One AMI event, from the socket to a metric:
-    AmiClient (bytes -> Codec -> Message) -> App.on_event
+    AmiClient (bytes -> Codec, which skips noise undecoded: events.wanted -> Message)
+    -> App.on_event
     -> events.parse (typed event, Asterisk timestamp)
     -> Tracker.handle (journey state machine) -> facts
     -> Metrics.record (counters, histograms) and Router.on_fact (timers)
@@ -152,7 +153,8 @@ def build(config: Config, clock: Callable[[], float] = time.time) -> App:
     app.ami = AmiClient(
         AmiSettings(a.host, a.port, a.username, a.secret,
                     ping_interval=a.ping_interval, ping_timeout=a.ping_timeout, trace=a.trace),
-        on_event=app.on_event, on_login=app.resync, on_state=app.on_ami_state)
+        on_event=app.on_event, on_login=app.resync, on_state=app.on_ami_state,
+        keep=events.wanted)
     app.router = Router(tracker, rules,
                         functools.partial(actions.move, app.ami), clock)
     registry.register(LiveCollector(tracker, app.ami, names, clock, incidents))

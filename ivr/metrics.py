@@ -37,7 +37,9 @@ class Active(Protocol):
 class AmiHealth(Protocol):
     up: bool
     reconnects: int
-    events_received: int
+
+    @property
+    def events_received(self) -> int: ...
 
     @property
     def malformed_frames(self) -> int: ...

@@ -29,8 +29,9 @@ class Replay:
     events: int = 0
     malformed: int = 0
 
-    def feed(self, data: bytes, chunks: Iterable[int] = ()) -> "Replay":
-        codec, sizes, pos = Codec(), iter(chunks), 0
+    def feed(self, data: bytes, chunks: Iterable[int] = (), keep: bool = True) -> "Replay":
+        """As the service decodes: noise skipped undecoded (events.wanted) unless keep=False."""
+        codec, sizes, pos = Codec(keep=events.wanted if keep else None), iter(chunks), 0
         while pos < len(data):
             size = next(sizes, len(data) - pos)
             codec.receive_data(data[pos:pos + size])

@@ -86,8 +86,12 @@ class _Pending:
 class AmiClient:
     def __init__(self, settings: AmiSettings, on_event: Callable[[Message], None],
                  on_login: Callable[[AmiClient], Awaitable[None]] | None = None,
-                 on_state: Callable[[bool], None] | None = None) -> None:
+                 on_state: Callable[[bool], None] | None = None,
+                 keep: Callable[[bytes], bool] | None = None) -> None:
+        """`keep` filters raw frames before decoding (see Codec); skipped
+        events still count in `events_received`."""
         self._settings = settings
+        self._keep = keep
         self._on_event = on_event
         self._on_login = on_login
         self._on_state = on_state
@@ -100,10 +104,16 @@ class AmiClient:
         self._logged_in = False
         self._logins = 0
         self._old_malformed = 0
+        self._old_skipped = 0
+        self._dispatched = 0
         self.up = False
         self.reconnects = 0
-        self.events_received = 0
         self.last_error: str | None = None
+
+    @property
+    def events_received(self) -> int:
+        """Every event received: dispatched, or skipped undecoded as noise."""
+        return self._dispatched + self._old_skipped + (self._codec.skipped if self._codec else 0)
 
     @property
     def malformed_frames(self) -> int:
@@ -196,7 +206,7 @@ class AmiClient:
             self._abandoned.discard(action_id)
 
     def _dispatch(self, msg: Message) -> None:
-        self.events_received += 1
+        self._dispatched += 1
         try:
             self._on_event(msg)
         except Exception:
@@ -230,7 +240,7 @@ class AmiClient:
         return was_up
 
     async def _session(self, reader: Reader, writer: Writer) -> None:
-        codec = self._codec = Codec()
+        codec = self._codec = Codec(keep=self._keep)
         await self._read_banner(reader, codec)
         self._writer = writer
         reading = asyncio.create_task(self._read_loop(reader, codec))
@@ -344,6 +354,7 @@ class AmiClient:
         self._detach()
         if self._codec is not None:
             self._old_malformed += self._codec.malformed
+            self._old_skipped += self._codec.skipped
             self._codec = None
         self._set_up(False)
         _close(writer)

@@ -241,3 +241,22 @@ def _wait_seconds(raw: str | None) -> int:
     """QueueEntry's Wait, clamped: a snapshot must never fail over one odd row."""
     digits = raw if raw is not None and raw.isascii() and raw.isdigit() and len(raw) < 7 else "0"
     return min(int(digits), MAX_WAIT_S)
+
+
+# One pattern: a followed event, or a VarSet of a watched variable.
+_WANTED = re.compile(rb"Event: (?:(?:%s)\r?(?:\n|$)|VarSet\r?\n.*\nVariable: _*(?:%s)\r?(?:\n|$))" % (
+    b"|".join(re.escape(name.encode()) for name in _PARSERS if name != "VarSet"),
+    b"|".join(re.escape(name.encode()) for name in WATCHED_VARIABLES)), re.S)
+
+
+def wanted(raw: bytes) -> bool:
+    """Whether a raw AMI frame may matter to ivr; decided on bytes, before decoding.
+
+    Responses and list items (they carry an ActionID) always matter; events
+    only if parse() follows them, and VarSet only for the variables it watches.
+    Most of a busy PBX's traffic (Newexten, VarSet of other variables,
+    DeviceStateChange...) is never decoded at all.
+    """
+    if not raw.startswith(b"Event: ") or b"ActionID:" in raw:
+        return True
+    return _WANTED.match(raw) is not None

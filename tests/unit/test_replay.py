@@ -116,3 +116,12 @@ def test_resync_snapshot_recovers_the_waiting_caller() -> None:
     oldest = registry.get_sample_value("ivr_queue_oldest_wait_seconds", {"queue": "first-line"})
     assert oldest == int(entry["Wait"])      # all QueueEntry tells: whole seconds
     assert registry.get_sample_value("ivr_ami_up", {}) == 1
+
+
+@pytest.mark.parametrize("name", ["answered", "moved", "abandoned", "fallback_timeout", "resync"])
+def test_skipping_noise_undecoded_changes_no_fact(name: str) -> None:
+    """events.wanted drops frames on bytes alone: it must drop nothing that matters."""
+    data = transcript(name)
+    filtered, everything = Replay().feed(data), Replay().feed(data, keep=False)
+    assert filtered.facts == everything.facts and filtered.lists == everything.lists
+    assert filtered.events == everything.events        # every followed event still parsed
