@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # A blank line: the end of a frame.  Starting the pattern with a literal
 # byte lets the regex engine scan fast through large buffers.
@@ -38,16 +38,15 @@ class Message:
     lookups ignore case.  A missing header is an error, never ''."""
 
     headers: tuple[tuple[str, str], ...]
+    # Lower-cased key -> first value: every lookup is one dict access.
+    _index: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self._index:
+            object.__setattr__(self, "_index", {k.lower(): v for k, v in reversed(self.headers)})
 
     def get(self, key: str, default: str | None = None) -> str | None:
-        for name, value in self.headers:   # the spelling Asterisk uses: the fast path
-            if name == key:
-                return value
-        wanted = key.lower()
-        for name, value in self.headers:
-            if name.lower() == wanted:
-                return value
-        return default
+        return self._index.get(key.lower(), default)
 
     def __getitem__(self, key: str) -> str:
         value = self.get(key)
