@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make bench`: ivr's benchmarks (not part of `make test`).
+#   bench/run.sh                 all three: ingest, latency, scale (about 17 min on 2 cores)
+#   bench/run.sh ingest scale    only those
+# They run in their own venv, .venv-bench, with panoramisk 1.4 (the ingest
+# comparison) installed there only: it is never a dependency of ivr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv-bench
+PYTHON=${PYTHON:-python3}
+
+if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/pip" install -q -e . panoramisk==1.4
+    touch "$VENV/.installed"
+fi
+
+benches=("$@")
+[ ${#benches[@]} -gt 0 ] || benches=(ingest latency scale)
+status=0
+for bench in "${benches[@]}"; do
+    if [ ! -f "bench/$bench.py" ]; then
+        echo "bench/run.sh: no benchmark named $bench (ingest, latency, scale)" >&2
+        exit 2
+    fi
+    echo "== bench/$bench.py"
+    "$VENV/bin/python" "bench/$bench.py" || status=$?
+    echo
+done
+exit $status
