@@ -170,9 +170,16 @@ class Codec:
             return False
         self._buf = bytearray(parts[-1])
         _skip_blank_lines(self._buf)
+        frames = parts[:-1]
+        # A keep() with a compiled pattern filters every frame in one C pass.
+        pattern = getattr(self._keep, "pattern", None)
+        if isinstance(pattern, re.Pattern):
+            kept = list(filter(pattern.match, frames))
+            self.skipped += len(frames) - len(kept)
+            frames = kept
         # Blank lines between frames leave empty parts: not frames.  The last
         # line's CR belongs to the terminator, not to the frame (nor to its size).
-        self._ready.extend(bytes(p) for part in parts[:-1] if (p := part.strip(b"\r\n")))
+        self._ready.extend(bytes(p) for part in frames if (p := part.strip(b"\r\n")))
         return bool(self._ready)
 
     def _incomplete(self) -> MalformedFrame | None:

@@ -243,20 +243,26 @@ def _wait_seconds(raw: str | None) -> int:
     return min(int(digits), MAX_WAIT_S)
 
 
-# One pattern: a followed event, or a VarSet of a watched variable.
-_WANTED = re.compile(rb"Event: (?:(?:%s)\r?(?:\n|$)|VarSet\r?\n.*\nVariable: _*(?:%s)\r?(?:\n|$))" % (
-    b"|".join(re.escape(name.encode()) for name in _PARSERS if name != "VarSet"),
+# The list replies of the snapshot ivr asks for after every login.
+SNAPSHOT_EVENTS = ("QueueParams", "QueueMember", "QueueEntry", "QueueStatusComplete",
+                   "CoreShowChannel", "CoreShowChannelsComplete")
+# One pattern, matched in C: anything that is not an event (responses), a
+# followed event, a snapshot list reply, or a VarSet of a watched variable.
+_WANTED = re.compile(rb"(?!Event: )|Event: (?:(?:%s)\r?(?:\n|$)|VarSet\r?\n.*\nVariable: _*(?:%s)\r?(?:\n|$))" % (
+    b"|".join(re.escape(name.encode()) for name in (*_PARSERS, *SNAPSHOT_EVENTS) if name != "VarSet"),
     b"|".join(re.escape(name.encode()) for name in WATCHED_VARIABLES)), re.S)
 
 
 def wanted(raw: bytes) -> bool:
     """Whether a raw AMI frame may matter to ivr; decided on bytes, before decoding.
 
-    Responses and list items (they carry an ActionID) always matter; events
-    only if parse() follows them, and VarSet only for the variables it watches.
-    Most of a busy PBX's traffic (Newexten, VarSet of other variables,
-    DeviceStateChange...) is never decoded at all.
+    Responses always matter; events only if parse() follows them or the
+    snapshot reads them, and VarSet only for the variables it watches.  Most
+    of a busy PBX's traffic (Newexten, VarSet of other variables,
+    DeviceStateChange...) is never decoded at all.  The Codec runs the pattern
+    itself, over all frames of a read at once (`wanted.pattern`).
     """
-    if not raw.startswith(b"Event: ") or b"ActionID:" in raw:
-        return True
     return _WANTED.match(raw) is not None
+
+
+wanted.pattern = _WANTED  # type: ignore[attr-defined]
