@@ -87,7 +87,7 @@ class AmiClient:
     def __init__(self, settings: AmiSettings, on_event: Callable[[Message], None],
                  on_login: Callable[[AmiClient], Awaitable[None]] | None = None,
                  on_state: Callable[[bool], None] | None = None,
-                 keep: Callable[[bytes], bool] | None = None) -> None:
+                 keep: Callable[[bytes], object] | None = None) -> None:
         """`keep` filters raw frames before decoding (see Codec); skipped
         events still count in `events_received`."""
         self._settings = settings

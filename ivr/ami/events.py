@@ -253,16 +253,10 @@ _WANTED = re.compile(rb"(?!Event: )|Event: (?:(?:%s)\r?(?:\n|$)|VarSet\r?\n.*\nV
     b"|".join(re.escape(name.encode()) for name in WATCHED_VARIABLES)), re.S)
 
 
-def wanted(raw: bytes) -> bool:
-    """Whether a raw AMI frame may matter to ivr; decided on bytes, before decoding.
-
-    Responses always matter; events only if parse() follows them or the
-    snapshot reads them, and VarSet only for the variables it watches.  Most
-    of a busy PBX's traffic (Newexten, VarSet of other variables,
-    DeviceStateChange...) is never decoded at all.  The Codec runs the pattern
-    itself, over all frames of a read at once (`wanted.pattern`).
-    """
-    return _WANTED.match(raw) is not None
-
-
-wanted.pattern = _WANTED  # type: ignore[attr-defined]
+# Whether a raw AMI frame may matter to ivr, decided on bytes before decoding
+# (a match is truthy).  Responses always matter; events only if parse() follows
+# them or the snapshot reads them, and VarSet only for the variables it
+# watches.  Most of a busy PBX's traffic (Newexten, VarSet of other variables,
+# DeviceStateChange...) is never decoded at all.  A pattern's bound .match, so
+# the Codec filters all frames of a read without a Python call per frame.
+wanted: Callable[[bytes], re.Match[bytes] | None] = _WANTED.match
