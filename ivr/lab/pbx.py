@@ -221,7 +221,7 @@ class Lab:
     def _wait_booted(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._cli("core waitfullybooted", timeout=5) and _port_open(AMI_PORT):
+            if self._cli("core waitfullybooted", timeout=5) and port_open(AMI_PORT):
                 log.info("lab asterisk fully booted (pid %s)", self._pid())
                 return
             if self._pid() is None and time.monotonic() > deadline - timeout + 5:
@@ -298,7 +298,7 @@ def _require_free_ports() -> None:
                 raise LabError(f"port 127.0.0.1:{port}/{proto} is taken; stop what uses it") from None
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except OSError:

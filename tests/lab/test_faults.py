@@ -7,19 +7,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
 from ivr import journeys as jr
 from ivr.lab import traffic
-from ivr.lab.pbx import AMI_PORT, Lab
+from ivr.lab.pbx import AMI_PORT, Lab, port_open
 from ivr.service import start
 from tests.helpers import eventually, free_port, http_get
 from tests.lab.conftest import Running, lab_config
@@ -27,14 +25,6 @@ from tests.lab.conftest import Running, lab_config
 pytestmark = pytest.mark.lab
 OPERATORS = ("op1", "op2", "op3", "op4")
 IVR = str(Path(sys.executable).with_name("ivr"))
-
-
-def ami_open() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", AMI_PORT), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
 
 
 def invariants(ivr: Running, queue: str) -> None:
@@ -55,7 +45,7 @@ async def test_pbx_restart_with_calls_in_flight(lab: Lab, ivr: Running, phones: 
     await eventually(lambda: not ivr.app.ready, timeout=10, what="ivr noticed the PBX went away")
     await asyncio.to_thread(lab.up)
     back = time.monotonic()
-    await eventually(lambda: ami_open(), timeout=10)
+    await eventually(lambda: port_open(AMI_PORT), timeout=10)
     await eventually(lambda: ivr.app.ready, timeout=5, interval=0.01, what="ivr resynced")
     assert time.monotonic() - back < 2.5      # lab.up returns once AMI accepts: ≤ 2 s after that
     assert ivr.app.ami.reconnects == 1
