@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 # A blank line: the end of a frame.  Starting the pattern with a literal
 # byte lets the regex engine scan fast through large buffers.
@@ -29,24 +29,65 @@ _RAW_LIMIT = 200
 # match makes the count differ from the number of lines: a malformed frame.
 # Keys are taken without surrounding blanks, and an empty key does not match.
 _HEADER = re.compile(r"^[ \t\r\f\v]*([^:\s](?:[^:\n]*[^:\s])?)[ \t\r\f\v]*:(?: )?([^\n]*?)\r*$", re.M)
+# What Asterisk sends, checked in one match without splitting the frame: with
+# an LF put before it and a CR after it, every line is "\nKey: value\r", Key
+# with nothing blank at either end and the value without CR.
+_PLAIN = re.compile(r"(?:\n[^:\s][^:\n]*(?<!\s): [^\r\n]*\r)+")
 _RESERVED_FIELDS = frozenset({"action", "actionid"})
 
 
-@dataclass(frozen=True, slots=True)
 class Message:
     """One AMI frame: a response or an event.  Keys keep their spelling;
-    lookups ignore case.  A missing header is an error, never ''."""
+    lookups ignore ASCII case, as Asterisk's own astman_get_header() does.
+    A missing header is an error, never ''.
 
-    headers: tuple[tuple[str, str], ...]
-    # Lower-cased key -> first value: every lookup is one dict access.
-    _index: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    Built by the codec from a frame in Asterisk's own layout, a Message keeps
+    the frame's text and finds a header only when asked: an event usually
+    has twenty headers and the tracker reads five.  `headers` is built on
+    first use.
+    """
 
-    def __post_init__(self) -> None:
-        if not self._index:
-            object.__setattr__(self, "_index", {k.lower(): v for k, v in reversed(self.headers)})
+    __slots__ = ("_headers", "_text", "_low", "_index")
+
+    def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
+        self._headers: tuple[tuple[str, str], ...] | None = tuple(headers)
+        self._text = ""                 # the fast path's: None in _low means unused
+        self._low: str | None = None
+        self._index: dict[str, str] | None = None
+
+    @classmethod
+    def _of_plain_frame(cls, text: str, low: str) -> Message:
+        """`text` is "\n" + a frame + "\r" that matches _PLAIN; `low` is the same
+        with ASCII letters lowered (so every offset is the same in both)."""
+        msg = cls.__new__(cls)
+        msg._headers = msg._index = None
+        msg._text, msg._low = text, low
+        return msg
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        if self._headers is None:
+            self._headers = tuple(_HEADER.findall(self._text[1:-1]))
+        return self._headers
 
     def get(self, key: str, default: str | None = None) -> str | None:
-        return self._index.get(key.lower(), default)
+        low = self._low
+        needle = _NEEDLES.get(key) or _needle(key)
+        if low is None or not needle:
+            return self._lookup(key, default)
+        # In a plain frame a header named `key` in any ASCII case is a line
+        # "\nkey: value\r", and the first such line is the first header.
+        at = low.find(needle)
+        if at < 0:
+            return default
+        at += len(needle)
+        text = self._text
+        return text[at:text.find("\r", at)]
+
+    def _lookup(self, key: str, default: str | None) -> str | None:
+        if self._index is None:
+            self._index = {_ascii_lower(k): v for k, v in reversed(self.headers)}
+        return self._index.get(_ascii_lower(key), default)
 
     def __getitem__(self, key: str) -> str:
         value = self.get(key)
@@ -55,8 +96,8 @@ class Message:
         return value
 
     def get_all(self, key: str) -> list[str]:
-        wanted = key.lower()
-        return [value for name, value in self.headers if name.lower() == wanted]
+        wanted = _ascii_lower(key)
+        return [value for name, value in self.headers if _ascii_lower(name) == wanted]
 
     @property
     def event(self) -> str | None:
@@ -78,6 +119,35 @@ class Message:
         if self.response is not None:
             return f"response {self.response}"
         return "message"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return self.headers == other.headers
+
+    def __hash__(self) -> int:
+        return hash(self.headers)
+
+    def __repr__(self) -> str:
+        return f"Message(headers={self.headers!r})"
+
+
+# Key -> "\nkey: " for the keys looked up (a handful, all in ivr's code);
+# "" for a key the fast path cannot serve.
+_NEEDLES: dict[str, str] = {}
+_PLAIN_KEY = re.compile(r"[!-9;-~]+")   # printable ASCII, no blank, no ':'
+_ASCII_UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _needle(key: str) -> str:
+    needle = f"\n{key.lower()}: " if _PLAIN_KEY.fullmatch(key) else ""
+    if len(_NEEDLES) < 1024:
+        _NEEDLES[key] = needle
+    return needle
+
+
+def _ascii_lower(text: str) -> str:
+    return text.lower() if text.isascii() else text.translate(_ASCII_UPPER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +274,12 @@ class Codec:
         return True
 
     def _parse(self, raw: bytes) -> Message | MalformedFrame:
-        text = raw.decode("utf-8", "replace")
+        framed = b"\n" + raw + b"\r"
+        text = framed.decode("utf-8", "replace")
+        if _PLAIN.fullmatch(text):    # nearly every frame: checked, not yet split
+            low = text.lower() if text.isascii() else framed.lower().decode("utf-8", "replace")
+            return Message._of_plain_frame(text, low)
+        text = text[1:-1]
         found = _HEADER.findall(text)
         if len(found) != text.count("\n") + 1:
             return self._malformed(self._bad_line(text), raw)

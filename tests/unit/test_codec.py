@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.ami.codec import Banner, Codec, MalformedFrame, Message, serialize
+from tests.replay import FIXTURES
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 LOGIN_OK = (b"Response: Success\r\nActionID: ivr-1\r\n"
@@ -96,6 +97,23 @@ def test_case_insensitive_lookup() -> None:
     assert msg["UniqueID"] == "1700000000.1"
     assert msg.get("Cause") is None
     assert msg.get("Cause", "16") == "16"
+
+
+def test_what_asterisk_sends_is_read_without_splitting_every_header() -> None:
+    """The lab's real frames take the fast path: a lookup finds its header in
+    the frame's text and the header list is never built (the ingest benchmark
+    depends on it; tests/unit/test_hostile_input.py checks both paths agree)."""
+    read = 0
+    for path in sorted(FIXTURES.glob("*.ami")):
+        codec = Codec()
+        codec.receive_data(path.read_bytes())
+        while (item := codec.next_event()) is not None:
+            if isinstance(item, Message):
+                assert item.get("Uniqueid") or item.get("Response") or item.event
+                assert item._headers is None, item.headers
+                read += 1
+        assert codec.malformed == 0
+    assert read > 500
 
 
 def test_missing_header_raises_key_error_naming_key_and_kind() -> None:

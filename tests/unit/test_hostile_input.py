@@ -244,6 +244,48 @@ def test_serialize_rejects_line_breaks_anywhere(before: str, after: str, brk: st
         serialize(**args)
 
 
+# Frames near Asterisk's layout, and off it in every way a lookup could trip
+# on: other spellings of a key, blanks around it (a non-ASCII one makes the
+# line malformed), no space after ':', bare LF or extra CR endings, bytes that
+# are not UTF-8, the Kelvin sign (which str.lower() makes a 'k').
+LOOKUP_KEYS = ("Event", "Uniqueid", "Queue", "Key", "ActionID", "Missing", "a b", "Ä", "K")
+FRAME_KEY = st.sampled_from(("Event", "EVENT", "event", "Uniqueid", "UNIQUEID", "Queue", "queue",
+                             " Queue", "Queue ", "Key", "\u212aey", "kEy", "a b", "Ä", "ä", "K",
+                             "Queue\x85"))
+FRAME_VALUE = st.one_of(HEADER_TEXT.map(str.encode), st.binary(max_size=12).filter(
+    lambda b: b"\r" not in b and b"\n" not in b), st.sampled_from((b"", b" ", b"x\ry", b" a:b ")))
+
+
+@st.composite
+def near_asterisk_frames(draw: st.DrawFn) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(1, 8))):
+        sep = draw(st.sampled_from((b": ", b": ", b": ", b":", b":  ")))
+        lines.append(draw(FRAME_KEY).encode() + sep + draw(FRAME_VALUE))
+    end = draw(st.sampled_from((b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r\r\n")))
+    return end.join(lines) + end + b"\r\n"   # the blank line that ends a frame
+
+
+def _first(headers: tuple[tuple[str, str], ...], key: str) -> str | None:
+    """The lookup's definition: the first header whose name equals `key`, ignoring ASCII case."""
+    lower = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+    return next((v for k, v in headers if k.translate(lower) == key.translate(lower)), None)
+
+
+@deterministic(400)
+@given(frame=near_asterisk_frames())
+def test_lookups_are_the_first_header_of_that_name_ignoring_ascii_case(frame: bytes) -> None:
+    (msg,) = decode([frame])
+    # A blank that is not ASCII ends no key: such a line is malformed, whatever path reads it.
+    assert isinstance(msg, MalformedFrame) == ("Queue\x85".encode() in frame)
+    if isinstance(msg, MalformedFrame):
+        return
+    eager = Message(msg.headers)   # built from the header list, not from the frame's text
+    for key in LOOKUP_KEYS:
+        assert msg.get(key) == eager.get(key) == _first(msg.headers, key), key
+    assert msg == eager
+
+
 # -- events.parse and snapshot ---------------------------------------------------
 
 @deterministic(200)
