@@ -111,6 +111,7 @@ Event = (CallerJoined | CallerLeft | AgentRinging | AgentAnswered | VarSet
 SOFTHANGUP_SHUTDOWN = 0x04
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}(\.[0-9]{0,9})?")
+_TIMESTAMP_US = re.compile(r"[0-9]{1,12}\.[0-9]{6}")
 MAX_WAIT_S = 86_400     # a QueueEntry Wait beyond a day is nonsense: clamp it
 
 WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE, IVR_ACCOUNT, IVR_AREA})
@@ -121,6 +122,8 @@ def timestamp_us(msg: Message, now: float) -> int:
     raw = msg.get("Timestamp")
     if raw is None:
         return round(now * 1_000_000)
+    if _TIMESTAMP_US.fullmatch(raw):     # as Asterisk prints it: %ld.%06lu
+        return int(raw.replace(".", ""))
     if not _TIMESTAMP.fullmatch(raw):
         raise ValueError(f"bad Timestamp {raw[:40]!r}")
     whole, _, frac = raw.partition(".")

@@ -1,0 +1,44 @@
+"""events.timestamp_us: Asterisk's clock to the microsecond, whatever the digits."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ivr.ami.codec import Message
+from ivr.ami.events import timestamp_us
+
+
+def stamped(raw: str) -> Message:
+    return Message((("Event", "Hangup"), ("Timestamp", raw)))
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("1795530561.123456", 1_795_530_561_123_456),   # as Asterisk prints it
+    ("1795530561.000001", 1_795_530_561_000_001),
+    ("1795530561.5", 1_795_530_561_500_000),
+    ("1795530561.", 1_795_530_561_000_000),
+    ("1795530561", 1_795_530_561_000_000),
+    ("1795530561.123456789", 1_795_530_561_123_456),  # below a microsecond: cut, not rounded
+    ("0.000000", 0),
+])
+def test_timestamp_to_the_microsecond(raw: str, expected: int) -> None:
+    assert timestamp_us(stamped(raw), now=0.0) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "1795530561.12345x", "-1.000000", "1e9", " 1.000000",
+                                 "\u0661\u0662.\u0660\u0660\u0660\u0660\u0660\u0660",  # Arabic digits
+                                 "1" * 13 + ".000000"])
+def test_bad_timestamp_is_a_value_error(raw: str) -> None:
+    with pytest.raises(ValueError):
+        timestamp_us(stamped(raw), now=0.0)
+
+
+def test_no_timestamp_means_now() -> None:
+    assert timestamp_us(Message((("Event", "Hangup"),)), now=12.25) == 12_250_000
+
+
+@given(seconds=st.integers(0, 10**12 - 1), micros=st.integers(0, 999_999))
+def test_six_digit_fractions_are_exact(seconds: int, micros: int) -> None:
+    assert timestamp_us(stamped(f"{seconds}.{micros:06d}"), now=0.0) == seconds * 1_000_000 + micros
