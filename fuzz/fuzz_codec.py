@@ -10,7 +10,8 @@ and the read sizes: every mutation is also a new way to cut the stream.
 
 A finding is any exception, or a broken promise of ivr/ami/codec.py: more
 buffered than the cap plus one read, a header name or value with a line
-break, a MalformedFrame holding more than 200 bytes, data accepted after
+break, a lookup that finds another value than the header list says, a
+MalformedFrame holding more than 200 bytes, data accepted after
 EOF, a different result for the same bytes in one read, or a decoded frame
 that does not decode to itself once written back.
 """
@@ -47,9 +48,12 @@ def check_item(item: Item) -> None:
     if isinstance(item, MalformedFrame):
         assert len(item.raw) <= 200, item
     elif isinstance(item, Message):
+        eager = Message(item.headers)   # lookups in the header list, not in the frame's text
         for name, value in item.headers:
             assert name and name == name.strip() and ":" not in name, item
             assert "\n" not in name + value and not value.endswith("\r"), item
+            for key in (name, name.upper(), name.lower()):
+                assert item.get(key) == eager.get(key), (key, item)
 
 
 def decode(data: bytes, cap: int, reads: random.Random | None) -> list[Item]:

@@ -28,6 +28,7 @@ mkdir -p "$artifacts"
 
 status=0
 for harness in "${harnesses[@]}"; do
+    harness="$(realpath "$harness")"   # the fuzzing runs from $work
     name="$(basename "$harness" .py)"
     corpus="$work/corpus-$name"
     "$python" "$harness" --seeds "$corpus"
