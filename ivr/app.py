@@ -78,7 +78,7 @@ class App:
         self.apply(self.tracker.resync(events.snapshot(status, channels, taken_at)))
         self.ready = True
         log.info("resynced: %d callers waiting, %d queue members",
-                 sum(len(self.tracker.waiting(q)) for q in self.config.queue_names),
+                 sum(map(len, self.tracker.waiting_by_queue().values())),
                  len(self.tracker.members))
 
     def on_ami_state(self, up: bool) -> None:
@@ -111,10 +111,11 @@ class App:
     def queues_view(self) -> dict[str, Any]:
         now_us = round(self.clock() * 1_000_000)
         view: dict[str, Any] = {}
+        by_queue = self.tracker.waiting_by_queue()
         for q in self.config.queue_names:
             waiting = [{"uniqueid": j.uniqueid, "caller": j.caller, "account": j.account,
                         "area": j.area, "wait_seconds": round((now_us - j.visit.entered_us) / 1e6, 3)}
-                       for j in self.tracker.waiting(q) if j.visit is not None]
+                       for j in by_queue.get(q, []) if j.visit is not None]
             agents = [{"name": name, "state": m.state}
                       for (queue, name), m in sorted(self.tracker.members.items()) if queue == q]
             view[q] = {"waiting": waiting, "agents": agents}

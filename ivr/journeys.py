@@ -123,7 +123,7 @@ class VisitState(Enum):
     LEAVING = "leaving"
 
 
-@dataclass
+@dataclass(slots=True)
 class Visit:
     id: int
     queue: str
@@ -133,7 +133,7 @@ class Visit:
     move_reason: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Journey:
     uniqueid: str
     channel: str
@@ -355,17 +355,32 @@ class Tracker:
 
     # -- live state, read at scrape time ------------------------------------
 
+    def waiting_by_queue(self) -> dict[str, list[Journey]]:
+        """Callers waiting now, by queue: one walk over the journeys, whatever the queues."""
+        by_queue: dict[str, list[Journey]] = {}
+        for j in self.journeys.values():
+            v = j.visit
+            if v is not None and v.state is VisitState.WAITING:
+                if (callers := by_queue.get(v.queue)) is None:
+                    callers = by_queue[v.queue] = []
+                callers.append(j)
+        return by_queue
+
     def waiting(self, queue: str) -> list[Journey]:
-        return [j for j in self.journeys.values()
-                if j.visit is not None and j.visit.queue == queue
-                and j.visit.state is VisitState.WAITING]
+        return self.waiting_by_queue().get(queue, [])
+
+    def agent_counts_by_queue(self) -> dict[str, dict[str, int]]:
+        """Members by queue and state (every state present, at 0 if none)."""
+        by_queue: dict[str, dict[str, int]] = {}
+        for (queue, _), member in self.members.items():
+            counts = by_queue.get(queue)
+            if counts is None:
+                counts = by_queue[queue] = dict.fromkeys(AGENT_STATES, 0)
+            counts[member.state] += 1
+        return by_queue
 
     def agent_counts(self, queue: str) -> dict[str, int]:
-        counts = dict.fromkeys(AGENT_STATES, 0)
-        for (q, _), member in self.members.items():
-            if q == queue:
-                counts[member.state] += 1
-        return counts
+        return self.agent_counts_by_queue().get(queue) or dict.fromkeys(AGENT_STATES, 0)
 
 
 def _journey_outcome(j: Journey) -> str:

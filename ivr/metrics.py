@@ -9,7 +9,7 @@ elsewhere.  Everything lives in one registry owned by the app.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -90,6 +90,13 @@ class Metrics:
         self.decision_seconds = Histogram("ivr_route_decision_seconds",
                                           "Time ivr took to decide a route for the dialplan",
                                           buckets=DECISION_BUCKETS, registry=registry)
+        # The per-fact series: labels() takes a lock and builds a key on every call.
+        self._entered = _Children(self.entered)
+        self._exits = _Children(self.exits)
+        self._within_sla = _Children(self.within_sla)
+        self._answer_wait = _Children(self.answer_wait)
+        self._abandon_wait = _Children(self.abandon_wait)
+        self._overflow = _Children(self.overflow)
         self._init_labels(queues, overflows)
 
     def _init_labels(self, queues: Sequence[str], overflows: Iterable[tuple[str, str]]) -> None:
@@ -111,11 +118,11 @@ class Metrics:
 
     def record(self, fact: jr.Fact) -> None:
         if isinstance(fact, jr.Entered):
-            self.entered.labels(queue=fact.queue).inc()
+            self._entered[fact.queue].inc()
         elif isinstance(fact, jr.Exited):
             self._exited(fact)
         elif isinstance(fact, jr.Overflowed):
-            self.overflow.labels(from_queue=fact.from_queue, to_queue=fact.to_queue).inc()
+            self._overflow[fact.from_queue, fact.to_queue].inc()
         elif isinstance(fact, jr.JourneyAnswered):
             self.journey_wait.observe(fact.wait_ms / 1000)
             if fact.payable:
@@ -135,13 +142,30 @@ class Metrics:
         self.escalations.labels(result=result).inc()
 
     def _exited(self, fact: jr.Exited) -> None:
-        self.exits.labels(queue=fact.queue, outcome=fact.outcome).inc()
+        self._exits[fact.queue, fact.outcome].inc()
         if fact.outcome == "answered":
-            self.answer_wait.labels(queue=fact.queue).observe(fact.wait_ms / 1000)
+            self._answer_wait[fact.queue].observe(fact.wait_ms / 1000)
             if fact.within_sla:
-                self.within_sla.labels(queue=fact.queue).inc()
+                self._within_sla[fact.queue].inc()
         elif fact.outcome == "abandoned":
-            self.abandon_wait.labels(queue=fact.queue).observe(fact.wait_ms / 1000)
+            self._abandon_wait[fact.queue].observe(fact.wait_ms / 1000)
+
+
+Family = TypeVar("Family", Counter, Histogram)
+
+
+class _Children(dict[str | tuple[str, ...], Family]):
+    """A labelled family's series by label values (one value, or a tuple of them), kept."""
+
+    def __init__(self, family: Family) -> None:
+        super().__init__()
+        self._family: Family = family
+
+    def __missing__(self, key: str | tuple[str, ...]) -> Family:
+        values = key if isinstance(key, tuple) else (key,)
+        child: Family = self._family.labels(*values)
+        self[key] = child
+        return child
 
 
 class LiveCollector(Collector):
@@ -168,8 +192,9 @@ class LiveCollector(Collector):
         threshold = GaugeMetricFamily("ivr_queue_sla_threshold_seconds",
                                       "The queue's SLA answer threshold", labels=["queue"])
         now_us = round(self.clock() * 1_000_000)
+        by_queue = self.tracker.waiting_by_queue()
         for q in self.queues:
-            callers = self.tracker.waiting(q)
+            callers = by_queue.get(q, [])
             entered = [j.visit.entered_us for j in callers if j.visit is not None]
             waiting.add_metric([q], len(callers))
             oldest.add_metric([q], max(0, now_us - min(entered)) / 1e6 if entered else 0.0)
@@ -179,8 +204,9 @@ class LiveCollector(Collector):
     def _agents(self) -> Iterable[Metric]:
         agents = GaugeMetricFamily("ivr_queue_agents", "Queue members by state",
                                    labels=["queue", "state"])
+        by_queue = self.tracker.agent_counts_by_queue()
         for q in self.queues:
-            for state, count in self.tracker.agent_counts(q).items():
+            for state, count in by_queue.get(q, dict.fromkeys(jr.AGENT_STATES, 0)).items():
                 agents.add_metric([q, state], count)
         return (agents,)
 

@@ -130,6 +130,11 @@ def test_waiting_and_agents_live_state() -> None:
     assert tracker.agent_counts("first-line") == {
         "available": 1, "ringing": 1, "in_call": 1, "paused": 1, "unavailable": 0}
     assert tracker.agent_counts("common")["unavailable"] == 1
+    run(leave("first-line", 3, uid="b"), tracker=tracker)    # leaving: no longer waiting
+    assert {q: [j.uniqueid for j in js] for q, js in tracker.waiting_by_queue().items()} == {
+        "first-line": ["a"], "common": ["c"]}
+    assert tracker.waiting("engineers") == []
+    assert set(tracker.agent_counts_by_queue()) == {"first-line", "common"}
     run(ev.MemberRemoved(T0, "common", "gen1"), tracker=tracker)
     assert tracker.agent_counts("common")["unavailable"] == 0
 
