@@ -133,6 +133,7 @@ async def test_operator_answering_just_before_30s_is_payable(lab: Lab, ivr: Runn
     (journey,) = ivr.of(jr.JourneyAnswered)
     assert journey.payable  # type: ignore[attr-defined]
     connect = [d for q, e, d in queue_log(lab, since)[fact.uniqueid] if e == "CONNECT"]
-    assert int(connect[0][0]) == 29
+    # Asterisk's holdtime is a difference of whole-second clocks: 29 or 30 for a 29.x s wait.
+    assert abs(fact.wait_ms / 1000 - int(connect[0][0])) < 1.0
     assert ivr.value("ivr_payable_calls_total") == 1
     assert ivr.value("ivr_queue_exits_total", queue=FIRST, outcome="timeout") == 0
