@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from ivr.ami import events as ev
 
@@ -369,9 +369,10 @@ class Tracker:
     def waiting(self, queue: str) -> list[Journey]:
         return self.waiting_by_queue().get(queue, [])
 
-    def agent_counts_by_queue(self) -> dict[str, dict[str, int]]:
-        """Members by queue and state (every state present, at 0 if none)."""
-        by_queue: dict[str, dict[str, int]] = {}
+    def agent_counts_by_queue(self, queues: Iterable[str] = ()) -> dict[str, dict[str, int]]:
+        """Members by queue and state: every state present, at 0 if none, and
+        every queue in `queues` present even without members."""
+        by_queue = {queue: dict.fromkeys(AGENT_STATES, 0) for queue in queues}
         for (queue, _), member in self.members.items():
             counts = by_queue.get(queue)
             if counts is None:
@@ -380,7 +381,7 @@ class Tracker:
         return by_queue
 
     def agent_counts(self, queue: str) -> dict[str, int]:
-        return self.agent_counts_by_queue().get(queue) or dict.fromkeys(AGENT_STATES, 0)
+        return self.agent_counts_by_queue((queue,))[queue]
 
 
 def _journey_outcome(j: Journey) -> str:

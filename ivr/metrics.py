@@ -204,9 +204,9 @@ class LiveCollector(Collector):
     def _agents(self) -> Iterable[Metric]:
         agents = GaugeMetricFamily("ivr_queue_agents", "Queue members by state",
                                    labels=["queue", "state"])
-        by_queue = self.tracker.agent_counts_by_queue()
+        by_queue = self.tracker.agent_counts_by_queue(self.queues)
         for q in self.queues:
-            for state, count in by_queue.get(q, dict.fromkeys(jr.AGENT_STATES, 0)).items():
+            for state, count in by_queue[q].items():
                 agents.add_metric([q, state], count)
         return (agents,)
 
