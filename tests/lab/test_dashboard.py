@@ -78,6 +78,11 @@ def query(base: str, expr: str) -> list[object]:
 async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus: str,
                                               phones: list) -> None:
     await eventually(lambda: http_get(prometheus + "/-/ready")[0] == 200, timeout=30, what="prometheus ready")
+    # Prometheus scrapes for the first time about 5 s after it says ready. The
+    # counters must be seen at 0 before the calls: a counter first seen at 3
+    # has increase() 0, and every ratio would be NaN for the whole window.
+    await eventually(lambda: bool(query(prometheus, 'up{job="ivr"} == 1')), timeout=30, interval=0.2,
+                     what="prometheus has scraped ivr")
     phones += [traffic.agent(op, ring_ms=3000) for op in ("op1", "op2", "op3", "op4")]
     phones.append(traffic.callers(3, hold_ms=8000, rate=3, number_prefix="7970"))
     # Hangs up about 1.5 s after queueing, before any operator answers: a short abandon.
@@ -103,5 +108,12 @@ async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus
     def service_level() -> float:
         rows = query(prometheus, 'queue:ivr_service_level:ratio_rate15m{queue="first-line"}')
         return float(rows[0]["value"][1]) if len(rows) == 1 else float("nan")  # type: ignore[index]
-    await eventually(lambda: service_level() == 1.0, timeout=30, interval=0.5,
-                     what="service level of first-line = 1.0 (3 of 3 within 30 s)")
+    try:
+        await eventually(lambda: service_level() == 1.0, timeout=30, interval=0.5,
+                         what="service level of first-line = 1.0 (3 of 3 within 30 s)")
+    except AssertionError as e:
+        raw = {expr: query(prometheus, expr) for expr in (
+            'ivr_queue_answered_within_sla_total{queue="first-line"}[15m]',
+            'ivr_queue_exits_total{queue="first-line",outcome="answered"}[15m]')}
+        ends = [(f.queue, f.outcome, f.wait_ms, f.within_sla) for f in ivr.of(jr.Exited)]  # type: ignore[attr-defined]
+        raise AssertionError(f"{e}; samples {raw}; exits {ends}") from None
