@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,14 @@ def test_status_json_gives_ami_credentials(lab: Lab) -> None:
                              "secret": lab.status().ami.secret}
     secret = Path(status["root"]).parent / "secrets" / "ami"
     assert secret.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_root_names_this_machine_without_dns(lab: Lab) -> None:
+    """Asterisk looks up its own hostname for every call's media: no DNS query may be needed."""
+    for name in (socket.gethostname(), "localhost"):
+        done = subprocess.run(["chroot", str(lab.root), "getent", "hosts", name],
+                              capture_output=True, text=True, timeout=10)
+        assert done.returncode == 0 and done.stdout.split()[0] in ("127.0.0.1", "::1"), (name, done)
 
 
 @pytest.mark.parametrize("number", ["8801", "100", "9000", "op1", "eng1", "first-line", "common", "engineers"])
