@@ -98,12 +98,15 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
     leaving = sum(1 for j in app.tracker.journeys.values() if j.uniqueid in ours
                   and j.visit is not None and j.visit.queue == "first-line") - still_ivr
     still_asterisk = _queue_size(lab)
+    # Every call the dialplan reached ivr with: callers who hang up during the
+    # greeting or the account prompt are routed but never queued.
+    routed = app.registry.get_sample_value("ivr_route_decision_seconds_count") or 0.0
     await runner.cleanup()
     entered, exited = count((jr.Entered,)), count((jr.Exited, jr.Unobserved))
     lags.sort()
     return {
         "rate": rate, "placed": float(sipp.get("TotalCallCreated", "nan")),
-        "sipp_failed": float(sipp.get("FailedCall(C)", "nan")),
+        "sipp_failed": float(sipp.get("FailedCall(C)", "nan")), "ivr_routed": routed,
         "asterisk_queued": queued_by_asterisk(lab, since), "ivr_entered": entered,
         "ivr_first_line_exits": exited, "still_ivr": still_ivr, "still_asterisk": still_asterisk, "still_all": still_all,
         "recovered": recovered,
@@ -126,7 +129,7 @@ async def main(rates: list[int], seconds: int) -> None:
               and r["ivr_first_line_exits"] + r["still_ivr"] + r["leaving"] == r["ivr_entered"]
               and r["still_all"] == r["still_asterisk"])
         print(f"{rate:>3} calls/s for {seconds}s: SIPp placed {r['placed']:.0f} (failed {r['sipp_failed']:.0f}), "
-              f"Asterisk queued {r['asterisk_queued']}, ivr entered {r['ivr_entered']} "
+              f"ivr routed {r['ivr_routed']:.0f}, Asterisk queued {r['asterisk_queued']}, ivr entered {r['ivr_entered']} "
               f"saw {r['ivr_first_line_exits']} leave, {r['leaving']} leaving (hang-up pending), {r['still_ivr']} waiting "
               f"(all waiting: ivr {r['still_all']}, Asterisk {r['still_asterisk']}; "
               f"{r['recovered']} recovered from the tier before) [{'accounted' if ok else 'MISMATCH'}]; "
