@@ -472,6 +472,8 @@ QUERY = st.one_of(
 def test_dialplan_answers_200_with_a_route_or_an_empty_400(http: Http, endpoint: str, query: str) -> None:
     resp, body = http.request("GET", URL(f"/dialplan/v1/{endpoint}?{query}", encoded=True))
     assert resp.status in (200, 400), body
+    # No idle connection is left behind a call's one question.
+    assert resp.headers.get("Connection", "").lower() == "close"
     if resp.status == 400:
         assert body == b""
         return
