@@ -63,6 +63,16 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
         if isinstance(fact, jr.Entered) and not fact.recovered:
             lags.append(time.time() - fact.at_us / 1e6)
     app.listeners.append(listen)
+    # How late ivr's event loop wakes for a 10 ms timer: if the lag above is
+    # high while this stays low, the delay was before the bytes reached ivr.
+    stalls: list[float] = []
+
+    async def watch_loop() -> None:
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(0.01)
+            stalls.append(time.perf_counter() - asked - 0.01)
+    watcher = asyncio.ensure_future(watch_loop())
     phones = [traffic.agent(op, 1000) for op in ("op1", "op2", "op3", "op4")]
     phones += [traffic.agent(g, 1000) for g in ("gen1", "gen2")]
     since, pid = time.time(), lab.status().pid
@@ -76,6 +86,7 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
     await asyncio.sleep(2)
     cpu, ast = own_cpu() - cpu0, cpu_seconds(pid) - ast0
     sipp = calls.stats()
+    watcher.cancel()
     calls.stop()
     for p in phones:
         p.stop()
@@ -104,6 +115,7 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
     await runner.cleanup()
     entered, exited = count((jr.Entered,)), count((jr.Exited, jr.Unobserved))
     lags.sort()
+    stalls.sort()
     return {
         "rate": rate, "placed": float(sipp.get("TotalCallCreated", "nan")),
         "sipp_failed": float(sipp.get("FailedCall(C)", "nan")), "ivr_routed": routed,
@@ -114,6 +126,8 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
         "lag_p50_ms": 1000 * statistics.median(lags) if lags else float("nan"),
         "lag_p99_ms": 1000 * lags[int(len(lags) * 0.99) - 1] if lags else float("nan"),
         "lag_max_ms": 1000 * lags[-1] if lags else float("nan"),
+        "loop_p99_ms": 1000 * stalls[int(len(stalls) * 0.99) - 1] if stalls else float("nan"),
+        "loop_max_ms": 1000 * stalls[-1] if stalls else float("nan"),
         "ivr_cpu_s": cpu, "asterisk_cpu_s": ast,
     }
 
@@ -134,6 +148,7 @@ async def main(rates: list[int], seconds: int) -> None:
               f"(all waiting: ivr {r['still_all']}, Asterisk {r['still_asterisk']}; "
               f"{r['recovered']} recovered from the tier before) [{'accounted' if ok else 'MISMATCH'}]; "
               f"lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms max {r['lag_max_ms']:.1f} ms; "
+              f"event loop late p99 {r['loop_p99_ms']:.1f} ms max {r['loop_max_ms']:.1f} ms; "
               f"CPU ivr {r['ivr_cpu_s']:.1f}s vs Asterisk {r['asterisk_cpu_s']:.1f}s "
               f"({100 * r['ivr_cpu_s'] / max(r['asterisk_cpu_s'], 0.01):.0f}%)", flush=True)
 
