@@ -27,6 +27,8 @@ Fields = Mapping[str, str | Sequence[str]]
 Reader = asyncio.StreamReader
 Writer = asyncio.StreamWriter
 _READ_SIZE = 65536
+# Late pings tolerated in a row while events still arrive (see _ping_loop).
+_BUSY_PINGS = 3
 
 
 class AmiError(Exception):
@@ -106,6 +108,7 @@ class AmiClient:
         self._old_malformed = 0
         self._old_skipped = 0
         self._dispatched = 0
+        self._last_read = 0.0  # loop time of the last bytes from the PBX
         self.up = False
         self.reconnects = 0
         self.last_error: str | None = None
@@ -271,6 +274,7 @@ class AmiClient:
         try:
             self._drain(codec)  # whatever came in with the banner
             while data := await reader.read(_READ_SIZE):
+                self._last_read = asyncio.get_running_loop().time()
                 codec.receive_data(data)
                 self._drain(codec)
         except OSError as exc:
@@ -317,14 +321,29 @@ class AmiClient:
 
     async def _ping_loop(self) -> None:
         # A half-open TCP connection reads nothing and errors nothing: only
-        # an unanswered request tells it apart from a quiet PBX.
+        # an unanswered request tells it apart from a quiet PBX.  But a PBX
+        # that keeps sending events while its answer is late is busy, not
+        # gone: reconnecting would only add a resync to its load.  Events
+        # flowing in while requests go unanswered still end the connection
+        # after _BUSY_PINGS late pings in a row.
         timeout = self._settings.ping_timeout
+        loop = asyncio.get_running_loop()
+        late = 0
         while True:
             await asyncio.sleep(self._settings.ping_interval)
+            asked = loop.time()
             try:
                 await self.action("Ping", timeout=timeout)
+                late = 0
             except TimeoutError:
-                raise AmiDisconnected(f"ping unanswered within {timeout}s") from None
+                late += 1
+                if self._last_read <= asked:
+                    raise AmiDisconnected(f"ping unanswered within {timeout}s") from None
+                if late >= _BUSY_PINGS:
+                    raise AmiDisconnected(f"{late} pings in a row unanswered within {timeout}s "
+                                          "while events kept arriving") from None
+                logger.warning("AMI ping unanswered within %ss, but events keep arriving: "
+                               "the PBX is busy; staying connected (%d of %d)", timeout, late, _BUSY_PINGS)
 
     def _report(self, exc: Exception) -> None:
         if isinstance(exc, AmiLoginError):
