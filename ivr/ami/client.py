@@ -143,15 +143,15 @@ class AmiClient:
         action_id = f"{self._id_prefix}{next(self._ids)}"
         data = serialize(name, fields, action_id)
         pending = self._pending[action_id] = _Pending(is_list)
+        deadline = self._settings.action_timeout if timeout is None else timeout
         try:
-            async with asyncio.timeout(self._settings.action_timeout
-                                       if timeout is None else timeout):
+            async with asyncio.timeout(deadline):
                 await self._send(writer, data, (name, action_id, fields))
                 return await pending.future
         except TimeoutError:
             if is_list:
                 self._abandoned.add(action_id)
-            raise
+            raise TimeoutError(f"{name} unanswered by {self._settings.address} within {deadline}s") from None
         finally:
             del self._pending[action_id]
 

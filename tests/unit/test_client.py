@@ -382,7 +382,8 @@ async def test_action_timeout_and_late_reply_dropped(server: FakeAmi) -> None:
     rec = Recorder()
     async with running(rec.client(make_settings(server.port))) as client:
         await eventually(lambda: client.up)
-        with pytest.raises(TimeoutError):
+        # The error names the action: it ends up in log lines such as a failed move's.
+        with pytest.raises(TimeoutError, match=rf"^Slow unanswered by 127.0.0.1:{server.port} within 0.05s$"):
             await client.action("Slow", timeout=0.05)
         with pytest.raises(TimeoutError):
             await client.action_list("QueueStatus", timeout=0.05)
