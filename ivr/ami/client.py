@@ -108,7 +108,8 @@ class AmiClient:
         self._old_malformed = 0
         self._old_skipped = 0
         self._dispatched = 0
-        self._last_read = 0.0  # loop time of the last bytes from the PBX
+        self._last_read = 0.0    # loop time of the last bytes from the PBX
+        self._last_answer = 0.0  # ... and of its last answer to any action, late ones too
         self.up = False
         self.reconnects = 0
         self.last_error: str | None = None
@@ -180,6 +181,7 @@ class AmiClient:
         action_id = msg.action_id or ""
         pending = self._pending.get(action_id)
         if msg.response is not None:
+            self._last_answer = asyncio.get_running_loop().time()
             self._on_response(msg, msg.response, pending)
         elif pending is not None and pending.is_list:
             self._on_list_item(msg, pending)
@@ -322,28 +324,33 @@ class AmiClient:
     async def _ping_loop(self) -> None:
         # A half-open TCP connection reads nothing and errors nothing: only
         # an unanswered request tells it apart from a quiet PBX.  But a PBX
-        # that keeps sending events while its answer is late is busy, not
-        # gone: reconnecting would only add a resync to its load.  Events
-        # flowing in while requests go unanswered still end the connection
-        # after _BUSY_PINGS late pings in a row.
+        # that keeps sending events and answers late is busy, not gone:
+        # reconnecting would only add a resync to its load.  So a late ping
+        # ends the connection only if nothing at all arrived meanwhile, or if
+        # _BUSY_PINGS late pings in a row saw events but no answer to
+        # anything (requests lost on the way).
         timeout = self._settings.ping_timeout
         loop = asyncio.get_running_loop()
-        late = 0
+        late, since = 0, 0.0   # late pings in a row with no answer since `since`
         while True:
             await asyncio.sleep(self._settings.ping_interval)
             asked = loop.time()
             try:
                 await self.action("Ping", timeout=timeout)
                 late = 0
+                continue
             except TimeoutError:
-                late += 1
-                if self._last_read <= asked:
-                    raise AmiDisconnected(f"ping unanswered within {timeout}s") from None
-                if late >= _BUSY_PINGS:
-                    raise AmiDisconnected(f"{late} pings in a row unanswered within {timeout}s "
-                                          "while events kept arriving") from None
-                logger.warning("AMI ping unanswered within %ss, but events keep arriving: "
-                               "the PBX is busy; staying connected (%d of %d)", timeout, late, _BUSY_PINGS)
+                pass
+            if self._last_read <= asked:
+                raise AmiDisconnected(f"ping unanswered within {timeout}s")
+            if late == 0 or self._last_answer > since:
+                late, since = 0, asked     # answers still come back, if late
+            late += 1
+            if late >= _BUSY_PINGS:
+                raise AmiDisconnected(f"{late} pings in a row unanswered within {timeout}s, "
+                                      "and no answer to anything, while events kept arriving")
+            logger.warning("AMI ping unanswered within %ss, but events keep arriving: "
+                           "the PBX is busy; staying connected (%d of %d)", timeout, late, _BUSY_PINGS)
 
     def _report(self, exc: Exception) -> None:
         if isinstance(exc, AmiLoginError):

@@ -287,33 +287,62 @@ async def test_ping_timeout_detects_stalled_server(server: FakeAmi,
     assert "AMI ping unanswered within 0.2s; reconnecting" in caplog.messages
 
 
-async def test_late_pings_while_events_arrive_are_a_busy_pbx_not_a_dead_link(
-        server: FakeAmi, caplog: pytest.LogCaptureFixture) -> None:
-    settings = make_settings(server.port, ping_interval=0.1, ping_timeout=0.2)
+BUSY = "AMI ping unanswered within 0.2s, but events keep arriving: the PBX is busy; staying connected"
 
+
+@contextlib.asynccontextmanager
+async def chattering(server: FakeAmi, answer_late_after: float | None) -> AsyncIterator[None]:
+    """The PBX sends events all along; held pings are answered that late, or never."""
     async def chatter() -> None:
+        answered: set[str] = set()
         while True:
             server.send([("Event", "Newchannel"), ("Uniqueid", "1.1")])
             await asyncio.sleep(0.02)
+            if answer_late_after is None:
+                continue
+            for msg in server.held:
+                if msg["ActionID"] not in answered:
+                    answered.add(msg["ActionID"])
+                    asyncio.get_running_loop().call_later(
+                        answer_late_after, server.reply, msg, [("Ping", "Pong")])
+    talking = asyncio.create_task(chatter())
+    try:
+        yield
+    finally:
+        talking.cancel()
+
+
+async def test_a_pbx_answering_late_while_sending_events_is_busy_not_gone(
+        server: FakeAmi, caplog: pytest.LogCaptureFixture) -> None:
+    settings = make_settings(server.port, ping_interval=0.1, ping_timeout=0.2)
     async with running(Recorder().client(settings)) as client:
         await eventually(lambda: client.up)
-        talking = asyncio.create_task(chatter())
-        try:
+        server.hold.add("Ping")
+        async with chattering(server, answer_late_after=0.4):
+            await eventually(lambda: caplog.messages.count(f"{BUSY} (1 of 3)") >= 6)
+            assert client.reconnects == 0 and client.up
+    assert f"{BUSY} (2 of 3)" not in caplog.messages   # each late answer started the count over
+
+
+async def test_events_without_any_answer_end_the_link_after_3_late_pings(
+        server: FakeAmi, caplog: pytest.LogCaptureFixture) -> None:
+    settings = make_settings(server.port, ping_interval=0.1, ping_timeout=0.2)
+    async with running(Recorder().client(settings)) as client:
+        await eventually(lambda: client.up)
+        async with chattering(server, answer_late_after=None):
             server.hold.add("Ping")
-            busy = "AMI ping unanswered within 0.2s, but events keep arriving: the PBX is busy; staying connected"
-            await eventually(lambda: f"{busy} (2 of 3)" in caplog.messages)
+            await eventually(lambda: f"{BUSY} (2 of 3)" in caplog.messages)
             assert client.reconnects == 0 and client.up
             server.hold.discard("Ping")     # answered again: the count starts over
             answered = len(server.actions("Ping"))
             await eventually(lambda: len(server.actions("Ping")) >= answered + 2)
             server.hold.add("Ping")
             await eventually(lambda: client.reconnects >= 1)
-        finally:
-            talking.cancel()
-        assert client.last_error == "3 pings in a row unanswered within 0.2s while events kept arriving"
+        assert client.last_error == ("3 pings in a row unanswered within 0.2s, "
+                                     "and no answer to anything, while events kept arriving")
     # Late pings after the answered ones counted 1, 2, 3 again, not 3 at once.
-    assert caplog.messages.count(f"{busy} (1 of 3)") == 2
-    assert caplog.messages.count(f"{busy} (2 of 3)") == 2
+    assert caplog.messages.count(f"{BUSY} (1 of 3)") == 2
+    assert caplog.messages.count(f"{BUSY} (2 of 3)") == 2
 
 
 async def test_wrong_secret_keeps_retrying_and_never_logs_secret(
