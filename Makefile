@@ -42,7 +42,7 @@ bench: setup
 
 # SIPp at rising call rates on the lab (minutes; needs root).
 bench-load: setup
-	$(BIN)/python -m bench.load --rates 5,10,20,50 --seconds 60
+	$(BIN)/python -m bench.load --rates 5,10,20,50,100 --seconds 60
 
 lab-up: setup
 	$(BIN)/ivr lab up
