@@ -27,7 +27,8 @@ Fields = Mapping[str, str | Sequence[str]]
 Reader = asyncio.StreamReader
 Writer = asyncio.StreamWriter
 _READ_SIZE = 65536
-# Late pings tolerated in a row while events still arrive (see _ping_loop).
+# Late pings in a row, with events arriving but no answer to anything, that
+# end the connection (see _ping_loop).
 _BUSY_PINGS = 3
 
 
