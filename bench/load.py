@@ -138,20 +138,26 @@ async def main(rates: list[int], seconds: int) -> None:
     lab.up()
     lab.forget_registrations()
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, python {platform.python_version()}")
-    for rate in rates:
-        r = await one_rate(lab, rate, seconds)
-        ok = (r["ivr_entered"] == r["asterisk_queued"]
-              and r["ivr_first_line_exits"] + r["still_ivr"] + r["leaving"] == r["ivr_entered"]
-              and r["still_all"] == r["still_asterisk"])
-        print(f"{rate:>3} calls/s for {seconds}s: SIPp placed {r['placed']:.0f} (failed {r['sipp_failed']:.0f}), "
-              f"ivr routed {r['ivr_routed']:.0f}, Asterisk queued {r['asterisk_queued']}, ivr entered {r['ivr_entered']} "
-              f"saw {r['ivr_first_line_exits']} leave, {r['leaving']} leaving (hang-up pending), {r['still_ivr']} waiting "
-              f"(all waiting: ivr {r['still_all']}, Asterisk {r['still_asterisk']}; "
-              f"{r['recovered']} recovered by a resync) [{'accounted' if ok else 'MISMATCH'}]; "
-              f"lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms max {r['lag_max_ms']:.1f} ms; "
-              f"event loop late p99 {r['loop_p99_ms']:.1f} ms max {r['loop_max_ms']:.1f} ms; "
-              f"CPU ivr {r['ivr_cpu_s']:.1f}s vs Asterisk {r['asterisk_cpu_s']:.1f}s "
-              f"({100 * r['ivr_cpu_s'] / max(r['asterisk_cpu_s'], 0.01):.0f}%)", flush=True)
+    try:
+        for rate in rates:
+            r = await one_rate(lab, rate, seconds)
+            ok = (r["ivr_entered"] == r["asterisk_queued"]
+                  and r["ivr_first_line_exits"] + r["still_ivr"] + r["leaving"] == r["ivr_entered"]
+                  and r["still_all"] == r["still_asterisk"])
+            print(f"{rate:>3} calls/s for {seconds}s: SIPp placed {r['placed']:.0f} (failed {r['sipp_failed']:.0f}), "
+                  f"ivr routed {r['ivr_routed']:.0f}, Asterisk queued {r['asterisk_queued']}, ivr entered {r['ivr_entered']} "
+                  f"saw {r['ivr_first_line_exits']} leave, {r['leaving']} leaving (hang-up pending), {r['still_ivr']} waiting "
+                  f"(all waiting: ivr {r['still_all']}, Asterisk {r['still_asterisk']}; "
+                  f"{r['recovered']} recovered by a resync) [{'accounted' if ok else 'MISMATCH'}]; "
+                  f"lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms max {r['lag_max_ms']:.1f} ms; "
+                  f"event loop late p99 {r['loop_p99_ms']:.1f} ms max {r['loop_max_ms']:.1f} ms; "
+                  f"CPU ivr {r['ivr_cpu_s']:.1f}s vs Asterisk {r['asterisk_cpu_s']:.1f}s "
+                  f"({100 * r['ivr_cpu_s'] / max(r['asterisk_cpu_s'], 0.01):.0f}%)", flush=True)
+    finally:
+        # An overloaded Asterisk keeps stale state (callers still queued,
+        # members stuck "In use"): no test should inherit it.
+        lab.down()
+        print("lab stopped", flush=True)
 
 
 if __name__ == "__main__":
