@@ -105,8 +105,9 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
         await asyncio.sleep(0.5)
     # Callers an overloaded Asterisk has not let go of yet: ivr's view and Asterisk's own.
     recovered = sum(1 for f in facts if isinstance(f, jr.Entered) and f.recovered)
-    still_all = len(app.tracker.waiting("first-line"))      # waiting, as Asterisk counts
-    still_ivr = len([j for j in app.tracker.waiting("first-line") if j.uniqueid in ours])
+    waiting = app.tracker.waiting("first-line")
+    still_all = len(waiting)      # waiting, as Asterisk counts
+    still_ivr = sum(1 for j in waiting if j.uniqueid in ours)
     leaving = sum(1 for j in app.tracker.journeys.values() if j.uniqueid in ours
                   and j.visit is not None and j.visit.queue == "first-line") - still_ivr
     still_asterisk = _queue_size(lab)
