@@ -45,6 +45,7 @@ from enum import Enum
 from typing import Iterable, Mapping
 
 from ivr.ami import events as ev
+from ivr.ledger import records as rec
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class JourneyAnswered:
 class JourneyEnded:
     uniqueid: str
     outcome: str          # answered, abandoned, unanswered, unknown
+    record: rec.CallRecord   # the whole call, for the ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,11 @@ class Journey:
     account: str = ""
     area: str = ""
     pbx_shutdown: bool = False     # hung up by the PBX stopping, not by the caller
+    linkedid: str = ""
+    recovered: bool = False        # first seen in a snapshot: its times are whole seconds
+    done: list[rec.VisitRecord] = field(default_factory=list)   # finished visits, in order
+    answer: tuple[int, str, str] | None = None   # the first answer: (at_us, queue, member)
+    payable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +175,10 @@ class Member:
 
 class Tracker:
     def __init__(self, thresholds_ms: Mapping[str, int] | None = None,
-                 first_line: str = FIRST_LINE) -> None:
+                 first_line: str = FIRST_LINE, pbx: str = "default") -> None:
         self.thresholds_ms = dict(thresholds_ms or {})
         self.first_line = first_line
+        self.pbx = pbx
         self.journeys: dict[str, Journey] = {}
         self.members: dict[tuple[str, str], Member] = {}
         # Identity set by the dialplan before the caller joins a queue: uid -> (account, area)
@@ -206,7 +214,8 @@ class Tracker:
     def _joined(self, e: ev.CallerJoined) -> list[Fact]:
         j = self.journeys.get(e.uniqueid)
         if j is None:
-            j = self.journeys[e.uniqueid] = Journey(e.uniqueid, e.channel, e.caller, e.ts)
+            j = self.journeys[e.uniqueid] = Journey(e.uniqueid, e.channel, e.caller, e.ts,
+                                                    linkedid=e.linkedid)
             j.account, j.area = self._identities.pop(e.uniqueid, ("", ""))
         facts: list[Fact] = []
         if j.visit is not None:
@@ -279,13 +288,32 @@ class Tracker:
             return []
         facts: list[Fact] = []
         if j.visit is not None and j.pbx_shutdown:
-            facts.append(Unobserved(j.uniqueid, j.visit.queue, j.visit.id))
+            facts.append(self._unobserved(j))
         elif j.visit is not None:
             reason = j.visit.move_reason or "abandoned"
             facts += self._resolve(j, reason, j.visit.left_us or e.ts)
-        outcome = _journey_outcome(j)
+        return facts + [self._ended(j, _journey_outcome(j), e.ts)]
+
+    def _ended(self, j: Journey, outcome: str, at_us: int) -> JourneyEnded:
         log.info("call %s ended: %s via %s", j.uniqueid, outcome, " > ".join(j.path))
-        return facts + [JourneyEnded(j.uniqueid, outcome)]
+        return JourneyEnded(j.uniqueid, outcome, self._record(j, outcome, at_us))
+
+    def _record(self, j: Journey, outcome: str, at_us: int) -> rec.CallRecord:
+        at, queue, member = j.answer if j.answer is not None else (None, "", "")
+        return rec.CallRecord(
+            self.pbx, j.uniqueid, j.linkedid or j.uniqueid, j.caller, j.account, j.area,
+            j.first_entered_us, at_us, tuple(j.done), outcome, j.payable,
+            rec.RESYNC if j.recovered else rec.LIVE, rec.SECONDS if j.recovered else rec.MS,
+            at, queue, member)
+
+    def _unobserved(self, j: Journey) -> Unobserved:
+        """The current visit ended while ivr was not looking."""
+        v = j.visit
+        assert v is not None
+        j.visit = None
+        j.done.append(rec.VisitRecord(len(j.done) + 1, v.queue, v.entered_us, None,
+                                      rec.UNOBSERVED, None))
+        return Unobserved(j.uniqueid, v.queue, v.id)
 
     def _visit(self, uniqueid: str, queue: str) -> tuple[Journey | None, Visit | None]:
         j = self.journeys.get(uniqueid)
@@ -301,12 +329,16 @@ class Tracker:
         j.visit, j.last_exit = None, (v.queue, outcome)
         wait_ms = max(0, at_us - v.entered_us) // 1000
         within = outcome == "answered" and wait_ms <= self.threshold_ms(v.queue)
+        j.done.append(rec.VisitRecord(len(j.done) + 1, v.queue, v.entered_us, at_us, outcome,
+                                      wait_ms, member))
         log.info("call %s left %s: %s after %.3f s%s", j.uniqueid, v.queue, outcome,
                  wait_ms / 1000, " (within SLA)" if within else "")
         facts: list[Fact] = [Exited(j.uniqueid, v.queue, outcome, wait_ms, v.id, within)]
         if outcome == "answered" and not j.answered:
-            j.answered = True
-            facts.append(self._journey_answered(j, v.queue, member, at_us))
+            j.answered, j.answer = True, (at_us, v.queue, member)
+            answered = self._journey_answered(j, v.queue, member, at_us)
+            j.payable = answered.payable
+            facts.append(answered)
         return facts
 
     def _journey_answered(self, j: Journey, queue: str, member: str, at_us: int) -> JourneyAnswered:
@@ -339,18 +371,19 @@ class Tracker:
             return []   # seen live after the snapshot was asked for: newer than it
         facts: list[Fact] = []
         if v is not None:
-            j.visit = None
-            facts.append(Unobserved(j.uniqueid, v.queue, v.id))
+            facts.append(self._unobserved(j))
         if w is not None:
+            j.recovered = True     # this visit's entry is known to the second only
             facts.append(self._enter(j, w.queue, snap.taken_at - w.wait_s * 1_000_000, True))
         elif j.uniqueid not in snap.live_channels:
             del self.journeys[j.uniqueid]
-            facts.append(JourneyEnded(j.uniqueid, "answered" if j.answered else "unknown"))
+            facts.append(self._ended(j, "answered" if j.answered else "unknown", snap.taken_at))
         return facts
 
     def _recover(self, w: ev.WaitingCaller, taken_at: int) -> Entered:
         entered = taken_at - w.wait_s * 1_000_000
-        j = self.journeys[w.uniqueid] = Journey(w.uniqueid, w.channel, w.caller, entered)
+        j = self.journeys[w.uniqueid] = Journey(w.uniqueid, w.channel, w.caller, entered,
+                                                recovered=True)
         return self._enter(j, w.queue, entered, recovered=True)
 
     # -- live state, read at scrape time ------------------------------------

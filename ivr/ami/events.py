@@ -28,6 +28,7 @@ class CallerJoined:
     channel: str
     caller: str
     queue: str
+    linkedid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,8 @@ def timestamp_us(msg: Message, now: float) -> int:
 
 
 def _joined(m: Message, ts: int) -> Event:
-    return CallerJoined(ts, m["Uniqueid"], m["Channel"], m.get("CallerIDNum") or "", m["Queue"])
+    return CallerJoined(ts, m["Uniqueid"], m["Channel"], m.get("CallerIDNum") or "", m["Queue"],
+                        m.get("Linkedid") or "")
 
 
 def _left(m: Message, ts: int) -> Event:
