@@ -1,0 +1,96 @@
+"""The ledger's tables, declared once (SQLAlchemy Core), for SQLite and PostgreSQL alike.
+
+`calls` holds one row per call and, denormalised, the call's first visit to
+first-line: the statement over a month of calls reads that one table by one
+index.  `visits` holds every stay in a queue, keyed (pbx, uniqueid, seq) so
+that writing the same call twice (a resync, a replay, a restart) is a no-op.
+The migrations in ivr/ledger/migrations create exactly these tables;
+tests/unit/test_ledger_store.py checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table,
+                        Text)
+
+metadata = MetaData()
+
+calls = Table(
+    "calls", metadata,
+    Column("pbx", String(64), primary_key=True),
+    Column("uniqueid", String(64), primary_key=True),
+    Column("linkedid", String(64), nullable=False),
+    Column("caller", String(64), nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("area", String(64), nullable=False),
+    Column("entered_us", BigInteger, nullable=False),
+    Column("ended_us", BigInteger, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("payable", Boolean, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("precision", String(2), nullable=False),
+    Column("answered_us", BigInteger),
+    Column("answered_queue", String(64), nullable=False),
+    Column("answered_member", String(64), nullable=False),
+    # The first visit to first-line, as the contractor's statement judges it.
+    Column("fl_entered_us", BigInteger),
+    Column("fl_wait_ms", Integer),
+    Column("fl_outcome", String(16)),
+    Column("fl_member", String(64)),
+    Index("calls_fl_entered", "fl_entered_us"),
+    Index("calls_entered", "entered_us"),
+    Index("calls_caller", "caller", "entered_us"),
+    Index("calls_account", "account", "entered_us"),
+)
+
+visits = Table(
+    "visits", metadata,
+    Column("pbx", String(64), primary_key=True),
+    Column("uniqueid", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("queue", String(64), nullable=False),
+    Column("entered_us", BigInteger, nullable=False),
+    Column("left_us", BigInteger),
+    Column("outcome", String(16), nullable=False),
+    Column("wait_ms", Integer),
+    Column("member", String(64), nullable=False),
+    Column("source", String(16), nullable=False),
+)
+
+# History: kept, never rewritten.
+incidents = Table(
+    "incidents", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("area", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("opened_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("closed_us", BigInteger),
+    Column("opened_by", String(64), nullable=False),
+    Column("closed_by", String(64)),
+)
+
+escalations = Table(
+    "escalations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pbx", String(64), nullable=False),
+    Column("uniqueid", String(64), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("via", String(16), nullable=False),        # api or transfer
+    Column("result", String(32), nullable=False),     # accepted, refused_incident, failed
+    Column("incident", String(32), nullable=False),
+    Index("escalations_call", "pbx", "uniqueid"),
+)
+
+route_decisions = Table(
+    "route_decisions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pbx", String(64), nullable=False),
+    Column("uniqueid", String(64), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("route", String(32), nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("area", String(64), nullable=False),
+    Column("incident", String(32), nullable=False),
+    Index("route_decisions_call", "pbx", "uniqueid"),
+)

@@ -1,0 +1,275 @@
+"""The ledger store: SQLite (embedded default) or PostgreSQL, one interface.
+
+SQLAlchemy 2 Core over aiosqlite or asyncpg.  Every write is one
+transaction and idempotent: rows are keyed (pbx, uniqueid) and (pbx,
+uniqueid, seq) and inserted with ON CONFLICT DO NOTHING, so writing a call
+that is already there (a resync, a replay, a restart, a flushed spool)
+changes nothing.  Migrations are Alembic's (ivr/ledger/migrations), run by
+`migrate()`; a database at a revision this code does not know is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Connection, and_, event, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ivr.ledger import records as rec
+from ivr.ledger import schema as t
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+FIRST_LINE = "first-line"
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+            "postgres": "postgresql+asyncpg"}
+
+
+class LedgerError(Exception):
+    """A ledger problem a person can act on; the message is one line."""
+
+
+def driver_url(url: str) -> str:
+    """`sqlite:///path` or `postgresql://...` as SQLAlchemy's async drivers want it."""
+    scheme, sep, rest = url.partition("://")
+    base = scheme.split("+", 1)[0].lower()
+    if not sep or base not in _DRIVERS:
+        raise LedgerError(f"ledger.url {redact(url)!r}: unknown scheme "
+                          f"(expected sqlite:///PATH or postgresql://USER@HOST/DB)")
+    return f"{_DRIVERS[base]}://{rest}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+
+
+def problem(exc: BaseException) -> str:
+    """One line naming a database failure (drivers' messages run to several)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class Store:
+    def __init__(self, url: str, first_line: str = FIRST_LINE) -> None:
+        self.url = url
+        self.first_line = first_line
+        target = driver_url(url)
+        self.dialect = "sqlite" if target.startswith("sqlite") else "postgresql"
+        if self.dialect == "sqlite":
+            self._sqlite_folder(target)
+            self.engine: AsyncEngine = create_async_engine(target)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_async_engine(target, pool_pre_ping=True, pool_size=2,
+                                              connect_args={"timeout": 5})
+
+    @staticmethod
+    def _sqlite_folder(target: str) -> None:
+        path = make_url(target).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------
+
+    async def migrate(self) -> str:
+        """Upgrade the database in place to this code's schema; the revision it is at."""
+        try:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(_upgrade)
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+
+    async def revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+
+    # -- writes -------------------------------------------------------------
+
+    async def write(self, records: Sequence[rec.CallRecord]) -> int:
+        """Write calls and their visits in one transaction; how many calls were new."""
+        if not records:
+            return 0
+        call_rows = [self._call_row(r) for r in records]
+        visit_rows = [_visit_row(r.pbx, r.uniqueid, v, r.source) for r in records for v in r.visits]
+        async with self.engine.begin() as conn:
+            new = 0
+            result = await conn.execute(self._insert(t.calls, ("pbx", "uniqueid")), call_rows)
+            new += max(0, result.rowcount)
+            if visit_rows:
+                await conn.execute(self._insert(t.visits, ("pbx", "uniqueid", "seq")), visit_rows)
+        return new
+
+    async def add_visits(self, visits: Sequence[tuple[str, str, rec.VisitRecord]],
+                         source: str = rec.QUEUE_LOG) -> int:
+        """Visits of calls already in the ledger (a backfill); first-line ones fill the
+        call's first-line columns where the ledger had none."""
+        rows = [_visit_row(pbx, uid, v, source) for pbx, uid, v in visits]
+        async with self.engine.begin() as conn:
+            if rows:
+                await conn.execute(self._insert(t.visits, ("pbx", "uniqueid", "seq")), rows)
+            for pbx, uid, v in visits:
+                if v.queue == self.first_line:
+                    await conn.execute(
+                        update(t.calls)
+                        .where(and_(t.calls.c.pbx == pbx, t.calls.c.uniqueid == uid,
+                                    t.calls.c.fl_entered_us.is_(None)))
+                        .values(fl_entered_us=v.entered_us, fl_wait_ms=v.wait_ms,
+                                fl_outcome=v.outcome, fl_member=v.member))
+        return len(rows)
+
+    def _insert(self, table: Any, keys: tuple[str, ...]) -> Any:
+        dialect = sqlite if self.dialect == "sqlite" else postgresql
+        return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+    def _call_row(self, r: rec.CallRecord) -> dict[str, Any]:
+        fl = r.first_visit(self.first_line)
+        return {
+            "pbx": r.pbx, "uniqueid": r.uniqueid, "linkedid": r.linkedid, "caller": r.caller,
+            "account": r.account, "area": r.area, "entered_us": r.entered_us,
+            "ended_us": r.ended_us, "outcome": r.outcome, "payable": r.payable,
+            "source": r.source, "precision": r.precision, "answered_us": r.answered_us,
+            "answered_queue": r.answered_queue, "answered_member": r.answered_member,
+            "fl_entered_us": fl.entered_us if fl else None, "fl_wait_ms": fl.wait_ms if fl else None,
+            "fl_outcome": fl.outcome if fl else None, "fl_member": fl.member if fl else None,
+        }
+
+    async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Append rows to a history table (escalations, route_decisions)."""
+        if rows:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(t.metadata.tables[table]), list(rows))
+
+    # -- reads --------------------------------------------------------------
+
+    async def calls(self, from_us: int, to_us: int, caller: str | None = None,
+                    account: str | None = None, pbx: str | None = None,
+                    limit: int | None = None) -> list[rec.CallRecord]:
+        """Calls that entered a queue in [from_us, to_us), oldest first, with their visits."""
+        c = t.calls.c
+        query = select(t.calls).where(c.entered_us >= from_us, c.entered_us < to_us)
+        if caller is not None:
+            query = query.where(c.caller == caller)
+        if account is not None:
+            query = query.where(c.account == account)
+        if pbx is not None:
+            query = query.where(c.pbx == pbx)
+        query = query.order_by(c.entered_us, c.pbx, c.uniqueid)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+            visits = await self._visits(conn, [(r["pbx"], r["uniqueid"]) for r in rows],
+                                        from_us, to_us)
+        return [_record(r, visits.get((r["pbx"], r["uniqueid"]), ())) for r in rows]
+
+    async def _visits(self, conn: Any, keys: list[tuple[str, str]], from_us: int,
+                      to_us: int) -> dict[tuple[str, str], list[rec.VisitRecord]]:
+        if not keys:
+            return {}
+        wanted = set(keys)
+        v = t.visits.c
+        # A call's visits start at or after its first entry: bound the scan by the period,
+        # then keep those of the calls asked for.
+        query = (select(*t.visits.c)
+                 .select_from(t.visits.join(t.calls, and_(t.calls.c.pbx == v.pbx,
+                                                          t.calls.c.uniqueid == v.uniqueid)))
+                 .where(t.calls.c.entered_us >= from_us, t.calls.c.entered_us < to_us)
+                 .order_by(v.pbx, v.uniqueid, v.entered_us, v.seq))
+        found: dict[tuple[str, str], list[rec.VisitRecord]] = {}
+        for r in (await conn.execute(query)).mappings():
+            key = (r["pbx"], r["uniqueid"])
+            if key in wanted:
+                found.setdefault(key, []).append(rec.VisitRecord(
+                    r["seq"], r["queue"], r["entered_us"], r["left_us"], r["outcome"],
+                    r["wait_ms"], r["member"]))
+        return found
+
+    async def billing_calls(self, from_us: int, to_us: int) -> list[rec.BillingCall]:
+        """Every call whose first visit to first-line began in [from_us, to_us)."""
+        c = t.calls.c
+        query = (select(c.pbx, c.uniqueid, c.fl_entered_us, c.fl_wait_ms, c.fl_outcome,
+                        c.fl_member, c.payable, c.source)
+                 .where(c.fl_entered_us >= from_us, c.fl_entered_us < to_us))
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query)
+            return [rec.BillingCall(pbx, uid, entered, wait, outcome, member or "", bool(payable),
+                                    source)
+                    for pbx, uid, entered, wait, outcome, member, payable, source in result]
+
+
+    async def rows(self, table: str) -> list[tuple[Any, ...]]:
+        """A realtime queue_log table (contrib/realtime layout), oldest first."""
+        if not _IDENTIFIER.fullmatch(table):
+            raise LedgerError(f"queue_log table {table!r}: expected a plain table name")
+        columns = "time, callid, queuename, agent, event, data1, data2, data3, data4, data5"
+        try:
+            async with self.engine.connect() as conn:
+                result = await conn.execute(text(f'SELECT {columns} FROM "{table}" ORDER BY time'))
+                return [tuple(r) for r in result]
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"queue_log table {table} in {redact(self.url)}: {problem(exc)}") from None
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def _upgrade(conn: Connection) -> str:
+    # Alembic is imported here, not at start-up: most ivr commands never migrate.
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    script = ScriptDirectory.from_config(cfg)
+    from alembic.runtime.migration import MigrationContext
+    current = MigrationContext.configure(conn).get_current_revision()
+    head = script.get_current_head()
+    if current is not None:
+        try:
+            script.get_revision(current)
+        except CommandError:
+            raise LedgerError(f"the ledger database is at schema revision {current!r}, newer than "
+                              f"this ivr knows (up to {head!r}): upgrade ivr first") from None
+    if current != head:
+        log.info("ledger: migrating the schema from %s to %s", current or "empty", head)
+        command.upgrade(cfg, "head")
+    return str(head)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")     # readers never block the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")   # durable at each checkpoint, safe in WAL
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _visit_row(pbx: str, uniqueid: str, v: rec.VisitRecord, source: str) -> dict[str, Any]:
+    return {"pbx": pbx, "uniqueid": uniqueid, "seq": v.seq, "queue": v.queue,
+            "entered_us": v.entered_us, "left_us": v.left_us, "outcome": v.outcome,
+            "wait_ms": v.wait_ms, "member": v.member, "source": source}
+
+
+def _record(r: Any, visits: Iterable[rec.VisitRecord]) -> rec.CallRecord:
+    return rec.CallRecord(
+        r["pbx"], r["uniqueid"], r["linkedid"], r["caller"], r["account"], r["area"],
+        r["entered_us"], r["ended_us"], tuple(visits), r["outcome"], bool(r["payable"]),
+        r["source"], r["precision"], r["answered_us"], r["answered_queue"], r["answered_member"])
