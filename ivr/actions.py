@@ -25,7 +25,7 @@ class Actions(Protocol):
                      timeout: float | None = None) -> Message: ...
 
 
-async def move(ami: Actions, m: Move) -> None:
+async def move(ami: Actions, m: Move, queue_log: bool = False) -> None:
     log.info("call %s: moving from %s to %s (%s)", m.uniqueid, m.from_queue, m.to_queue, m.reason)
     await ami.action("Setvar", {"Channel": m.channel, "Variable": IVR_MOVE, "Value": m.reason})
     try:
@@ -34,6 +34,22 @@ async def move(ami: Actions, m: Move) -> None:
     except Exception:
         await ami.action("Setvar", {"Channel": m.channel, "Variable": IVR_MOVE, "Value": ""})
         raise
+    if queue_log:
+        await log_decision(ami, m.from_queue, m.uniqueid, QUEUE_LOG_MOVE, f"{m.reason}|{m.to_queue}")
+
+
+# ivr's own queue_log events, for QueueMetrics, Asternic and `ivr ledger reconcile`.
+QUEUE_LOG_MOVE = "IVRMOVE"            # data1: reason (timeout, withdrawn), data2: the queue moved to
+QUEUE_LOG_ESCALATE = "IVRESCALATE"    # data1: result, data2: via (api, transfer)
+
+
+async def log_decision(ami: Actions, queue: str, uniqueid: str, event: str, message: str) -> None:
+    """A row in Asterisk's queue_log saying why ivr acted; a failure is only logged."""
+    try:
+        await ami.action("QueueLog", {"Queue": queue, "Event": event, "Uniqueid": uniqueid,
+                                      "Interface": "ivr", "Message": message})
+    except Exception as exc:
+        log.warning("call %s: %s not written to queue_log: %s", uniqueid, event, exc)
 
 
 async def escalate(ami: Actions, channel: str, uniqueid: str) -> None:

@@ -120,14 +120,14 @@ class _Handlers:
         route = policy.escalation(journey.area or None, self.app.incidents, self.app.prompt_for)
         self.app.metrics.decided(route, 0.0)
         if route.route != policy.ENGINEERS:
-            self.app.metrics.escalated("refused_incident")
+            self.app.escalated(uid, "api", "refused_incident", route.incident)
             return error(409, "refused: a known incident covers this caller", incident=route.incident)
         try:
             await actions.escalate(self.app.ami, journey.channel, uid)
         except Exception as exc:
-            self.app.metrics.escalated("failed")
+            self.app.escalated(uid, "api", "failed")
             return error(502, f"the PBX did not move the call: {exc}")
-        self.app.metrics.escalated("accepted")
+        self.app.escalated(uid, "api", "accepted")
         return web.json_response({"result": "accepted", "queue": policy.ENGINEERS}, status=202)
 
     async def move(self, request: web.Request) -> web.Response:

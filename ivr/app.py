@@ -5,7 +5,8 @@ One AMI event, from the socket to a metric:
     -> App.on_event
     -> events.parse (typed event, Asterisk timestamp)
     -> Tracker.handle (journey state machine) -> facts
-    -> Metrics.record (counters, histograms) and Router.on_fact (timers)
+    -> Metrics.record (counters, histograms), Router.on_fact (timers) and
+       LedgerWriter.on_fact (JourneyEnded's CallRecord -> batched into the store)
 Live gauges are read from the Tracker at scrape time by LiveCollector.
 The dialplan asks for routes over HTTP (dialplan_http.py); people use the
 control API (api.py); both decide with policy.py and act with actions.py.
@@ -31,6 +32,8 @@ from ivr.config import Config
 from ivr.directory import Directory
 from ivr.incidents import Incident, Incidents
 from ivr.journeys import Fact, Tracker
+from ivr.ledger.store import Store
+from ivr.ledger.writer import History, LedgerWriter, Spool
 from ivr.metrics import LiveCollector, Metrics
 from ivr.policy import OverflowRule, Rules
 from ivr.router import Router
@@ -50,7 +53,11 @@ class App:
     clock: Callable[[], float] = time.time
     router: Router = field(init=False)
     ami: AmiClient = field(init=False)
+    store: Store = field(init=False)
+    ledger: LedgerWriter = field(init=False)
     ready: bool = False
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # Every consumer of facts (metrics, router, ledger, then any a test adds), each isolated.
     listeners: list[Callable[[Fact], None]] = field(default_factory=list)
 
     def on_event(self, msg: Message) -> None:
@@ -64,10 +71,34 @@ class App:
 
     def apply(self, facts: list[Fact]) -> None:
         for fact in facts:
-            self.metrics.record(fact)
-            self.router.on_fact(fact)
             for listener in self.listeners:
-                listener(fact)
+                try:
+                    listener(fact)
+                except Exception:   # one broken consumer must not starve the others
+                    log.exception("call %s: %s failed on %s", fact.uniqueid,
+                                  getattr(listener, "__qualname__", listener), type(fact).__name__)
+
+    # -- history for the ledger ----------------------------------------------
+
+    def record_decision(self, uniqueid: str, route: str, account: str = "", area: str = "",
+                        incident: str = "") -> None:
+        self.ledger.submit(History("route_decisions", {
+            "pbx": self.tracker.pbx, "uniqueid": uniqueid, "at_us": round(self.clock() * 1e6),
+            "route": route, "account": account, "area": area, "incident": incident}))
+
+    def escalated(self, uniqueid: str, via: str, result: str, incident: str = "") -> None:
+        """An escalation decided (via api or transfer): counted, kept, and told to queue_log."""
+        self.metrics.escalated(result)
+        self.ledger.submit(History("escalations", {
+            "pbx": self.tracker.pbx, "uniqueid": uniqueid, "at_us": round(self.clock() * 1e6),
+            "via": via, "result": result, "incident": incident}))
+        if self.config.ledger.queue_log_decisions:
+            j = self.tracker.journeys.get(uniqueid)
+            queue = j.last_exit[0] if j is not None and j.last_exit else "NONE"
+            task = asyncio.get_running_loop().create_task(actions.log_decision(
+                self.ami, queue, uniqueid, actions.QUEUE_LOG_ESCALATE, f"{result}|{via}"))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def resync(self, ami: AmiClient) -> None:
         """After every login: take a fresh snapshot instead of trusting memory."""
@@ -156,7 +187,11 @@ def build(config: Config, clock: Callable[[], float] = time.time) -> App:
                     ping_interval=a.ping_interval, ping_timeout=a.ping_timeout, trace=a.trace),
         on_event=app.on_event, on_login=app.resync, on_state=app.on_ami_state,
         keep=events.wanted)
+    decisions = config.ledger.queue_log_decisions
     app.router = Router(tracker, rules,
-                        functools.partial(actions.move, app.ami), clock)
-    registry.register(LiveCollector(tracker, app.ami, names, clock, incidents))
+                        functools.partial(actions.move, app.ami, queue_log=decisions), clock)
+    app.store = Store(config.ledger_url(), tracker.first_line)
+    app.ledger = LedgerWriter(app.store, Spool(config.spool_path(), config.ledger.spool_max_records))
+    app.listeners[:0] = [metrics.record, app.router.on_fact, app.ledger.on_fact]
+    registry.register(LiveCollector(tracker, app.ami, names, clock, incidents, app.ledger))
     return app

@@ -7,10 +7,12 @@ the commented reference.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class ConfigError(Exception):
@@ -48,6 +50,20 @@ class RoutingConfig:
     prompts_dir: str | None = None      # where ivr writes incident prompts (Asterisk's IVR_PROMPTS)
 
 
+@dataclass(frozen=True)
+class LedgerConfig:
+    url: str = field(default="", repr=False)   # empty: SQLite in the state directory
+    spool: str = ""                 # empty: ledger-spool.jsonl in the state directory
+    spool_max_records: int = 200_000
+    queue_log_decisions: bool = False   # write ivr's moves and escalations into queue_log
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    timezone: str = "UTC"
+    short_abandon_seconds: float = 5.0
+
+
 DEFAULT_QUEUES = (
     QueueConfig("first-line", 30.0, overflow_to="common", overflow_after_seconds=30.0),
     QueueConfig("common"),
@@ -64,10 +80,27 @@ class Config:
     log_level: str = "INFO"
     api: ApiConfig = ApiConfig()
     routing: RoutingConfig = RoutingConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    report: ReportConfig = ReportConfig()
 
     @property
     def queue_names(self) -> tuple[str, ...]:
         return tuple(q.name for q in self.queues)
+
+    def ledger_url(self, env: Mapping[str, str] = os.environ) -> str:
+        return self.ledger.url or f"sqlite:///{state_dir(env) / 'ledger.db'}"
+
+    def spool_path(self, env: Mapping[str, str] = os.environ) -> Path:
+        return Path(self.ledger.spool) if self.ledger.spool else state_dir(env) / "ledger-spool.jsonl"
+
+
+def state_dir(env: Mapping[str, str]) -> Path:
+    """Where ivr keeps its files: systemd's StateDirectory, /var/lib/ivr for root, else ~/.local/state."""
+    if env.get("STATE_DIRECTORY"):
+        return Path(env["STATE_DIRECTORY"].split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/var/lib/ivr")
+    return Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "ivr"
 
 
 _ENV_AMI = {"IVR_AMI_HOST": "host", "IVR_AMI_PORT": "port",
@@ -86,7 +119,26 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
         cfg = _with_listen(cfg, listen, "--listen")
     if log_level is not None:
         cfg = replace(cfg, log_level=_level(log_level, "--log-level"))
+    _check_ledger(cfg)
     return cfg
+
+
+LEDGER_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+
+def _check_ledger(cfg: Config) -> None:
+    url = cfg.ledger.url
+    scheme, sep, _ = url.partition("://")
+    if url and (not sep or scheme.split("+", 1)[0].lower() not in LEDGER_SCHEMES):
+        shown = url.split("@")[-1] if "@" in url else url
+        raise ConfigError(f"ledger.url: unknown scheme in {shown!r} "
+                          "(expected sqlite:///PATH or postgresql://USER@HOST/DB)")
+    try:
+        ZoneInfo(cfg.report.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"report.timezone: unknown time zone {cfg.report.timezone!r}") from None
+    if cfg.ledger.spool_max_records < 1:
+        raise ConfigError("ledger.spool_max_records: expected at least 1")
 
 
 def _from_file(cfg: Config, path: Path) -> Config:
@@ -100,7 +152,7 @@ def _from_file(cfg: Config, path: Path) -> Config:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except ValueError as exc:   # e.g. an integer too long to read
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    _only(data, {"ami", "http", "queues", "log_level", "api", "routing"}, "")
+    _only(data, {"ami", "http", "queues", "log_level", "api", "routing", "ledger", "report"}, "")
     ami = _section(data, "ami")
     _only(ami, set(AmiConfig.__dataclass_fields__), "ami.")
     cfg = replace(cfg, ami=replace(cfg.ami, **{k: _typed(AmiConfig, k, v, "ami.") for k, v in ami.items()}))
@@ -115,6 +167,14 @@ def _from_file(cfg: Config, path: Path) -> Config:
     _only(routing, set(RoutingConfig.__dataclass_fields__), "routing.")
     cfg = replace(cfg, routing=RoutingConfig(
         **{k: _typed(RoutingConfig, k, v, "routing.") for k, v in routing.items()}))
+    ledger = _section(data, "ledger")
+    _only(ledger, set(LedgerConfig.__dataclass_fields__), "ledger.")
+    cfg = replace(cfg, ledger=LedgerConfig(
+        **{k: _typed(LedgerConfig, k, v, "ledger.") for k, v in ledger.items()}))
+    report = _section(data, "report")
+    _only(report, set(ReportConfig.__dataclass_fields__), "report.")
+    cfg = replace(cfg, report=ReportConfig(
+        **{k: _typed(ReportConfig, k, v, "report.") for k, v in report.items()}))
     if "queues" in data:
         cfg = replace(cfg, queues=_queues(_section(data, "queues")))
     if "log_level" in data:
@@ -153,6 +213,8 @@ def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
             cfg = replace(cfg, ami=replace(cfg.ami, **{key: _typed(AmiConfig, key, env[var], var)}))
     if "IVR_API_TOKEN" in env:
         cfg = replace(cfg, api=ApiConfig(_typed(ApiConfig, "token", env["IVR_API_TOKEN"], "IVR_API_TOKEN")))
+    if "IVR_LEDGER_URL" in env:
+        cfg = replace(cfg, ledger=replace(cfg.ledger, url=env["IVR_LEDGER_URL"]))
     if "IVR_LISTEN" in env:
         cfg = _with_listen(cfg, env["IVR_LISTEN"], "IVR_LISTEN")
     if "IVR_LOG_LEVEL" in env:

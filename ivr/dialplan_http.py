@@ -50,6 +50,7 @@ def _entry(app: App, request: web.Request) -> web.Response:
     route = policy.entry(caller, typed, q.get("asked") == "1", app.directory, app.incidents,
                          app.prompt_for)
     app.metrics.decided(route, time.perf_counter() - started)
+    app.record_decision(uid, route.label, route.account, route.area, route.incident)
     log.info("call %s (%s): %s", uid, caller or "no number", route.as_query())
     return web.Response(text=route.as_query())
 
@@ -63,7 +64,8 @@ def _escalate(app: App, request: web.Request) -> web.Response:
     journey = app.tracker.journeys.get(uid)
     route = policy.escalation(journey.area if journey else None, app.incidents, app.prompt_for)
     app.metrics.decided(route, time.perf_counter() - started)
-    app.metrics.escalated("accepted" if route.route == policy.ENGINEERS else "refused_incident")
+    result = "accepted" if route.route == policy.ENGINEERS else "refused_incident"
+    app.escalated(uid, "transfer", result, route.incident)
     log.info("call %s: escalation by transfer %s", uid,
              "accepted" if route.route == policy.ENGINEERS else f"refused ({route.incident})")
     return web.Response(text=route.as_query())

@@ -45,6 +45,13 @@ class AmiHealth(Protocol):
     def malformed_frames(self) -> int: ...
 
 
+class LedgerHealth(Protocol):
+    write_errors: int
+
+    @property
+    def backlog(self) -> int: ...
+
+
 def wait_buckets(thresholds_s: Iterable[float]) -> tuple[float, ...]:
     """The standard buckets plus an edge exactly at every SLA threshold."""
     return tuple(sorted(set(WAIT_BUCKETS) | set(thresholds_s)))
@@ -172,9 +179,10 @@ class LiveCollector(Collector):
     """Gauges read from live state at scrape time."""
 
     def __init__(self, tracker: jr.Tracker, ami: AmiHealth, queues: Sequence[str],
-                 clock: Callable[[], float] = time.time, incidents: Active | None = None) -> None:
+                 clock: Callable[[], float] = time.time, incidents: Active | None = None,
+                 ledger: LedgerHealth | None = None) -> None:
         self.tracker, self.ami, self.queues, self.clock = tracker, ami, queues, clock
-        self.incidents = incidents
+        self.incidents, self.ledger = incidents, ledger
 
     def collect(self) -> Iterable[Metric]:
         yield from self._queues()
@@ -184,6 +192,16 @@ class LiveCollector(Collector):
             active = GaugeMetricFamily("ivr_incidents_active", "Known incidents in force now")
             active.add_metric([], len(self.incidents.active()))
             yield active
+        if self.ledger is not None:
+            yield from self._ledger(self.ledger)
+
+    def _ledger(self, ledger: LedgerHealth) -> Iterable[Metric]:
+        backlog = GaugeMetricFamily("ivr_ledger_backlog_records",
+                                    "Call records not yet in the ledger database (memory and spool)")
+        backlog.add_metric([], ledger.backlog)
+        return (backlog, CounterMetricFamily("ivr_ledger_write_errors",
+                                             "Failed attempts to write to the ledger database",
+                                             value=ledger.write_errors))
 
     def _queues(self) -> Iterable[Metric]:
         waiting = GaugeMetricFamily("ivr_queue_waiting_calls", "Callers waiting now", labels=["queue"])

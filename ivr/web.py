@@ -34,16 +34,25 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     app = request.app[APP]
-    body = {"ready": app.ready, "ami_up": app.ami.up, "last_error": app.ami.last_error}
+    ledger = app.ledger
+    body = {"ready": app.ready, "ami_up": app.ami.up, "last_error": app.ami.last_error,
+            # The ledger never makes ivr unready: routing goes on while records wait.
+            "ledger": {"ok": ledger.healthy, "backlog": ledger.backlog,
+                       "write_errors": ledger.write_errors, "last_error": ledger.last_error or None}}
     return web.json_response(body, status=200 if app.ready else 503)
 
 
 async def _ami_running(w: web.Application) -> AsyncIterator[None]:
-    """The AMI loop lives as long as the web app: started and cancelled here."""
+    """The AMI loop and the ledger writer live as long as the web app: started and
+    cancelled here.  On stop the ledger writes what it holds, or spools it."""
     app = w[APP]
-    task = asyncio.create_task(app.ami.run(), name="ami")
+    tasks = [asyncio.create_task(app.ami.run(), name="ami"),
+             asyncio.create_task(app.ledger.run(), name="ledger")]
     yield
     app.router.close()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await app.ledger.close()
+    await app.store.close()

@@ -1,0 +1,222 @@
+"""The ledger writer: records leave the event loop's hot path here.
+
+The tracker's JourneyEnded carries the call's record; `on_fact` appends it
+to a list and returns (a few hundred nanoseconds).  A background task
+writes what has gathered every `interval` seconds, or as soon as `batch`
+records wait, in one transaction per batch.
+
+When the database is unreachable, slow or failing, calls go on: the batch
+goes to a spool on disk (JSON lines, fsynced, at most `spool_max` records)
+and the writer retries with a capped backoff, spool first (it holds the
+older records).  Writes are idempotent (see store.py), so a batch that was
+written but whose answer was lost is written again harmlessly: nothing
+lost, nothing doubled.  Only records past the spool's bound are dropped,
+each counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from ivr import journeys as jr
+from ivr.ledger import records as rec
+from ivr.ledger.store import LedgerError, problem
+
+log = logging.getLogger(__name__)
+
+
+class Target(Protocol):
+    async def migrate(self) -> str: ...
+    async def write(self, records: Sequence[rec.CallRecord]) -> int: ...
+    async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A row for a history table (escalations, route_decisions)."""
+
+    table: str
+    row: dict[str, Any]
+
+
+Item = rec.CallRecord | History
+
+
+class Spool:
+    """Items the database could not take yet: one JSON object a line, oldest first."""
+
+    def __init__(self, path: Path, max_items: int) -> None:
+        self.path, self.max_items = path, max_items
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.count = sum(1 for _ in self._lines())
+        if self.count:
+            log.warning("ledger spool %s holds %d records from before: they are written first",
+                        path, self.count)
+
+    def append(self, items: Sequence[Item]) -> int:
+        """Append what fits under the bound; how many were kept."""
+        kept = list(items[:max(0, self.max_items - self.count)])
+        if kept:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.writelines(json.dumps(_encode(i), separators=(",", ":")) + "\n" for i in kept)
+                f.flush()
+                os.fsync(f.fileno())
+            self.count += len(kept)
+        return len(kept)
+
+    def head(self, n: int) -> list[Item]:
+        items: list[Item] = []
+        for line in self._lines():
+            if len(items) >= n:
+                break
+            try:
+                items.append(_decode(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("ledger spool %s: skipping a line that is not a record (%s)",
+                          self.path, exc)
+                items.append(History("", {}))   # keeps the count; written as nothing
+        return items
+
+    def drop(self, n: int) -> None:
+        """Forget the first n items (they are in the database now)."""
+        rest = list(self._lines())[n:]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in rest), encoding="utf-8")
+        os.replace(tmp, self.path)
+        self.count = len(rest)
+
+    def _lines(self) -> Any:
+        try:
+            with self.path.open(encoding="utf-8") as f:
+                yield from (line.rstrip("\n") for line in f if line.strip())
+        except FileNotFoundError:
+            return
+
+
+def _encode(item: Item) -> dict[str, Any]:
+    if isinstance(item, History):
+        return {"history": item.table, "row": item.row}
+    return {"call": rec.to_dict(item)}
+
+
+def _decode(data: dict[str, Any]) -> Item:
+    if "history" in data:
+        return History(str(data["history"]), dict(data["row"]))
+    return rec.from_dict(data["call"])
+
+
+class LedgerWriter:
+    def __init__(self, store: Target, spool: Spool, batch: int = 2000,
+                 interval: float = 0.25, timeout: float = 10.0, max_backoff: float = 5.0) -> None:
+        self.store, self.spool = store, spool
+        self.batch, self.interval, self.timeout, self.max_backoff = batch, interval, timeout, max_backoff
+        self.pending: list[Item] = []
+        self.written = 0
+        self.write_errors = 0
+        self.dropped = 0
+        self.last_error = ""
+        self.migrated = False
+        self._wake = asyncio.Event()
+
+    # -- the hot path: called for every fact --------------------------------
+
+    def on_fact(self, fact: jr.Fact) -> None:
+        if isinstance(fact, jr.JourneyEnded):
+            self.submit(fact.record)
+
+    def submit(self, item: Item) -> None:
+        self.pending.append(item)
+        if len(self.pending) >= self.batch:
+            self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        """Records not yet in the database: waiting in memory or in the spool."""
+        return len(self.pending) + self.spool.count
+
+    @property
+    def healthy(self) -> bool:
+        return self.migrated and not self.last_error
+
+    # -- the background task ------------------------------------------------
+
+    async def run(self) -> None:
+        backoff = self.interval
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), backoff)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            ok = await self.flush()
+            backoff = self.interval if ok else min(self.max_backoff, max(1.0, backoff * 2))
+
+    async def flush(self) -> bool:
+        """Write the spool, then what is pending; False when the database failed."""
+        try:
+            if not self.migrated:
+                await asyncio.wait_for(self.store.migrate(), self.timeout)
+                self.migrated = True
+            while self.spool.count:
+                items = self.spool.head(self.batch)
+                await self._write(items)
+                self.spool.drop(len(items))
+            while self.pending:
+                items = self.pending[:self.batch]
+                await self._write(items)
+                del self.pending[:len(items)]
+        except Exception as exc:   # any database or disk failure: calls must go on
+            self._failed(exc)
+            return False
+        if self.last_error:
+            log.info("ledger: the database is back; backlog written")
+            self.last_error = ""
+        return True
+
+    async def _write(self, items: Sequence[Item]) -> None:
+        calls = [i for i in items if isinstance(i, rec.CallRecord)]
+        history: dict[str, list[dict[str, Any]]] = {}
+        for i in items:
+            if isinstance(i, History) and i.table:
+                history.setdefault(i.table, []).append(i.row)
+        await asyncio.wait_for(self._one_batch(calls, history), self.timeout)
+        self.written += len(calls)
+
+    async def _one_batch(self, calls: list[rec.CallRecord],
+                         history: dict[str, list[dict[str, Any]]]) -> None:
+        await self.store.write(calls)
+        for table, rows in history.items():
+            await self.store.history(table, rows)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.write_errors += 1
+        reason = "timed out" if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) else (
+            str(exc) if isinstance(exc, LedgerError) else problem(exc))
+        if reason != self.last_error:
+            log.warning("ledger: cannot write (%s); %d records held, calls go on", reason,
+                        self.backlog)
+        self.last_error = reason
+        self._to_spool()
+
+    def _to_spool(self) -> None:
+        """Pending records to disk, so neither memory nor a crash can lose them."""
+        if not self.pending:
+            return
+        kept = self.spool.append(self.pending)
+        if kept < len(self.pending):
+            lost = len(self.pending) - kept
+            self.dropped += lost
+            log.error("ledger: spool %s is full (%d records): %d records dropped",
+                      self.spool.path, self.spool.max_items, lost)
+        self.pending.clear()
+
+    async def close(self) -> None:
+        """On stop: one last write, else everything to the spool."""
+        if not await self.flush():
+            self._to_spool()

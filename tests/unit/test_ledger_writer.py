@@ -1,0 +1,146 @@
+"""The ledger writer: batches off the hot path, a spool on disk while the
+database is away, nothing lost and nothing doubled when it comes back.
+The database here is a real SQLite file; its outage is a store that raises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+
+from ivr import journeys as jr
+from ivr.ledger import records as rec
+from ivr.ledger.store import Store
+from ivr.ledger.writer import History, LedgerWriter, Spool
+
+
+def call(n: int) -> rec.CallRecord:
+    t = 1_796_000_000_000_000 + n * 1_000_000
+    visit = rec.VisitRecord(1, "first-line", t, t + 3_000_000, "answered", 3000, "op1")
+    return rec.CallRecord("default", f"1796000000.{n}", f"1796000000.{n}", f"79{n:03}", "", "",
+                          t, t + 9_000_000, (visit,), "answered", True, rec.LIVE, rec.MS,
+                          t + 3_000_000, "first-line", "op1")
+
+
+class Flaky:
+    """The real store, or an outage: `down` makes every call raise as a dead server would."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.down, self.writes = store, False, 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    async def migrate(self) -> str:
+        self._check()
+        return await self.store.migrate()
+
+    async def write(self, records: Sequence[rec.CallRecord]) -> int:
+        self._check()
+        self.writes += 1
+        return await self.store.write(records)
+
+    async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        self._check()
+        await self.store.history(table, rows)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> Any:
+    s = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield s
+    await s.close()
+
+
+def ended(n: int) -> jr.JourneyEnded:
+    r = call(n)
+    return jr.JourneyEnded(r.uniqueid, r.outcome, r)
+
+
+async def test_records_are_batched_into_one_write(store: Store, tmp_path: Path) -> None:
+    db = Flaky(store)
+    writer = LedgerWriter(db, Spool(tmp_path / "spool.jsonl", 100))
+    for n in range(50):
+        writer.on_fact(ended(n))
+    assert writer.backlog == 50 and db.writes == 0     # nothing touched the database yet
+    assert await writer.flush()
+    assert db.writes == 1 and writer.backlog == 0 and writer.written == 50
+    assert len(await store.calls(0, 2**62)) == 50
+
+
+async def test_an_outage_spools_to_disk_and_the_return_writes_everything_once(
+        store: Store, tmp_path: Path) -> None:
+    db = Flaky(store)
+    spool = Spool(tmp_path / "spool.jsonl", 1000)
+    writer = LedgerWriter(db, spool)
+    writer.submit(call(0))
+    assert await writer.flush()
+    db.down = True
+    for n in range(1, 40):
+        writer.submit(call(n))
+    writer.submit(History("escalations", {"pbx": "default", "uniqueid": "1796000000.3",
+                                          "at_us": 1, "via": "api", "result": "accepted",
+                                          "incident": ""}))
+    assert not await writer.flush()
+    assert writer.write_errors == 1 and "ConnectionRefusedError" in writer.last_error
+    assert not writer.healthy
+    assert spool.count == 40 and writer.pending == [] and writer.backlog == 40
+    lines = (tmp_path / "spool.jsonl").read_text().splitlines()
+    assert len(lines) == 40 and json.loads(lines[0])["call"]["uniqueid"] == "1796000000.1"
+    # The call written before the outage is spooled again by a retry that half worked:
+    spool.append([call(0)])
+    for n in range(40, 60):
+        writer.submit(call(n))
+    db.down = False
+    assert await writer.flush()
+    assert writer.healthy and writer.backlog == 0 and spool.count == 0
+    ledger = await store.calls(0, 2**62)
+    assert [c.uniqueid for c in ledger] == [f"1796000000.{n}" for n in range(60)]
+
+
+async def test_a_spool_left_by_a_crash_is_written_first_on_start(store: Store, tmp_path: Path) -> None:
+    Spool(tmp_path / "spool.jsonl", 100).append([call(1), call(2)])
+    writer = LedgerWriter(Flaky(store), Spool(tmp_path / "spool.jsonl", 100))
+    assert writer.backlog == 2
+    assert await writer.flush()
+    assert [c.uniqueid for c in await store.calls(0, 2**62)] == ["1796000000.1", "1796000000.2"]
+
+
+async def test_a_full_spool_drops_and_counts(store: Store, tmp_path: Path) -> None:
+    db = Flaky(store)
+    db.down = True
+    writer = LedgerWriter(db, Spool(tmp_path / "spool.jsonl", 5))
+    for n in range(8):
+        writer.submit(call(n))
+    assert not await writer.flush()
+    assert writer.spool.count == 5 and writer.dropped == 3
+
+
+async def test_close_writes_or_spools_what_is_pending(store: Store, tmp_path: Path) -> None:
+    db = Flaky(store)
+    db.down = True
+    writer = LedgerWriter(db, Spool(tmp_path / "spool.jsonl", 100))
+    writer.submit(call(1))
+    await writer.close()
+    assert writer.spool.count == 1 and writer.pending == []
+
+
+def test_one_broken_consumer_does_not_stop_the_others(tmp_path: Path) -> None:
+    from ivr.app import build
+    from ivr.config import Config, LedgerConfig
+    app = build(Config(ledger=LedgerConfig(url=f"sqlite:///{tmp_path / 'l.db'}",
+                                           spool=str(tmp_path / "spool.jsonl"))))
+    seen: list[jr.Fact] = []
+
+    def broken(fact: jr.Fact) -> None:
+        raise RuntimeError("a bug in one consumer")
+    app.listeners.insert(0, broken)
+    app.listeners.append(seen.append)
+    app.apply([ended(1)])
+    assert seen == [ended(1)]
+    assert app.ledger.backlog == 1
+    assert app.registry.get_sample_value("ivr_journeys_total", {"outcome": "answered"}) == 1
+    assert app.registry.get_sample_value("ivr_ledger_backlog_records", {}) == 1
