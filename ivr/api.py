@@ -18,6 +18,10 @@ from aiohttp.typedefs import Middleware
 from ivr import actions, policy
 from ivr.app import App
 from ivr.incidents import IncidentError
+from ivr.ledger.records import to_dict
+from ivr.ledger.store import LedgerError
+from ivr.reports import billing, service
+from ivr.reports.billing import ReportError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,7 +38,9 @@ def routes(app: App) -> list[web.RouteDef]:
         web.get("/api/v1/incidents", h.list_incidents),
         web.delete("/api/v1/incidents/{id}", h.close_incident),
         web.get("/api/v1/queues", h.queues),
+        web.get("/api/v1/calls", h.calls),
         web.get("/api/v1/calls/{uniqueid}", h.call),
+        web.get("/api/v1/reports/billing", h.billing),
         web.post("/api/v1/calls/{uniqueid}/escalate", h.escalate),
         web.post("/api/v1/calls/{uniqueid}/move", h.move),
     ]
@@ -105,6 +111,31 @@ class _Handlers:
 
     async def queues(self, request: web.Request) -> web.Response:
         return web.json_response({"queues": self.app.queues_view()})
+
+    async def calls(self, request: web.Request) -> web.Response:
+        """A caller's history from the ledger: ?caller= or ?account=, from=, to=."""
+        q = request.query
+        try:
+            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
+            found = await service.history(self.app.store, p, q.get("caller") or None,
+                                          q.get("account") or None)
+        except ReportError as exc:
+            return error(400, str(exc))
+        except LedgerError as exc:
+            return error(503, str(exc))
+        return web.json_response({"calls": [to_dict(c) for c in found]})
+
+    async def billing(self, request: web.Request) -> web.Response:
+        """The contractor's statement: ?from=&to=&tz=[&calls=1]."""
+        q = request.query
+        try:
+            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
+            statement = await service.statement(self.app.store, self.app.config, p)
+        except ReportError as exc:
+            return error(400, str(exc))
+        except LedgerError as exc:
+            return error(503, str(exc))
+        return web.json_response(billing.to_json(statement, q.get("calls") == "1"))
 
     async def call(self, request: web.Request) -> web.Response:
         view = self.app.call_view(request.match_info["uniqueid"])

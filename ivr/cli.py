@@ -10,10 +10,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ivr import cli_ledger
 from ivr import config as cfg
 from ivr.directory import DirectoryError
 from ivr.incidents import IncidentError
 from ivr.lab.pbx import Lab, LabError, LabStatus
+from ivr.reports.billing import ReportError
 
 log = logging.getLogger("ivr")
 
@@ -56,10 +58,14 @@ Agents: op1..op4 at 127.0.0.1:5071-5074 (first-line), gen1, gen2 at
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)   # ivr logs its own migration line
     try:
         return int(args.func(args))
     except (cfg.ConfigError, DirectoryError, IncidentError) as exc:
         print(f"ivr: bad config: {exc}", file=sys.stderr)
+        return 2
+    except ReportError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
         return 2
     except LabError as exc:
         print(f"ivr lab: {exc}", file=sys.stderr)
@@ -81,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     _lab_parser(sub)
     _incident_parser(sub)
+    cli_ledger.add_parsers(sub)
     prompts = sub.add_parser("prompts", help="generate the spoken prompts (espeak-ng, sox)",
                              description="Write the dialplan's prompts as 8 kHz WAV files into DIR "
                                          "(the dialplan's IVR_PROMPTS, /var/lib/asterisk/sounds/ivr).")
@@ -177,7 +184,8 @@ def lab_routing(config: cfg.Config, lab: LabStatus) -> cfg.Config:
     routing = replace(r, directory=r.directory or lab.subscribers,
                       prompts_dir=r.prompts_dir or lab.prompts_dir)
     api = config.api if config.api.token else replace(config.api, token=lab.api_token)
-    return replace(config, routing=routing, api=api)
+    ledger = config.ledger if config.ledger.url else replace(config.ledger, url=lab.ledger)
+    return replace(config, routing=routing, api=api, ledger=ledger)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -91,7 +91,13 @@ class Config:
         return self.ledger.url or f"sqlite:///{state_dir(env) / 'ledger.db'}"
 
     def spool_path(self, env: Mapping[str, str] = os.environ) -> Path:
-        return Path(self.ledger.spool) if self.ledger.spool else state_dir(env) / "ledger-spool.jsonl"
+        """ledger.spool; else beside a SQLite ledger, else in the state directory."""
+        if self.ledger.spool:
+            return Path(self.ledger.spool)
+        url = self.ledger_url(env)
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            return Path(url[len("sqlite:///"):] + "-spool.jsonl")
+        return state_dir(env) / "ledger-spool.jsonl"
 
 
 def state_dir(env: Mapping[str, str]) -> Path:

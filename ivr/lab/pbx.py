@@ -66,6 +66,8 @@ class LabStatus:
     api_token: str
     prompts_dir: str
     subscribers: str
+    queue_log: str          # Asterisk's queue_log file, read by `ivr ledger reconcile`
+    ledger: str             # the ledger database ivr keeps for the lab
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -99,8 +101,16 @@ class Lab:
             sip=f"127.0.0.1:{SIP_PORT}",
             agent_passwords={name: self._secret(f"agent-{name}") for name in AGENTS},
             api_token=self._secret("api-token"), prompts_dir=str(self.root / PROMPTS),
-            subscribers=str(SUBSCRIBERS),
+            subscribers=str(SUBSCRIBERS), queue_log=str(self.queue_log_path),
+            ledger=self.ledger_url(),
         )
+
+    @property
+    def queue_log_path(self) -> Path:
+        return self.root / "var/log/asterisk/queue_log"
+
+    def ledger_url(self) -> str:
+        return f"sqlite:///{self.dir / 'ledger.db'}"
 
     def _pid(self) -> int | None:
         try:
@@ -274,7 +284,7 @@ class Lab:
         self.cli("database deltree registrar")
 
     def queue_log(self) -> str:
-        path = self.root / "var/log/asterisk/queue_log"
+        path = self.queue_log_path
         return path.read_text() if path.exists() else ""
 
 

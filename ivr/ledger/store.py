@@ -172,10 +172,13 @@ class Store:
         query = query.order_by(c.entered_us, c.pbx, c.uniqueid)
         if limit is not None:
             query = query.limit(limit)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-            visits = await self._visits(conn, [(r["pbx"], r["uniqueid"]) for r in rows],
-                                        from_us, to_us)
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).mappings().all()
+                visits = await self._visits(conn, [(r["pbx"], r["uniqueid"]) for r in rows],
+                                            from_us, to_us)
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
         return [_record(r, visits.get((r["pbx"], r["uniqueid"]), ())) for r in rows]
 
     async def _visits(self, conn: Any, keys: list[tuple[str, str]], from_us: int,
@@ -206,11 +209,14 @@ class Store:
         query = (select(c.pbx, c.uniqueid, c.fl_entered_us, c.fl_wait_ms, c.fl_outcome,
                         c.fl_member, c.payable, c.source)
                  .where(c.fl_entered_us >= from_us, c.fl_entered_us < to_us))
-        async with self.engine.connect() as conn:
-            result = await conn.execute(query)
-            return [rec.BillingCall(pbx, uid, entered, wait, outcome, member or "", bool(payable),
-                                    source)
-                    for pbx, uid, entered, wait, outcome, member, payable, source in result]
+        try:
+            async with self.engine.connect() as conn:
+                result = await conn.execute(query)
+                return [rec.BillingCall(pbx, uid, entered, wait, outcome, member or "",
+                                        bool(payable), source)
+                        for pbx, uid, entered, wait, outcome, member, payable, source in result]
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
 
 
     async def rows(self, table: str) -> list[tuple[Any, ...]]:

@@ -1,0 +1,237 @@
+"""`ivr ledger ...` and `ivr report ...`: the call ledger from the shell.
+
+These commands open the ledger database themselves (ledger.url, or
+IVR_LEDGER_URL; on the lab, the lab's), so they work whether ivr runs or not.
+Exit status: 0 done, 1 the database or a file failed, 2 bad input or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from dataclasses import replace
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from ivr import config as cfg
+from ivr.ledger import queue_log
+from ivr.ledger.records import CallRecord, to_dict
+from ivr.ledger.store import LedgerError, Store, redact
+from ivr.reports import billing, service
+
+LEDGER_EPILOG = """\
+The database is ledger.url in --config (or IVR_LEDGER_URL): sqlite:///PATH
+(the default: ledger.db in ivr's state directory; on the lab, in the lab
+folder) or postgresql://USER@HOST:PORT/DB.  Times (--from, --to) are dates
+(2026-11-01) or ISO 8601 instants, in --tz (default report.timezone, UTC).
+exit status: 0 done, 1 the database or a file failed, 2 bad input or config.
+"""
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _ledger_parser(sub)
+    _report_parser(sub)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML config file (default: $IVR_CONFIG)")
+
+
+def _period_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--from", dest="start", required=required, metavar="T",
+                   help="start of the period, inclusive (date or ISO 8601)")
+    p.add_argument("--to", dest="end", required=required, metavar="T",
+                   help="end of the period, exclusive")
+    p.add_argument("--tz", help="time zone of the dates (default report.timezone)")
+
+
+def _ledger_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    led = sub.add_parser("ledger", help="the call ledger: migrate, calls, reconcile",
+                         description="The per-call ledger the contractor's bill is built from.",
+                         epilog=LEDGER_EPILOG, formatter_class=fmt)
+    lsub = led.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    mig = lsub.add_parser("migrate", help="create or upgrade the ledger's schema in place",
+                          epilog=LEDGER_EPILOG, formatter_class=fmt)
+    _common(mig)
+    mig.set_defaults(func=_migrate)
+    calls = lsub.add_parser("calls", help="calls in a period, by caller number or account",
+                            epilog=LEDGER_EPILOG, formatter_class=fmt)
+    _common(calls)
+    _period_args(calls, required=True)
+    who = calls.add_mutually_exclusive_group()
+    who.add_argument("--caller", metavar="NUMBER", help="only this caller number")
+    who.add_argument("--account", help="only this account")
+    calls.add_argument("--json", action="store_true", help="machine-readable")
+    calls.set_defaults(func=_calls)
+    rec = lsub.add_parser(
+        "reconcile", help="check the ledger against Asterisk's queue_log",
+        description="Match every queue stint of Asterisk's queue_log with the ledger by callid "
+                    "= uniqueid: matched, missing in the ledger, missing in queue_log, and "
+                    "disagreements (outcome, or a wait more than queue_log's 1 s apart).",
+        epilog=LEDGER_EPILOG, formatter_class=fmt)
+    _common(rec)
+    src = rec.add_mutually_exclusive_group(required=True)
+    src.add_argument("--queue-log", type=Path, metavar="FILE", help="Asterisk's queue_log file")
+    src.add_argument("--queue-log-db", metavar="URL",
+                     help="a PostgreSQL database Asterisk writes its realtime queue_log into")
+    rec.add_argument("--queue-log-table", default="queue_log", metavar="NAME",
+                     help="the realtime table (default queue_log)")
+    _period_args(rec, required=False)
+    rec.add_argument("--backfill", action="store_true",
+                     help="write the calls and stints the ledger lacks, from queue_log, to the second")
+    rec.add_argument("--json", action="store_true", help="machine-readable")
+    rec.set_defaults(func=_reconcile)
+
+
+def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    rep = sub.add_parser("report", help="reports from the ledger: billing")
+    rsub = rep.add_subparsers(dest="report_command", required=True, metavar="REPORT")
+    bill = rsub.add_parser(
+        "billing", help="the contractor's monthly statement",
+        description="Offered, payable (answered in first-line within its threshold), answered "
+                    "late, moved to common, abandoned and short abandons: in total, per day and "
+                    "per operator, with a SHA-256 digest over the call lines.",
+        epilog=LEDGER_EPILOG, formatter_class=fmt)
+    _common(bill)
+    _period_args(bill, required=True)
+    bill.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    bill.add_argument("--calls", action="store_true", help="list every first-line call")
+    bill.set_defaults(func=_billing)
+
+
+# -- config -------------------------------------------------------------------
+
+def ledger_config(args: argparse.Namespace) -> cfg.Config:
+    """The config, with the lab's ledger when neither AMI nor the ledger is configured."""
+    config = cfg.load(getattr(args, "config", None), os.environ)
+    if not config.ledger.url and not config.ami.username:
+        from ivr.lab.pbx import Lab
+        lab = Lab()
+        if lab.dir.exists():
+            config = replace(config, ledger=replace(config.ledger, url=lab.ledger_url()))
+    return config
+
+
+def _run(args: argparse.Namespace,
+         work: Callable[[cfg.Config, Store], Awaitable[int]]) -> int:
+    config = ledger_config(args)
+    store = Store(config.ledger_url(), config.queues[0].name if config.queues else "first-line")
+
+    async def go() -> int:
+        try:
+            return await work(config, store)
+        finally:
+            await store.close()
+    try:
+        return asyncio.run(go())
+    except LedgerError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 1
+
+
+def _period(args: argparse.Namespace, config: cfg.Config) -> billing.Period:
+    return service.period(config, args.start, args.end, args.tz)
+
+
+# -- the commands -------------------------------------------------------------
+
+def _migrate(args: argparse.Namespace) -> int:
+    async def work(config: cfg.Config, store: Store) -> int:
+        revision = await store.migrate()
+        print(f"ledger {redact(store.url)}: schema at revision {revision}")
+        return 0
+    return _run(args, work)
+
+
+def _calls(args: argparse.Namespace) -> int:
+    async def work(config: cfg.Config, store: Store) -> int:
+        p = _period(args, config)
+        await store.migrate()
+        found = await service.history(store, p, args.caller, args.account)
+        if args.json:
+            print(json.dumps({"calls": [call_json(c) for c in found]}, indent=2))
+        else:
+            for c in found:
+                path = " > ".join(f"{v.queue}:{v.outcome}" for v in c.visits)
+                print(f"{_iso(c.entered_us, p.zone)}  {c.uniqueid:<20} {c.caller:<14} "
+                      f"{c.account or '-':<10} {c.outcome:<10} {path}")
+            print(f"{len(found)} call(s)")
+        return 0
+    return _run(args, work)
+
+
+def call_json(c: CallRecord) -> dict[str, Any]:
+    """A CallRecord as the API and `ivr ledger calls --json` show it."""
+    return to_dict(c)
+
+
+def _iso(us: int, zone: tzinfo) -> str:
+    return datetime.fromtimestamp(us / 1e6, zone).isoformat(timespec="milliseconds")
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    async def work(config: cfg.Config, store: Store) -> int:
+        overflow = {q.name: round(q.overflow_after_seconds) for q in config.queues
+                    if q.overflow_after_seconds is not None}
+        log = await _read_queue_log(args, overflow)
+        from_s, to_s = _reconcile_window(args, config, log)
+        await store.migrate()
+        calls = await store.calls(from_s * 1_000_000 - 86_400_000_000, to_s * 1_000_000)
+        result = queue_log.reconcile(log, calls, from_s, to_s, overflow)
+        if args.backfill:
+            first = store.first_line
+            fill = queue_log.backfill(result, log, calls, "default", first,
+                                      round(next((q.sla_seconds for q in config.queues
+                                                  if q.name == first), 30.0)))
+            await store.write(fill.calls)
+            await store.add_visits(fill.visits)
+            result = replace(result, backfilled=fill.count)
+        print(json.dumps(result.to_json(), indent=2) if args.json else result.to_text())
+        return 0
+    return _run(args, work)
+
+
+async def _read_queue_log(args: argparse.Namespace, overflow: dict[str, int]) -> queue_log.QueueLog:
+    if args.queue_log is not None:
+        try:
+            return await asyncio.to_thread(queue_log.read_file, args.queue_log, overflow)
+        except OSError as exc:
+            raise LedgerError(f"cannot read queue_log {args.queue_log}: {exc.strerror}") from None
+    source = Store(args.queue_log_db)
+    try:
+        rows = await source.rows(args.queue_log_table)
+    finally:
+        await source.close()
+    return queue_log.read_rows(rows, overflow)
+
+
+def _reconcile_window(args: argparse.Namespace, config: cfg.Config,
+                      log: queue_log.QueueLog) -> tuple[int, int]:
+    if args.start or args.end:
+        if not (args.start and args.end):
+            raise billing.ReportError("give --from and --to together")
+        p = _period(args, config)
+        return p.from_us // 1_000_000, -(-p.to_us // 1_000_000)
+    entries = [s.entered_s for s in log.stints()]
+    return (min(entries), max(entries) + 1) if entries else (0, 0)
+
+
+def _billing(args: argparse.Namespace) -> int:
+    async def work(config: cfg.Config, store: Store) -> int:
+        p = _period(args, config)
+        await store.migrate()
+        statement = await service.statement(store, config, p)
+        if args.format == "json":
+            print(json.dumps(billing.to_json(statement, args.calls), indent=2))
+        elif args.format == "csv":
+            sys.stdout.write(billing.to_csv(statement, args.calls))
+        else:
+            print(billing.to_table(statement, args.calls))
+        return 0
+    return _run(args, work)
