@@ -93,6 +93,7 @@ class _Handlers:
             incident = self.app.incidents.open(body.get("area"), body.get("message"), body.get("expires_in"))
         except IncidentError as exc:
             return error(400, str(exc))
+        self.app.incident_opened(incident)
         await self.app.make_incident_prompt(incident)
         log.info("incident %s opened for area %s: %s", incident.id, incident.area, incident.message)
         return web.json_response(incident.to_json(self.app.clock()), status=201)
@@ -106,6 +107,7 @@ class _Handlers:
         if incident is None:
             return error(404, f"no active incident {request.match_info['id']!r}")
         self.app.forget_incident_prompt(incident)
+        self.app.incident_closed(incident)
         log.info("incident %s closed", incident.id)
         return web.json_response({"closed": incident.id})
 

@@ -32,7 +32,7 @@ from ivr.config import Config
 from ivr.directory import Directory
 from ivr.incidents import Incident, Incidents
 from ivr.journeys import Fact, Tracker
-from ivr.ledger.store import Store
+from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store
 from ivr.ledger.writer import History, LedgerWriter, Spool
 from ivr.metrics import LiveCollector, Metrics
 from ivr.policy import OverflowRule, Rules
@@ -85,6 +85,32 @@ class App:
         self.ledger.submit(History("route_decisions", {
             "pbx": self.tracker.pbx, "uniqueid": uniqueid, "at_us": round(self.clock() * 1e6),
             "route": route, "account": account, "area": area, "incident": incident}))
+
+    def incident_opened(self, incident: Incident, by: str = "api") -> None:
+        self.ledger.submit(History("incidents", _incident_row(incident, by)))
+
+    def incident_closed(self, incident: Incident, by: str = "api") -> None:
+        self.ledger.submit(History(INCIDENT_CLOSES, {
+            "id": incident.id, "closed_us": round(self.clock() * 1e6), "closed_by": by}))
+
+    async def restore_incidents(self, timeout: float = 5.0) -> None:
+        """At start: incidents kept in the ledger come back into force, and those of
+        routing.incidents_file go into the ledger (the file's migration)."""
+        try:
+            await asyncio.wait_for(self.store.migrate(), timeout)
+            await asyncio.wait_for(self.store.history(
+                "incidents", [_incident_row(i, "incidents_file") for i in self.incidents.active()]),
+                timeout)
+            rows = await asyncio.wait_for(self.store.open_incidents(round(self.clock() * 1e6)), timeout)
+        except (LedgerError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("incidents: the ledger cannot be read (%s); only those in memory or in "
+                        "routing.incidents_file are in force", exc or "timed out")
+            return
+        restored = self.incidents.restore([Incident(r["id"], r["area"], r["message"],
+                                                    r["opened_us"] / 1e6, r["expires_us"] / 1e6)
+                                           for r in rows])
+        if restored:
+            log.info("incidents: %d in force again from the ledger", restored)
 
     def escalated(self, uniqueid: str, via: str, result: str, incident: str = "") -> None:
         """An escalation decided (via api or transfer): counted, kept, and told to queue_log."""
@@ -159,6 +185,13 @@ class App:
         return {"uniqueid": j.uniqueid, "caller": j.caller, "account": j.account, "area": j.area,
                 "path": list(j.path), "answered": j.answered,
                 "queue": j.visit.queue if j.visit else None}
+
+
+def _incident_row(incident: Incident, by: str) -> dict[str, Any]:
+    return {"id": incident.id, "area": incident.area, "message": incident.message,
+            "opened_us": round(incident.started_at * 1e6),
+            "expires_us": round(incident.expires_at * 1e6), "closed_us": None,
+            "opened_by": by, "closed_by": None}
 
 
 def overflow_rules(config: Config) -> Rules:

@@ -86,6 +86,14 @@ class Incidents:
             log.info("incident %s closed", incident_id)
         return incident
 
+    def restore(self, incidents: list[Incident]) -> int:
+        """Take back incidents kept elsewhere (the ledger) that are still in force."""
+        now = self._clock()
+        found = {i.id: i for i in incidents if i.expires_at > now and i.id not in self._items}
+        if found:
+            self._commit({**self._live(), **found})
+        return len(found)
+
     def active(self) -> list[Incident]:
         self._items = self._live()
         return sorted(self._items.values(), key=lambda i: i.started_at)

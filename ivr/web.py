@@ -46,6 +46,7 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
     """The AMI loop and the ledger writer live as long as the web app: started and
     cancelled here.  On stop the ledger writes what it holds, or spools it."""
     app = w[APP]
+    await app.restore_incidents()
     tasks = [asyncio.create_task(app.ami.run(), name="ami"),
              asyncio.create_task(app.ledger.run(), name="ledger")]
     yield

@@ -110,8 +110,11 @@ class Store:
         visit_rows = [_visit_row(r.pbx, r.uniqueid, v, r.source) for r in records for v in r.visits]
         async with self.engine.begin() as conn:
             new = 0
-            result = await conn.execute(self._insert(t.calls, ("pbx", "uniqueid")), call_rows)
-            new += max(0, result.rowcount)
+            # RETURNING names the rows really inserted: rowcount is not reliable for an
+            # executemany (asyncpg reports none), and conflicts insert nothing.
+            result = await conn.execute(
+                self._insert(t.calls, ("pbx", "uniqueid")).returning(t.calls.c.uniqueid), call_rows)
+            new += len(result.all())
             if visit_rows:
                 await conn.execute(self._insert(t.visits, ("pbx", "uniqueid", "seq")), visit_rows)
         return new

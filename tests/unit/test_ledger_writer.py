@@ -144,3 +144,39 @@ def test_one_broken_consumer_does_not_stop_the_others(tmp_path: Path) -> None:
     assert app.ledger.backlog == 1
     assert app.registry.get_sample_value("ivr_journeys_total", {"outcome": "answered"}) == 1
     assert app.registry.get_sample_value("ivr_ledger_backlog_records", {}) == 1
+
+
+async def test_incidents_are_kept_in_the_ledger_and_come_back_after_a_restart(tmp_path: Path) -> None:
+    from ivr.app import build
+    from ivr.config import Config, LedgerConfig, RoutingConfig
+    from ivr.incidents import Incidents
+    now = [1_796_000_000.0]
+    file = tmp_path / "incidents.json"
+    Incidents(lambda: now[0], file).open("north", "A fibre cut in the north.", 3600)
+    config = Config(ledger=LedgerConfig(url=f"sqlite:///{tmp_path / 'l.db'}"),
+                    routing=RoutingConfig(incidents_file=str(file)))
+    first = build(config, clock=lambda: now[0])
+    await first.restore_incidents()                   # the file's incident goes into the ledger
+    south = first.incidents.open("south", "Power works in the south.", 600)
+    first.incident_opened(south)
+    gone = first.incidents.open("east", "Fixed soon.", 600)
+    first.incident_opened(gone)
+    first.incidents.close(gone.id)
+    first.incident_closed(gone)
+    assert await first.ledger.flush()
+    await first.store.close()
+    file.unlink()                                     # migrated: the file is no longer needed
+    now[0] += 60
+    second = build(replace_routing(config), clock=lambda: now[0])
+    assert second.incidents.active() == []
+    await second.restore_incidents()
+    assert sorted(i.area for i in second.incidents.active()) == ["north", "south"]
+    rows = await second.store.open_incidents(0)
+    assert {r["opened_by"] for r in rows} == {"incidents_file", "api"}
+    await second.store.close()
+
+
+def replace_routing(config: Any) -> Any:
+    from dataclasses import replace
+    from ivr.config import RoutingConfig
+    return replace(config, routing=RoutingConfig())
