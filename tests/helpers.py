@@ -15,11 +15,13 @@ import pytest
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 5.0,
-                     interval: float = 0.02, what: str = "condition") -> None:
+                     interval: float = 0.02, what: str | Callable[[], str] = "condition") -> None:
+    """Poll `condition`; `what` names it in the failure, or tells the state then."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
+            told = what() if callable(what) else what
+            raise AssertionError(f"{told} not met within {timeout} s")
         await asyncio.sleep(interval)
 
 

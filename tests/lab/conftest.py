@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import replace
+from pathlib import Path
 from typing import AsyncIterator, Iterator
 
 import pytest
@@ -43,11 +44,12 @@ def lab() -> Iterator[Lab]:
     yield lab
 
 
-def lab_config(lab: Lab, listen_port: int = 9105) -> cfg.Config:
-    """ivr as `ivr run` configures itself on the lab; on 9105, where the dialplan asks."""
+def lab_config(lab: Lab, listen_port: int = 9105, ledger_url: str = "") -> cfg.Config:
+    """ivr as `ivr run` configures itself on the lab; on 9105, where the dialplan asks.
+    The ledger is the lab's unless the test gives its own."""
     status = lab.status()
     ami = status.ami
-    base = cfg.Config(listen_port=listen_port)
+    base = cfg.Config(listen_port=listen_port, ledger=cfg.LedgerConfig(url=ledger_url))
     base = replace(base, ami=replace(base.ami, host=ami.host, port=ami.port,
                                      username=ami.username, secret=ami.secret))
     return lab_routing(base, status)
@@ -69,8 +71,9 @@ class Running:
 
 
 @pytest.fixture
-async def ivr(lab: Lab) -> AsyncIterator[Running]:
-    app, runner = await start(lab_config(lab))
+async def ivr(lab: Lab, tmp_path: Path) -> AsyncIterator[Running]:
+    """ivr on the lab, with a ledger of the test's own."""
+    app, runner = await start(lab_config(lab, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}"))
     await eventually(lambda: app.ready, timeout=15, what="ivr ready")
     running = Running(app)
     yield running

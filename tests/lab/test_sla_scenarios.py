@@ -15,6 +15,8 @@ import pytest
 
 from ivr import journeys as jr
 from ivr.lab import traffic
+from ivr.ledger import queue_log as ql
+from ivr.ledger.records import CallRecord
 from ivr.lab.pbx import Lab
 from tests.helpers import eventually
 from tests.lab.conftest import Running
@@ -44,6 +46,29 @@ async def finished(ivr: Running, calls: int, timeout: float) -> None:
                      interval=0.2, what=f"{calls} journeys ended")
 
 
+async def ledger_agrees(ivr: Running, lab: Lab, since: float) -> list[CallRecord]:
+    """The ledger holds every journey ivr ended, with the same outcomes, waits and
+    payable verdicts as the metrics, and agrees with Asterisk's queue_log."""
+    ended = {f.uniqueid for f in ivr.of(jr.JourneyEnded)}
+    await eventually(lambda: ivr.app.ledger.written >= len(ended) and ivr.app.ledger.backlog == 0,
+                     timeout=5, what="the ledger written")
+    calls = {c.uniqueid: c for c in await ivr.app.store.calls(0, 2**62)}
+    assert set(calls) == ended
+    for uid, call in calls.items():
+        exited = [f for f in ivr.of(jr.Exited) if f.uniqueid == uid]
+        assert [(v.queue, v.outcome, v.wait_ms) for v in call.visits] == [
+            (f.queue, f.outcome, f.wait_ms) for f in exited]  # type: ignore[attr-defined]
+        answered = [f for f in ivr.of(jr.JourneyAnswered) if f.uniqueid == uid]
+        assert call.payable == any(f.payable for f in answered)  # type: ignore[attr-defined]
+    overflow = {FIRST: 30}
+    log = ql.read_lines(lab.queue_log().splitlines(), overflow)
+    result = ql.reconcile(log, calls.values(), int(since), int(time.time()) + 1, overflow)
+    assert result.matched == sum(len(c.visits) for c in calls.values())
+    assert not result.missing_in_ledger and not result.missing_in_queue_log
+    assert not result.disagreements, result.to_text()
+    return list(calls.values())
+
+
 async def test_operators_answer_after_3s_all_within_sla(lab: Lab, ivr: Running, phones: list) -> None:
     since = time.time()
     phones += [traffic.agent(op, ring_ms=3000) for op in OPERATORS]
@@ -64,6 +89,8 @@ async def test_operators_answer_after_3s_all_within_sla(lab: Lab, ivr: Running, 
     assert ivr.value("ivr_journeys_total", outcome="answered") == 4
     assert ivr.value("ivr_queue_answer_wait_seconds_count", queue=FIRST) == 4
     assert ivr.value("ivr_queue_answer_wait_seconds_bucket", queue=FIRST, le="5.0") == 4
+    ledger = await ledger_agrees(ivr, lab, since)
+    assert len(ledger) == 4 and all(c.payable and c.source == "live" for c in ledger)
 
 
 async def test_unanswered_callers_move_to_common_at_30s(lab: Lab, ivr: Running, phones: list) -> None:
@@ -89,6 +116,9 @@ async def test_unanswered_callers_move_to_common_at_30s(lab: Lab, ivr: Running, 
     assert ivr.value("ivr_queue_overflow_total", from_queue=FIRST, to_queue=COMMON) == 2
     assert ivr.value("ivr_payable_calls_total") == 0
     assert ivr.value("ivr_journeys_total", outcome="answered") == 2
+    ledger = await ledger_agrees(ivr, lab, since)
+    assert [[(v.queue, v.outcome) for v in c.visits] for c in ledger] == [
+        [(FIRST, "timeout"), (COMMON, "answered")]] * 2
 
 
 async def test_callers_hanging_up_after_8s_are_abandoned(lab: Lab, ivr: Running, phones: list) -> None:
@@ -108,6 +138,8 @@ async def test_callers_hanging_up_after_8s_are_abandoned(lab: Lab, ivr: Running,
     assert ivr.value("ivr_queue_exits_total", queue=FIRST, outcome="timeout") == 0
     assert ivr.value("ivr_queue_abandon_wait_seconds_count", queue=FIRST) == 3
     assert ivr.value("ivr_journeys_total", outcome="abandoned") == 3
+    ledger = await ledger_agrees(ivr, lab, since)
+    assert {c.outcome for c in ledger} == {"abandoned"} and len(ledger) == 3
 
 
 async def test_operator_answering_just_before_30s_is_payable(lab: Lab, ivr: Running, phones: list) -> None:
@@ -137,3 +169,5 @@ async def test_operator_answering_just_before_30s_is_payable(lab: Lab, ivr: Runn
     assert abs(fact.wait_ms / 1000 - int(connect[0][0])) < 1.0
     assert ivr.value("ivr_payable_calls_total") == 1
     assert ivr.value("ivr_queue_exits_total", queue=FIRST, outcome="timeout") == 0
+    (call,) = await ledger_agrees(ivr, lab, since)
+    assert call.payable and call.answered_member == "op1"

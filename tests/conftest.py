@@ -1,0 +1,52 @@
+"""Fixtures shared by every layer of tests.
+
+PostgreSQL: one throwaway cluster per test session (tests/pg.py), and a
+fresh database in it for each test that asks for `pg_url`.  Outside CI a
+machine without PostgreSQL skips those tests; with CI=true it fails them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Iterator
+
+import pytest
+
+from tests import pg
+from tests.helpers import require
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pg.PgCluster]:
+    """A PostgreSQL cluster of its own on 127.0.0.1, started once for the session."""
+    why = pg.missing()
+    require(why is None, f"PostgreSQL tests cannot run: {why}")
+    cluster = pg.PgCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: pg.PgCluster) -> str:
+    """postgresql://postgres@127.0.0.1:PORT/<a new, empty database for this test>."""
+    name = f"t{os.getpid()}_{next(_databases)}"
+    return pg_cluster.createdb(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """ivr's state directory (default ledger and spool) for the whole run: a
+    temporary one, never the machine's /var/lib/ivr."""
+    saved = os.environ.get("STATE_DIRECTORY")
+    os.environ["STATE_DIRECTORY"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if saved is None:
+        os.environ.pop("STATE_DIRECTORY", None)
+    else:
+        os.environ["STATE_DIRECTORY"] = saved
