@@ -17,10 +17,14 @@ import shutil
 import subprocess
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ivr.config import Config
 from ivr.lab import traffic
+from ivr.lab.pbx import Lab
+from ivr.ledger.store import LedgerError, Store
+from ivr.reports import billing, service
 from ivr.service import start
 
 LINE = ("{t:>5.0f}s  entered {entered:>3.0f}  answered in 30 s {within:>3.0f}  "
@@ -38,7 +42,7 @@ async def demo(config: Config, minutes: float) -> int:
              traffic.callers(max(1, count // 6), 8_000, rate=0.04, number_prefix="7902")]
     print(f"ivr demo: metrics at http://{config.listen_host}:{config.listen_port}/metrics")
     prometheus = _prometheus(config)
-    started = time.monotonic()
+    started, since = time.monotonic(), time.time()
     try:
         while time.monotonic() - started < minutes * 60:
             await asyncio.sleep(5)
@@ -46,11 +50,35 @@ async def demo(config: Config, minutes: float) -> int:
     finally:
         for sipp in calls + phones:
             sipp.stop()
+        await asyncio.to_thread(Lab().hangup_all)   # the calls SIPp left: they end, and are kept
+        await asyncio.sleep(2)
         if prometheus is not None:
             prometheus.terminate()
             prometheus.wait(10)
-        await runner.cleanup()
+        await runner.cleanup()                      # the ledger writes what it holds
+    await _statement(config, since)
     return 0
+
+
+async def _statement(config: Config, since: float) -> None:
+    """The contractor's statement for the demo's own calls, from the SQLite ledger."""
+    store = Store(config.ledger_url())
+    start, end = _iso(since - 1), _iso(time.time() + 1)
+    try:
+        p = billing.period(start, end, config.report.timezone)
+        statement = await service.statement(store, config, p)
+    except LedgerError as exc:
+        print(f"ivr demo: no statement: {exc}")
+        return
+    finally:
+        await store.close()
+    print(f"\nThe statement for the demo's calls, from the ledger at {config.ledger_url()}\n"
+          f"(`ivr report billing --from {start} --to {end}` prints it again):\n")
+    print(billing.to_table(statement, with_calls=False))
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
 
 
 RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules"

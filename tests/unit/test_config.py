@@ -339,3 +339,39 @@ def test_non_utf8_config_is_a_config_error(tmp_path: Path) -> None:
     path.write_bytes(b"[ami]\nhost = \"\xff\xfe\"\n")
     with pytest.raises(cfg.ConfigError, match="not UTF-8"):
         cfg.load(path, {})
+
+
+# -- the ledger and reports ---------------------------------------------------
+
+def test_ledger_defaults_to_sqlite_in_the_state_directory(tmp_path: Path) -> None:
+    env = {"STATE_DIRECTORY": str(tmp_path / "state")}
+    config = load(None, env)
+    assert config.ledger_url(env) == f"sqlite:///{tmp_path / 'state' / 'ledger.db'}"
+    assert config.spool_path(env) == tmp_path / "state" / "ledger.db-spool.jsonl"
+    assert config.report.timezone == "UTC" and config.report.short_abandon_seconds == 5.0
+
+
+def test_ledger_url_from_file_then_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[ledger]\nurl = "sqlite:////srv/a.db"\nqueue_log_decisions = true\n'
+                           '[report]\ntimezone = "Europe/Moscow"\n')
+    assert load(path, {}).ledger.url == "sqlite:////srv/a.db"
+    assert load(path, {}).ledger.queue_log_decisions is True
+    assert load(path, {}).report.timezone == "Europe/Moscow"
+    env = {"IVR_LEDGER_URL": "postgresql://ivr@db/ivr", "STATE_DIRECTORY": str(tmp_path)}
+    config = load(path, env)
+    assert config.ledger_url(env) == "postgresql://ivr@db/ivr"
+    assert config.spool_path(env) == tmp_path / "ledger-spool.jsonl"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[ledger]\nurl = "mysql://u:pw@h/db"\n', "ledger.url: unknown scheme in 'h/db'"),
+    ('[ledger]\nurl = "/var/lib/ivr/ledger.db"\n', "ledger.url: unknown scheme"),
+    ('[report]\ntimezone = "Mars/Base"\n', "report.timezone: unknown time zone 'Mars/Base'"),
+    ('[ledger]\nspool_max_records = 0\n', "ledger.spool_max_records"),
+    ('[ledger]\nbogus = 1\n', "unknown config key ledger.bogus"),
+])
+def test_bad_ledger_config_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, text), {})
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert "pw" not in str(err.value)          # a password in the URL is never echoed

@@ -19,6 +19,10 @@ class _Ami:
     up, reconnects, events_received, malformed_frames = False, 0, 0, 0
 
 
+class _Ledger:
+    backlog, write_errors = 0, 0
+
+
 def documented() -> set[str]:
     section = README.read_text().split("## Metrics", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^\| `(ivr_[a-z_]+)`", section, flags=re.M))
@@ -28,7 +32,8 @@ def exported() -> set[str]:
     registry = CollectorRegistry()
     queues = Config().queue_names
     Metrics(registry, queues, [30.0])
-    registry.register(LiveCollector(Tracker(), _Ami(), queues, incidents=Incidents()))
+    registry.register(LiveCollector(Tracker(), _Ami(), queues, incidents=Incidents(),
+                                    ledger=_Ledger()))
     names = set()
     for family in registry.collect():
         names.add(family.name + ("_total" if family.type == "counter" else ""))
@@ -37,3 +42,34 @@ def exported() -> set[str]:
 
 def test_readme_lists_exactly_the_exported_metrics() -> None:
     assert documented() == exported()
+
+
+def _keys_table(after: str) -> dict[str, set[str]]:
+    """A README table of JSON keys: key -> the `names` listed in its second column."""
+    rest = README.read_text().split(after, 1)[1]
+    section = rest[rest.index("\n|"):].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([a-z_]+)` \| (.*) \|$", section, flags=re.M)
+    return {key: set(re.findall(r"`([a-z_]+)`", text)) for key, text in rows}
+
+
+def test_readme_lists_the_statement_json_keys() -> None:
+    from ivr.ledger.records import BillingCall
+    from ivr.reports import billing
+    p = billing.period("2026-11-01", "2026-11-02", "UTC")
+    call = BillingCall("default", "1.1", p.from_us + 1, 3000, "answered", "op1", True, "live")
+    body = billing.to_json(billing.build([call], p), with_calls=True)
+    table = _keys_table("The JSON\nkeys are a contract")
+    assert set(table) == set(body)
+    assert table["totals"] == set(body["totals"])
+    assert table["period"] == set(body["period"])
+    assert table["operators"] == set(body["operators"][0])
+    assert table["calls"] - {"calls"} == set(body["calls"][0])
+    assert table["days"] == {"date", "totals"}
+    assert set(body["days"][0]) == {"date"} | (table["totals"] - {"payable_share"})
+
+
+def test_readme_lists_the_reconcile_json_keys() -> None:
+    from ivr.ledger import queue_log
+    result = queue_log.reconcile(queue_log.read_lines([]), [], 0, 1)
+    table = _keys_table("**Reconciliation with Asterisk's own account.**")
+    assert set(table) == set(result.to_json())
