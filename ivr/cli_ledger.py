@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+import textwrap
 from dataclasses import replace
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -70,9 +71,11 @@ def _ledger_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     calls.set_defaults(func=_calls)
     rec = lsub.add_parser(
         "reconcile", help="check the ledger against Asterisk's queue_log",
-        description="Match every queue stint of Asterisk's queue_log with the ledger by callid "
-                    "= uniqueid: matched, missing in the ledger, missing in queue_log, and "
-                    "disagreements (outcome, or a wait more than queue_log's 1 s apart).",
+        description=textwrap.fill(
+            "Match every queue stint of Asterisk's queue_log with the ledger by callid = "
+            "uniqueid: matched, missing in the ledger, missing in queue_log, and disagreements "
+            "(outcome, or a wait more than queue_log's 1 s apart).  Without --from and --to, "
+            "the whole of queue_log.", 78),
         epilog=LEDGER_EPILOG, formatter_class=fmt)
     _common(rec)
     src = rec.add_mutually_exclusive_group(required=True)
@@ -94,9 +97,10 @@ def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     rsub = rep.add_subparsers(dest="report_command", required=True, metavar="REPORT")
     bill = rsub.add_parser(
         "billing", help="the contractor's monthly statement",
-        description="Offered, payable (answered in first-line within its threshold), answered "
-                    "late, moved to common, abandoned and short abandons: in total, per day and "
-                    "per operator, with a SHA-256 digest over the call lines.",
+        description=textwrap.fill(
+            "Offered, payable (answered in first-line within its threshold), answered late, "
+            "moved to common, abandoned and short abandons: in total, per day and per "
+            "operator, with a SHA-256 digest over the call lines.", 78),
         epilog=LEDGER_EPILOG, formatter_class=fmt)
     _common(bill)
     _period_args(bill, required=True)

@@ -617,8 +617,9 @@ class Backfill:
 
     @property
     def count(self) -> int:
-        """What to put in Reconciliation.backfilled (dataclasses.replace)."""
-        return len(self.calls) + len(self.visits)
+        """Stints written, as visits of new calls or of calls the ledger had: what
+        Reconciliation.backfilled counts, so it answers missing_in_ledger one for one."""
+        return sum(len(c.visits) for c in self.calls) + len(self.visits)
 
 
 def backfill(missing: Reconciliation | Iterable[Stint], log: QueueLog,

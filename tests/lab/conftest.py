@@ -72,8 +72,10 @@ class Running:
 
 @pytest.fixture
 async def ivr(lab: Lab, tmp_path: Path) -> AsyncIterator[Running]:
-    """ivr on the lab, with a ledger of the test's own."""
-    app, runner = await start(lab_config(lab, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}"))
+    """ivr on the lab, with a ledger of the test's own; its decisions go into queue_log."""
+    config = lab_config(lab, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
+    config = replace(config, ledger=replace(config.ledger, queue_log_decisions=True))
+    app, runner = await start(config)
     await eventually(lambda: app.ready, timeout=15, what="ivr ready")
     running = Running(app)
     yield running

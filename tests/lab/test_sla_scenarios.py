@@ -119,6 +119,9 @@ async def test_unanswered_callers_move_to_common_at_30s(lab: Lab, ivr: Running, 
     ledger = await ledger_agrees(ivr, lab, since)
     assert [[(v.queue, v.outcome) for v in c.visits] for c in ledger] == [
         [(FIRST, "timeout"), (COMMON, "answered")]] * 2
+    # ivr told queue_log why it moved them (ledger.queue_log_decisions), for QueueMetrics & co.
+    for uid in moved:
+        assert (FIRST, "IVRMOVE", ["timeout", COMMON]) in queue_log(lab, since)[uid]
 
 
 async def test_callers_hanging_up_after_8s_are_abandoned(lab: Lab, ivr: Running, phones: list) -> None:
