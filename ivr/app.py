@@ -32,7 +32,7 @@ from ivr.config import Config
 from ivr.directory import Directory
 from ivr.incidents import Incident, Incidents
 from ivr.journeys import Fact, Tracker
-from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store
+from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, OffLoop, Store
 from ivr.ledger.writer import History, LedgerWriter, Spool
 from ivr.metrics import LiveCollector, Metrics
 from ivr.policy import OverflowRule, Rules
@@ -53,7 +53,7 @@ class App:
     clock: Callable[[], float] = time.time
     router: Router = field(init=False)
     ami: AmiClient = field(init=False)
-    store: Store = field(init=False)
+    store: OffLoop = field(init=False)
     ledger: LedgerWriter = field(init=False)
     ready: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -223,7 +223,7 @@ def build(config: Config, clock: Callable[[], float] = time.time) -> App:
     decisions = config.ledger.queue_log_decisions
     app.router = Router(tracker, rules,
                         functools.partial(actions.move, app.ami, queue_log=decisions), clock)
-    app.store = Store(config.ledger_url(), tracker.first_line)
+    app.store = OffLoop(Store(config.ledger_url(), tracker.first_line))
     app.ledger = LedgerWriter(app.store, Spool(config.spool_path(), config.ledger.spool_max_records))
     app.listeners[:0] = [metrics.record, app.router.on_fact, app.ledger.on_fact]
     registry.register(LiveCollector(tracker, app.ami, names, clock, incidents, app.ledger))

@@ -10,10 +10,12 @@ changes nothing.  Migrations are Alembic's (ivr/ledger/migrations), run by
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import threading
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Coroutine, Iterable, Sequence, TypeVar
 
 from sqlalchemy import Connection, and_, event, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,6 +27,7 @@ from ivr.ledger import records as rec
 from ivr.ledger import schema as t
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 INCIDENT_CLOSES = "incident_closes"   # a pseudo-table for history(): closes an incident
@@ -307,3 +310,54 @@ def _record(r: Any, visits: Iterable[rec.VisitRecord]) -> rec.CallRecord:
         r["pbx"], r["uniqueid"], r["linkedid"], r["caller"], r["account"], r["area"],
         r["entered_us"], r["ended_us"], tuple(visits), r["outcome"], bool(r["payable"]),
         r["source"], r["precision"], r["answered_us"], r["answered_queue"], r["answered_member"])
+
+
+class OffLoop:
+    """A Store driven from a thread and event loop of its own.
+
+    SQLAlchemy's async layer compiles statements and processes rows in the
+    caller's event loop; a batch of 2,000 records held ivr's loop for 30-80 ms,
+    and a month's statement would hold it for seconds.  Here the caller only
+    awaits a future: the AMI events, timers and the dialplan's answers go on.
+    A cancelled await (a timeout) cancels the work in the other loop too.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.url, self.first_line = store.url, store.first_line
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ledger", daemon=True)
+        self._thread.start()
+
+    async def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+
+    async def migrate(self) -> str:
+        return await self._run(self.store.migrate())
+
+    async def write(self, records: Sequence[rec.CallRecord]) -> int:
+        return await self._run(self.store.write(records))
+
+    async def add_visits(self, visits: Sequence[tuple[str, str, rec.VisitRecord]]) -> int:
+        return await self._run(self.store.add_visits(visits))
+
+    async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        await self._run(self.store.history(table, rows))
+
+    async def open_incidents(self, now_us: int) -> list[dict[str, Any]]:
+        return await self._run(self.store.open_incidents(now_us))
+
+    async def calls(self, from_us: int, to_us: int, caller: str | None = None,
+                    account: str | None = None, pbx: str | None = None,
+                    limit: int | None = None) -> list[rec.CallRecord]:
+        return await self._run(self.store.calls(from_us, to_us, caller, account, pbx, limit))
+
+    async def billing_calls(self, from_us: int, to_us: int) -> list[rec.BillingCall]:
+        return await self._run(self.store.billing_calls(from_us, to_us))
+
+    async def close(self) -> None:
+        if not self._thread.is_alive():
+            return
+        await self._run(self.store.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        await asyncio.to_thread(self._thread.join, 5)
