@@ -32,7 +32,7 @@ from ivr.config import Config
 from ivr.directory import Directory
 from ivr.incidents import Incident, Incidents
 from ivr.journeys import Fact, Tracker
-from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, OffLoop, Store
+from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, OffLoop, Store, problem
 from ivr.ledger.writer import History, LedgerWriter, Spool
 from ivr.metrics import LiveCollector, Metrics
 from ivr.policy import OverflowRule, Rules
@@ -102,9 +102,10 @@ class App:
                 "incidents", [_incident_row(i, "incidents_file") for i in self.incidents.active()]),
                 timeout)
             rows = await asyncio.wait_for(self.store.open_incidents(round(self.clock() * 1e6)), timeout)
-        except (LedgerError, OSError, asyncio.TimeoutError) as exc:
+        except Exception as exc:    # unreachable, slow or broken: calls go on without it
+            reason = str(exc) if isinstance(exc, LedgerError) else problem(exc) or "timed out"
             log.warning("incidents: the ledger cannot be read (%s); only those in memory or in "
-                        "routing.incidents_file are in force", exc or "timed out")
+                        "routing.incidents_file are in force", reason)
             return
         restored = self.incidents.restore([Incident(r["id"], r["area"], r["message"],
                                                     r["opened_us"] / 1e6, r["expires_us"] / 1e6)

@@ -73,7 +73,8 @@ async def _statement(config: Config, since: float) -> None:
     finally:
         await store.close()
     print(f"\nThe statement for the demo's calls, from the ledger at {config.ledger_url()}\n"
-          f"(`ivr report billing --from {start} --to {end}` prints it again):\n")
+          f"(`ivr report billing --from {start} --to {end}` prints it again).\n"
+          "Callers still waiting when the demo stopped were hung up: they count as abandoned.\n")
     print(billing.to_table(statement, with_calls=False))
 
 

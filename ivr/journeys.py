@@ -32,7 +32,10 @@ Asterisk's event timestamps (microseconds), floored to milliseconds, and
 judged against the queue's threshold inclusively: 30.000 s is within.
 
 `handle(event)` returns *facts* (Entered, Exited, ...) and nothing else
-happens here: metrics and routing consume the facts.  `resync(snapshot)`
+happens here: metrics, routing and the ledger consume the facts.  The last
+fact of a journey, JourneyEnded, carries its whole record (every visit, the
+first answer, payable: ivr/ledger/records.py), built here from the same
+state that judged it.  `resync(snapshot)`
 reconciles with what Asterisk reports after a (re)connect, so nothing is
 counted twice and nothing stays stuck.
 """

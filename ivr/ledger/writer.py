@@ -52,15 +52,31 @@ Item = rec.CallRecord | History
 
 
 class Spool:
-    """Items the database could not take yet: one JSON object a line, oldest first."""
+    """Items the database could not take yet: one JSON object a line, oldest first.
+
+    Written items are skipped by a byte offset, and the file is emptied once
+    all of it is written: never rewritten per batch.  A crash in between
+    writes some items again at the next start, which idempotent writes make
+    harmless.
+    """
 
     def __init__(self, path: Path, max_items: int) -> None:
         self.path, self.max_items = path, max_items
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.count = sum(1 for _ in self._lines())
+        self._offset = 0          # bytes of the file already in the database
+        self._pending: list[int] = []   # end offsets of the lines head() last returned
+        self.count = self._lines_from(0)
         if self.count:
             log.warning("ledger spool %s holds %d records from before: they are written first",
                         path, self.count)
+
+    def _lines_from(self, offset: int) -> int:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(offset)
+                return sum(1 for line in f if line.strip())
+        except FileNotFoundError:
+            return 0
 
     def append(self, items: Sequence[Item]) -> int:
         """Append what fits under the bound; how many were kept."""
@@ -74,32 +90,31 @@ class Spool:
         return len(kept)
 
     def head(self, n: int) -> list[Item]:
+        """The oldest n items not yet written."""
         items: list[Item] = []
-        for line in self._lines():
-            if len(items) >= n:
-                break
-            try:
-                items.append(_decode(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("ledger spool %s: skipping a line that is not a record (%s)",
-                          self.path, exc)
-                items.append(History("", {}))   # keeps the count; written as nothing
+        self._pending = []
+        with self.path.open("rb") as f:
+            f.seek(self._offset)
+            while len(items) < n and (line := f.readline()):
+                self._pending.append(f.tell())
+                items.append(self._decode_line(line))
         return items
 
-    def drop(self, n: int) -> None:
-        """Forget the first n items (they are in the database now)."""
-        rest = list(self._lines())[n:]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in rest), encoding="utf-8")
-        os.replace(tmp, self.path)
-        self.count = len(rest)
-
-    def _lines(self) -> Any:
+    def _decode_line(self, line: bytes) -> Item:
         try:
-            with self.path.open(encoding="utf-8") as f:
-                yield from (line.rstrip("\n") for line in f if line.strip())
-        except FileNotFoundError:
-            return
+            return _decode(json.loads(line))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("ledger spool %s: skipping a line that is not a record (%s)", self.path, exc)
+            return History("", {})   # keeps the count; written as nothing
+
+    def drop(self, n: int) -> None:
+        """The first n items of the last head() are in the database now."""
+        if n:
+            self._offset = self._pending[n - 1]
+            self.count -= n
+        if self.count <= 0 or not n:
+            self.path.unlink(missing_ok=True)
+            self._offset, self.count = 0, 0
 
 
 def _encode(item: Item) -> dict[str, Any]:
@@ -157,7 +172,11 @@ class LedgerWriter:
             except TimeoutError:
                 pass
             self._wake.clear()
-            ok = await self.flush()
+            try:
+                ok = await self.flush()
+            except Exception:     # a bug here must not end the ledger for good
+                log.exception("ledger: the writer failed; retrying")
+                ok = False
             backoff = self.interval if ok else min(self.max_backoff, max(1.0, backoff * 2))
 
     async def flush(self) -> bool:
@@ -170,6 +189,8 @@ class LedgerWriter:
                 items = self.spool.head(self.batch)
                 await self._write(items)
                 self.spool.drop(len(items))
+                if not items:     # fewer lines than counted (a torn last line): done
+                    break
             while self.pending:
                 items = self.pending[:self.batch]
                 await self._write(items)
@@ -211,15 +232,24 @@ class LedgerWriter:
         """Pending records to disk, so neither memory nor a crash can lose them."""
         if not self.pending:
             return
-        kept = self.spool.append(self.pending)
-        if kept < len(self.pending):
-            lost = len(self.pending) - kept
+        try:
+            kept = self.spool.append(self.pending)
+        except OSError as exc:    # the disk too: hold them in memory, as many as the spool would
+            excess = max(0, len(self.pending) - self.spool.max_items)
+            log.error("ledger: cannot spool to %s (%s); %d records held in memory",
+                      self.spool.path, exc.strerror or exc, len(self.pending) - excess)
+            self._drop(excess)
+            del self.pending[:excess]
+            return
+        self._drop(len(self.pending) - kept)
+        self.pending.clear()
+
+    def _drop(self, lost: int) -> None:
+        if lost:
             self.dropped += lost
             log.error("ledger: spool %s is full (%d records): %d records dropped",
                       self.spool.path, self.spool.max_items, lost)
-        self.pending.clear()
 
     async def close(self) -> None:
-        """On stop: one last write, else everything to the spool."""
-        if not await self.flush():
-            self._to_spool()
+        """On stop: one last write; what the database did not take is in the spool."""
+        await self.flush()

@@ -75,7 +75,7 @@ async def test_an_outage_spools_to_disk_and_the_return_writes_everything_once(
         store: Store, tmp_path: Path) -> None:
     db = Flaky(store)
     spool = Spool(tmp_path / "spool.jsonl", 1000)
-    writer = LedgerWriter(db, spool)
+    writer = LedgerWriter(db, spool, batch=7)     # the spool drains in several batches
     writer.submit(call(0))
     assert await writer.flush()
     db.down = True
@@ -97,6 +97,7 @@ async def test_an_outage_spools_to_disk_and_the_return_writes_everything_once(
     db.down = False
     assert await writer.flush()
     assert writer.healthy and writer.backlog == 0 and spool.count == 0
+    assert not (tmp_path / "spool.jsonl").exists()
     ledger = await store.calls(0, 2**62)
     assert [c.uniqueid for c in ledger] == [f"1796000000.{n}" for n in range(60)]
 
