@@ -325,12 +325,20 @@ class OffLoop:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.url, self.first_line = store.url, store.first_line
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="ledger", daemon=True)
-        self._thread.start()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        """The store's loop, started at first use (an app that never writes starts none)."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="ledger",
+                                            daemon=True)
+            self._thread.start()
+        return self._loop
 
     async def _run(self, work: Coroutine[Any, Any, T]) -> T:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._started()))
 
     async def migrate(self) -> str:
         return await self._run(self.store.migrate())
@@ -356,8 +364,11 @@ class OffLoop:
         return await self._run(self.store.billing_calls(from_us, to_us))
 
     async def close(self) -> None:
-        if not self._thread.is_alive():
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive():
             return
         await self._run(self.store.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        await asyncio.to_thread(self._thread.join, 5)
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join, 5)
+        if not thread.is_alive():
+            loop.close()
