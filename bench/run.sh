@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: ivr's benchmarks (not part of `make test`).
-#   bench/run.sh                 all three: ingest, latency, scale (about 17 min on 2 cores)
+#   bench/run.sh                 all four: ingest, latency, scale, ledger (about 25 min on 2 cores)
 #   bench/run.sh ingest scale    only those
+# ledger starts a throwaway PostgreSQL cluster of its own (tests/pg.py), so it
+# needs PostgreSQL installed; `bench/run.sh ingest latency scale` leaves it out.
 # They run in their own venv, .venv-bench, with panoramisk 1.4 (the ingest
 # comparison) installed there only: it is never a dependency of ivr.
 set -euo pipefail
@@ -16,11 +18,11 @@ if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; the
 fi
 
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(ingest latency scale)
+[ ${#benches[@]} -gt 0 ] || benches=(ingest latency scale ledger)
 status=0
 for bench in "${benches[@]}"; do
     if [ ! -f "bench/$bench.py" ]; then
-        echo "bench/run.sh: no benchmark named $bench (ingest, latency, scale)" >&2
+        echo "bench/run.sh: no benchmark named $bench (ingest, latency, scale, ledger)" >&2
         exit 2
     fi
     echo "== bench/$bench.py"
