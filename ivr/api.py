@@ -132,12 +132,13 @@ class _Handlers:
         q = request.query
         try:
             p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
-            statement = await service.statement(self.app.store, self.app.config, p)
+            with_calls = q.get("calls") == "1"
+            statement = await service.statement(self.app.store, self.app.config, p, with_calls)
         except ReportError as exc:
             return error(400, str(exc))
         except LedgerError as exc:
             return error(503, str(exc))
-        return web.json_response(billing.to_json(statement, q.get("calls") == "1"))
+        return web.json_response(billing.to_json(statement, with_calls))
 
     async def call(self, request: web.Request) -> web.Response:
         view = self.app.call_view(request.match_info["uniqueid"])

@@ -230,7 +230,7 @@ def _billing(args: argparse.Namespace) -> int:
     async def work(config: cfg.Config, store: Store) -> int:
         p = _period(args, config)
         await store.migrate()
-        statement = await service.statement(store, config, p)
+        statement = await service.statement(store, config, p, args.calls)
         if args.format == "json":
             print(json.dumps(billing.to_json(statement, args.calls), indent=2))
         elif args.format == "csv":

@@ -260,6 +260,35 @@ def build(calls: Iterable[BillingCall], period: Period,
                      tuple(days), _operators(operators), tuple(inside), digest(inside))
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Calls of one day counted alike: what the ledger's GROUP BY returns for the
+    statement, so a month is counted without loading a million calls."""
+
+    day: int                       # index into period.dates
+    operator: str
+    payable: bool
+    outcome: str
+    short_abandoned: int           # of these, abandons within short_abandon_ms
+    calls: int
+
+
+def from_tally(period: Period, tallies: Iterable[Tally], digest_hex: str,
+               short_abandon_ms: int = SHORT_ABANDON_MS) -> Statement:
+    """The statement from the ledger's counts and its digest: the same figures as
+    `build` over the same calls (tests/unit/test_statement_sql.py holds them equal),
+    with no call lines."""
+    by_day: list[Counter[_TallyKey]] = [Counter() for _ in period.dates]
+    shorts = [0] * len(period.dates)
+    for t in tallies:
+        by_day[t.day][t.operator, t.payable, t.outcome] += t.calls
+        shorts[t.day] += t.short_abandoned if not t.payable and t.outcome == ABANDONED else 0
+    operators: Counter[_TallyKey] = sum(by_day, Counter())
+    days = tuple(Day(d, _counts(tally, short)) for d, tally, short in zip(period.dates, by_day, shorts))
+    return Statement(period, short_abandon_ms, sum((d.counts for d in days), Counts()), days,
+                     _operators(operators), (), digest_hex)
+
+
 def _canonical(calls: Iterable[BillingCall]) -> tuple[list[BillingCall], list[int]]:
     """Calls sorted by (entered_us, pbx, uniqueid), and their entered_us."""
     ordered = list(calls)
