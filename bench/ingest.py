@@ -8,7 +8,8 @@ as AmiClient reads them.  Timed, each on fresh objects (time.perf_counter,
 the read chunks prepared beforehand):
 
   ivr pipeline    Codec -> events.parse -> Tracker.handle -> Metrics.record
-                  (fresh CollectorRegistry): the headline figure
+                  (fresh CollectorRegistry) and LedgerWriter.on_fact (each
+                  ended call's record handed to the ledger): the headline
   ivr as wired    build(config): AmiClient._drain -> App.on_event, so the
                   client's routing and the Router's timers too
   + INFO logging  the same, logging at INFO to /dev/null as `ivr run` would
@@ -30,6 +31,7 @@ import logging
 import os
 import pstats
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -43,30 +45,38 @@ from prometheus_client import CollectorRegistry
 from ivr.ami import events
 from ivr.ami.codec import Codec, Message
 from ivr.app import build, overflow_rules
-from ivr.config import AmiConfig, Config
+from ivr.config import AmiConfig, Config, LedgerConfig
 from ivr.journeys import Tracker
+from ivr.ledger.store import OffLoop, Store
+from ivr.ledger.writer import LedgerWriter, Spool
 from ivr.metrics import Metrics
 
-IVR = "ivr pipeline (Codec -> parse -> Tracker -> Metrics)"
+IVR = "ivr pipeline (Codec -> parse -> Tracker -> Metrics, ledger)"
 PANORAMISK = "panoramisk 1.4 parse (data_received -> from_line)"
-CONFIG = Config(ami=AmiConfig(username="bench", secret="bench"))
+_STATE = tempfile.mkdtemp(prefix="ivr-bench-ingest-")
+CONFIG = Config(ami=AmiConfig(username="bench", secret="bench"),
+                ledger=LedgerConfig(url=f"sqlite:///{_STATE}/ledger.db"))
 
 
-def pipeline(config: Config = CONFIG) -> tuple[Tracker, Metrics]:
-    """Tracker and Metrics exactly as build() makes them, on a fresh registry."""
+def pipeline(config: Config = CONFIG) -> tuple[Tracker, Metrics, LedgerWriter]:
+    """Tracker, Metrics and the ledger's writer as build() makes them, fresh.  The
+    writer is handed every record; its writes (another thread, in ivr) are not timed."""
     tracker = Tracker({q.name: round(q.sla_seconds * 1000) for q in config.queues})
     rules = overflow_rules(config)
     metrics = Metrics(CollectorRegistry(), config.queue_names,
                       [q.sla_seconds for q in config.queues],
                       [(r.from_queue, r.to_queue) for r in rules.values()])
-    return tracker, metrics
+    writer = LedgerWriter(OffLoop(Store(config.ledger_url())),
+                          Spool(config.spool_path(), config.ledger.spool_max_records))
+    return tracker, metrics, writer
 
 
 def run_ivr(chunks: list[bytes], facts: list[Any] | None = None) -> tuple[int, float]:
     # As the service wires it: noise is skipped undecoded (AmiClient(keep=events.wanted)).
     codec = Codec(keep=events.wanted)
-    tracker, metrics = pipeline()
+    tracker, metrics, writer = pipeline()
     parse, handle, record, clock = events.parse, tracker.handle, metrics.record, time.time
+    keep = writer.on_fact
     n = 0
     start = time.perf_counter()
     for chunk in chunks:
@@ -78,6 +88,7 @@ def run_ivr(chunks: list[bytes], facts: list[Any] | None = None) -> tuple[int, f
                 if event is not None:
                     for fact in handle(event):
                         record(fact)
+                        keep(fact)
                         if facts is not None:
                             facts.append(fact)
     return n + codec.skipped, time.perf_counter() - start    # every event received

@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable
 
 from ivr import config as cfg
 from ivr.ledger import queue_log
-from ivr.ledger.records import CallRecord, to_dict
+from ivr.ledger.records import DEFAULT_PBX, CallRecord, to_dict
 from ivr.ledger.store import LedgerError, Store, redact
 from ivr.reports import billing, service
 
@@ -190,11 +190,10 @@ def _reconcile(args: argparse.Namespace) -> int:
         result = queue_log.reconcile(log, calls, from_s, to_s, overflow)
         if args.backfill:
             first = store.first_line
-            fill = queue_log.backfill(result, log, calls, "default", first,
+            fill = queue_log.backfill(result, log, calls, DEFAULT_PBX, first,
                                       round(next((q.sla_seconds for q in config.queues
                                                   if q.name == first), 30.0)))
-            await store.write(fill.calls)
-            await store.add_visits(fill.visits)
+            await store.backfill(fill.calls, fill.visits)
             result = replace(result, backfilled=fill.count)
         print(json.dumps(result.to_json(), indent=2) if args.json else result.to_text())
         return 0

@@ -178,7 +178,7 @@ class Member:
 
 class Tracker:
     def __init__(self, thresholds_ms: Mapping[str, int] | None = None,
-                 first_line: str = FIRST_LINE, pbx: str = "default") -> None:
+                 first_line: str = FIRST_LINE, pbx: str = rec.DEFAULT_PBX) -> None:
         self.thresholds_ms = dict(thresholds_ms or {})
         self.first_line = first_line
         self.pbx = pbx

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+# The PBX's configured name while ivr follows one PBX.
+DEFAULT_PBX = "default"
 # Where a record came from, and how precise its times are.
 LIVE, RESYNC, QUEUE_LOG = "live", "resync", "queue_log"
 SOURCES = (LIVE, RESYNC, QUEUE_LOG)

@@ -111,35 +111,46 @@ class Store:
         """Write calls and their visits in one transaction; how many calls were new."""
         if not records:
             return 0
+        async with self.engine.begin() as conn:
+            return await self._write(conn, records)
+
+    async def add_visits(self, visits: Sequence[tuple[str, str, rec.VisitRecord]]) -> int:
+        """Visits of calls already in the ledger (a backfill), in one transaction."""
+        async with self.engine.begin() as conn:
+            return await self._add_visits(conn, visits)
+
+    async def backfill(self, records: Sequence[rec.CallRecord],
+                       visits: Sequence[tuple[str, str, rec.VisitRecord]]) -> None:
+        """What a reconciliation found missing, whole calls and visits, in one transaction."""
+        async with self.engine.begin() as conn:
+            if records:
+                await self._write(conn, records)
+            await self._add_visits(conn, visits)
+
+    async def _write(self, conn: Any, records: Sequence[rec.CallRecord]) -> int:
         call_rows = [self._call_row(r) for r in records]
         visit_rows = [_visit_row(r.pbx, r.uniqueid, v, r.source) for r in records for v in r.visits]
-        async with self.engine.begin() as conn:
-            new = 0
-            # RETURNING names the rows really inserted: rowcount is not reliable for an
-            # executemany (asyncpg reports none), and conflicts insert nothing.
-            result = await conn.execute(
-                self._insert(t.calls, ("pbx", "uniqueid")).returning(t.calls.c.uniqueid), call_rows)
-            new += len(result.all())
-            if visit_rows:
-                await conn.execute(self._insert(t.visits, ("pbx", "uniqueid", "seq")), visit_rows)
-        return new
+        # RETURNING names the rows really inserted: rowcount is not reliable for an
+        # executemany (asyncpg reports none), and conflicts insert nothing.
+        result = await conn.execute(
+            self._insert(t.calls, ("pbx", "uniqueid")).returning(t.calls.c.uniqueid), call_rows)
+        if visit_rows:
+            await conn.execute(self._insert(t.visits, ("pbx", "uniqueid", "seq")), visit_rows)
+        return len(result.all())
 
-    async def add_visits(self, visits: Sequence[tuple[str, str, rec.VisitRecord]],
-                         source: str = rec.QUEUE_LOG) -> int:
-        """Visits of calls already in the ledger (a backfill); first-line ones fill the
-        call's first-line columns where the ledger had none."""
-        rows = [_visit_row(pbx, uid, v, source) for pbx, uid, v in visits]
-        async with self.engine.begin() as conn:
-            if rows:
-                await conn.execute(self._insert(t.visits, ("pbx", "uniqueid", "seq")), rows)
-            for pbx, uid, v in visits:
-                if v.queue == self.first_line:
-                    await conn.execute(
-                        update(t.calls)
-                        .where(and_(t.calls.c.pbx == pbx, t.calls.c.uniqueid == uid,
-                                    t.calls.c.fl_entered_us.is_(None)))
-                        .values(fl_entered_us=v.entered_us, fl_wait_ms=v.wait_ms,
-                                fl_outcome=v.outcome, fl_member=v.member))
+    async def _add_visits(self, conn: Any, visits: Sequence[tuple[str, str, rec.VisitRecord]]) -> int:
+        """First-line visits fill the call's first-line columns where the ledger had none."""
+        rows = [_visit_row(pbx, uid, v, rec.QUEUE_LOG) for pbx, uid, v in visits]
+        if rows:
+            await conn.execute(self._insert(t.visits, ("pbx", "uniqueid", "seq")), rows)
+        for pbx, uid, v in visits:
+            if v.queue == self.first_line:
+                await conn.execute(
+                    update(t.calls)
+                    .where(and_(t.calls.c.pbx == pbx, t.calls.c.uniqueid == uid,
+                                t.calls.c.fl_entered_us.is_(None)))
+                    .values(fl_entered_us=v.entered_us, fl_wait_ms=v.wait_ms,
+                            fl_outcome=v.outcome, fl_member=v.member))
         return len(rows)
 
     def _insert(self, table: Any, keys: tuple[str, ...]) -> Any:
@@ -414,9 +425,6 @@ class OffLoop:
 
     async def write(self, records: Sequence[rec.CallRecord]) -> int:
         return await self._run(self.store.write(records))
-
-    async def add_visits(self, visits: Sequence[tuple[str, str, rec.VisitRecord]]) -> int:
-        return await self._run(self.store.add_visits(visits))
 
     async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
         await self._run(self.store.history(table, rows))
