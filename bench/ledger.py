@@ -10,7 +10,7 @@ write      --records generated CallRecords (1-3 visits each, mixed outcomes:
            answered in first-line, abandoned, timed out to common and
            answered or abandoned there, transferred on, withdrawn,
            unobserved) written with Store.write in batches of --batch
-           (500, as ivr's writer does), each run into a fresh, migrated database.  Median of
+           (2000, as ivr's writer does), each run into a fresh, migrated database.  Median of
            --runs.  Target >= 20,000 records/s.
 statement  --calls generated calls of one month (2026-11, Europe/Paris) are
            loaded with Store.write in batches of --load-batch (the load is
@@ -348,7 +348,7 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=100_000, help="records written (100000)")
-    ap.add_argument("--batch", type=int, default=500, help="records per Store.write (500, as the writer)")
+    ap.add_argument("--batch", type=int, default=2000, help="records per Store.write (2000, as the writer)")
     ap.add_argument("--calls", type=int, default=1_000_000,
                     help="calls in the statement's month (1000000)")
     ap.add_argument("--load-batch", type=int, default=20_000,

@@ -58,6 +58,16 @@ class CallRecord:
         return next((v for v in self.visits if v.queue == queue), None)
 
 
+def statement_line(pbx: str, uniqueid: str, entered_us: int, wait_ms: int | None, outcome: str,
+                   operator: str, payable: bool, source: str) -> str:
+    """A call's canonical line in the contractor's statement, the one definition:
+    `pbx|uniqueid|entered_us|wait_ms|outcome|operator|payable|source` and a newline, wait_ms
+    empty when unknown, payable 1 or 0.  The statement's digest is SHA-256 over these
+    lines in (entered_us, pbx, uniqueid) order; the ledger keeps each call's line."""
+    wait = "" if wait_ms is None else wait_ms
+    return f"{pbx}|{uniqueid}|{entered_us}|{wait}|{outcome}|{operator}|{'1' if payable else '0'}|{source}\n"
+
+
 @dataclass(frozen=True, slots=True)
 class BillingCall:
     """One call as the contractor's statement sees it: its first visit to first-line."""

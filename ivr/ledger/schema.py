@@ -37,7 +37,11 @@ calls = Table(
     Column("fl_wait_ms", Integer),
     Column("fl_outcome", String(16)),
     Column("fl_member", String(64)),
-    Index("calls_fl_entered", "fl_entered_us"),
+    # Its line in the statement (records.statement_line): the digest of a month is one scan.
+    Column("fl_line", Text),
+    # Covering: the statement's counts and digest read this index alone, in its order.
+    Index("calls_statement", "fl_entered_us", "pbx", "uniqueid", "fl_line", "fl_outcome",
+          "payable", "fl_member", "fl_wait_ms"),
     Index("calls_entered", "entered_us"),
     Index("calls_caller", "caller", "entered_us"),
     Index("calls_account", "account", "entered_us"),

@@ -11,6 +11,7 @@ changes nothing.  Migrations are Alembic's (ivr/ledger/migrations), run by
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import re
@@ -130,27 +131,37 @@ class Store:
     async def _write(self, conn: Any, records: Sequence[rec.CallRecord]) -> int:
         call_rows = [self._call_row(r) for r in records]
         visit_rows = [_visit_row(r.pbx, r.uniqueid, v, r.source) for r in records for v in r.visits]
-        # RETURNING names the rows really inserted: rowcount is not reliable for an
-        # executemany (asyncpg reports none), and conflicts insert nothing.
-        result = await conn.execute(
-            self._insert(t.calls, ("pbx", "uniqueid")).returning(t.calls.c.uniqueid), call_rows)
-        if visit_rows:
-            await conn.execute(self._insert(t.visits, ("pbx", "uniqueid", "seq")), visit_rows)
-        return len(result.all())
+        new = await self._insert_rows(conn, t.calls, ("pbx", "uniqueid"), call_rows)
+        await self._insert_rows(conn, t.visits, ("pbx", "uniqueid", "seq"), visit_rows)
+        return new
+
+    async def _insert_rows(self, conn: Any, table: Any, keys: tuple[str, ...],
+                           rows: list[dict[str, Any]]) -> int:
+        """Insert what is not there yet; how many rows were new.  RETURNING counts
+        them: an executemany's rowcount is not reliable (asyncpg reports none).
+        PostgreSQL takes the batch as one INSERT ... SELECT FROM unnest(arrays): 12,000
+        records/s here against 9,000 for a multi-row executemany."""
+        if not rows:
+            return 0
+        if self.dialect == "postgresql":
+            arrays = {c.name: [r[c.name] for r in rows] for c in table.columns}
+            return len((await conn.execute(_unnest_insert(table, keys), arrays)).all())
+        returning = self._insert(table, keys).returning(*(table.c[k] for k in keys[:1]))
+        return len((await conn.execute(returning, rows)).all())
 
     async def _add_visits(self, conn: Any, visits: Sequence[tuple[str, str, rec.VisitRecord]]) -> int:
         """First-line visits fill the call's first-line columns where the ledger had none."""
         rows = [_visit_row(pbx, uid, v, rec.QUEUE_LOG) for pbx, uid, v in visits]
-        if rows:
-            await conn.execute(self._insert(t.visits, ("pbx", "uniqueid", "seq")), rows)
+        await self._insert_rows(conn, t.visits, ("pbx", "uniqueid", "seq"), rows)
+        c = t.calls.c
         for pbx, uid, v in visits:
             if v.queue == self.first_line:
-                await conn.execute(
-                    update(t.calls)
-                    .where(and_(t.calls.c.pbx == pbx, t.calls.c.uniqueid == uid,
-                                t.calls.c.fl_entered_us.is_(None)))
-                    .values(fl_entered_us=v.entered_us, fl_wait_ms=v.wait_ms,
-                            fl_outcome=v.outcome, fl_member=v.member))
+                this = and_(c.pbx == pbx, c.uniqueid == uid)
+                await conn.execute(update(t.calls).where(this, c.fl_entered_us.is_(None))
+                                   .values(fl_entered_us=v.entered_us, fl_wait_ms=v.wait_ms,
+                                           fl_outcome=v.outcome, fl_member=v.member))
+                await conn.execute(update(t.calls).where(this, c.fl_line.is_(None))
+                                   .values(fl_line=_line_sql()))
         return len(rows)
 
     def _insert(self, table: Any, keys: tuple[str, ...]) -> Any:
@@ -167,6 +178,8 @@ class Store:
             "answered_queue": r.answered_queue, "answered_member": r.answered_member,
             "fl_entered_us": fl.entered_us if fl else None, "fl_wait_ms": fl.wait_ms if fl else None,
             "fl_outcome": fl.outcome if fl else None, "fl_member": fl.member if fl else None,
+            "fl_line": rec.statement_line(r.pbx, r.uniqueid, fl.entered_us, fl.wait_ms, fl.outcome,
+                                          fl.member, r.payable, r.source) if fl else None,
         }
 
     async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -289,31 +302,22 @@ class Store:
         """SHA-256 over the canonical call lines of the period (reports/billing.py
         defines them; tests hold the two equal), computed without loading the calls."""
         c = t.calls.c
-        line = (c.pbx + "|" + c.uniqueid + "|" + cast(c.fl_entered_us, String) + "|"
-                + func.coalesce(cast(c.fl_wait_ms, String), "") + "|" + c.fl_outcome + "|"
-                + func.coalesce(c.fl_member, "") + "|" + case((c.payable, "1"), else_="0")
-                + "|" + c.source + "\n")
         period = and_(c.fl_entered_us >= from_us, c.fl_entered_us < to_us)
         try:
             async with self.engine.connect() as conn:
                 if self.dialect == "postgresql":
-                    return await self._pg_digest(conn, line, period)
-                sha = hashlib.sha256()
-                result = await conn.stream(select(line).where(period)
-                                           .order_by(c.fl_entered_us, c.pbx, c.uniqueid))
-                async for part in result.partitions(20_000):
-                    sha.update("".join([r[0] for r in part]).encode())
-                return sha.hexdigest()
+                    return await self._pg_digest(conn, period)
+                return await _sqlite_digest(conn, from_us, to_us)
         except (OSError, SQLAlchemyError) as exc:
             raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
 
     @staticmethod
-    async def _pg_digest(conn: Any, line: Any, period: Any) -> str:
+    async def _pg_digest(conn: Any, period: Any) -> str:
         """The server hashes: one answer instead of a million lines on the wire.
         COLLATE "C" orders pbx and uniqueid by bytes, as Python compares them."""
         from sqlalchemy.dialects.postgresql import aggregate_order_by
         c = t.calls.c
-        lines = func.string_agg(line, aggregate_order_by(
+        lines = func.string_agg(c.fl_line, aggregate_order_by(
             literal(""), c.fl_entered_us, c.pbx.collate("C"), c.uniqueid.collate("C")))
         query = select(func.encode(func.sha256(func.convert_to(lines, "UTF8")), "hex")).where(period)
         found = (await conn.execute(query)).scalar()
@@ -333,6 +337,41 @@ class Store:
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+@functools.cache
+def _unnest_insert(table: Any, keys: tuple[str, ...]) -> Any:
+    """INSERT INTO table SELECT FROM unnest(one array a column) ON CONFLICT DO NOTHING."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+    columns = list(table.columns)
+    dialect = asyncpg_dialect()   # type: ignore[no-untyped-call]
+    arrays = ", ".join(f"CAST(:{c.name} AS {c.type.compile(dialect=dialect)}[])"
+                       for c in columns)
+    return text(f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
+                f"SELECT * FROM unnest({arrays}) ON CONFLICT ({', '.join(keys)}) DO NOTHING "
+                f"RETURNING 1")
+
+
+async def _sqlite_digest(conn: Any, from_us: int, to_us: int) -> str:
+    """The lines straight from the driver, in the covering index's order: SQLAlchemy's
+    rows cost 1.8 s a million where aiosqlite's tuples cost 0.7 s."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    sha = hashlib.sha256()
+    async with raw.execute("SELECT fl_line FROM calls WHERE fl_entered_us >= ? AND "
+                           "fl_entered_us < ? ORDER BY fl_entered_us, pbx, uniqueid",
+                           (from_us, to_us)) as cursor:
+        while rows := await cursor.fetchmany(50_000):
+            sha.update("".join([r[0] for r in rows]).encode())
+    return sha.hexdigest()
+
+
+def _line_sql() -> Any:
+    """records.statement_line in SQL, for a call whose first-line visit came later (a backfill)."""
+    c = t.calls.c
+    return (c.pbx + "|" + c.uniqueid + "|" + cast(c.fl_entered_us, String) + "|"
+            + func.coalesce(cast(c.fl_wait_ms, String), "") + "|" + c.fl_outcome + "|"
+            + func.coalesce(c.fl_member, "") + "|" + case((c.payable, "1"), else_="0")
+            + "|" + c.source + "\n")
 
 
 def _bucket(column: Any, cuts: list[int], first: int = 0) -> Any:

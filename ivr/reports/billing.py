@@ -43,8 +43,8 @@ period, sorted by (entered_us, pbx, uniqueid), each line being
 with entered_us in decimal microseconds, wait_ms in decimal milliseconds or
 empty when None, payable 1 or 0, UTF-8.  Fields are not escaped.  Both
 sides holding the same calls get the same digest whatever order their rows
-came in.  `_lines()` is the one definition of the line (`call_line()` for
-one call).
+came in.  `records.statement_line()` is the one definition of the line: the
+ledger keeps it per call, so the database can give the digest of a month.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from operator import attrgetter, eq, lt
 from typing import Any, Iterable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ivr.ledger.records import BillingCall
+from ivr.ledger.records import BillingCall, statement_line
 
 ANSWERED, ABANDONED, TIMEOUT = "answered", "abandoned", "timeout"
 SHORT_ABANDON_MS = 5000
@@ -220,10 +220,9 @@ _UNPAID_CATEGORY = {ANSWERED: "answered_late", TIMEOUT: "timeout", ABANDONED: "a
 
 
 def _lines(calls: Iterable[BillingCall]) -> list[str]:
-    """The canonical lines of `calls`: the one definition of the line format."""
-    return [f"{c.pbx}|{c.uniqueid}|{c.entered_us}|{'' if c.wait_ms is None else c.wait_ms}"
-            f"|{c.outcome}|{c.operator}|{'1' if c.payable else '0'}|{c.source}\n"
-            for c in calls]
+    """The canonical lines of `calls` (records.statement_line defines the format)."""
+    return [statement_line(c.pbx, c.uniqueid, c.entered_us, c.wait_ms, c.outcome, c.operator,
+                           c.payable, c.source) for c in calls]
 
 
 def call_line(call: BillingCall) -> str:

@@ -19,7 +19,7 @@ from ivr.ledger import schema as t
 from ivr.ledger.store import MIGRATIONS, LedgerError, Store, driver_url
 from tests.pg import PgCluster
 
-HEAD, PREVIOUS = "0002", "0001"
+HEAD, PREVIOUS = "0003", "0001"
 FL = "first-line"
 T0 = 1_764_547_200_000_000          # 2025-12-01T00:00:00Z in µs
 S = 1_000_000                       # one second in µs
@@ -176,6 +176,10 @@ async def test_migrate_from_the_previous_schema_keeps_rows(url: str) -> None:
         async with s.engine.connect() as conn:
             after = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         assert {"incidents", "escalations", "route_decisions"} <= after
+        async with s.engine.connect() as conn:   # 0003 wrote the old call's statement line
+            line = (await conn.execute(select(t.calls.c.fl_line))).scalar_one()
+        assert line == rec.statement_line("pbx1", "old.1", T0, 5000, "answered", "op1", True,
+                                          rec.LIVE)
         assert await s.write([call("new.1", T0 + 10 * S)]) in (0, 1)
         assert await count(s, "calls") == 2
     finally:
@@ -328,6 +332,10 @@ async def test_add_visits_fills_first_line_only_where_empty(store: Store) -> Non
     await store.add_visits(backfill)                  # idempotent
     await store.add_visits([])
     assert await state() == once
+    # The line the backfill wrote in SQL is the one Python writes: the digests agree.
+    from ivr.reports import billing as bill
+    assert await store.statement_digest(T0 - 60 * S, T0 + 120 * S) == bill.digest(
+        sorted(expected, key=lambda b: (b.entered_us, b.pbx, b.uniqueid)))
 
 
 async def test_history_appends(store: Store) -> None:
