@@ -47,7 +47,8 @@ from ivr.ami.codec import Codec, Message
 from ivr.app import build, overflow_rules
 from ivr.config import AmiConfig, Config, LedgerConfig
 from ivr.journeys import Tracker
-from ivr.ledger.store import OffLoop, Store
+from ivr.ledger.offloop import OffLoop
+from ivr.ledger.store import Store
 from ivr.ledger.writer import LedgerWriter, Spool
 from ivr.metrics import Metrics
 

@@ -32,7 +32,8 @@ from ivr.config import Config
 from ivr.directory import Directory
 from ivr.incidents import Incident, Incidents
 from ivr.journeys import Fact, Tracker
-from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, OffLoop, Store, problem
+from ivr.ledger.offloop import OffLoop
+from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store, problem
 from ivr.ledger.writer import History, LedgerWriter, Spool
 from ivr.metrics import LiveCollector, Metrics
 from ivr.policy import OverflowRule, Rules

@@ -4,7 +4,7 @@ The tracker's JourneyEnded carries the call's record; `on_fact` appends it
 to a list and returns (a few hundred nanoseconds).  A background task
 writes what has gathered every `interval` seconds, or as soon as `batch`
 records wait, in one transaction per batch, through the store's own thread
-(store.OffLoop).  At a call center's rates a flush holds tens of records;
+(offloop.OffLoop).  At a call center's rates a flush holds tens of records;
 batches reach 2,000 only while a backlog drains, where they double what
 SQLite takes per second (22,000 records/s against 14,000 in batches of 500),
 at the price of up to 50 ms of ivr's loop a batch (the GIL) while it does.

@@ -1,0 +1,78 @@
+"""The app's ledger store, driven from a thread and event loop of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Coroutine, Sequence, TypeVar
+
+from ivr.ledger import records as rec
+from ivr.ledger.store import Store
+
+T = TypeVar("T")
+
+
+class OffLoop:
+    """A Store driven from a thread and event loop of its own.
+
+    SQLAlchemy's async layer compiles statements and processes rows in the
+    caller's event loop; a batch of 2,000 records held ivr's loop for 30-80 ms,
+    and a month's statement would hold it for seconds.  Here the caller only
+    awaits a future: the AMI events, timers and the dialplan's answers go on.
+    A cancelled await (a timeout) cancels the work in the other loop too.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.url, self.first_line = store.url, store.first_line
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        """The store's loop, started at first use (an app that never writes starts none)."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="ledger",
+                                            daemon=True)
+            self._thread.start()
+        return self._loop
+
+    async def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._started()))
+
+    async def migrate(self) -> str:
+        return await self._run(self.store.migrate())
+
+    async def write(self, records: Sequence[rec.CallRecord]) -> int:
+        return await self._run(self.store.write(records))
+
+    async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        await self._run(self.store.history(table, rows))
+
+    async def open_incidents(self, now_us: int) -> list[dict[str, Any]]:
+        return await self._run(self.store.open_incidents(now_us))
+
+    async def calls(self, from_us: int, to_us: int, caller: str | None = None,
+                    account: str | None = None, pbx: str | None = None,
+                    limit: int | None = None) -> list[rec.CallRecord]:
+        return await self._run(self.store.calls(from_us, to_us, caller, account, pbx, limit))
+
+    async def billing_calls(self, from_us: int, to_us: int) -> list[rec.BillingCall]:
+        return await self._run(self.store.billing_calls(from_us, to_us))
+
+    async def statement_tally(self, boundaries: Sequence[int],
+                              short_abandon_ms: int) -> list[tuple[int, str, bool, str, int, int]]:
+        return await self._run(self.store.statement_tally(boundaries, short_abandon_ms))
+
+    async def statement_digest(self, from_us: int, to_us: int) -> str:
+        return await self._run(self.store.statement_digest(from_us, to_us))
+
+    async def close(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive():
+            return
+        await self._run(self.store.close())
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join, 5)
+        if not thread.is_alive():
+            loop.close()
