@@ -47,6 +47,7 @@ class AmiHealth(Protocol):
 
 class LedgerHealth(Protocol):
     write_errors: int
+    dropped: int
 
     @property
     def backlog(self) -> int: ...
@@ -199,9 +200,13 @@ class LiveCollector(Collector):
         backlog = GaugeMetricFamily("ivr_ledger_backlog_records",
                                     "Call records not yet in the ledger database (memory and spool)")
         backlog.add_metric([], ledger.backlog)
-        return (backlog, CounterMetricFamily("ivr_ledger_write_errors",
-                                             "Failed attempts to write to the ledger database",
-                                             value=ledger.write_errors))
+        return (backlog,
+                CounterMetricFamily("ivr_ledger_write_errors",
+                                    "Failed attempts to write to the ledger database",
+                                    value=ledger.write_errors),
+                CounterMetricFamily("ivr_ledger_dropped_records",
+                                    "Call records lost: the database away and the spool full",
+                                    value=ledger.dropped))
 
     def _queues(self) -> Iterable[Metric]:
         waiting = GaugeMetricFamily("ivr_queue_waiting_calls", "Callers waiting now", labels=["queue"])

@@ -20,7 +20,7 @@ class _Ami:
 
 
 class _Ledger:
-    backlog, write_errors = 0, 0
+    backlog, write_errors, dropped = 0, 0, 0
 
 
 def documented() -> set[str]:
