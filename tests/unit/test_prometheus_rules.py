@@ -31,6 +31,10 @@ RULE_TESTS = ("tests/ivr-recording.test.yml", "tests/ivr-alerts.test.yml")
 TRANSCRIPTS = ("answered", "abandoned", "moved")
 
 
+class _Ledger:
+    backlog, write_errors, dropped = 0, 0, 0
+
+
 class _Ami:
     up, reconnects, events_received, malformed_frames = True, 1, 100, 0
 
@@ -63,7 +67,8 @@ def exposition() -> bytes:
     thresholds = {q.name: round(q.sla_seconds * 1000) for q in config.queues}
     replays = [Replay(tracker=Tracker(thresholds), metrics=metrics).feed(transcript(name))
                for name in TRANSCRIPTS]
-    registry.register(LiveCollector(replays[-1].tracker, _Ami(), names, incidents=Incidents()))
+    registry.register(LiveCollector(replays[-1].tracker, _Ami(), names, incidents=Incidents(),
+                                    ledger=_Ledger()))
     return generate_latest(registry)
 
 
