@@ -415,6 +415,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")     # readers never block the writer
     cursor.execute("PRAGMA synchronous=NORMAL")   # durable at each checkpoint, safe in WAL
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Five indexes with random keys (caller, account) want their pages at hand, and
+    # fewer checkpoints: 10,700 -> 12,900 records/s in interleaved runs here.
+    cursor.execute("PRAGMA cache_size=-65536")    # 64 MiB a connection, as it fills
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 
