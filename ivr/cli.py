@@ -34,8 +34,12 @@ configuration, lowest precedence first:
   --config FILE          TOML (see deploy/ivr.example.toml); or IVR_CONFIG
   environment            IVR_AMI_HOST IVR_AMI_PORT IVR_AMI_USERNAME
                          IVR_AMI_SECRET IVR_LISTEN IVR_LOG_LEVEL
+                         IVR_API_TOKEN IVR_LEDGER_URL
   flags                  --listen, --log-level
 With no AMI username anywhere, ivr uses the lab PBX's (`ivr lab up`).
+The call ledger (ledger.url) is SQLite in the state directory by default
+(/var/lib/ivr for root, $STATE_DIRECTORY under systemd); on the lab, in the
+lab folder.  See `ivr ledger --help` and `ivr report billing --help`.
 
 HTTP endpoints:
   /metrics   Prometheus metrics (ivr_queue_*, ivr_journey*, ivr_ami_*)

@@ -53,7 +53,7 @@ class RoutingConfig:
 @dataclass(frozen=True)
 class LedgerConfig:
     url: str = field(default="", repr=False)   # empty: SQLite in the state directory
-    spool: str = ""                 # empty: ledger-spool.jsonl in the state directory
+    spool: str = ""                 # empty: beside a SQLite ledger, else in the state directory
     spool_max_records: int = 200_000
     queue_log_decisions: bool = False   # write ivr's moves and escalations into queue_log
 
