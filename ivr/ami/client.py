@@ -63,6 +63,9 @@ class AmiSettings:
     # ivr sits next to its PBX: retry at least every 2 s, so it is back within
     # 2 s of AMI (full jitter still spreads many ivr instances apart).
     backoff_max: float = 2.0
+    # Asterisk answers a Login before its modules are loaded, and says FullyBooted
+    # when they are (at once when they already are): the snapshot waits that long.
+    boot_timeout: float = 10.0
     trace: bool = False
 
     @property
@@ -101,6 +104,7 @@ class AmiClient:
         self._ids = itertools.count(1)
         self._id_prefix = f"ivr-{secrets.token_hex(3)}-"
         self._pending: dict[str, _Pending] = {}
+        self._booted = asyncio.Event()     # FullyBooted seen on this connection
         self._abandoned: set[str] = set()  # timed-out lists: swallow late items
         self._writer: Writer | None = None
         self._codec: Codec | None = None
@@ -188,6 +192,8 @@ class AmiClient:
             self._on_list_item(msg, pending)
         elif action_id in self._abandoned:
             self._on_late_item(msg, action_id)
+        elif msg.event == "FullyBooted":
+            self._booted.set()      # the client's own: the snapshot may be taken now
         elif msg.event is not None:
             self._dispatch(msg)
 
@@ -249,9 +255,11 @@ class AmiClient:
         codec = self._codec = Codec(keep=self._keep)
         await self._read_banner(reader, codec)
         self._writer = writer
+        self._booted = asyncio.Event()
         reading = asyncio.create_task(self._read_loop(reader, codec))
         try:
             await self._login()
+            await self._wait_booted(reading)
             await self._run_on_login()
             self._set_up(True)
             await self._serve(reading)
@@ -301,6 +309,23 @@ class AmiClient:
         self._logins += 1
         self.reconnects = self._logins - 1
         logger.info("AMI logged in to %s as %s", s.address, s.username)
+
+    async def _wait_booted(self, reading: asyncio.Task[None]) -> None:
+        """Until FullyBooted: a PBX still starting answers QueueStatus with "Invalid/unknown
+        command" (app_queue not loaded yet), which cost a reconnect after every restart."""
+        s = self._settings
+        booted = asyncio.create_task(self._booted.wait())
+        try:
+            done, _ = await asyncio.wait({booted, reading}, timeout=s.boot_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            booted.cancel()
+        if reading in done:
+            reading.result()          # the connection died meanwhile: raises why
+        if not self._booted.is_set():
+            logger.warning("AMI %s sent no FullyBooted within %.0f s (does user %s read "
+                           "'system'?); taking the snapshot anyway", s.address, s.boot_timeout,
+                           s.username)
 
     async def _run_on_login(self) -> None:
         if self._on_login is None:

@@ -248,9 +248,10 @@ def _wait_seconds(raw: str | None) -> int:
     return min(int(digits), MAX_WAIT_S)
 
 
-# The list replies of the snapshot ivr asks for after every login.
+# The list replies of the snapshot ivr asks for after every login, and the
+# event the client waits for before it asks (the PBX has loaded its modules).
 SNAPSHOT_EVENTS = ("QueueParams", "QueueMember", "QueueEntry", "QueueStatusComplete",
-                   "CoreShowChannel", "CoreShowChannelsComplete")
+                   "CoreShowChannel", "CoreShowChannelsComplete", "FullyBooted")
 # One pattern, matched in C: anything that is not an event (responses), a
 # followed event, a snapshot list reply, or a VarSet of a watched variable.
 _WANTED = re.compile(rb"(?!Event: )|Event: (?:(?:%s)\r?(?:\n|$)|VarSet\r?\n.*\nVariable: _*(?:%s)\r?(?:\n|$))" % (

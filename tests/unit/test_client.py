@@ -40,6 +40,7 @@ class FakeAmi:
         self.hold: set[str] = set()
         self.conns: list[asyncio.StreamWriter] = []
         self.stalled: set[asyncio.StreamWriter] = set()
+        self.booted = True          # False: a PBX still loading its modules
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -68,6 +69,12 @@ class FakeAmi:
         """Half-open: keep the socket, never answer again on this connection."""
         self.stalled.add(self.writer)
 
+    def boot(self) -> None:
+        """The PBX finished loading: FullyBooted to every open connection."""
+        self.booted = True
+        for writer in self.conns:
+            writer.write(frame(FULLY_BOOTED))
+
     def send(self, pairs: Pairs) -> None:
         self.writer.write(frame(pairs))
 
@@ -94,7 +101,10 @@ class FakeAmi:
         if writer in self.stalled or name in self.hold:
             self.held.append(msg)
         elif name == "Login":
-            writer.write(frame(self._login_reply(msg, action_id)))
+            reply = self._login_reply(msg, action_id)
+            writer.write(frame(reply))
+            if reply[0] == ("Response", "Success") and self.booted:
+                writer.write(frame(FULLY_BOOTED))    # as Asterisk does, once it is up
         elif name == "QueueStatus":
             writer.write(b"".join(frame(p) for p in queue_status(action_id)))
         elif name == "Fail":
@@ -110,6 +120,10 @@ class FakeAmi:
                     ("Message", "Authentication accepted")]
         return [("Response", "Error"), ("ActionID", action_id),
                 ("Message", "Authentication failed")]
+
+
+FULLY_BOOTED: Pairs = [("Event", "FullyBooted"), ("Privilege", "system,all"),
+                       ("Status", "Fully Booted")]
 
 
 def queue_status(action_id: str) -> list[Pairs]:
@@ -473,3 +487,26 @@ async def test_cancel_closes_socket(server: FakeAmi) -> None:
 
 def test_settings_repr_hides_secret() -> None:
     assert SECRET not in repr(make_settings(5038))
+
+
+async def test_the_snapshot_waits_for_fully_booted(server: FakeAmi) -> None:
+    """A PBX that just restarted answers the Login before app_queue is loaded."""
+    server.booted = False
+    rec = Recorder()
+    async with running(rec.client(make_settings(server.port))) as client:
+        await eventually(lambda: bool(server.actions("Login")))
+        await asyncio.sleep(0.3)
+        assert rec.logins == 0 and not client.up          # no QueueStatus asked yet
+        server.boot()
+        await eventually(lambda: rec.logins == 1 and client.up)
+        assert client.reconnects == 0
+
+
+async def test_no_fully_booted_still_takes_the_snapshot(server: FakeAmi,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """An AMI user without the 'system' read class never hears FullyBooted."""
+    server.booted = False
+    rec = Recorder()
+    async with running(rec.client(make_settings(server.port, boot_timeout=0.3))) as client:
+        await eventually(lambda: rec.logins == 1 and client.up)
+    assert "sent no FullyBooted within" in caplog.text
