@@ -16,11 +16,11 @@ import textwrap
 from dataclasses import replace
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from ivr import config as cfg
 from ivr.ledger import queue_log
-from ivr.ledger.records import DEFAULT_PBX, CallRecord, to_dict
+from ivr.ledger.records import DEFAULT_PBX, to_dict
 from ivr.ledger.store import LedgerError, Store, redact
 from ivr.reports import billing, service
 
@@ -125,7 +125,7 @@ def ledger_config(args: argparse.Namespace) -> cfg.Config:
 def _run(args: argparse.Namespace,
          work: Callable[[cfg.Config, Store], Awaitable[int]]) -> int:
     config = ledger_config(args)
-    store = Store(config.ledger_url(), config.queues[0].name if config.queues else "first-line")
+    store = Store(config.ledger_url())
 
     async def go() -> int:
         try:
@@ -159,7 +159,7 @@ def _calls(args: argparse.Namespace) -> int:
         await store.migrate()
         found = await service.history(store, p, args.caller, args.account)
         if args.json:
-            print(json.dumps({"calls": [call_json(c) for c in found]}, indent=2))
+            print(json.dumps({"calls": [to_dict(c) for c in found]}, indent=2))
         else:
             for c in found:
                 path = " > ".join(f"{v.queue}:{v.outcome}" for v in c.visits)
@@ -168,11 +168,6 @@ def _calls(args: argparse.Namespace) -> int:
             print(f"{len(found)} call(s)")
         return 0
     return _run(args, work)
-
-
-def call_json(c: CallRecord) -> dict[str, Any]:
-    """A CallRecord as the API and `ivr ledger calls --json` show it."""
-    return to_dict(c)
 
 
 def _iso(us: int, zone: tzinfo) -> str:

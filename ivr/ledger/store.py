@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ivr.journeys import FIRST_LINE
 from ivr.ledger import records as rec
 from ivr.ledger import schema as t
 
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 INCIDENT_CLOSES = "incident_closes"   # a pseudo-table for history(): closes an incident
-FIRST_LINE = "first-line"
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
             "postgres": "postgresql+asyncpg"}
 

@@ -25,6 +25,7 @@ class Ledger(Protocol):
 
     async def statement_digest(self, from_us: int, to_us: int) -> str: ...
 
+
 MAX_CALLS = 10_000   # a caller's history is for people: a page, not a dump
 
 
