@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Coroutine, Sequence, TypeVar
+from typing import Any, Coroutine, Mapping, Sequence, TypeVar
 
 from ivr.ledger import records as rec
 from ivr.ledger.store import Store
@@ -43,8 +43,9 @@ class OffLoop:
     async def migrate(self) -> str:
         return await self._run(self.store.migrate())
 
-    async def write(self, records: Sequence[rec.CallRecord]) -> int:
-        return await self._run(self.store.write(records))
+    async def write(self, records: Sequence[rec.CallRecord],
+                    history: Mapping[str, Sequence[dict[str, Any]]] | None = None) -> int:
+        return await self._run(self.store.write(records, history))
 
     async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
         await self._run(self.store.history(table, rows))

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import re
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import (Connection, String, and_, case, cast, event, func, insert, literal,
                         literal_column, select, text, update)
@@ -108,12 +108,18 @@ class Store:
 
     # -- writes -------------------------------------------------------------
 
-    async def write(self, records: Sequence[rec.CallRecord]) -> int:
-        """Write calls and their visits in one transaction; how many calls were new."""
-        if not records:
+    async def write(self, records: Sequence[rec.CallRecord],
+                    history: Mapping[str, Sequence[dict[str, Any]]] | None = None) -> int:
+        """Write calls with their visits, and history rows, in one transaction: a batch
+        is there whole or not at all, so a retry doubles no history row.  How many
+        calls were new."""
+        if not records and not history:
             return 0
         async with self.engine.begin() as conn:
-            return await self._write(conn, records)
+            new = await self._write(conn, records) if records else 0
+            for table, rows in (history or {}).items():
+                await self._history(conn, table, rows)
+            return new
 
     async def add_visits(self, visits: Sequence[tuple[str, str, rec.VisitRecord]]) -> int:
         """Visits of calls already in the ledger (a backfill), in one transaction."""
@@ -185,19 +191,23 @@ class Store:
     async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
         """Append rows to a history table: escalations, route_decisions, incidents
         (an incident already kept is left alone), or incident_closes (the closing of one)."""
+        if rows:
+            async with self.engine.begin() as conn:
+                await self._history(conn, table, rows)
+
+    async def _history(self, conn: Any, table: str, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        async with self.engine.begin() as conn:
-            if table == INCIDENT_CLOSES:
-                for row in rows:
-                    await conn.execute(update(t.incidents)
-                                       .where(t.incidents.c.id == row["id"],
-                                              t.incidents.c.closed_us.is_(None))
-                                       .values(closed_us=row["closed_us"], closed_by=row["closed_by"]))
-            elif table == "incidents":
-                await conn.execute(self._insert(t.incidents, ("id",)), list(rows))
-            else:
-                await conn.execute(insert(t.metadata.tables[table]), list(rows))
+        if table == INCIDENT_CLOSES:
+            for row in rows:
+                await conn.execute(update(t.incidents)
+                                   .where(t.incidents.c.id == row["id"],
+                                          t.incidents.c.closed_us.is_(None))
+                                   .values(closed_us=row["closed_us"], closed_by=row["closed_by"]))
+        elif table == "incidents":
+            await conn.execute(self._insert(t.incidents, ("id",)), list(rows))
+        else:
+            await conn.execute(insert(t.metadata.tables[table]), list(rows))
 
     async def open_incidents(self, now_us: int) -> list[dict[str, Any]]:
         """Incidents neither closed nor expired, oldest first."""

@@ -26,7 +26,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from ivr import journeys as jr
 from ivr.ledger import records as rec
@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 
 class Target(Protocol):
     async def migrate(self) -> str: ...
-    async def write(self, records: Sequence[rec.CallRecord]) -> int: ...
-    async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None: ...
+    async def write(self, records: Sequence[rec.CallRecord],
+                    history: Mapping[str, Sequence[dict[str, Any]]] | None = None) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,14 +210,8 @@ class LedgerWriter:
         for i in items:
             if isinstance(i, History) and i.table:
                 history.setdefault(i.table, []).append(i.row)
-        await asyncio.wait_for(self._one_batch(calls, history), self.timeout)
+        await asyncio.wait_for(self.store.write(calls, history), self.timeout)
         self.written += len(calls)
-
-    async def _one_batch(self, calls: list[rec.CallRecord],
-                         history: dict[str, list[dict[str, Any]]]) -> None:
-        await self.store.write(calls)
-        for table, rows in history.items():
-            await self.store.history(table, rows)
 
     def _failed(self, exc: BaseException) -> None:
         self.write_errors += 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pytest
 
@@ -38,14 +38,11 @@ class Flaky:
         self._check()
         return await self.store.migrate()
 
-    async def write(self, records: Sequence[rec.CallRecord]) -> int:
+    async def write(self, records: Sequence[rec.CallRecord],
+                    history: Mapping[str, Sequence[dict[str, Any]]] | None = None) -> int:
         self._check()
         self.writes += 1
-        return await self.store.write(records)
-
-    async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        self._check()
-        await self.store.history(table, rows)
+        return await self.store.write(records, history)
 
 
 @pytest.fixture
@@ -181,3 +178,20 @@ def replace_routing(config: Any) -> Any:
     from dataclasses import replace
     from ivr.config import RoutingConfig
     return replace(config, routing=RoutingConfig())
+
+
+async def test_a_batch_is_written_whole_or_not_at_all(store: Store) -> None:
+    """Calls and history rows share one transaction: a retry doubles no history row."""
+    await store.migrate()
+    bad = {"escalations": [{"pbx": "default", "uniqueid": "1.1", "at_us": 1, "via": "api",
+                            "result": "accepted", "incident": ""},
+                           {"pbx": "default"}]}            # the second row lacks its columns
+    with pytest.raises(Exception):
+        await store.write([call(1)], bad)
+    assert await store.calls(0, 2**62) == []
+    good = {"escalations": bad["escalations"][:1]}
+    assert await store.write([call(1)], good) == 1
+    assert await store.write([call(1)], {}) == 0
+    async with store.engine.connect() as conn:
+        (n,) = (await conn.exec_driver_sql("SELECT count(*) FROM escalations")).one()
+    assert n == 1
