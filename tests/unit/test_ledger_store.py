@@ -234,6 +234,45 @@ async def test_a_rewritten_call_keeps_its_first_version(store: Store) -> None:
     assert (got.outcome, got.source, got.visits) == ("unknown", rec.RESYNC, first.visits)
 
 
+async def test_each_value_lands_in_its_named_column(store: Store) -> None:
+    # Rows go to the driver as tuples in the table's column order: a misplaced value
+    # of the same type would pass every count.
+    two = call("3.1", T0, (visit(1, "common", T0, 1500, "transferred"),
+                           visit(2, FL, T0 + 5 * S, 2500, "answered", "op3")),
+               caller="+33999", account="A77")
+    await store.write([two])
+    [row] = await rows(store, select(t.calls))
+    got = dict(zip([c.name for c in t.calls.columns], row))
+    assert got == {
+        "pbx": "pbx1", "uniqueid": "3.1", "linkedid": "3.1-link", "caller": "+33999",
+        "account": "A77", "area": two.area, "entered_us": T0, "ended_us": two.ended_us,
+        "outcome": "answered", "payable": True, "source": rec.LIVE, "precision": rec.MS,
+        "answered_us": two.answered_us, "answered_queue": FL, "answered_member": "op3",
+        "fl_entered_us": T0 + 5 * S, "fl_wait_ms": 2500, "fl_outcome": "answered",
+        "fl_member": "op3",
+        "fl_line": rec.statement_line("pbx1", "3.1", T0 + 5 * S, 2500, "answered", "op3",
+                                      True, rec.LIVE)}
+    visits = await rows(store, select(t.visits).order_by(t.visits.c.seq))
+    assert [dict(zip([c.name for c in t.visits.columns], v)) for v in visits] == [
+        {"pbx": "pbx1", "uniqueid": "3.1", "seq": 1, "queue": "common", "entered_us": T0,
+         "left_us": T0 + 1500 * 1000, "outcome": "transferred", "wait_ms": 1500, "member": "",
+         "source": rec.LIVE},
+        {"pbx": "pbx1", "uniqueid": "3.1", "seq": 2, "queue": FL, "entered_us": T0 + 5 * S,
+         "left_us": T0 + 5 * S + 2500 * 1000, "outcome": "answered", "wait_ms": 2500,
+         "member": "op3", "source": rec.LIVE}]
+
+
+async def test_a_backfill_writes_calls_and_visits_in_one_go(store: Store) -> None:
+    # Two inserts into visits in one transaction (the calls' own, then the loose ones).
+    await store.write([call("4.0", T0)])
+    whole = call("4.1", T0 + S, source=rec.QUEUE_LOG)
+    loose = [("pbx1", "4.0", visit(2, "common", T0 + 40 * S, 1000, "abandoned"))]
+    await store.backfill([whole], loose)
+    assert (await count(store, "calls"), await count(store, "visits")) == (2, 3)
+    await store.backfill([whole], loose)
+    assert (await count(store, "calls"), await count(store, "visits")) == (2, 3)
+
+
 # -- reads ------------------------------------------------------------------------------
 
 async def test_calls_filters_and_returns_visits_in_order(store: Store) -> None:
