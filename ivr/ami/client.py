@@ -104,6 +104,7 @@ class AmiClient:
         self._ids = itertools.count(1)
         self._id_prefix = f"ivr-{secrets.token_hex(3)}-"
         self._pending: dict[str, _Pending] = {}
+        self._lists = 0                    # list actions of ours still open
         self._booted = asyncio.Event()     # FullyBooted seen on this connection
         self._abandoned: set[str] = set()  # timed-out lists: swallow late items
         self._writer: Writer | None = None
@@ -150,6 +151,8 @@ class AmiClient:
         data = serialize(name, fields, action_id)
         pending = self._pending[action_id] = _Pending(is_list)
         deadline = self._settings.action_timeout if timeout is None else timeout
+        if is_list:
+            self._decode_all(True)
         try:
             async with asyncio.timeout(deadline):
                 await self._send(writer, data, (name, action_id, fields))
@@ -160,6 +163,17 @@ class AmiClient:
             raise TimeoutError(f"{name} unanswered by {self._settings.address} within {deadline}s") from None
         finally:
             del self._pending[action_id]
+            if is_list:
+                self._decode_all(False)
+
+    def _decode_all(self, listing: bool) -> None:
+        """While any list of ours is open, the noise filter is off: its items may be
+        events the filter has never heard of (only the snapshot's are in events.wanted),
+        and a list whose Complete is skipped would wait out its timeout.  Lists are
+        rare (the snapshot after a login), so the filter's gain stays."""
+        self._lists += 1 if listing else -1
+        if self._codec is not None:
+            self._codec.keep = None if self._lists else self._keep
 
     async def _send(self, writer: Writer, data: bytes,
                     what: tuple[str, str, Fields | None]) -> None:
@@ -252,7 +266,7 @@ class AmiClient:
         return was_up
 
     async def _session(self, reader: Reader, writer: Writer) -> None:
-        codec = self._codec = Codec(keep=self._keep)
+        codec = self._codec = Codec(keep=None if self._lists else self._keep)
         await self._read_banner(reader, codec)
         self._writer = writer
         self._booted = asyncio.Event()

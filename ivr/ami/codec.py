@@ -178,11 +178,13 @@ class Codec:
     def __init__(self, max_buffer: int = 1 << 20,
                  keep: Callable[[bytes], object] | None = None) -> None:
         """`keep(frame_bytes)` may say a complete frame is of no interest: it is
-        then counted in `skipped` and never decoded (most AMI traffic is noise)."""
+        then counted in `skipped` and never decoded (most AMI traffic is noise).
+        It may be changed at any time (`codec.keep = None` decodes everything); it
+        applies to the frames cut from then on."""
         if max_buffer < 1:
             raise ValueError("max_buffer must be positive")
         self._max = max_buffer
-        self._keep = keep
+        self.keep = keep
         self._ready: deque[bytes] = deque()   # complete frames, split but not yet decoded
         self.skipped = 0
         self._buf = bytearray()
@@ -242,9 +244,9 @@ class Codec:
         self._buf = bytearray(parts[-1])
         _skip_blank_lines(self._buf)
         frames = parts[:-1]
-        if self._keep is not None:
+        if self.keep is not None:
             # With a compiled pattern's .match as keep, this runs in C throughout.
-            kept = list(filter(self._keep, frames))
+            kept = list(filter(self.keep, frames))
             self.skipped += len(frames) - len(kept)
             frames = kept
         # Blank lines between frames leave empty parts: not frames.  The last

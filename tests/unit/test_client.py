@@ -107,6 +107,8 @@ class FakeAmi:
                 writer.write(frame(FULLY_BOOTED))    # as Asterisk does, once it is up
         elif name == "QueueStatus":
             writer.write(b"".join(frame(p) for p in queue_status(action_id)))
+        elif name == "QueueSummary":
+            writer.write(b"".join(frame(p) for p in queue_summary(action_id)))
         elif name == "Fail":
             writer.write(frame([("Response", "Error"), ("ActionID", action_id),
                                 ("Message", "No such thing")]))
@@ -120,6 +122,18 @@ class FakeAmi:
                     ("Message", "Authentication accepted")]
         return [("Response", "Error"), ("ActionID", action_id),
                 ("Message", "Authentication failed")]
+
+
+def queue_summary(action_id: str) -> list[Pairs]:
+    """A list none of whose events the noise filter knows (events.wanted)."""
+    return [
+        [("Response", "Success"), ("ActionID", action_id), ("EventList", "start"),
+         ("Message", "Queue summary will follow")],
+        [("Event", "QueueSummary"), ("Queue", "sales"), ("Available", "1"),
+         ("Callers", "0"), ("ActionID", action_id)],
+        [("Event", "QueueSummaryComplete"), ("ActionID", action_id),
+         ("EventList", "Complete"), ("ListItems", "1")],
+    ]
 
 
 FULLY_BOOTED: Pairs = [("Event", "FullyBooted"), ("Privilege", "system,all"),
@@ -235,6 +249,23 @@ async def test_action_list_collects_without_leaking_to_on_event(server: FakeAmi)
         assert items[1]["Name"] == "op1"
         assert rec.names() == ["Newchannel"]
         assert server.actions("QueueStatus")[0]["Queue"] == "sales"
+
+
+async def test_a_list_unknown_to_the_noise_filter_is_decoded_then_the_filter_is_back(
+        server: FakeAmi) -> None:
+    from ivr.ami import events
+    rec = Recorder()
+    client = AmiClient(make_settings(server.port), rec.on_event, rec.on_login,
+                       keep=events.wanted)
+    async with running(client):
+        await eventually(lambda: client.up)
+        items = await asyncio.wait_for(client.action_list("QueueSummary"), 1.0)
+        assert [(m.event, m["Callers"]) for m in items] == [("QueueSummary", "0")]
+        # Noise after the list is skipped undecoded again; a followed event is not.
+        server.send([("Event", "Newexten"), ("Uniqueid", "1.1")])
+        server.send([("Event", "Hangup"), ("Uniqueid", "1.1")])
+        await eventually(lambda: rec.names() == ["Hangup"])
+        assert client.events_received == 2
 
 
 async def test_pending_action_fails_on_drop_and_is_not_resent(server: FakeAmi) -> None:
