@@ -57,18 +57,31 @@ class App:
     store: OffLoop = field(init=False)
     ledger: LedgerWriter = field(init=False)
     ready: bool = False
+    timestamps: bool = True     # every event of this connection so far had Asterisk's Timestamp
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # Every consumer of facts (metrics, router, ledger, then any a test adds), each isolated.
     listeners: list[Callable[[Fact], None]] = field(default_factory=list)
 
     def on_event(self, msg: Message) -> None:
         try:
-            event = events.parse(msg, self.clock())
+            event, timed = events.parse_timed(msg, self.clock())
         except (KeyError, ValueError) as exc:
             log.warning("skipping %s event: %s", msg.event, exc)
             return
-        if event is not None:
-            self.apply(self.tracker.handle(event))
+        if event is None:
+            return
+        if not timed:
+            self._untimestamped(msg)
+        self.apply(self.tracker.handle(event, timed))
+
+    def _untimestamped(self, msg: Message) -> None:
+        self.metrics.untimestamped.inc()
+        if self.timestamps:
+            self.timestamps = False     # until the next login
+            log.warning("AMI %s sends events without Timestamp (%s, for one): manager.conf "
+                        "has timestampevents = no, so waits are timed when ivr reads them and "
+                        "kept within 1 s of Asterisk's HoldTime; set timestampevents = yes",
+                        f"{self.config.ami.host}:{self.config.ami.port}", msg.event)
 
     def apply(self, facts: list[Fact]) -> None:
         for fact in facts:
@@ -131,6 +144,7 @@ class App:
     async def resync(self, ami: AmiClient) -> None:
         """After every login: take a fresh snapshot instead of trusting memory."""
         self.ready = False
+        self.timestamps = True
         taken_at = self.clock()
         status = await ami.action_list("QueueStatus")
         channels = await ami.action_list("CoreShowChannels")

@@ -23,11 +23,24 @@ channel that tells:
     VarSet QUEUESTATUS=WITHDRAW   -> withdrawn
     VarSet QUEUESTATUS=*EMPTY...  -> empty
     QueueCallerJoin (elsewhere)   -> transferred, unless a reason was set
+    QueueCallerLeave, no Abandon, -> exit_with_key: the caller pressed a key of
+      in another context             the queue's `context` (EXITWITHKEY)
+    QueueCallerAbandon in another -> transferred: another AMI client redirected
+      context, no IVR_MOVE           the caller out of the queue
     Hangup                        -> abandoned
     SoftHangupRequest (SHUTDOWN)  -> the PBX is going away: the exit is
                                      unobserved, never an abandon
 
-A timeout is therefore never counted as an abandon.  Waits are measured from
+Without Asterisk's Timestamp header (manager.conf `timestampevents = no`) an
+event is timed when ivr reads it, late by whatever waited in Asterisk's
+manager queue.  Then a wait is kept within 1 s of Asterisk's own HoldTime
+(whole seconds, on AgentConnect and QueueCallerAbandon) and the call's
+precision is seconds: `handle(event, timed=False)`.
+
+A timeout is therefore never counted as an abandon, nor is a caller who left
+by a key or was redirected away, although Asterisk raises QueueCallerAbandon
+for the redirect too: the channel's Context in the Leave/Abandon tells that it
+is no longer where Queue() ran.  Waits are measured from
 Asterisk's event timestamps (microseconds), floored to milliseconds, and
 judged against the queue's threshold inclusively: 30.000 s is within.
 
@@ -52,7 +65,9 @@ from ivr.ledger import records as rec
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("answered", "abandoned", "timeout", "withdrawn", "empty", "transferred")
+EXIT_WITH_KEY = "exit_with_key"   # queue_log's EXITWITHKEY
+OUTCOMES = ("answered", "abandoned", "timeout", "withdrawn", "empty", "transferred",
+            EXIT_WITH_KEY)
 AGENT_STATES = ("available", "ringing", "in_call", "paused", "unavailable")
 FIRST_LINE = "first-line"
 DEFAULT_THRESHOLD_MS = 30_000
@@ -136,6 +151,7 @@ class Visit:
     state: VisitState = VisitState.WAITING
     left_us: int = 0
     move_reason: str | None = None
+    context: str = ""              # where Queue() ran (QueueCallerJoin's Context)
 
 
 @dataclass(slots=True)
@@ -157,6 +173,7 @@ class Journey:
     done: list[rec.VisitRecord] = field(default_factory=list)   # finished visits, in order
     answer: tuple[int, str, str] | None = None   # the first answer: (at_us, queue, member)
     payable: bool = False
+    untimed: bool = False          # some of its events had no Timestamp: seconds, not ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +181,7 @@ class Member:
     status: int
     paused: bool
     in_call: bool
+    local: bool = False
 
     @property
     def state(self) -> str:
@@ -171,8 +189,13 @@ class Member:
             return "unavailable"
         if self.status in (6, 7):
             return "ringing"
-        if self.in_call or self.status in (2, 3, 8):
+        if self.in_call:
             return "in_call"
+        if self.status in (2, 3, 8):
+            # A Local/ member's device is "in use" as soon as the queue dials it: the
+            # Local channel is up while the phone behind it rings.  Only InCall says
+            # that it took a call of the queue's.
+            return "ringing" if self.local else "in_call"
         return "paused" if self.paused else "available"
 
 
@@ -193,13 +216,16 @@ class Tracker:
 
     # -- events -------------------------------------------------------------
 
-    def handle(self, event: ev.Event) -> list[Fact]:
+    def handle(self, event: ev.Event, timed: bool = True) -> list[Fact]:
+        """The facts `event` makes true.  `timed`: it carried Asterisk's Timestamp."""
+        if not timed:
+            self._untimed(event)
         if isinstance(event, ev.CallerJoined):
-            return self._joined(event)
+            return self._joined(event, timed)
         if isinstance(event, ev.CallerLeft):
-            return self._left(event)
+            return self._left(event, timed)
         if isinstance(event, ev.AgentAnswered):
-            return self._answered(event)
+            return self._answered(event, timed)
         if isinstance(event, ev.VarSet):
             return self._varset(event)
         if isinstance(event, ev.Hangup):
@@ -209,16 +235,17 @@ class Tracker:
                 j.pbx_shutdown = True
             return []
         if isinstance(event, ev.MemberState):
-            self.members[(event.queue, event.member)] = Member(event.status, event.paused, event.in_call)
+            self.members[(event.queue, event.member)] = Member(event.status, event.paused,
+                                                               event.in_call, event.local)
         elif isinstance(event, ev.MemberRemoved):
             self.members.pop((event.queue, event.member), None)
         return []
 
-    def _joined(self, e: ev.CallerJoined) -> list[Fact]:
+    def _joined(self, e: ev.CallerJoined, timed: bool = True) -> list[Fact]:
         j = self.journeys.get(e.uniqueid)
         if j is None:
             j = self.journeys[e.uniqueid] = Journey(e.uniqueid, e.channel, e.caller, e.ts,
-                                                    linkedid=e.linkedid)
+                                                    linkedid=e.linkedid, untimed=not timed)
             j.account, j.area = self._identities.pop(e.uniqueid, ("", ""))
         facts: list[Fact] = []
         if j.visit is not None:
@@ -226,31 +253,44 @@ class Tracker:
             facts += self._resolve(j, reason, j.visit.left_us or e.ts)
         if j.last_exit and j.last_exit[1] != "answered" and j.last_exit[0] != e.queue:
             facts.append(Overflowed(j.uniqueid, j.last_exit[0], e.queue))
-        return facts + [self._enter(j, e.queue, e.ts)]
+        return facts + [self._enter(j, e.queue, e.ts, context=e.context)]
 
-    def _enter(self, j: Journey, queue: str, at_us: int, recovered: bool = False) -> Entered:
+    def _enter(self, j: Journey, queue: str, at_us: int, recovered: bool = False,
+               context: str = "") -> Entered:
         self._visits += 1
-        j.visit = Visit(self._visits, queue, at_us)
+        j.visit = Visit(self._visits, queue, at_us, context=context)
         j.path.append(queue)
         if queue == self.first_line and j.first_line_entered_us is None:
             j.first_line_entered_us = at_us
         log.info("call %s (%s) entered %s", j.uniqueid, j.caller, queue)
         return Entered(j.uniqueid, j.channel, queue, at_us, self._visits, recovered)
 
-    def _left(self, e: ev.CallerLeft) -> list[Fact]:
+    def _untimed(self, event: ev.Event) -> None:
+        uniqueid = getattr(event, "uniqueid", None)
+        if uniqueid is not None and (j := self.journeys.get(uniqueid)) is not None:
+            j.untimed = True
+
+    def _left(self, e: ev.CallerLeft, timed: bool = True) -> list[Fact]:
         j, v = self._visit(e.uniqueid, e.queue)
         if j is None or v is None or v.state is VisitState.LEAVING:
             return []   # the Leave that follows an Abandon, or a stranger
         v.state, v.left_us = VisitState.LEAVING, e.ts
+        if not timed and e.holdtime is not None:
+            v.left_us = _within_holdtime(v.entered_us, e.ts, e.holdtime)
         if v.move_reason:
-            return self._resolve(j, v.move_reason, e.ts)
+            return self._resolve(j, v.move_reason, v.left_us)
+        if v.context and e.context and e.context != v.context:
+            # No longer where Queue() ran, and not by ivr's move: an Abandon is another
+            # client's Redirect, a plain Leave the queue's exit key (the Exten is the key).
+            return self._resolve(j, "transferred" if e.abandon else EXIT_WITH_KEY, v.left_us)
         return []
 
-    def _answered(self, e: ev.AgentAnswered) -> list[Fact]:
+    def _answered(self, e: ev.AgentAnswered, timed: bool = True) -> list[Fact]:
         j, v = self._visit(e.uniqueid, e.queue)
         if j is None or v is None:
             return []
-        return self._resolve(j, "answered", e.ts, e.member)
+        at = e.ts if timed else _within_holdtime(v.entered_us, e.ts, e.holdtime)
+        return self._resolve(j, "answered", at, e.member)
 
     def _varset(self, e: ev.VarSet) -> list[Fact]:
         if e.variable in (ev.IVR_ACCOUNT, ev.IVR_AREA):
@@ -306,8 +346,8 @@ class Tracker:
         return rec.CallRecord(
             self.pbx, j.uniqueid, j.linkedid or j.uniqueid, j.caller, j.account, j.area,
             j.first_entered_us, at_us, tuple(j.done), outcome, j.payable,
-            rec.RESYNC if j.recovered else rec.LIVE, rec.SECONDS if j.recovered else rec.MS,
-            at, queue, member)
+            rec.RESYNC if j.recovered else rec.LIVE,
+            rec.SECONDS if j.recovered or j.untimed else rec.MS, at, queue, member)
 
     def _unobserved(self, j: Journey) -> Unobserved:
         """The current visit ended while ivr was not looking."""
@@ -355,7 +395,7 @@ class Tracker:
     # -- resync after (re)connect -------------------------------------------
 
     def resync(self, snap: ev.Snapshot) -> list[Fact]:
-        self.members = {(m.queue, m.member): Member(m.status, m.paused, m.in_call)
+        self.members = {(m.queue, m.member): Member(m.status, m.paused, m.in_call, m.local)
                         for m in snap.members}
         facts: list[Fact] = []
         waiting = {w.uniqueid: w for w in snap.waiting}
@@ -418,6 +458,15 @@ class Tracker:
 
     def agent_counts(self, queue: str) -> dict[str, int]:
         return self.agent_counts_by_queue((queue,))[queue]
+
+
+def _within_holdtime(entered_us: int, at_us: int, holdtime_s: int) -> int:
+    """`at_us`, moved as little as needed for the wait to lie within 1 s of Asterisk's
+    HoldTime: time(NULL) at the end minus time(NULL) at the join, so the true wait is
+    within a second of it either way."""
+    low = entered_us + max(0, holdtime_s - 1) * 1_000_000
+    high = entered_us + (holdtime_s + 1) * 1_000_000
+    return min(max(at_us, low), high)
 
 
 def _journey_outcome(j: Journey) -> str:

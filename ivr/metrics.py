@@ -95,6 +95,10 @@ class Metrics:
                                      "Known-incident announcements decided for callers", registry=registry)
         self.route_decisions = Counter("ivr_route_decisions", "Routing decisions, by route",
                                        ["route"], registry=registry)
+        self.untimestamped = Counter("ivr_ami_untimestamped_events",
+                                     "Followed AMI events without a Timestamp header "
+                                     "(manager.conf timestampevents = no): timed by ivr's clock",
+                                     registry=registry)
         self.decision_seconds = Histogram("ivr_route_decision_seconds",
                                           "Time ivr took to decide a route for the dialplan",
                                           buckets=DECISION_BUCKETS, registry=registry)

@@ -36,6 +36,9 @@ async def readyz(request: web.Request) -> web.Response:
     app = request.app[APP]
     ledger = app.ledger
     body = {"ready": app.ready, "ami_up": app.ami.up, "last_error": app.ami.last_error,
+            # False once an event of this connection came without Timestamp: waits are
+            # then to the second, bounded by Asterisk's HoldTime.
+            "ami_timestamps": app.timestamps,
             # The ledger never makes ivr unready: routing goes on while records wait.
             "ledger": {"ok": ledger.healthy, "backlog": ledger.backlog,
                        "write_errors": ledger.write_errors, "last_error": ledger.last_error or None}}

@@ -29,6 +29,7 @@ class CallerJoined:
     caller: str
     queue: str
     linkedid: str = ""
+    context: str = ""      # the dialplan context the caller was in when it joined
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +37,18 @@ class CallerLeft:
     """QueueCallerLeave, or QueueCallerAbandon when `abandon` is set.
 
     Asterisk raises QueueCallerAbandon for timeouts and withdrawals too, so
-    neither tells on its own why the caller left; the tracker decides.
+    neither tells on its own why the caller left; the tracker decides.  The
+    channel's Context and Exten say where it is now: still where it joined,
+    or somewhere else (the queue's exit-key context, a Redirect's target).
     """
 
     ts: int
     uniqueid: str
     queue: str
     abandon: bool
+    context: str = ""
+    exten: str = ""
+    holdtime: int | None = None   # QueueCallerAbandon's, whole seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,7 @@ class MemberState:
     status: int            # Asterisk device state: 1 not in use, 2 in use, 6 ringing...
     paused: bool
     in_call: bool
+    local: bool = False    # a Local/ channel member (FreePBX style): see journeys.Member
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +140,14 @@ def timestamp_us(msg: Message, now: float) -> int:
 
 def _joined(m: Message, ts: int) -> Event:
     return CallerJoined(ts, m["Uniqueid"], m["Channel"], m.get("CallerIDNum") or "", m["Queue"],
-                        m.get("Linkedid") or "")
+                        m.get("Linkedid") or "", m.get("Context") or "")
 
 
 def _left(m: Message, ts: int) -> Event:
-    return CallerLeft(ts, m["Uniqueid"], m["Queue"], abandon=m.event == "QueueCallerAbandon")
+    abandon = m.event == "QueueCallerAbandon"
+    held = m.get("HoldTime") if abandon else None
+    return CallerLeft(ts, m["Uniqueid"], m["Queue"], abandon, m.get("Context") or "",
+                      m.get("Exten") or "", int(held) if held and held.isdigit() else None)
 
 
 def _ringing(m: Message, ts: int) -> Event:
@@ -169,7 +179,13 @@ def _soft_hangup(m: Message, ts: int) -> Event | None:
 
 def _member_state(m: Message, ts: int) -> Event:
     return MemberState(ts, m["Queue"], _member(m), int(m.get("Status") or 0),
-                       paused=m.get("Paused") == "1", in_call=m.get("InCall") == "1")
+                       paused=m.get("Paused") == "1", in_call=m.get("InCall") == "1",
+                       local=_is_local(m))
+
+
+def _is_local(m: Message) -> bool:
+    interface = m.get("Interface") or m.get("Location") or ""
+    return interface[:6].lower() == "local/"
 
 
 def _member_removed(m: Message, ts: int) -> Event:
@@ -201,11 +217,18 @@ def parse(msg: Message, now: float) -> Event | None:
 
     Raises KeyError if a followed event lacks a header it must have.
     """
+    return parse_timed(msg, now)[0]
+
+
+def parse_timed(msg: Message, now: float) -> tuple[Event | None, bool]:
+    """parse(), and whether Asterisk stamped the event (False: it is timed by `now`,
+    when ivr read it, which a backlog in Asterisk's manager queue makes late)."""
     name = msg.event
     parser = _PARSERS.get(name) if name is not None else None
     if parser is None:
-        return None
-    return parser(msg, timestamp_us(msg, now))
+        return None, True
+    raw = msg.get("Timestamp")
+    return parser(msg, timestamp_us(msg, now) if raw is not None else round(now * 1_000_000)), raw is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +259,8 @@ def snapshot(queue_status: list[Message], channels: list[Message], now: float) -
         for m in queue_status if m.event == "QueueEntry")
     members = tuple(
         MemberState(taken_at, m["Queue"], _member(m), int(m.get("Status") or 0),
-                    paused=m.get("Paused") == "1", in_call=m.get("InCall") == "1")
+                    paused=m.get("Paused") == "1", in_call=m.get("InCall") == "1",
+                    local=_is_local(m))
         for m in queue_status if m.event == "QueueMember")
     live = frozenset(m["Uniqueid"] for m in channels if m.event == "CoreShowChannel")
     return Snapshot(taken_at, waiting, members, live)

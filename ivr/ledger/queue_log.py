@@ -64,7 +64,7 @@ from decimal import Decimal
 from os import PathLike
 from types import MappingProxyType
 
-from ivr.journeys import FIRST_LINE
+from ivr.journeys import EXIT_WITH_KEY, FIRST_LINE
 from ivr.ledger.records import QUEUE_LOG, SECONDS, UNOBSERVED, CallRecord, VisitRecord
 
 US = 1_000_000                 # microseconds in a second
@@ -73,7 +73,6 @@ MOVE_SLACK_S = 5               # an IVRMOVE row may land a little after the ABAN
 WAIT_TOLERANCE_S = 1.0         # queue_log waits are whole seconds, the ledger's ms
 QUEUE_LEVEL_IDS = ("NONE", "REALTIME")
 MOVE_REASONS = ("timeout", "withdrawn")   # what the tracker accepts in IVR_MOVE
-EXIT_WITH_KEY = "exit_with_key"
 COLUMNS = ("time", "callid", "queuename", "agent", "event",
            "data1", "data2", "data3", "data4", "data5")
 
@@ -112,7 +111,7 @@ class Stint:
     queue: str
     entered_s: int
     left_s: int | None           # the end row's time; None while open or when unobserved
-    outcome: str | None          # journeys.OUTCOMES, exit_with_key, UNOBSERVED; None while open
+    outcome: str | None          # journeys.OUTCOMES, UNOBSERVED; None while open
     wait_s: int | None           # Asterisk's holdtime or waittime
     member: str = ""             # who answered, for an answered stint
     caller: str = ""             # ENTERQUEUE's callerid

@@ -42,3 +42,34 @@ def test_no_timestamp_means_now() -> None:
 @given(seconds=st.integers(0, 10**12 - 1), micros=st.integers(0, 999_999))
 def test_six_digit_fractions_are_exact(seconds: int, micros: int) -> None:
     assert timestamp_us(stamped(f"{seconds}.{micros:06d}"), now=0.0) == seconds * 1_000_000 + micros
+
+
+
+def test_parse_timed_says_whether_asterisk_stamped_the_event() -> None:
+    from ivr.ami.events import Hangup, parse_timed
+    stamped_hangup = Message((("Event", "Hangup"), ("Timestamp", "1795530561.5"),
+                              ("Uniqueid", "1.1")))
+    bare_hangup = Message((("Event", "Hangup"), ("Uniqueid", "1.1")))
+    assert parse_timed(stamped_hangup, now=12.25) == (Hangup(1_795_530_561_500_000, "1.1"), True)
+    assert parse_timed(bare_hangup, now=12.25) == (Hangup(12_250_000, "1.1"), False)
+    assert parse_timed(Message((("Event", "Newexten"),)), now=1.0) == (None, True)
+
+
+def test_a_leave_says_where_the_channel_is_and_an_abandon_its_holdtime() -> None:
+    from ivr.ami.events import CallerLeft, parse
+    common = (("Uniqueid", "1.1"), ("Queue", "q"), ("Context", "queue-exit"), ("Exten", "1"))
+    leave = parse(Message((("Event", "QueueCallerLeave"), *common)), now=1.0)
+    abandon = parse(Message((("Event", "QueueCallerAbandon"), *common, ("HoldTime", "4"))), now=1.0)
+    assert leave == CallerLeft(1_000_000, "1.1", "q", False, "queue-exit", "1", None)
+    assert abandon == CallerLeft(1_000_000, "1.1", "q", True, "queue-exit", "1", 4)
+
+
+@pytest.mark.parametrize("interface, local", [("Local/agent1@from-queue/n", True),
+                                              ("local/7001@agents", True),
+                                              ("PJSIP/op1", False)])
+def test_a_member_behind_a_local_channel_is_marked(interface: str, local: bool) -> None:
+    from ivr.ami.events import MemberState, parse
+    msg = Message((("Event", "QueueMemberStatus"), ("Queue", "q"), ("MemberName", "agent1"),
+                   ("Interface", interface), ("Status", "2"), ("InCall", "0")))
+    state = parse(msg, now=0.0)
+    assert isinstance(state, MemberState) and state.local is local

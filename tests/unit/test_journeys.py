@@ -183,3 +183,82 @@ def test_pbx_shutdown_is_not_an_abandon() -> None:
     assert exits(facts) == []
     assert [(f.queue, f.uniqueid) for f in facts if isinstance(f, Unobserved)] == [("first-line", UID)]
     assert [f.outcome for f in facts if isinstance(f, JourneyEnded)] == ["unknown"]
+
+
+# -- exits that are not abandons, members behind Local channels, no Timestamp ------
+
+def at(queue: str, when: float, context: str, abandon: bool = False, exten: str = "s",
+       holdtime: int | None = None) -> ev.CallerLeft:
+    return ev.CallerLeft(T0 + round(when * S), UID, queue, abandon, context, exten, holdtime)
+
+
+def joined_in(queue: str, when: float, context: str) -> ev.CallerJoined:
+    return ev.CallerJoined(T0 + round(when * S), UID, CHAN, "79001", queue, "", context)
+
+
+def test_a_key_pressed_in_the_queue_is_an_exit_with_key_not_an_abandon() -> None:
+    # Asterisk 22: no Abandon, a Leave whose channel is in the queue's `context`
+    # at the key's extension, then the dialplan there hangs up.
+    facts = run(joined_in("first-line", 0, "from-pstn"),
+                at("first-line", 1.7015, "queue-exit", exten="1"), hangup(2.7))
+    assert exits(facts) == [("first-line", "exit_with_key", 1701)]
+    assert [f.outcome for f in facts if isinstance(f, JourneyEnded)] == ["unanswered"]
+
+
+def test_a_redirect_away_by_another_client_is_transferred_not_abandoned() -> None:
+    facts = run(joined_in("first-line", 0, "from-pstn"),
+                at("first-line", 2.0033, "after-redirect", abandon=True, holdtime=2),
+                at("first-line", 2.004, "after-redirect"), hangup(3.0))
+    assert exits(facts) == [("first-line", "transferred", 2003)]
+
+
+def test_a_hangup_in_the_queue_keeps_its_context_and_is_abandoned() -> None:
+    facts = run(joined_in("first-line", 0, "from-pstn"),
+                at("first-line", 4.504, "from-pstn", abandon=True, holdtime=4),
+                at("first-line", 4.505, "from-pstn"), hangup(4.51))
+    assert exits(facts) == [("first-line", "abandoned", 4504)]
+
+
+def test_ivrs_own_move_stays_a_timeout_whatever_the_context() -> None:
+    facts = run(joined_in("first-line", 0, "ivr-queues"), var("IVR_MOVE", "timeout", 30.0),
+                at("first-line", 30.001, "ivr-queues-move", abandon=True, holdtime=30),
+                joined_in("common", 30.01, "ivr-queues"))
+    assert exits(facts)[0] == ("first-line", "timeout", 30001)
+
+
+def test_a_local_member_in_use_but_not_in_a_call_is_ringing() -> None:
+    tracker = Tracker()
+    tracker.handle(ev.MemberState(T0, "first-line", "agent1", 2, False, False, local=True))
+    tracker.handle(ev.MemberState(T0, "first-line", "agent2", 2, False, True, local=True))
+    tracker.handle(ev.MemberState(T0, "first-line", "op3", 2, False, False))
+    assert tracker.agent_counts("first-line")["ringing"] == 1
+    assert tracker.agent_counts("first-line")["in_call"] == 2
+
+
+def test_without_timestamps_a_wait_stays_within_a_second_of_holdtime() -> None:
+    # Read late from a backlog: the answer arrives 4.932 s after the join arrived,
+    # while Asterisk's HoldTime says 3 s.
+    tracker = Tracker()
+    untimed = [tracker.handle(join("first-line", 0), timed=False),
+               tracker.handle(leave("first-line", 4.93), timed=False),
+               tracker.handle(ev.AgentAnswered(T0 + 4_932_000, UID, "first-line", "op1", 3),
+                              timed=False),
+               tracker.handle(hangup(20), timed=False)]
+    facts = [f for batch in untimed for f in batch]
+    assert exits(facts) == [("first-line", "answered", 4000)]
+    [ended] = [f for f in facts if isinstance(f, JourneyEnded)]
+    assert ended.record.precision == "s"
+    # Within a second of HoldTime, the reading is kept as it was.
+    tracker = Tracker()
+    for e in (join("first-line", 0), leave("first-line", 3.4),
+              ev.AgentAnswered(T0 + 3_400_000, UID, "first-line", "op1", 3)):
+        facts = tracker.handle(e, timed=False)
+    assert exits(facts) == [("first-line", "answered", 3400)]
+
+
+def test_without_timestamps_an_abandon_is_bounded_by_its_holdtime() -> None:
+    tracker = Tracker()
+    facts = [f for e in (join("first-line", 0), at("first-line", 0.2, "", abandon=True, holdtime=4),
+                         hangup(0.3))
+             for f in tracker.handle(e, timed=False)]
+    assert exits(facts) == [("first-line", "abandoned", 3000)]
