@@ -36,7 +36,8 @@ configuration, lowest precedence first:
                          IVR_AMI_SECRET IVR_LISTEN IVR_LOG_LEVEL
                          IVR_API_TOKEN IVR_LEDGER_URL
   flags                  --listen, --log-level
-With no AMI username anywhere, ivr uses the lab PBX's (`ivr lab up`).
+With no AMI username anywhere, ivr uses the running lab PBX's (`ivr lab up`);
+with no lab running either, that is an error.
 The call ledger (ledger.url) is SQLite in the state directory by default
 (/var/lib/ivr for root, $STATE_DIRECTORY under systemd); on the lab, in the
 lab folder.  See `ivr ledger --help` and `ivr report billing --help`.
@@ -164,21 +165,31 @@ def _incident_close(args: argparse.Namespace) -> int:
     return call_api(load_config(args), args.url, "DELETE", f"/api/v1/incidents/{args.id}")
 
 
-def load_config(args: argparse.Namespace) -> cfg.Config:
+def load_config(args: argparse.Namespace, need_ami: bool = False) -> cfg.Config:
     config = cfg.load(getattr(args, "config", None), os.environ,
                       listen=getattr(args, "listen", None), log_level=getattr(args, "log_level", None))
     if getattr(args, "trace_ami", False):
         config = replace(config, ami=replace(config.ami, trace=True))
     if not config.ami.username:
+        # The lab is a tool of the tests and the demo, never a silent fallback: only a
+        # lab that is running lends its AMI user, and nothing is created for it.
+        lab = Lab()
+        if not lab.running():
+            if need_ami:
+                raise cfg.ConfigError(
+                    "no AMI username configured ([ami] username in the config file, or "
+                    "IVR_AMI_USERNAME) and no lab running (`ivr lab up`)")
+            return config
         try:
-            lab = Lab().status()
+            status = lab.status()
         except OSError as exc:
             raise cfg.ConfigError(f"no AMI username configured and the lab's credentials "
                                   f"are unreadable: {exc}") from None
-        log.debug("no AMI username configured: using the lab PBX's AMI user")
-        config = replace(config, ami=replace(config.ami, host=lab.ami.host, port=lab.ami.port,
-                                             username=lab.ami.username, secret=lab.ami.secret))
-        config = lab_routing(config, lab)
+        log.info("no AMI username configured: using the running lab PBX's AMI user")
+        config = replace(config, ami=replace(config.ami, host=status.ami.host,
+                                             port=status.ami.port, username=status.ami.username,
+                                             secret=status.ami.secret))
+        config = lab_routing(config, status)
     return config
 
 
@@ -194,7 +205,7 @@ def lab_routing(config: cfg.Config, lab: LabStatus) -> cfg.Config:
 
 def _run(args: argparse.Namespace) -> int:
     from ivr.service import serve
-    config = load_config(args)
+    config = load_config(args, need_ami=True)
     logging.getLogger().setLevel(config.log_level)
     return asyncio.run(serve(config))
 

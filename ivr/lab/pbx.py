@@ -93,6 +93,10 @@ class Lab:
 
     # -- status -----------------------------------------------------------
 
+    def running(self) -> bool:
+        """Whether the lab's Asterisk runs; reads only its pid file, creates nothing."""
+        return self._pid() is not None
+
     def status(self) -> LabStatus:
         pid = self._pid()
         return LabStatus(

@@ -164,6 +164,14 @@ def test_bad_config_from_the_console_script(tmp_path: Path) -> None:
     assert_bad_config(done.returncode, done.stderr, "not valid TOML")
 
 
+def test_run_without_an_ami_user_nor_a_running_lab_is_one_line(tmp_path: Path) -> None:
+    done = subprocess.run([str(IVR), "run"], env=ivr_env(tmp_path),
+                          capture_output=True, text=True, timeout=10)
+    assert_bad_config(done.returncode, done.stderr, "no AMI username configured",
+                      "IVR_AMI_USERNAME", "ivr lab up")
+    assert not (tmp_path / "lab").exists()    # no lab secrets made up on the way
+
+
 # -- ivr run as a process --------------------------------------------------------
 
 def test_run_with_listen_port_taken_exits_1(tmp_path: Path, taken_port: int,
