@@ -25,8 +25,8 @@ from typing import Any, Callable
 from prometheus_client import CollectorRegistry
 
 from ivr import actions, prompts
-from ivr.ami import events
-from ivr.ami.client import AmiClient, AmiSettings
+from ivr.ami import events, server_filter
+from ivr.ami.client import AmiClient, AmiError, AmiSettings
 from ivr.ami.codec import Message
 from ivr.config import Config
 from ivr.directory import Directory
@@ -58,6 +58,7 @@ class App:
     ledger: LedgerWriter = field(init=False)
     ready: bool = False
     timestamps: bool = True     # every event of this connection so far had Asterisk's Timestamp
+    event_filter: str = "off"   # this connection's: advanced, regex, off, or why none
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # Every consumer of facts (metrics, router, ledger, then any a test adds), each isolated.
     listeners: list[Callable[[Fact], None]] = field(default_factory=list)
@@ -145,6 +146,7 @@ class App:
         """After every login: take a fresh snapshot instead of trusting memory."""
         self.ready = False
         self.timestamps = True
+        await self.install_filter(ami)
         taken_at = self.clock()
         status = await ami.action_list("QueueStatus")
         channels = await ami.action_list("CoreShowChannels")
@@ -153,6 +155,42 @@ class App:
         log.info("resynced: %d callers waiting, %d queue members",
                  sum(map(len, self.tracker.waiting_by_queue().values())),
                  len(self.tracker.members))
+
+    async def install_filter(self, ami: AmiClient) -> None:
+        """Ask Asterisk to send only what ivr follows, for this session (server_filter.py).
+        Include filters drop everything else: a set only partly installed would lose
+        events, so a failure after the first rule opens the session to all again."""
+        if not self.config.ami.server_filter:
+            self.event_filter = "off"
+            return
+        try:
+            version = (await ami.action("CoreSettings")).get("AsteriskVersion") or ""
+        except AmiError:     # no permission for it: the regex filters work since Asterisk 10
+            version = ""
+        kind = server_filter.dialect(version)
+        first, *rest = server_filter.rules(kind)
+        try:
+            await ami.action("Filter", first.fields())
+        except AmiError as exc:
+            self._no_filter(f"none: Filter refused ({exc})")
+            return
+        try:
+            await asyncio.gather(*(ami.action("Filter", r.fields()) for r in rest))
+        except AmiError as exc:
+            await ami.action("Filter", server_filter.Rule(None, ".").fields())   # all again
+            self._no_filter(f"none: a Filter rule refused ({exc})")
+            return
+        if self.event_filter != kind:
+            log.info("AMI: Asterisk %s filters events for ivr (%s filters, %d rules)",
+                     version or "of unknown version", kind, 1 + len(rest))
+        self.event_filter = kind
+
+    def _no_filter(self, why: str) -> None:
+        if self.event_filter != why:
+            log.warning("AMI: no server-side event filter (%s): Asterisk sends every event. "
+                        "Give the AMI user write = system, or its eventfilter lines "
+                        "(deploy/asterisk/manager_ivr.conf)", why.removeprefix("none: "))
+        self.event_filter = why
 
     def on_ami_state(self, up: bool) -> None:
         if not up:

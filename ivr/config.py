@@ -28,6 +28,8 @@ class AmiConfig:
     ping_interval: float = 5.0
     ping_timeout: float = 3.0
     trace: bool = False
+    # Ask Asterisk at login to send only what ivr follows (ami/server_filter.py).
+    server_filter: bool = True
 
 
 @dataclass(frozen=True)

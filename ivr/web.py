@@ -39,6 +39,8 @@ async def readyz(request: web.Request) -> web.Response:
             # False once an event of this connection came without Timestamp: waits are
             # then to the second, bounded by Asterisk's HoldTime.
             "ami_timestamps": app.timestamps,
+            # The session's server-side event filter: advanced, regex, off, or why none.
+            "ami_event_filter": app.event_filter,
             # The ledger never makes ivr unready: routing goes on while records wait.
             "ledger": {"ok": ledger.healthy, "backlog": ledger.backlog,
                        "write_errors": ledger.write_errors, "last_error": ledger.last_error or None}}

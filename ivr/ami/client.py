@@ -126,6 +126,11 @@ class AmiClient:
         return self._dispatched + self._old_skipped + (self._codec.skipped if self._codec else 0)
 
     @property
+    def events_skipped(self) -> int:
+        """Events received and dropped undecoded as noise (`keep` said no)."""
+        return self._old_skipped + (self._codec.skipped if self._codec else 0)
+
+    @property
     def malformed_frames(self) -> int:
         return self._old_malformed + (self._codec.malformed if self._codec else 0)
 

@@ -212,6 +212,11 @@ _PARSERS: dict[str, Callable[[Message, int], Event | None]] = {
 }
 
 
+def followed_events() -> tuple[str, ...]:
+    """The names of the events parse() turns into typed events."""
+    return tuple(_PARSERS)
+
+
 def parse(msg: Message, now: float) -> Event | None:
     """The typed event for `msg`, or None for the events we do not follow.
 

@@ -215,9 +215,17 @@ class Lab:
         except prompts.PromptError as exc:
             log.warning("no generated prompts (%s): callers hear silence instead", exc)
 
+    def event_timestamps(self, on: bool) -> None:
+        """The lab variant of a PBX with `timestampevents = no` (on=False), and back.
+        Applies to AMI sessions from their next event; `ivr lab up` always turns it on."""
+        conf = self.root / CONF_DIR / "manager.conf"
+        conf.write_text(self._render("manager.conf", timestampevents="yes" if on else "no"))
+        os.chmod(conf, 0o600)
+        self.cli("manager reload")
+
     def _render(self, template: str, **extra: str | int) -> str:
         values = {"ami_port": AMI_PORT, "ami_user": AMI_USER, "sip_port": SIP_PORT,
-                  "ami_secret": self._secret("ami"), **extra}
+                  "ami_secret": self._secret("ami"), "timestampevents": "yes", **extra}
         return Template((FILES / template).read_text()).substitute(values)
 
     def _pjsip(self) -> str:

@@ -1,0 +1,125 @@
+"""Ways of leaving a queue, on the lab, judged against Asterisk's own account.
+
+The lab's own queues (ivr/lab/files: shape-key with a `context`, shape-redir)
+have no members, so a caller waits until the test acts: it presses a key, or
+another AMI session redirects it out.  Asterisk's verdict is its queue_log
+and the events it raises; ivr's is the outcome it records.  The lab also
+runs as a PBX with `timestampevents = no`, and ivr's session filter is
+checked to keep out everything ivr does not follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ivr import journeys as jr
+from ivr.ami.client import AmiClient, AmiSettings
+from ivr.lab import traffic
+from ivr.lab.pbx import Lab
+from tests.helpers import eventually
+from tests.lab.conftest import Running
+from tests.lab.test_sla_scenarios import finished, queue_log
+
+pytestmark = pytest.mark.lab
+
+
+@contextlib.asynccontextmanager
+async def other_ami_client(lab: Lab) -> AsyncIterator[AmiClient]:
+    """A second AMI session, as another application (a wallboard, a CRM) would hold."""
+    ami = lab.status().ami
+    client = AmiClient(AmiSettings(ami.host, ami.port, ami.username, ami.secret),
+                       on_event=lambda msg: None)
+    task = asyncio.create_task(client.run())
+    try:
+        await eventually(lambda: client.up, timeout=10, what="the other AMI client up")
+        yield client
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def exits_in(ivr: Running, queue: str) -> list[jr.Exited]:
+    return [f for f in ivr.of(jr.Exited) if f.queue == queue]  # type: ignore[attr-defined]
+
+
+async def test_a_key_pressed_while_waiting_is_an_exit_with_key(lab: Lab, ivr: Running,
+                                                               phones: list) -> None:
+    since = time.time()
+    phones.append(traffic.typing_caller("1", type_after_ms=2000, hold_ms=4000,
+                                        number_prefix="7961", service="8701"))
+    await finished(ivr, 1, timeout=20)
+    [left] = exits_in(ivr, "shape-key")
+    assert left.outcome == jr.EXIT_WITH_KEY
+    assert 1500 <= left.wait_ms <= 4000
+    rows = queue_log(lab, since)[left.uniqueid]
+    exit_row = [(e, d) for q, e, d in rows if q == "shape-key" and e == "EXITWITHKEY"]
+    assert exit_row and exit_row[0][1][0] == "1", rows       # Asterisk: left by key 1
+    assert not [e for _q, e, _d in rows if e == "ABANDON"]
+    assert ivr.value("ivr_queue_exits_total", queue="shape-key", outcome="abandoned") == 0
+    assert ivr.value("ivr_queue_exits_total", queue="shape-key", outcome=jr.EXIT_WITH_KEY) == 1
+
+
+async def test_a_caller_redirected_away_by_another_client_is_transferred(
+        lab: Lab, ivr: Running, phones: list) -> None:
+    since = time.time()
+    phones.append(traffic.callers(1, hold_ms=15_000, number_prefix="7962", service="8702"))
+    await eventually(lambda: ivr.app.tracker.waiting("shape-redir"), timeout=10,
+                     what="the caller waiting in shape-redir")
+    [journey] = ivr.app.tracker.waiting("shape-redir")
+    await asyncio.sleep(1.5)
+    async with other_ami_client(lab) as other:
+        reply = await other.action("Redirect", {"Channel": journey.channel,
+                                                "Context": "lab-after-redirect",
+                                                "Exten": "s", "Priority": "1"})
+        assert reply.response == "Success"
+    await finished(ivr, 1, timeout=15)
+    [left] = exits_in(ivr, "shape-redir")
+    assert left.outcome == "transferred"
+    assert 1500 <= left.wait_ms < 5000
+    # Asterisk itself writes an ABANDON for it: the reason ivr has to know better.
+    rows = queue_log(lab, since)[left.uniqueid]
+    assert [e for q, e, _d in rows if q == "shape-redir"][-1] == "ABANDON", rows
+    [ended] = ivr.of(jr.JourneyEnded)
+    assert ended.outcome == "unanswered"  # type: ignore[attr-defined]
+
+
+async def test_the_session_filter_keeps_out_what_ivr_does_not_follow(
+        lab: Lab, ivr: Running, phones: list) -> None:
+    assert ivr.app.event_filter == "advanced"          # Asterisk 22
+    before = ivr.app.ami.events_received, ivr.app.ami.events_skipped
+    phones += [traffic.agent(op, ring_ms=2000) for op in ("op1", "op2", "op3", "op4")]
+    phones.append(traffic.callers(3, hold_ms=9000, rate=3, number_prefix="7980"))
+    await finished(ivr, 3, timeout=40)
+    received = ivr.app.ami.events_received - before[0]
+    skipped = ivr.app.ami.events_skipped - before[1]
+    # Every answered call came with its followed events, and no noise came at all.
+    assert received >= 3 * 5
+    assert skipped == 0
+    assert ivr.value("ivr_queue_exits_total", queue="first-line", outcome="answered") == 3
+
+
+async def test_without_timestamps_waits_stay_within_holdtime(lab: Lab, ivr: Running,
+                                                             phones: list) -> None:
+    lab.event_timestamps(False)
+    try:
+        since = time.time()
+        phones += [traffic.agent(op, ring_ms=3000) for op in ("op1", "op2", "op3", "op4")]
+        phones.append(traffic.callers(3, hold_ms=9000, rate=3, number_prefix="7990"))
+        await finished(ivr, 3, timeout=40)
+    finally:
+        lab.event_timestamps(True)
+    assert ivr.app.timestamps is False
+    assert ivr.value("ivr_ami_untimestamped_events_total") > 0
+    asterisk = queue_log(lab, since)
+    answered = [f for f in exits_in(ivr, "first-line") if f.outcome == "answered"]
+    assert len(answered) == 3
+    for fact in answered:
+        [holdtime] = [int(d[0]) for q, e, d in asterisk[fact.uniqueid] if e == "CONNECT"]
+        assert abs(fact.wait_ms - holdtime * 1000) <= 1000, (fact, holdtime)
+    records = [f.record for f in ivr.of(jr.JourneyEnded)]  # type: ignore[attr-defined]
+    assert {r.precision for r in records} == {"s"}
