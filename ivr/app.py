@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from ivr import actions, prompts
 from ivr.ami import events, server_filter
 from ivr.ami.client import AmiClient, AmiError, AmiSettings
+from ivr.ami.recording import Recorder
 from ivr.ami.codec import Message
 from ivr.config import Config
 from ivr.directory import Directory
@@ -254,8 +255,10 @@ def overflow_rules(config: Config) -> Rules:
             if q.overflow_to is not None and q.overflow_after_seconds is not None}
 
 
-def build(config: Config, clock: Callable[[], float] = time.time) -> App:
-    """The whole object graph.  Raises DirectoryError/IncidentError for bad files."""
+def build(config: Config, clock: Callable[[], float] = time.time,
+          recorder: Recorder | None = None) -> App:
+    """The whole object graph.  Raises DirectoryError/IncidentError for bad files.
+    `recorder` keeps the raw AMI stream (`ivr run --record-ami`)."""
     r = config.routing
     directory = Directory.load(Path(r.directory)) if r.directory else Directory.empty()
     incidents = Incidents(clock, Path(r.incidents_file) if r.incidents_file else None)
@@ -273,7 +276,7 @@ def build(config: Config, clock: Callable[[], float] = time.time) -> App:
         AmiSettings(a.host, a.port, a.username, a.secret,
                     ping_interval=a.ping_interval, ping_timeout=a.ping_timeout, trace=a.trace),
         on_event=app.on_event, on_login=app.resync, on_state=app.on_ami_state,
-        keep=events.wanted)
+        keep=events.wanted, recorder=recorder)
     decisions = config.ledger.queue_log_decisions
     app.router = Router(tracker, rules,
                         functools.partial(actions.move, app.ami, queue_log=decisions), clock)

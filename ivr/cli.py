@@ -10,7 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ivr import cli_ledger
+from ivr import cli_ledger, cli_replay
 from ivr import config as cfg
 from ivr.directory import DirectoryError
 from ivr.incidents import IncidentError
@@ -41,6 +41,10 @@ with no lab running either, that is an error.
 The call ledger (ledger.url) is SQLite in the state directory by default
 (/var/lib/ivr for root, $STATE_DIRECTORY under systemd); on the lab, in the
 lab folder.  See `ivr ledger --help` and `ivr report billing --help`.
+--record-ami FILE keeps the raw AMI stream, with each chunk's arrival time
+(the Login's Secret masked), for `ivr replay FILE`; past --record-max-mb the
+file rotates to FILE.1 .. FILE.3.  A failing write stops the recording, never
+ivr.
 
 HTTP endpoints:
   /metrics   Prometheus metrics (ivr_queue_*, ivr_journey*, ivr_ami_*)
@@ -89,10 +93,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (default 127.0.0.1:9105)")
     run.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     run.add_argument("--trace-ami", action="store_true", help="log every AMI frame (secrets masked)")
+    run.add_argument("--record-ami", type=Path, metavar="FILE",
+                     help="record the raw AMI stream into FILE for `ivr replay` (secrets masked)")
+    run.add_argument("--record-max-mb", type=_megabytes, default=64, metavar="MB",
+                     help="rotate the recording past this size, keeping 3 old files (default 64)")
     run.set_defaults(func=_run)
     _lab_parser(sub)
     _incident_parser(sub)
     cli_ledger.add_parsers(sub)
+    cli_replay.add_parsers(sub)
     prompts = sub.add_parser("prompts", help="generate the spoken prompts (espeak-ng, sox)",
                              description="Write the dialplan's prompts as 8 kHz WAV files into DIR "
                                          "(the dialplan's IVR_PROMPTS, /var/lib/asterisk/sounds/ivr).")
@@ -203,11 +212,36 @@ def lab_routing(config: cfg.Config, lab: LabStatus) -> cfg.Config:
     return replace(config, routing=routing, api=api, ledger=ledger)
 
 
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of MB: {text!r}") from None
+    if not 0 < value < 1 << 20:
+        raise argparse.ArgumentTypeError(f"out of range (above 0, in MB): {text}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
+    from ivr.ami.recording import Recorder
     from ivr.service import serve
     config = load_config(args, need_ami=True)
     logging.getLogger().setLevel(config.log_level)
-    return asyncio.run(serve(config))
+    recorder = None
+    if args.record_ami is not None:
+        recorder = Recorder(args.record_ami, max_bytes=max(1, round(args.record_max_mb * (1 << 20))))
+        try:
+            recorder.open()     # a path that cannot be written is said now, not at connect
+        except OSError as exc:
+            print(f"ivr: cannot record AMI into {args.record_ami}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+        log.info("recording the AMI stream into %s", args.record_ami)
+    try:
+        return asyncio.run(serve(config, recorder))
+    finally:
+        if recorder is not None:
+            recorder.close()
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import socket
 
 from aiohttp import web
 
+from ivr.ami.recording import Recorder
 from ivr.app import App, build
 from ivr.config import Config
 from ivr.web import make_web
@@ -16,14 +17,14 @@ from ivr.web import make_web
 log = logging.getLogger(__name__)
 
 
-async def start(config: Config) -> tuple[App, web.AppRunner]:
+async def start(config: Config, recorder: Recorder | None = None) -> tuple[App, web.AppRunner]:
     """Bind the HTTP port, then build the app and start it (AMI included).
 
     Binding comes first so a taken port fails before ivr logs in anywhere.
     Raises OSError if the port is taken.
     """
     sock = _bind(config.listen_host, config.listen_port)
-    app = build(config)
+    app = build(config, recorder=recorder)
     runner = web.AppRunner(make_web(app), access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
@@ -45,9 +46,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(config: Config) -> int:
+async def serve(config: Config, recorder: Recorder | None = None) -> int:
     try:
-        _, runner = await start(config)
+        _, runner = await start(config, recorder)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", config.listen_host, config.listen_port,
                   (exc.strerror or str(exc)).lower())

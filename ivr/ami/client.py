@@ -15,10 +15,12 @@ import itertools
 import logging
 import random
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ivr.ami.codec import Banner, Codec, MalformedFrame, Message, serialize
+from ivr.ami.recording import Recorder
 
 logger = logging.getLogger(__name__)
 wire_logger = logging.getLogger("ivr.ami.wire")
@@ -93,11 +95,14 @@ class AmiClient:
     def __init__(self, settings: AmiSettings, on_event: Callable[[Message], None],
                  on_login: Callable[[AmiClient], Awaitable[None]] | None = None,
                  on_state: Callable[[bool], None] | None = None,
-                 keep: Callable[[bytes], object] | None = None) -> None:
+                 keep: Callable[[bytes], object] | None = None,
+                 recorder: Recorder | None = None) -> None:
         """`keep` filters raw frames before decoding (see Codec); skipped
-        events still count in `events_received`."""
+        events still count in `events_received`.  `recorder` is given every
+        chunk read and every frame sent (`ivr run --record-ami`)."""
         self._settings = settings
         self._keep = keep
+        self._recorder = recorder
         self._on_event = on_event
         self._on_login = on_login
         self._on_state = on_state
@@ -118,6 +123,7 @@ class AmiClient:
         self._last_answer = 0.0  # ... and of its last answer to any action, late ones too
         self.up = False
         self.reconnects = 0
+        self.bytes_received = 0          # AMI bytes read after the banners (bench/load.py)
         self.last_error: str | None = None
 
     @property
@@ -187,6 +193,8 @@ class AmiClient:
             wire_logger.debug(">> %s ActionID=%s %s", name, action_id,
                               _masked((fields or {}).items()))
         try:
+            if self._recorder is not None:
+                self._recorder.sent(data, time.time())
             writer.write(data)
             await writer.drain()
         except OSError as exc:
@@ -292,7 +300,10 @@ class AmiClient:
                 while (first := codec.next_event()) is None:
                     if codec.eof:
                         raise AmiDisconnected(f"connection closed by {address}")
-                    codec.receive_data(await reader.read(_READ_SIZE))
+                    data = await reader.read(_READ_SIZE)
+                    if self._recorder is not None and data:
+                        self._recorder.received(data, time.time())
+                    codec.receive_data(data)
         except TimeoutError:
             raise AmiDisconnected(f"no AMI banner from {address} within {timeout}s") from None
         if not isinstance(first, Banner):
@@ -305,6 +316,9 @@ class AmiClient:
             self._drain(codec)  # whatever came in with the banner
             while data := await reader.read(_READ_SIZE):
                 self._last_read = asyncio.get_running_loop().time()
+                self.bytes_received += len(data)
+                if self._recorder is not None:
+                    self._recorder.received(data, time.time())
                 codec.receive_data(data)
                 self._drain(codec)
         except OSError as exc:
