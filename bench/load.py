@@ -1,6 +1,15 @@
 """Load on the lab: SIPp callers at rising call rates, ivr following over AMI.
 
     sudo .venv/bin/python -m bench.load [--rates 5,10,20,50,100] [--seconds 120]
+                                        [--filter on,off]
+
+Each rate runs once with ivr's session filter on (Asterisk sends only what
+ivr follows: ivr/ami/server_filter.py) and once with it off, one after the
+other, so the two are measured on the same machine in the same hour.  Per
+call: AMI bytes and events ivr received, ivr's CPU in ms and as a share of
+Asterisk's; the lag p50/p99 of ivr behind Asterisk's own timestamps; and the
+first rate where the lab saturates (a call not accounted for, SIPp failing
+more than 1 % of calls, or the lag p99 above 1 s).
 
 For each rate: every call SIPp placed and Asterisk queued must be accounted
 for in ivr (entered equals Asterisk's own ENTERQUEUE count, and once all
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import platform
 import resource
@@ -52,9 +62,16 @@ def queued_by_asterisk(lab: Lab, since: float) -> int:
                and int(line.split("|")[0]) >= int(since))
 
 
-async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
+async def one_rate(lab: Lab, rate: int, seconds: int, server_filter: bool) -> dict[str, float]:
     lab.hangup_all()
-    app, runner = await start(lab_config(lab))
+    config = lab_config(lab)
+    config = dataclasses.replace(config, ami=dataclasses.replace(config.ami,
+                                                                 server_filter=server_filter))
+    app, runner = await start(config)
+    for _ in range(100):
+        if app.ready:
+            break
+        await asyncio.sleep(0.1)
     lags: list[float] = []
     facts: list[jr.Fact] = []
 
@@ -78,6 +95,7 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
     since, pid = time.time(), lab.status().pid
     assert pid is not None
     cpu0, ast0 = own_cpu(), cpu_seconds(pid)
+    bytes0, events0 = app.ami.bytes_received, app.ami.events_received
     calls = traffic.callers(rate * seconds, HOLD_MS, rate=rate, number_prefix="5600",
                             concurrent=rate * 30, stats=True)
     deadline = time.monotonic() + seconds + HOLD_MS / 1000 + 60
@@ -85,6 +103,7 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
         await asyncio.sleep(0.5)
     await asyncio.sleep(2)
     cpu, ast = own_cpu() - cpu0, cpu_seconds(pid) - ast0
+    ami_bytes, ami_events = app.ami.bytes_received - bytes0, app.ami.events_received - events0
     sipp = calls.stats()
     watcher.cancel()
     calls.stop()
@@ -131,39 +150,89 @@ async def one_rate(lab: Lab, rate: int, seconds: int) -> dict[str, float]:
         "loop_p99_ms": 1000 * stalls[int(len(stalls) * 0.99) - 1] if stalls else float("nan"),
         "loop_max_ms": 1000 * stalls[-1] if stalls else float("nan"),
         "ivr_cpu_s": cpu, "asterisk_cpu_s": ast,
+        "ami_bytes": ami_bytes, "ami_events": ami_events,
+        "event_filter": app.event_filter,    # type: ignore[dict-item]
     }
 
 
-async def main(rates: list[int], seconds: int) -> None:
+def saturated(r: dict[str, float]) -> list[str]:
+    why = []
+    if not accounted(r):
+        why.append("calls not accounted for")
+    if r["placed"] and r["sipp_failed"] > 0.01 * r["placed"]:
+        why.append(f"SIPp failed {r['sipp_failed']:.0f} of {r['placed']:.0f}")
+    if r["lag_p99_ms"] > 1000:
+        why.append(f"lag p99 {r['lag_p99_ms']:.0f} ms")
+    return why
+
+
+def accounted(r: dict[str, float]) -> bool:
+    return (r["ivr_entered"] == r["asterisk_queued"]
+            and r["ivr_first_line_exits"] + r["still_ivr"] + r["leaving"] == r["ivr_entered"]
+            and r["still_all"] == r["still_asterisk"])
+
+
+def per_call(r: dict[str, float]) -> dict[str, float]:
+    calls = max(r["ivr_routed"], 1.0)
+    return {"bytes": r["ami_bytes"] / calls, "events": r["ami_events"] / calls,
+            "cpu_ms": 1000 * r["ivr_cpu_s"] / calls,
+            "share": 100 * r["ivr_cpu_s"] / max(r["asterisk_cpu_s"], 0.01)}
+
+
+async def main(rates: list[int], seconds: int, filters: list[bool]) -> None:
     lab = Lab()
     lab.up()
     lab.forget_registrations()
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    results: list[tuple[bool, dict[str, float]]] = []
     try:
         for rate in rates:
-            r = await one_rate(lab, rate, seconds)
-            ok = (r["ivr_entered"] == r["asterisk_queued"]
-                  and r["ivr_first_line_exits"] + r["still_ivr"] + r["leaving"] == r["ivr_entered"]
-                  and r["still_all"] == r["still_asterisk"])
-            print(f"{rate:>3} calls/s for {seconds}s: SIPp placed {r['placed']:.0f} (failed {r['sipp_failed']:.0f}), "
-                  f"ivr routed {r['ivr_routed']:.0f}, Asterisk queued {r['asterisk_queued']}, ivr entered {r['ivr_entered']} "
-                  f"saw {r['ivr_first_line_exits']} leave, {r['leaving']} leaving (hang-up pending), {r['still_ivr']} waiting "
-                  f"(all waiting: ivr {r['still_all']}, Asterisk {r['still_asterisk']}; "
-                  f"{r['recovered']} recovered by a resync) [{'accounted' if ok else 'MISMATCH'}]; "
-                  f"lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms max {r['lag_max_ms']:.1f} ms; "
-                  f"event loop late p99 {r['loop_p99_ms']:.1f} ms max {r['loop_max_ms']:.1f} ms; "
-                  f"CPU ivr {r['ivr_cpu_s']:.1f}s vs Asterisk {r['asterisk_cpu_s']:.1f}s "
-                  f"({100 * r['ivr_cpu_s'] / max(r['asterisk_cpu_s'], 0.01):.0f}%)", flush=True)
+            for on in filters:
+                r = await one_rate(lab, rate, seconds, on)
+                results.append((on, r))
+                print(f"{rate:>3} calls/s for {seconds}s, filter {'on' if on else 'off'} "
+                      f"({r['event_filter']}): SIPp placed {r['placed']:.0f} (failed {r['sipp_failed']:.0f}), "
+                      f"ivr routed {r['ivr_routed']:.0f}, Asterisk queued {r['asterisk_queued']}, ivr entered {r['ivr_entered']} "
+                      f"saw {r['ivr_first_line_exits']} leave, {r['leaving']} leaving (hang-up pending), {r['still_ivr']} waiting "
+                      f"(all waiting: ivr {r['still_all']}, Asterisk {r['still_asterisk']}; "
+                      f"{r['recovered']} recovered by a resync) [{'accounted' if accounted(r) else 'MISMATCH'}]; "
+                      f"lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms max {r['lag_max_ms']:.1f} ms; "
+                      f"event loop late p99 {r['loop_p99_ms']:.1f} ms max {r['loop_max_ms']:.1f} ms; "
+                      f"CPU ivr {r['ivr_cpu_s']:.1f}s vs Asterisk {r['asterisk_cpu_s']:.1f}s "
+                      f"({100 * r['ivr_cpu_s'] / max(r['asterisk_cpu_s'], 0.01):.0f}%)", flush=True)
     finally:
         # An overloaded Asterisk keeps stale state (callers still queued,
         # members stuck "In use"): no test should inherit it.
         lab.down()
         print("lab stopped", flush=True)
+    print("\nper call (calls = those the dialplan routed through ivr):")
+    print(f"{'rate':>5} {'filter':>6} {'AMI bytes':>10} {'events':>7} {'ivr CPU ms':>10} "
+          f"{'of Asterisk':>11} {'lag p50':>8} {'lag p99':>8}  saturated")
+    for on, r in results:
+        c = per_call(r)
+        why = saturated(r)
+        print(f"{r['rate']:>5.0f} {'on' if on else 'off':>6} {c['bytes']:>10.0f} {c['events']:>7.1f} "
+              f"{c['cpu_ms']:>10.2f} {c['share']:>10.1f}% {r['lag_p50_ms']:>6.1f}ms {r['lag_p99_ms']:>6.1f}ms  "
+              f"{'; '.join(why) or 'no'}")
+    for on in filters:
+        first = next((r["rate"] for o, r in results if o == on and saturated(r)), None)
+        print(f"filter {'on' if on else 'off'}: saturates at "
+              f"{f'{first:.0f} calls/s' if first is not None else f'none of {rates} calls/s'}")
+    by_rate = {(o, r["rate"]): per_call(r) for o, r in results}
+    for rate in rates:
+        if (True, rate) in by_rate and (False, rate) in by_rate:
+            on, off = by_rate[(True, rate)], by_rate[(False, rate)]
+            print(f"{rate} calls/s: {off['bytes'] / max(on['bytes'], 1):.1f} times fewer AMI bytes "
+                  f"per call with the filter, {off['events'] / max(on['events'], 0.1):.1f} times "
+                  f"fewer events")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default="5,10,20,50,100", help="calls per second, comma-separated")
     parser.add_argument("--seconds", type=int, default=120, help="how long each rate runs")
+    parser.add_argument("--filter", default="on,off",
+                        help="the session filter for each rate: on, off or both (on,off)")
     args = parser.parse_args()
-    asyncio.run(main([int(r) for r in args.rates.split(",")], args.seconds))
+    filters = [{"on": True, "off": False}[f.strip()] for f in args.filter.split(",")]
+    asyncio.run(main([int(r) for r in args.rates.split(",")], args.seconds, filters))
