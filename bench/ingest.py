@@ -10,7 +10,7 @@ the read chunks prepared beforehand):
   ivr pipeline    Codec -> events.parse -> Tracker.handle -> Metrics.record
                   (fresh CollectorRegistry) and LedgerWriter.on_fact (each
                   ended call's record handed to the ledger): the headline
-  ivr as wired    build(config): AmiClient._drain -> App.on_event, so the
+  ivr as wired    build(config): AmiClient._drain -> Pbx.on_event, so the
                   client's routing and the Router's timers too
   + INFO logging  the same, logging at INFO to /dev/null as `ivr run` would
   panoramisk      AMIProtocol.data_received -> Message.from_line, with
@@ -48,6 +48,7 @@ from ivr.app import build, overflow_rules
 from ivr.config import AmiConfig, Config, LedgerConfig
 from ivr.journeys import Tracker
 from ivr.ledger.offloop import OffLoop
+from ivr.ledger.records import DEFAULT_PBX
 from ivr.ledger.store import Store
 from ivr.ledger.writer import LedgerWriter, Spool
 from ivr.metrics import Metrics
@@ -76,7 +77,8 @@ def run_ivr(chunks: list[bytes], facts: list[Any] | None = None) -> tuple[int, f
     # As the service wires it: noise is skipped undecoded (AmiClient(keep=events.wanted)).
     codec = Codec(keep=events.wanted)
     tracker, metrics, writer = pipeline()
-    parse, handle, record, clock = events.parse, tracker.handle, metrics.record, time.time
+    parse, handle, clock = events.parse, tracker.handle, time.time
+    record = metrics.recorder(DEFAULT_PBX)     # as build() hands the PBX's facts to metrics
     keep = writer.on_fact
     n = 0
     start = time.perf_counter()
@@ -198,7 +200,7 @@ def main() -> None:
     total = check(chunks, used)
     runners: dict[str, Callable[[], tuple[int, float]]] = {
         IVR: lambda: run_ivr(chunks),
-        "ivr as wired (AmiClient._drain -> App.on_event)": lambda: run_ivr_app(chunks),
+        "ivr as wired (AmiClient._drain -> Pbx.on_event)": lambda: run_ivr_app(chunks),
         "ivr as wired, INFO logging to /dev/null": lambda: run_ivr_app(chunks, log_info=True),
         PANORAMISK: lambda: run_panoramisk(chunks),
         "panoramisk 1.4 data_received + handle_message": lambda: run_panoramisk(chunks, True),

@@ -6,7 +6,7 @@
 (tests/fixtures/answered.ami) with its own Uniqueid, Linkedid, channel name,
 Position/Count, and a Timestamp spread over the last 25 s (so no 30 s move is
 due yet), are fed as bytes, ~64 KiB at a time, through the real app as
-build(config) wires it: AmiClient._drain -> App.on_event -> events.parse ->
+build(config) wires it: AmiClient._drain -> Pbx.on_event -> events.parse ->
 Tracker.handle -> Metrics.record and the Router (which arms one 30 s timer per
 caller, as in production).  Then the metrics are rendered with
 generate_latest, as /metrics does.  RSS is the whole process, absolute:

@@ -16,7 +16,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from ivr import actions, policy
-from ivr.app import App
+from ivr.app import App, Pbx
+from ivr.journeys import Journey
 from ivr.incidents import IncidentError
 from ivr.ledger.records import to_dict
 from ivr.ledger.store import LedgerError
@@ -141,27 +142,38 @@ class _Handlers:
         return web.json_response(billing.to_json(statement, with_calls))
 
     async def call(self, request: web.Request) -> web.Response:
-        view = self.app.call_view(request.match_info["uniqueid"])
+        view = self.app.call_view(request.match_info["uniqueid"], request.query.get("pbx"))
         return web.json_response(view) if view else error(404, "unknown call")
+
+    def _find(self, request: web.Request) -> tuple[Pbx, Journey] | web.Response:
+        """The call in progress of the path, on ?pbx= or the one PBX that has it."""
+        found = self.app.find_call(request.match_info["uniqueid"], request.query.get("pbx"))
+        if not found:
+            return error(404, "unknown call")
+        if len(found) > 1:
+            return error(409, "this uniqueid is on several PBXs: add ?pbx=NAME",
+                         pbx=[p.name for p, _ in found])
+        return found[0]
 
     async def escalate(self, request: web.Request) -> web.Response:
         uid = request.match_info["uniqueid"]
-        journey = self.app.tracker.journeys.get(uid)
-        if journey is None:
-            return error(404, "unknown call")
+        found = self._find(request)
+        if isinstance(found, web.Response):
+            return found
+        pbx, journey = found
         if not journey.answered or journey.visit is not None:
             return error(409, "only a call in progress with an operator can be escalated")
         route = policy.escalation(journey.area or None, self.app.incidents, self.app.prompt_for)
-        self.app.metrics.decided(route, 0.0)
+        self.app.metrics.decided(route, 0.0, pbx.name)
         if route.route != policy.ENGINEERS:
-            self.app.escalated(uid, "api", "refused_incident", route.incident)
+            self.app.escalated(uid, "api", "refused_incident", route.incident, pbx)
             return error(409, "refused: a known incident covers this caller", incident=route.incident)
         try:
-            await actions.escalate(self.app.ami, journey.channel, uid)
+            await actions.escalate(pbx.ami, journey.channel, uid)
         except Exception as exc:
-            self.app.escalated(uid, "api", "failed")
+            self.app.escalated(uid, "api", "failed", pbx=pbx)
             return error(502, f"the PBX did not move the call: {exc}")
-        self.app.escalated(uid, "api", "accepted")
+        self.app.escalated(uid, "api", "accepted", pbx=pbx)
         return web.json_response({"result": "accepted", "queue": policy.ENGINEERS}, status=202)
 
     async def move(self, request: web.Request) -> web.Response:
@@ -172,13 +184,17 @@ class _Handlers:
         if not isinstance(queue, str) or queue not in self.app.config.queue_names:
             known = ", ".join(self.app.config.queue_names)
             return error(400, f"unknown queue {queue!r} (known: {known})")
-        decision = policy.move_by_hand(self.app.tracker, request.match_info["uniqueid"], queue)
+        found = self._find(request)
+        if isinstance(found, web.Response):
+            return found
+        pbx, _ = found
+        decision = policy.move_by_hand(pbx.tracker, request.match_info["uniqueid"], queue)
         if isinstance(decision, str):
             return error(404 if decision == "unknown call" else 409, decision)
         try:
-            await actions.move(self.app.ami, decision)
+            await actions.move(pbx.ami, decision)
         except Exception as exc:
             return error(502, f"the PBX did not move the call: {exc}")
-        self.app.metrics.decided(policy.Route("move"), 0.0)
+        self.app.metrics.decided(policy.Route("move"), 0.0, pbx.name)
         return web.json_response({"result": "moved", "from": decision.from_queue, "to": queue},
                                  status=202)

@@ -29,10 +29,10 @@ from ivr.ami import events, server_filter
 from ivr.ami.client import AmiClient, AmiError, AmiSettings
 from ivr.ami.recording import Recorder
 from ivr.ami.codec import Message
-from ivr.config import Config
+from ivr.config import AmiConfig, Config
 from ivr.directory import Directory
 from ivr.incidents import Incident, Incidents
-from ivr.journeys import Fact, Tracker
+from ivr.journeys import FIRST_LINE, Fact, Journey, Tracker
 from ivr.ledger.offloop import OffLoop
 from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store, problem
 from ivr.ledger.writer import History, LedgerWriter, Spool
@@ -43,51 +43,166 @@ from ivr.router import Router
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class App:
-    config: Config
-    registry: CollectorRegistry
+@dataclass(eq=False)
+class Pbx:
+    """One PBX ivr follows: its AMI session, its callers (tracker) and timers (router).
+
+    Each has its own connection, resync and state: a reconnect of one never
+    touches another's callers.  Its facts go to the app's consumers with its
+    name (metrics label them, records carry it as `pbx`)."""
+
+    name: str
+    config: AmiConfig
     tracker: Tracker
-    metrics: Metrics
-    directory: Directory = field(default_factory=Directory.empty)
-    incidents: Incidents = field(default_factory=Incidents)
-    prompts_dir: Path | None = None
-    clock: Callable[[], float] = time.time
-    router: Router = field(init=False)
+    app: App
     ami: AmiClient = field(init=False)
-    store: OffLoop = field(init=False)
-    ledger: LedgerWriter = field(init=False)
+    router: Router = field(init=False)
     ready: bool = False
     timestamps: bool = True     # every event of this connection so far had Asterisk's Timestamp
     event_filter: str = "off"   # this connection's: advanced, regex, off, or why none
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    # Every consumer of facts (metrics, router, ledger, then any a test adds), each isolated.
-    listeners: list[Callable[[Fact], None]] = field(default_factory=list)
+    # This PBX's own consumers of its facts (metrics with its name, its router, the ledger).
+    consumers: list[Callable[[Fact], None]] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
 
     def on_event(self, msg: Message) -> None:
         try:
-            event, timed = events.parse_timed(msg, self.clock())
+            event, timed = events.parse_timed(msg, self.app.clock())
         except (KeyError, ValueError) as exc:
-            log.warning("skipping %s event: %s", msg.event, exc)
+            log.warning("pbx %s: skipping %s event: %s", self.name, msg.event, exc)
             return
         if event is None:
             return
         if not timed:
             self._untimestamped(msg)
-        self.apply(self.tracker.handle(event, timed))
+        self.app.apply(self.tracker.handle(event, timed), self)
 
     def _untimestamped(self, msg: Message) -> None:
-        self.metrics.untimestamped.inc()
+        self.app.metrics.untimestamped.labels(pbx=self.name).inc()
         if self.timestamps:
             self.timestamps = False     # until the next login
-            log.warning("AMI %s sends events without Timestamp (%s, for one): manager.conf "
-                        "has timestampevents = no, so waits are timed when ivr reads them and "
-                        "kept within 1 s of Asterisk's HoldTime; set timestampevents = yes",
-                        f"{self.config.ami.host}:{self.config.ami.port}", msg.event)
+            log.warning("AMI %s (pbx %s) sends events without Timestamp (%s, for one): "
+                        "manager.conf has timestampevents = no, so waits are timed when ivr "
+                        "reads them and kept within 1 s of Asterisk's HoldTime; set "
+                        "timestampevents = yes", self.address, self.name, msg.event)
 
-    def apply(self, facts: list[Fact]) -> None:
+    async def resync(self, ami: AmiClient) -> None:
+        """After every login: take a fresh snapshot instead of trusting memory."""
+        self.ready = False
+        self.timestamps = True
+        await self.install_filter(ami)
+        taken_at = self.app.clock()
+        status = await ami.action_list("QueueStatus")
+        channels = await ami.action_list("CoreShowChannels")
+        self.app.apply(self.tracker.resync(events.snapshot(status, channels, taken_at)), self)
+        self.ready = True
+        log.info("pbx %s resynced: %d callers waiting, %d queue members", self.name,
+                 sum(map(len, self.tracker.waiting_by_queue().values())),
+                 len(self.tracker.members))
+
+    async def install_filter(self, ami: AmiClient) -> None:
+        """Ask Asterisk to send only what ivr follows, for this session (server_filter.py).
+        Include filters drop everything else: a set only partly installed would lose
+        events, so a failure after the first rule opens the session to all again."""
+        if not self.config.server_filter:
+            self.event_filter = "off"
+            return
+        try:
+            version = (await ami.action("CoreSettings")).get("AsteriskVersion") or ""
+        except AmiError:     # no permission for it: the regex filters work since Asterisk 10
+            version = ""
+        kind = server_filter.dialect(version)
+        first, *rest = server_filter.rules(kind)
+        try:
+            await ami.action("Filter", first.fields())
+        except AmiError as exc:
+            self._no_filter(f"none: Filter refused ({exc})")
+            return
+        try:
+            await asyncio.gather(*(ami.action("Filter", r.fields()) for r in rest))
+        except AmiError as exc:
+            await ami.action("Filter", server_filter.Rule(None, ".").fields())   # all again
+            self._no_filter(f"none: a Filter rule refused ({exc})")
+            return
+        if self.event_filter != kind:
+            log.info("AMI (pbx %s): Asterisk %s filters events for ivr (%s filters, %d rules)",
+                     self.name, version or "of unknown version", kind, 1 + len(rest))
+        self.event_filter = kind
+
+    def _no_filter(self, why: str) -> None:
+        if self.event_filter != why:
+            log.warning("AMI (pbx %s): no server-side event filter (%s): Asterisk sends every "
+                        "event. Give the AMI user write = system, or its eventfilter lines "
+                        "(deploy/asterisk/manager_ivr.conf)", self.name, why.removeprefix("none: "))
+        self.event_filter = why
+
+    def on_ami_state(self, up: bool) -> None:
+        if not up:
+            self.ready = False
+
+
+@dataclass
+class App:
+    config: Config
+    registry: CollectorRegistry
+    metrics: Metrics
+    directory: Directory = field(default_factory=Directory.empty)
+    incidents: Incidents = field(default_factory=Incidents)
+    prompts_dir: Path | None = None
+    clock: Callable[[], float] = time.time
+    store: OffLoop = field(init=False)
+    ledger: LedgerWriter = field(init=False)
+    pbxs: dict[str, Pbx] = field(default_factory=dict)     # by name, in the config's order
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # Consumers of every PBX's facts that a test or a tool adds, after each PBX's own.
+    listeners: list[Callable[[Fact], None]] = field(default_factory=list)
+
+    # The first PBX's, for code and tests that follow one PBX.
+    @property
+    def first(self) -> Pbx:
+        return next(iter(self.pbxs.values()))
+
+    @property
+    def tracker(self) -> Tracker:
+        return self.first.tracker
+
+    @property
+    def ami(self) -> AmiClient:
+        return self.first.ami
+
+    @property
+    def router(self) -> Router:
+        return self.first.router
+
+    @property
+    def ready(self) -> bool:
+        """Every PBX logged in and resynced."""
+        return all(p.ready for p in self.pbxs.values())
+
+    @property
+    def timestamps(self) -> bool:
+        return all(p.timestamps for p in self.pbxs.values())
+
+    @property
+    def event_filter(self) -> str:
+        return self.first.event_filter
+
+    def pbx(self, name: str | None) -> Pbx | None:
+        """The PBX named so; None names the first (a dialplan that does not say)."""
+        return self.first if name is None else self.pbxs.get(name)
+
+    def find_call(self, uniqueid: str, pbx: str | None = None) -> list[tuple[Pbx, Journey]]:
+        """Where a call in progress is: on the PBX named, or on any (Uniqueids of
+        PBXs without a SystemName can collide: then there may be several)."""
+        where = [self.pbxs[pbx]] if pbx in self.pbxs else [] if pbx else self.pbxs.values()
+        return [(p, j) for p in where if (j := p.tracker.journeys.get(uniqueid)) is not None]
+
+    def apply(self, facts: list[Fact], pbx: Pbx | None = None) -> None:
+        consumers = (pbx or self.first).consumers
         for fact in facts:
-            for listener in self.listeners:
+            for listener in (*consumers, *self.listeners):
                 try:
                     listener(fact)
                 except Exception:   # one broken consumer must not starve the others
@@ -97,9 +212,10 @@ class App:
     # -- history for the ledger ----------------------------------------------
 
     def record_decision(self, uniqueid: str, route: str, account: str = "", area: str = "",
-                        incident: str = "") -> None:
+                        incident: str = "", pbx: str | None = None) -> None:
         self.ledger.submit(History("route_decisions", {
-            "pbx": self.tracker.pbx, "uniqueid": uniqueid, "at_us": round(self.clock() * 1e6),
+            "pbx": pbx or self.first.name, "uniqueid": uniqueid,
+            "at_us": round(self.clock() * 1e6),
             "route": route, "account": account, "area": area, "incident": incident}))
 
     def incident_opened(self, incident: Incident, by: str = "api") -> None:
@@ -129,73 +245,21 @@ class App:
         if restored:
             log.info("incidents: %d in force again from the ledger", restored)
 
-    def escalated(self, uniqueid: str, via: str, result: str, incident: str = "") -> None:
+    def escalated(self, uniqueid: str, via: str, result: str, incident: str = "",
+                  pbx: Pbx | None = None) -> None:
         """An escalation decided (via api or transfer): counted, kept, and told to queue_log."""
-        self.metrics.escalated(result)
+        pbx = pbx or self.first
+        self.metrics.escalated(result, pbx.name)
         self.ledger.submit(History("escalations", {
-            "pbx": self.tracker.pbx, "uniqueid": uniqueid, "at_us": round(self.clock() * 1e6),
+            "pbx": pbx.name, "uniqueid": uniqueid, "at_us": round(self.clock() * 1e6),
             "via": via, "result": result, "incident": incident}))
         if self.config.ledger.queue_log_decisions:
-            j = self.tracker.journeys.get(uniqueid)
+            j = pbx.tracker.journeys.get(uniqueid)
             queue = j.last_exit[0] if j is not None and j.last_exit else "NONE"
             task = asyncio.get_running_loop().create_task(actions.log_decision(
-                self.ami, queue, uniqueid, actions.QUEUE_LOG_ESCALATE, f"{result}|{via}"))
+                pbx.ami, queue, uniqueid, actions.QUEUE_LOG_ESCALATE, f"{result}|{via}"))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-
-    async def resync(self, ami: AmiClient) -> None:
-        """After every login: take a fresh snapshot instead of trusting memory."""
-        self.ready = False
-        self.timestamps = True
-        await self.install_filter(ami)
-        taken_at = self.clock()
-        status = await ami.action_list("QueueStatus")
-        channels = await ami.action_list("CoreShowChannels")
-        self.apply(self.tracker.resync(events.snapshot(status, channels, taken_at)))
-        self.ready = True
-        log.info("resynced: %d callers waiting, %d queue members",
-                 sum(map(len, self.tracker.waiting_by_queue().values())),
-                 len(self.tracker.members))
-
-    async def install_filter(self, ami: AmiClient) -> None:
-        """Ask Asterisk to send only what ivr follows, for this session (server_filter.py).
-        Include filters drop everything else: a set only partly installed would lose
-        events, so a failure after the first rule opens the session to all again."""
-        if not self.config.ami.server_filter:
-            self.event_filter = "off"
-            return
-        try:
-            version = (await ami.action("CoreSettings")).get("AsteriskVersion") or ""
-        except AmiError:     # no permission for it: the regex filters work since Asterisk 10
-            version = ""
-        kind = server_filter.dialect(version)
-        first, *rest = server_filter.rules(kind)
-        try:
-            await ami.action("Filter", first.fields())
-        except AmiError as exc:
-            self._no_filter(f"none: Filter refused ({exc})")
-            return
-        try:
-            await asyncio.gather(*(ami.action("Filter", r.fields()) for r in rest))
-        except AmiError as exc:
-            await ami.action("Filter", server_filter.Rule(None, ".").fields())   # all again
-            self._no_filter(f"none: a Filter rule refused ({exc})")
-            return
-        if self.event_filter != kind:
-            log.info("AMI: Asterisk %s filters events for ivr (%s filters, %d rules)",
-                     version or "of unknown version", kind, 1 + len(rest))
-        self.event_filter = kind
-
-    def _no_filter(self, why: str) -> None:
-        if self.event_filter != why:
-            log.warning("AMI: no server-side event filter (%s): Asterisk sends every event. "
-                        "Give the AMI user write = system, or its eventfilter lines "
-                        "(deploy/asterisk/manager_ivr.conf)", why.removeprefix("none: "))
-        self.event_filter = why
-
-    def on_ami_state(self, up: bool) -> None:
-        if not up:
-            self.ready = False
 
     # -- routing helpers for the HTTP side -----------------------------------
 
@@ -221,25 +285,30 @@ class App:
             prompts.remove_incident_prompt(self.prompts_dir, incident.id)
 
     def queues_view(self) -> dict[str, Any]:
+        """Each queue's waiting callers and agents, of every PBX (each entry names its pbx)."""
         now_us = round(self.clock() * 1_000_000)
-        view: dict[str, Any] = {}
-        by_queue = self.tracker.waiting_by_queue()
-        for q in self.config.queue_names:
-            waiting = [{"uniqueid": j.uniqueid, "caller": j.caller, "account": j.account,
-                        "area": j.area, "wait_seconds": round((now_us - j.visit.entered_us) / 1e6, 3)}
-                       for j in by_queue.get(q, []) if j.visit is not None]
-            agents = [{"name": name, "state": m.state}
-                      for (queue, name), m in sorted(self.tracker.members.items()) if queue == q]
-            view[q] = {"waiting": waiting, "agents": agents}
+        view: dict[str, Any] = {q: {"waiting": [], "agents": []} for q in self.config.queue_names}
+        for pbx in self.pbxs.values():
+            by_queue = pbx.tracker.waiting_by_queue()
+            for q in self.config.queue_names:
+                view[q]["waiting"] += [
+                    {"pbx": pbx.name, "uniqueid": j.uniqueid, "caller": j.caller,
+                     "account": j.account, "area": j.area,
+                     "wait_seconds": round((now_us - j.visit.entered_us) / 1e6, 3)}
+                    for j in by_queue.get(q, []) if j.visit is not None]
+                view[q]["agents"] += [{"pbx": pbx.name, "name": name, "state": m.state}
+                                      for (queue, name), m in sorted(pbx.tracker.members.items())
+                                      if queue == q]
         return view
 
-    def call_view(self, uniqueid: str) -> dict[str, Any] | None:
-        j = self.tracker.journeys.get(uniqueid)
-        if j is None:
+    def call_view(self, uniqueid: str, pbx: str | None = None) -> dict[str, Any] | None:
+        found = self.find_call(uniqueid, pbx)
+        if not found:
             return None
-        return {"uniqueid": j.uniqueid, "caller": j.caller, "account": j.account, "area": j.area,
-                "path": list(j.path), "answered": j.answered,
-                "queue": j.visit.queue if j.visit else None}
+        where, j = found[0]
+        return {"pbx": where.name, "uniqueid": j.uniqueid, "caller": j.caller,
+                "account": j.account, "area": j.area, "path": list(j.path),
+                "answered": j.answered, "queue": j.visit.queue if j.visit else None}
 
 
 def _incident_row(incident: Incident, by: str) -> dict[str, Any]:
@@ -258,30 +327,32 @@ def overflow_rules(config: Config) -> Rules:
 def build(config: Config, clock: Callable[[], float] = time.time,
           recorder: Recorder | None = None) -> App:
     """The whole object graph.  Raises DirectoryError/IncidentError for bad files.
-    `recorder` keeps the raw AMI stream (`ivr run --record-ami`)."""
+    `recorder` keeps the raw AMI stream (`ivr run --record-ami`) of the first PBX."""
     r = config.routing
     directory = Directory.load(Path(r.directory)) if r.directory else Directory.empty()
     incidents = Incidents(clock, Path(r.incidents_file) if r.incidents_file else None)
     registry = CollectorRegistry()
     names = config.queue_names
     thresholds = {q.name: round(q.sla_seconds * 1000) for q in config.queues}
-    tracker = Tracker(thresholds)
     rules = overflow_rules(config)
     metrics = Metrics(registry, names, [q.sla_seconds for q in config.queues],
-                      [(r.from_queue, r.to_queue) for r in rules.values()])
-    app = App(config, registry, tracker, metrics, directory, incidents,
+                      [(r.from_queue, r.to_queue) for r in rules.values()],
+                      [p.name for p in config.pbxs])
+    app = App(config, registry, metrics, directory, incidents,
               Path(r.prompts_dir) if r.prompts_dir else None, clock)
-    a = config.ami
-    app.ami = AmiClient(
-        AmiSettings(a.host, a.port, a.username, a.secret,
-                    ping_interval=a.ping_interval, ping_timeout=a.ping_timeout, trace=a.trace),
-        on_event=app.on_event, on_login=app.resync, on_state=app.on_ami_state,
-        keep=events.wanted, recorder=recorder)
-    decisions = config.ledger.queue_log_decisions
-    app.router = Router(tracker, rules,
-                        functools.partial(actions.move, app.ami, queue_log=decisions), clock)
-    app.store = OffLoop(Store(config.ledger_url(), tracker.first_line))
+    app.store = OffLoop(Store(config.ledger_url(), FIRST_LINE))
     app.ledger = LedgerWriter(app.store, Spool(config.spool_path(), config.ledger.spool_max_records))
-    app.listeners[:0] = [metrics.record, app.router.on_fact, app.ledger.on_fact]
-    registry.register(LiveCollector(tracker, app.ami, names, clock, incidents, app.ledger))
+    decisions = config.ledger.queue_log_decisions
+    for i, p in enumerate(config.pbxs):
+        pbx = app.pbxs[p.name] = Pbx(p.name, p.ami, Tracker(thresholds, pbx=p.name), app)
+        a = p.ami
+        pbx.ami = AmiClient(
+            AmiSettings(a.host, a.port, a.username, a.secret, ping_interval=a.ping_interval,
+                        ping_timeout=a.ping_timeout, trace=a.trace),
+            on_event=pbx.on_event, on_login=pbx.resync, on_state=pbx.on_ami_state,
+            keep=events.wanted, recorder=recorder if i == 0 else None)
+        pbx.router = Router(pbx.tracker, rules,
+                            functools.partial(actions.move, pbx.ami, queue_log=decisions), clock)
+        pbx.consumers = [metrics.recorder(p.name), pbx.router.on_fact, app.ledger.on_fact]
+    registry.register(LiveCollector(list(app.pbxs.values()), names, clock, incidents, app.ledger))
     return app

@@ -118,6 +118,9 @@ def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     lab = sub.add_parser("lab", help="the lab PBX: up, down, status", epilog=LAB_EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     lab.add_argument("--dir", type=Path, help="lab folder (default $IVR_LAB_DIR or ~/.cache/ivr/lab)")
+    lab.add_argument("--name", default="default",
+                     help="a second lab PBX for several-PBX setups (e.g. b: its own folder "
+                          "lab-b, every port 100 higher: SIP 5160, AMI 5138)")
     lsub = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
     up = lsub.add_parser("up", help="build (first time) and start the lab Asterisk")
     up.add_argument("--fresh", action="store_true", help="rebuild the root from scratch")
@@ -178,8 +181,9 @@ def load_config(args: argparse.Namespace, need_ami: bool = False) -> cfg.Config:
     config = cfg.load(getattr(args, "config", None), os.environ,
                       listen=getattr(args, "listen", None), log_level=getattr(args, "log_level", None))
     if getattr(args, "trace_ami", False):
-        config = replace(config, ami=replace(config.ami, trace=True))
-    if not config.ami.username:
+        config = replace(config, ami=replace(config.ami, trace=True),
+                         pbx=tuple(replace(p, ami=replace(p.ami, trace=True)) for p in config.pbx))
+    if not config.pbx and not config.ami.username:
         # The lab is a tool of the tests and the demo, never a silent fallback: only a
         # lab that is running lends its AMI user, and nothing is created for it.
         lab = Lab()
@@ -194,7 +198,7 @@ def load_config(args: argparse.Namespace, need_ami: bool = False) -> cfg.Config:
         except OSError as exc:
             raise cfg.ConfigError(f"no AMI username configured and the lab's credentials "
                                   f"are unreadable: {exc}") from None
-        log.info("no AMI username configured: using the running lab PBX's AMI user")
+        log.debug("no AMI username configured: using the running lab PBX's AMI user")
         config = replace(config, ami=replace(config.ami, host=status.ami.host,
                                              port=status.ami.port, username=status.ami.username,
                                              secret=status.ami.secret))
@@ -251,7 +255,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _lab(args: argparse.Namespace) -> Lab:
-    return Lab(args.dir)
+    return Lab(args.dir, name=args.name)
 
 
 def _lab_up(args: argparse.Namespace) -> int:

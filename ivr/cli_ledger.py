@@ -20,7 +20,7 @@ from typing import Awaitable, Callable
 
 from ivr import config as cfg
 from ivr.ledger import queue_log
-from ivr.ledger.records import DEFAULT_PBX, to_dict
+from ivr.ledger.records import to_dict
 from ivr.ledger.store import LedgerError, Store, redact
 from ivr.reports import billing, service
 
@@ -85,6 +85,9 @@ def _ledger_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     rec.add_argument("--queue-log-table", default="queue_log", metavar="NAME",
                      help="the realtime table (default queue_log)")
     _period_args(rec, required=False)
+    rec.add_argument("--pbx", metavar="NAME",
+                     help="the PBX whose queue_log this is, with several [pbx.NAME] tables "
+                          "(default: the first; uniqueids repeat across PBXs)")
     rec.add_argument("--backfill", action="store_true",
                      help="write the calls and stints the ledger lacks, from queue_log, to the second")
     rec.add_argument("--json", action="store_true", help="machine-readable")
@@ -182,10 +185,14 @@ def _reconcile(args: argparse.Namespace) -> int:
         from_s, to_s = _reconcile_window(args, config, log)
         await store.migrate()
         calls = await store.calls(from_s * 1_000_000 - 86_400_000_000, to_s * 1_000_000)
-        result = queue_log.reconcile(log, calls, from_s, to_s, overflow)
+        names = [p.name for p in config.pbxs]
+        pbx = args.pbx or names[0]
+        if pbx not in names:
+            raise cfg.ConfigError(f"--pbx {pbx}: not a PBX of the config (known: {', '.join(names)})")
+        result = queue_log.reconcile(log, calls, from_s, to_s, overflow, pbx)
         if args.backfill:
             first = store.first_line
-            fill = queue_log.backfill(result, log, calls, DEFAULT_PBX, first,
+            fill = queue_log.backfill(result, log, calls, pbx, first,
                                       round(next((q.sla_seconds for q in config.queues
                                                   if q.name == first), 30.0)))
             await store.backfill(fill.calls, fill.visits)

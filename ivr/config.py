@@ -8,11 +8,14 @@ the commented reference.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ivr.ledger.records import DEFAULT_PBX   # the one PBX of a config with only [ami]
 
 
 class ConfigError(Exception):
@@ -30,6 +33,17 @@ class AmiConfig:
     trace: bool = False
     # Ask Asterisk at login to send only what ivr follows (ami/server_filter.py).
     server_filter: bool = True
+
+
+_PBX_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+@dataclass(frozen=True)
+class PbxConfig:
+    """One PBX ivr follows: a [pbx.NAME] table, or [ami] as the PBX named `default`."""
+
+    name: str
+    ami: AmiConfig
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,12 @@ class Config:
     routing: RoutingConfig = RoutingConfig()
     ledger: LedgerConfig = LedgerConfig()
     report: ReportConfig = ReportConfig()
+    pbx: tuple[PbxConfig, ...] = ()     # [pbx.NAME] tables; none: [ami] is the one PBX
+
+    @property
+    def pbxs(self) -> tuple[PbxConfig, ...]:
+        """Every PBX to follow, in the config's order."""
+        return self.pbx or (PbxConfig(DEFAULT_PBX, self.ami),)
 
     @property
     def queue_names(self) -> tuple[str, ...]:
@@ -160,7 +180,13 @@ def _from_file(cfg: Config, path: Path) -> Config:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except ValueError as exc:   # e.g. an integer too long to read
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    _only(data, {"ami", "http", "queues", "log_level", "api", "routing", "ledger", "report"}, "")
+    _only(data, {"ami", "pbx", "http", "queues", "log_level", "api", "routing", "ledger",
+                 "report"}, "")
+    if "pbx" in data:
+        if "ami" in data:
+            raise ConfigError("[ami] and [pbx.NAME] tables together: with several PBXs, "
+                              "give each its own [pbx.NAME] table")
+        cfg = replace(cfg, pbx=_pbxs(_section(data, "pbx")))
     ami = _section(data, "ami")
     _only(ami, set(AmiConfig.__dataclass_fields__), "ami.")
     cfg = replace(cfg, ami=replace(cfg.ami, **{k: _typed(AmiConfig, k, v, "ami.") for k, v in ami.items()}))
@@ -206,6 +232,32 @@ def _queues(data: dict[str, Any]) -> tuple[QueueConfig, ...]:
     return tuple(queues)
 
 
+def _pbxs(data: dict[str, Any]) -> tuple[PbxConfig, ...]:
+    found = []
+    for name, raw in data.items():
+        if not _PBX_NAME.fullmatch(name):
+            raise ConfigError(f"pbx.{name}: a PBX name is a-z, 0-9, '-' or '_', "
+                              "starting with a letter, at most 32")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"pbx.{name} must be a table")
+        _only(raw, set(AmiConfig.__dataclass_fields__), f"pbx.{name}.")
+        ami = AmiConfig(**{k: _typed(AmiConfig, k, v, f"pbx.{name}.") for k, v in raw.items()})
+        found.append(PbxConfig(name, ami))
+    if not found:
+        raise ConfigError("[pbx] lists no PBX; leave it out and use [ami] for one")
+    addresses = [(p.ami.host, p.ami.port) for p in found]
+    for p in found:
+        if addresses.count((p.ami.host, p.ami.port)) > 1:
+            raise ConfigError(f"pbx.{p.name}: another PBX has the same AMI address "
+                              f"{p.ami.host}:{p.ami.port}")
+    return tuple(found)
+
+
+def pbx_env_prefix(name: str) -> str:
+    """IVR_PBX_<NAME>_: where a [pbx.NAME] table's secrets come from the environment."""
+    return f"IVR_PBX_{name.upper().replace('-', '_')}_"
+
+
 def _check_overflow(q: QueueConfig, names: set[str]) -> None:
     if (q.overflow_to is None) != (q.overflow_after_seconds is None):
         raise ConfigError(f"queues.{q.name}: set overflow_to and overflow_after_seconds together")
@@ -217,8 +269,22 @@ def _check_overflow(q: QueueConfig, names: set[str]) -> None:
 
 def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
     for var, key in _ENV_AMI.items():
+        if var in env and cfg.pbx:
+            raise ConfigError(f"{var} sets [ami], but the config has [pbx.NAME] tables: "
+                              f"use {pbx_env_prefix(cfg.pbx[0].name)}{var.rsplit('_', 1)[1]} "
+                              "(IVR_PBX_<NAME>_...) for each")
         if var in env:
             cfg = replace(cfg, ami=replace(cfg.ami, **{key: _typed(AmiConfig, key, env[var], var)}))
+    pbxs = []
+    for p in cfg.pbx:
+        prefix, ami = pbx_env_prefix(p.name), p.ami
+        for suffix, key in (("HOST", "host"), ("PORT", "port"), ("USERNAME", "username"),
+                            ("SECRET", "secret")):
+            if prefix + suffix in env:
+                ami = replace(ami, **{key: _typed(AmiConfig, key, env[prefix + suffix],
+                                                  prefix + suffix)})
+        pbxs.append(replace(p, ami=ami))
+    cfg = replace(cfg, pbx=tuple(pbxs))
     if "IVR_API_TOKEN" in env:
         cfg = replace(cfg, api=ApiConfig(_typed(ApiConfig, "token", env["IVR_API_TOKEN"], "IVR_API_TOKEN")))
     if "IVR_LEDGER_URL" in env:

@@ -1,7 +1,10 @@
 """Answers for the dialplan, asked through Asterisk's CURL() with a 1 s deadline.
 
-    GET /dialplan/v1/entry?uniqueid=U&caller=N[&account=A&asked=1]
-    GET /dialplan/v1/escalate?uniqueid=U
+    GET /dialplan/v1/entry?uniqueid=U&caller=N[&account=A&asked=1][&pbx=NAME]
+    GET /dialplan/v1/escalate?uniqueid=U[&pbx=NAME]
+
+`pbx` is the name ivr knows the asking PBX by (its [pbx.NAME] table; the
+dialplan's IVR_PBX global); without it, the first PBX of the config.
 
 The answer is a query string (`route=first-line&area=north&...`) that
 CURLOPT(hashcompat) turns into HASH(ivr,...).  A bad request gets a 400
@@ -26,7 +29,8 @@ from ivr.app import App
 log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"\+?[0-9A-Za-z*#().\- ]{1,32}")
 _ACCOUNT = re.compile(r"[0-9]{1,16}")
-_UNIQUEID = re.compile(r"[0-9]+\.[0-9]+")
+# Asterisk's Uniqueid: epoch.sequence, behind the SystemName and a dash when one is set.
+_UNIQUEID = re.compile(r"(?:[A-Za-z0-9_.-]{1,64}-)?[0-9]+\.[0-9]+")
 
 
 def routes(app: App) -> list[web.RouteDef]:
@@ -43,29 +47,31 @@ def _entry(app: App, request: web.Request) -> web.Response:
     started = time.perf_counter()
     q = request.query
     uid, caller, typed = q.get("uniqueid", ""), q.get("caller", ""), q.get("account", "")
+    pbx = app.pbx(q.get("pbx"))
     if not _UNIQUEID.fullmatch(uid) or (caller and not _NUMBER.fullmatch(caller)) \
-            or (typed and not _ACCOUNT.fullmatch(typed)):
+            or (typed and not _ACCOUNT.fullmatch(typed)) or pbx is None:
         log.warning("bad entry request from the dialplan: %s", request.query_string[:200])
         return web.Response(status=400)
     route = policy.entry(caller, typed, q.get("asked") == "1", app.directory, app.incidents,
                          app.prompt_for)
-    app.metrics.decided(route, time.perf_counter() - started)
-    app.record_decision(uid, route.label, route.account, route.area, route.incident)
-    log.info("call %s (%s): %s", uid, caller or "no number", route.as_query())
+    app.metrics.decided(route, time.perf_counter() - started, pbx.name)
+    app.record_decision(uid, route.label, route.account, route.area, route.incident, pbx.name)
+    log.info("call %s (%s) on %s: %s", uid, caller or "no number", pbx.name, route.as_query())
     return web.Response(text=route.as_query())
 
 
 def _escalate(app: App, request: web.Request) -> web.Response:
     started = time.perf_counter()
     uid = request.query.get("uniqueid", "")
-    if not _UNIQUEID.fullmatch(uid):
+    pbx = app.pbx(request.query.get("pbx"))
+    if not _UNIQUEID.fullmatch(uid) or pbx is None:
         log.warning("bad escalate request from the dialplan: %s", request.query_string[:200])
         return web.Response(status=400)
-    journey = app.tracker.journeys.get(uid)
+    journey = pbx.tracker.journeys.get(uid)
     route = policy.escalation(journey.area if journey else None, app.incidents, app.prompt_for)
-    app.metrics.decided(route, time.perf_counter() - started)
+    app.metrics.decided(route, time.perf_counter() - started, pbx.name)
     result = "accepted" if route.route == policy.ENGINEERS else "refused_incident"
-    app.escalated(uid, "transfer", result, route.incident)
+    app.escalated(uid, "transfer", result, route.incident, pbx)
     log.info("call %s: escalation by transfer %s", uid,
              "accepted" if route.route == policy.ENGINEERS else f"refused ({route.incident})")
     return web.Response(text=route.as_query())

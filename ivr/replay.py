@@ -2,7 +2,7 @@
 
     bytes -> Codec(keep=events.wanted) -> events.parse_timed(msg, now) -> Tracker.handle -> facts
 
-`now` is what App.on_event would have read from its clock: the arrival time
+`now` is what Pbx.on_event would have read from its clock: the arrival time
 of the chunk a message came in (a recording, ivr/ami/recording.py), or, for a
 plain transcript that has none, the wall clock as the message is decoded.
 Never a constant: an event without a Timestamp header is timed by `now`, and
@@ -137,7 +137,7 @@ class Replay:
             elif msg.event is not None:
                 self.lists.setdefault(action_id, []).append(msg)
             return
-        # From here on, App.on_event's own steps.
+        # From here on, Pbx.on_event's own steps.
         try:
             event, timed = events.parse_timed(msg, now)
         except (KeyError, ValueError) as exc:

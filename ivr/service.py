@@ -28,8 +28,9 @@ async def start(config: Config, recorder: Recorder | None = None) -> tuple[App, 
     runner = web.AppRunner(make_web(app), access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
-    log.info("ivr listening on http://%s:%d, AMI %s@%s:%d", config.listen_host,
-             config.listen_port, config.ami.username, config.ami.host, config.ami.port)
+    log.info("ivr listening on http://%s:%d, AMI %s", config.listen_host, config.listen_port,
+             ", ".join(f"{p.ami.username}@{p.ami.host}:{p.ami.port}"
+                       + (f" (pbx {p.name})" if config.pbx else "") for p in config.pbxs))
     return app, runner
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from ivr import api, dialplan_http
-from ivr.app import App
+from ivr.app import App, Pbx
 
 APP = web.AppKey("ivr", App)
 
@@ -33,18 +33,32 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """200 when every PBX is logged in and resynced.  The top-level AMI keys sum the
+    PBXs up (the first error names its PBX when there are several); `pbx` has each."""
     app = request.app[APP]
     ledger = app.ledger
-    body = {"ready": app.ready, "ami_up": app.ami.up, "last_error": app.ami.last_error,
+    pbxs = {p.name: _pbx_state(p) for p in app.pbxs.values()}
+    errors = [(name, s["last_error"]) for name, s in pbxs.items() if s["last_error"]]
+    several = len(pbxs) > 1
+    body = {"ready": app.ready, "ami_up": all(s["ami_up"] for s in pbxs.values()),
+            "last_error": (f"pbx {errors[0][0]}: {errors[0][1]}" if several else errors[0][1])
+            if errors else None,
             # False once an event of this connection came without Timestamp: waits are
             # then to the second, bounded by Asterisk's HoldTime.
             "ami_timestamps": app.timestamps,
             # The session's server-side event filter: advanced, regex, off, or why none.
             "ami_event_filter": app.event_filter,
+            "pbx": pbxs,
             # The ledger never makes ivr unready: routing goes on while records wait.
             "ledger": {"ok": ledger.healthy, "backlog": ledger.backlog,
                        "write_errors": ledger.write_errors, "last_error": ledger.last_error or None}}
     return web.json_response(body, status=200 if app.ready else 503)
+
+
+def _pbx_state(pbx: Pbx) -> dict[str, Any]:
+    return {"ready": pbx.ready, "ami_up": pbx.ami.up, "last_error": pbx.ami.last_error,
+            "ami": pbx.address, "ami_timestamps": pbx.timestamps,
+            "ami_event_filter": pbx.event_filter}
 
 
 async def _ami_running(w: web.Application) -> AsyncIterator[None]:
@@ -52,10 +66,12 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
     cancelled here.  On stop the ledger writes what it holds, or spools it."""
     app = w[APP]
     await app.restore_incidents()
-    tasks = [asyncio.create_task(app.ami.run(), name="ami"),
-             asyncio.create_task(app.ledger.run(), name="ledger")]
+    tasks = [asyncio.create_task(pbx.ami.run(), name=f"ami {pbx.name}")
+             for pbx in app.pbxs.values()]
+    tasks.append(asyncio.create_task(app.ledger.run(), name="ledger"))
     yield
-    app.router.close()
+    for pbx in app.pbxs.values():
+        pbx.router.close()
     for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

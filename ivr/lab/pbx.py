@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -57,6 +58,7 @@ class AmiCredentials:
 
 @dataclass(frozen=True)
 class LabStatus:
+    name: str               # "default", or a named lab's (`ivr lab up --name b`)
     running: bool
     pid: int | None
     root: str
@@ -73,12 +75,17 @@ class LabStatus:
         return json.dumps(asdict(self), indent=2)
 
 
-def default_cache_dir() -> Path:
+DEFAULT_NAME = "default"
+NAMED_OFFSET = 100     # a named lab's ports: SIP 5160, AMI 5138, agents 5171.., RTP 40000..
+
+
+def default_cache_dir(name: str = DEFAULT_NAME) -> Path:
     env = os.environ.get("IVR_LAB_DIR")
+    suffix = "" if name == DEFAULT_NAME else f"-{name}"
     if env:
-        return Path(env)
+        return Path(env + suffix)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "ivr" / "lab"
+    return Path(base) / "ivr" / f"lab{suffix}"
 
 
 def default_dialplans_dir() -> Path:
@@ -86,10 +93,23 @@ def default_dialplans_dir() -> Path:
 
 
 class Lab:
-    def __init__(self, cache_dir: Path | None = None, dialplans: Path | None = None) -> None:
-        self.dir = cache_dir or default_cache_dir()
+    """One lab PBX.  The default one has the documented ports; a named one (`ivr lab up
+    --name b`, a second PBX for several-PBX tests) has its own folder, a copy of the
+    default lab's root, and every port NAMED_OFFSET higher; its dialplan names itself
+    to ivr as IVR_PBX=<name>."""
+
+    def __init__(self, cache_dir: Path | None = None, dialplans: Path | None = None,
+                 name: str = DEFAULT_NAME) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", name):
+            raise LabError(f"lab name {name!r}: expected a-z, 0-9 and '-', starting with a letter")
+        self.name = name
+        self.dir = cache_dir or default_cache_dir(name)
         self.root = self.dir / "root"
         self.dialplans = dialplans or default_dialplans_dir()
+        self.offset = 0 if name == DEFAULT_NAME else NAMED_OFFSET
+        self.sip_port = SIP_PORT + self.offset
+        self.ami_port = AMI_PORT + self.offset
+        self.agents = {agent: port + self.offset for agent, port in AGENTS.items()}
 
     # -- status -----------------------------------------------------------
 
@@ -100,9 +120,9 @@ class Lab:
     def status(self) -> LabStatus:
         pid = self._pid()
         return LabStatus(
-            running=pid is not None, pid=pid, root=str(self.root),
-            ami=AmiCredentials("127.0.0.1", AMI_PORT, AMI_USER, self._secret("ami")),
-            sip=f"127.0.0.1:{SIP_PORT}",
+            name=self.name, running=pid is not None, pid=pid, root=str(self.root),
+            ami=AmiCredentials("127.0.0.1", self.ami_port, AMI_USER, self._secret("ami")),
+            sip=f"127.0.0.1:{self.sip_port}",
             agent_passwords={name: self._secret(f"agent-{name}") for name in AGENTS},
             api_token=self._secret("api-token"), prompts_dir=str(self.root / PROMPTS),
             subscribers=str(SUBSCRIBERS), queue_log=str(self.queue_log_path),
@@ -143,7 +163,7 @@ class Lab:
                 return self._reload()
             self.down()
         self.build(fresh=fresh)
-        _require_free_ports()
+        _require_free_ports(self.sip_port, self.ami_port)
         self.write_config()
         self._prompts()
         self._mount()
@@ -162,6 +182,9 @@ class Lab:
     def build(self, fresh: bool = False) -> None:
         if (self.root / READY_MARK).exists() and not fresh:
             return
+        if self.name != DEFAULT_NAME:
+            self._copy_default_root()
+            return
         if shutil.which("debootstrap") is None:
             raise LabError("debootstrap is not installed (run `make setup`)")
         self._unmount()
@@ -177,6 +200,27 @@ class Lab:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
             raise LabError(f"building the lab root failed: {' '.join(tail) or done.returncode}")
         (tmp / READY_MARK).write_text(mirror + "\n")
+        shutil.rmtree(self.root, ignore_errors=True)
+        tmp.rename(self.root)
+
+    def _copy_default_root(self) -> None:
+        """A named lab's root is the default lab's, copied (built first if need be)."""
+        source = Lab(default_cache_dir(), self.dialplans)
+        if not (source.root / READY_MARK).exists():
+            source.build()
+        self._unmount()
+        tmp = self.dir / "root.new"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        # --one-file-system: a running default lab's /proc and /dev mounts stay behind.
+        _run(["cp", "-a", "--one-file-system", "--reflink=auto", str(source.root), str(tmp)],
+             f"copying the lab root for lab {self.name}")
+        for d in ("run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk/astdb.sqlite3"):
+            target = tmp / d
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
         shutil.rmtree(self.root, ignore_errors=True)
         tmp.rename(self.root)
 
@@ -224,13 +268,15 @@ class Lab:
         self.cli("manager reload")
 
     def _render(self, template: str, **extra: str | int) -> str:
-        values = {"ami_port": AMI_PORT, "ami_user": AMI_USER, "sip_port": SIP_PORT,
-                  "ami_secret": self._secret("ami"), "timestampevents": "yes", **extra}
+        rtp = 20000 + 200 * self.offset      # clear of SIPp's media ports (31000 on)
+        values = {"ami_port": self.ami_port, "ami_user": AMI_USER, "sip_port": self.sip_port,
+                  "ami_secret": self._secret("ami"), "timestampevents": "yes",
+                  "pbx_name": self.name, "rtp_start": rtp, "rtp_end": rtp + 9999, **extra}
         return Template((FILES / template).read_text()).substitute(values)
 
     def _pjsip(self) -> str:
         parts = [self._render("pjsip_head.conf")]
-        for name, port in AGENTS.items():
+        for name, port in self.agents.items():
             parts.append(self._render("pjsip_agent.conf", name=name, port=port,
                                       password=self._secret(f"agent-{name}")))
         return "".join(parts)
@@ -255,7 +301,7 @@ class Lab:
     def _wait_booted(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._cli("core waitfullybooted", timeout=5) and port_open(AMI_PORT):
+            if self._cli("core waitfullybooted", timeout=5) and port_open(self.ami_port):
                 log.info("lab asterisk fully booted (pid %s)", self._pid())
                 return
             if self._pid() is None and time.monotonic() > deadline - timeout + 5:
@@ -320,8 +366,8 @@ def _require_root() -> None:
         raise LabError("the lab needs root (chroot and mount); run it with sudo")
 
 
-def _require_free_ports() -> None:
-    for kind, port in ((socket.SOCK_DGRAM, SIP_PORT), (socket.SOCK_STREAM, AMI_PORT)):
+def _require_free_ports(sip_port: int, ami_port: int) -> None:
+    for kind, port in ((socket.SOCK_DGRAM, sip_port), (socket.SOCK_STREAM, ami_port)):
         with socket.socket(socket.AF_INET, kind) as s:
             # As Asterisk binds: connections in TIME_WAIT do not make a port taken.
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -53,11 +53,12 @@ class Sipp:
         return dict(zip(lines[0].split(";"), lines[-1].split(";")))
 
 
-def agent(name: str, ring_ms: int) -> Sipp:
-    """The SIP phone of lab agent `name`: rings ring_ms, then answers."""
-    port = AGENTS[name]
-    return _start(f"agent-{name}", "agent.xml", {"ring_ms": ring_ms},
-                  ["-p", str(port)])
+def agent(name: str, ring_ms: int, offset: int = 0) -> Sipp:
+    """The SIP phone of lab agent `name`: rings ring_ms, then answers.  `offset`: a
+    named lab's (Lab.offset), whose agents listen that much higher."""
+    port = AGENTS[name] + offset
+    return _start(f"agent-{name}{'-' + str(offset) if offset else ''}", "agent.xml",
+                  {"ring_ms": ring_ms}, ["-p", str(port)], SIP_PORT + offset)
 
 
 def transferring_agent(name: str, ring_ms: int, talk_ms: int, target: str = "9000") -> Sipp:
@@ -68,14 +69,14 @@ def transferring_agent(name: str, ring_ms: int, talk_ms: int, target: str = "900
 
 def callers(count: int, hold_ms: int, rate: float = 10.0,
             number_prefix: str = "7900", service: str = HOTLINE,
-            concurrent: int | None = None, stats: bool = False) -> Sipp:
+            concurrent: int | None = None, stats: bool = False, sip_port: int = SIP_PORT) -> Sipp:
     """`count` customers calling `service`, each on the line for hold_ms."""
     args = ["-s", service, "-m", str(count), "-r", str(rate), "-rp", "1000",
             "-l", str(concurrent or count), "-p", str(next(_caller_ports))]
     if stats:
         args += ["-trace_stat", "-fd", "1"]
     return _start(f"callers-{number_prefix}", "caller.xml",
-                  {"hold_ms": hold_ms, "number_prefix": number_prefix}, args)
+                  {"hold_ms": hold_ms, "number_prefix": number_prefix}, args, sip_port)
 
 
 _INFO = """  <send retrans="500">
@@ -116,14 +117,15 @@ def expect_404(service: str, number_prefix: str = "7999") -> Sipp:
     return _start(f"rejected-{service}", "rejected.xml", {"number_prefix": number_prefix}, args)
 
 
-def _start(name: str, scenario: str, values: dict[str, object], args: list[str]) -> Sipp:
+def _start(name: str, scenario: str, values: dict[str, object], args: list[str],
+           sip_port: int = SIP_PORT) -> Sipp:
     if shutil.which("sipp") is None:
         raise LabError("sipp is not installed (run `make setup`)")
     workdir = Path(tempfile.mkdtemp(prefix=f"ivr-{name}-"))
     xml = workdir / scenario
     xml.write_text(Template((SCENARIOS / scenario).read_text()).substitute(values))
     cmd = ["sipp", "-sf", str(xml), "-i", "127.0.0.1", "-mp", str(next(_media_ports)),
-           "-nostdin", "-trace_err", *args, f"127.0.0.1:{SIP_PORT}"]
+           "-nostdin", "-trace_err", *args, f"127.0.0.1:{sip_port}"]
     process = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return Sipp(name, process, workdir)

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.lab
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "ivr.json"
 # What Grafana would put in place of its variables.
-GRAFANA_VARS = {"$__rate_interval": "1m", "$__range": "1h", "$queue": ".*"}
+GRAFANA_VARS = {"$__rate_interval": "1m", "$__range": "1h", "$queue": ".*", "$pbx": ".*"}
 
 
 def panel_queries() -> list[tuple[str, str]]:

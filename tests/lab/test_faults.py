@@ -132,7 +132,7 @@ async def test_ivr_killed_and_restarted_recovers_waiting_callers(lab: Lab, phone
         await eventually(lambda: http_get(base + "/readyz")[0] == 200, timeout=15)
         phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]
         phones.append(traffic.callers(2, hold_ms=60_000, rate=2, number_prefix="7930"))
-        waiting = 'ivr_queue_waiting_calls{queue="first-line"}'
+        waiting = 'ivr_queue_waiting_calls{pbx="default",queue="first-line"}'
         await eventually(lambda: metric(waiting) == 2, timeout=15, interval=0.2)
     finally:
         first.send_signal(signal.SIGKILL)
@@ -142,8 +142,8 @@ async def test_ivr_killed_and_restarted_recovers_waiting_callers(lab: Lab, phone
     try:
         await eventually(lambda: http_get(base + "/readyz")[0] == 200, timeout=15)
         assert metric(waiting) == 2                  # recovered from the resync
-        assert metric('ivr_queue_entered_total{queue="first-line"}') == 2
-        oldest = metric('ivr_queue_oldest_wait_seconds{queue="first-line"}')
+        assert metric('ivr_queue_entered_total{pbx="default",queue="first-line"}') == 2
+        oldest = metric('ivr_queue_oldest_wait_seconds{pbx="default",queue="first-line"}')
         assert oldest is not None and 3 <= oldest <= 20
     finally:
         second.send_signal(signal.SIGTERM)

@@ -36,15 +36,15 @@ async def test_ivr_run_follows_the_lab_and_serves_metrics(lab: Lab, phones: list
 
         def metric(line: str) -> bool:
             return line in get(base + "/metrics")[1].splitlines()
-        await eventually(lambda: metric('ivr_queue_answered_within_sla_total{queue="first-line"} 1.0'),
+        await eventually(lambda: metric('ivr_queue_answered_within_sla_total{pbx="default",queue="first-line"} 1.0'),
                          timeout=20, interval=0.2, what="answered call in /metrics")
-        await eventually(lambda: metric('ivr_journeys_total{outcome="answered"} 1.0'),
+        await eventually(lambda: metric('ivr_journeys_total{outcome="answered",pbx="default"} 1.0'),
                          timeout=20, interval=0.2, what="journey ended in /metrics")
         text = get(base + "/metrics")[1]
-        assert 'ivr_queue_agents{queue="first-line",state="available"} 4.0' in text
-        assert 'ivr_queue_sla_threshold_seconds{queue="first-line"} 30.0' in text
-        assert 'ivr_queue_answer_wait_seconds_bucket{le="30.0",queue="first-line"} 1.0' in text
-        assert "ivr_ami_up 1.0" in text and 'ivr_payable_calls_total 1.0' in text
+        assert 'ivr_queue_agents{pbx="default",queue="first-line",state="available"} 4.0' in text
+        assert 'ivr_queue_sla_threshold_seconds{pbx="default",queue="first-line"} 30.0' in text
+        assert 'ivr_queue_answer_wait_seconds_bucket{le="30.0",pbx="default",queue="first-line"} 1.0' in text
+        assert 'ivr_ami_up{pbx="default"} 1.0' in text and 'ivr_payable_calls_total{pbx="default"} 1.0' in text
     except AssertionError as failure:
         proc.send_signal(signal.SIGTERM)
         raise AssertionError(f"{failure}; ivr said:\n{proc.communicate(timeout=10)[1]}") from None

@@ -229,8 +229,8 @@ def test_run_against_unreachable_pbx_serves_and_stops_cleanly(
     status, metrics = get(f"{base}/metrics")
     assert status == 200
     lines = metrics.splitlines()
-    assert "ivr_ami_up 0.0" in lines
-    assert 'ivr_queue_entered_total{queue="first-line"} 0.0' in lines
+    assert 'ivr_ami_up{pbx="default"} 0.0' in lines
+    assert 'ivr_queue_entered_total{pbx="default",queue="first-line"} 0.0' in lines
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0

@@ -375,3 +375,52 @@ def test_bad_ledger_config_is_one_line(tmp_path: Path, text: str, message: str) 
         load(write(tmp_path, text), {})
     assert message in str(err.value) and "\n" not in str(err.value)
     assert "pw" not in str(err.value)          # a password in the URL is never echoed
+
+
+# -- several PBXs -----------------------------------------------------------------
+
+PBXS = """\
+[pbx.paris]
+host = "10.0.0.1"
+username = "ivr"
+
+[pbx.lyon-2]
+host = "10.0.0.2"
+port = 5039
+username = "ivr-lyon"
+server_filter = false
+"""
+
+
+def test_pbx_tables_are_the_pbxs_in_order(tmp_path: Path) -> None:
+    config = load(write(tmp_path, PBXS), {"IVR_PBX_PARIS_SECRET": SECRET,
+                                          "IVR_PBX_LYON_2_SECRET": "other"})
+    assert [p.name for p in config.pbxs] == ["paris", "lyon-2"]
+    paris, lyon = config.pbxs
+    assert (paris.ami.host, paris.ami.port, paris.ami.secret) == ("10.0.0.1", 5038, SECRET)
+    assert (lyon.ami.port, lyon.ami.username, lyon.ami.secret, lyon.ami.server_filter) == (
+        5039, "ivr-lyon", "other", False)
+
+
+def test_ami_alone_is_one_pbx_named_default() -> None:
+    config = load(None, {"IVR_AMI_USERNAME": "ivr"})
+    assert [(p.name, p.ami.username) for p in config.pbxs] == [("default", "ivr")]
+
+
+@pytest.mark.parametrize("text, env, needles", [
+    (PBXS + "[ami]\nusername = \"x\"\n", {}, ("[ami] and [pbx.NAME] tables together",)),
+    (PBXS, {"IVR_AMI_SECRET": "s"}, ("IVR_AMI_SECRET", "IVR_PBX_PARIS_SECRET")),
+    ("[pbx.Paris]\nhost = \"h\"\n", {}, ("pbx.Paris", "a-z")),
+    ("[pbx.a]\ncolour = 1\n", {}, ("unknown config key pbx.a.colour",)),
+    ("[pbx.a]\nport = 0\n", {}, ("pbx.a.port",)),
+    ("[pbx]\n", {}, ("[pbx] lists no PBX",)),
+    ("[pbx.a]\nhost = \"h\"\n[pbx.b]\nhost = \"h\"\n", {}, ("pbx.a", "same AMI address h:5038")),
+])
+def test_bad_pbx_tables_are_one_line(tmp_path: Path, text: str, env: dict[str, str],
+                                     needles: tuple[str, ...]) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, text), env)
+    message = str(info.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message

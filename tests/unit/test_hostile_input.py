@@ -383,12 +383,12 @@ def test_tracker_keeps_its_books_whatever_the_order(stream: list[ev.Event | ev.S
 # -- the whole pipeline: AMI message -> tracker -> metrics, router, views ------------
 
 def feed_app(messages: list[Message]) -> None:
-    """App.on_event for each message, then render what people look at."""
+    """Pbx.on_event for each message, then render what people look at."""
     async def scenario() -> None:   # the router schedules timers on the running loop
         app = build(Config())
         try:
             for msg in messages:
-                app.on_event(msg)
+                app.first.on_event(msg)
             generate_latest(app.registry)
             app.queues_view()
             for uid in UIDS:
@@ -460,7 +460,7 @@ QUERY_VALUE = st.one_of(st.sampled_from(UIDS + ("79101", "+7 (910) 1", "100101",
                         st.sampled_from(("%", "%zz", "%FF", "+", "a=b")),
                         st.text(URL_SAFE, max_size=20), st.text(max_size=12).map(quote),
                         st.binary(max_size=8).map(quote))
-QUERY_KEY = st.sampled_from(("uniqueid", "caller", "account", "asked")) | st.text(URL_SAFE, max_size=6)
+QUERY_KEY = st.sampled_from(("uniqueid", "caller", "account", "asked", "pbx")) | st.text(URL_SAFE, max_size=6)
 QUERY = st.one_of(
     st.lists(st.tuples(QUERY_KEY, QUERY_VALUE), max_size=6).map(
         lambda pairs: "&".join(f"{k}={v}" for k, v in pairs)),
@@ -479,6 +479,18 @@ def test_dialplan_answers_200_with_a_route_or_an_empty_400(http: Http, endpoint:
         return
     answer = parse_qs(body.decode("ascii"), strict_parsing=True)
     assert "route" in answer and set(answer) <= ROUTE_KEYS
+
+
+@pytest.mark.parametrize("query, status", [
+    ("pbx=default&uniqueid=1796000000.1&caller=79101", 200),
+    ("uniqueid=1796000000.1&caller=79101", 200),                 # the first PBX
+    ("pbx=elsewhere&uniqueid=1796000000.1&caller=79101", 400),   # a PBX ivr does not follow
+    ("pbx=default&uniqueid=paris-pbx-1796000000.1&caller=79101", 200),   # SystemName prefix
+    ("pbx=default&uniqueid=paris pbx-1796000000.1&caller=79101", 400),
+])
+def test_the_dialplan_names_its_pbx(http: Http, query: str, status: int) -> None:
+    resp, _ = http.request("GET", f"/dialplan/v1/entry?{query}")
+    assert resp.status == status
 
 
 JSON = st.recursive(

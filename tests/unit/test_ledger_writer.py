@@ -135,12 +135,13 @@ def test_one_broken_consumer_does_not_stop_the_others(tmp_path: Path) -> None:
 
     def broken(fact: jr.Fact) -> None:
         raise RuntimeError("a bug in one consumer")
-    app.listeners.insert(0, broken)
+    app.first.consumers.insert(0, broken)       # ahead of metrics, router and ledger
     app.listeners.append(seen.append)
-    app.apply([ended(1)])
+    app.apply([ended(1)], app.first)
     assert seen == [ended(1)]
     assert app.ledger.backlog == 1
-    assert app.registry.get_sample_value("ivr_journeys_total", {"outcome": "answered"}) == 1
+    assert app.registry.get_sample_value("ivr_journeys_total",
+                                         {"pbx": "default", "outcome": "answered"}) == 1
     assert app.registry.get_sample_value("ivr_ledger_backlog_records", {}) == 1
 
 

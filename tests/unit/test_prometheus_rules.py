@@ -35,6 +35,11 @@ class _Ledger:
     backlog, write_errors, dropped = 0, 0, 0
 
 
+class _Pbx:
+    def __init__(self, tracker: Tracker) -> None:
+        self.name, self.tracker, self.ami = "default", tracker, _Ami()
+
+
 class _Ami:
     up, reconnects, events_received, malformed_frames = True, 1, 100, 0
 
@@ -67,8 +72,8 @@ def exposition() -> bytes:
     thresholds = {q.name: round(q.sla_seconds * 1000) for q in config.queues}
     replays = [Replay(tracker=Tracker(thresholds), metrics=metrics).feed(transcript(name))
                for name in TRANSCRIPTS]
-    registry.register(LiveCollector(replays[-1].tracker, _Ami(), names, incidents=Incidents(),
-                                    ledger=_Ledger()))
+    pbx = _Pbx(replays[-1].tracker)
+    registry.register(LiveCollector([pbx], names, incidents=Incidents(), ledger=_Ledger()))
     return generate_latest(registry)
 
 

@@ -19,6 +19,10 @@ class _Ami:
     up, reconnects, events_received, malformed_frames = False, 0, 0, 0
 
 
+class _Pbx:
+    name, tracker, ami = "default", Tracker(), _Ami()
+
+
 class _Ledger:
     backlog, write_errors, dropped = 0, 0, 0
 
@@ -32,8 +36,7 @@ def exported() -> set[str]:
     registry = CollectorRegistry()
     queues = Config().queue_names
     Metrics(registry, queues, [30.0])
-    registry.register(LiveCollector(Tracker(), _Ami(), queues, incidents=Incidents(),
-                                    ledger=_Ledger()))
+    registry.register(LiveCollector([_Pbx()], queues, incidents=Incidents(), ledger=_Ledger()))
     names = set()
     for family in registry.collect():
         names.add(family.name + ("_total" if family.type == "counter" else ""))

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ivr.ami import events
-from ivr.journeys import Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed
+from ivr.journeys import Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed, Tracker
 from ivr.metrics import LiveCollector, Metrics
 from tests.replay import Replay, transcript
 
@@ -78,21 +78,26 @@ def test_metrics_from_a_replay() -> None:
     registry = CollectorRegistry()
     r = Replay(metrics=Metrics(registry, QUEUES, [30.0])).feed(transcript("moved"))
     value = registry.get_sample_value
-    assert value("ivr_queue_entered_total", {"queue": "first-line"}) == 1
-    assert value("ivr_queue_exits_total", {"queue": "first-line", "outcome": "timeout"}) == 1
-    assert value("ivr_queue_exits_total", {"queue": "first-line", "outcome": "abandoned"}) == 0
-    assert value("ivr_queue_overflow_total", {"from_queue": "first-line", "to_queue": "common"}) == 1
-    assert value("ivr_queue_answered_within_sla_total", {"queue": "common"}) == 1
-    assert value("ivr_payable_calls_total", {}) == 0
-    assert value("ivr_journey_answer_wait_seconds_count", {}) == 1
+    assert value("ivr_queue_entered_total", {"pbx": "default", "queue": "first-line"}) == 1
+    assert value("ivr_queue_exits_total", {"pbx": "default", "queue": "first-line", "outcome": "timeout"}) == 1
+    assert value("ivr_queue_exits_total", {"pbx": "default", "queue": "first-line", "outcome": "abandoned"}) == 0
+    assert value("ivr_queue_overflow_total", {"pbx": "default", "from_queue": "first-line", "to_queue": "common"}) == 1
+    assert value("ivr_queue_answered_within_sla_total", {"pbx": "default", "queue": "common"}) == 1
+    assert value("ivr_payable_calls_total", {"pbx": "default"}) == 0
+    assert value("ivr_journey_answer_wait_seconds_count", {"pbx": "default"}) == 1
     # A bucket edge exactly at the threshold, and zero series for idle queues.
-    assert value("ivr_queue_answer_wait_seconds_bucket", {"queue": "common", "le": "30.0"}) == 1
-    assert value("ivr_queue_entered_total", {"queue": "engineers"}) == 0
+    assert value("ivr_queue_answer_wait_seconds_bucket", {"pbx": "default", "queue": "common", "le": "30.0"}) == 1
+    assert value("ivr_queue_entered_total", {"pbx": "default", "queue": "engineers"}) == 0
     assert len(r.facts) > 0
 
 
 class _Ami:
     up, reconnects, events_received, malformed_frames = True, 0, 0, 0
+
+
+class _Pbx:
+    def __init__(self, tracker: Tracker) -> None:
+        self.name, self.tracker, self.ami = "default", tracker, _Ami()
 
 
 def test_resync_snapshot_recovers_the_waiting_caller() -> None:
@@ -111,11 +116,12 @@ def test_resync_snapshot_recovers_the_waiting_caller() -> None:
     # The same snapshot on the tracker that saw it all live changes nothing.
     assert r.tracker.resync(snap) == []
     registry = CollectorRegistry()
-    registry.register(LiveCollector(fresh.tracker, _Ami(), QUEUES, clock=lambda: now))
-    assert registry.get_sample_value("ivr_queue_waiting_calls", {"queue": "first-line"}) == 1
-    oldest = registry.get_sample_value("ivr_queue_oldest_wait_seconds", {"queue": "first-line"})
+    registry.register(LiveCollector([_Pbx(fresh.tracker)], QUEUES, clock=lambda: now))
+    here = {"pbx": "default", "queue": "first-line"}
+    assert registry.get_sample_value("ivr_queue_waiting_calls", here) == 1
+    oldest = registry.get_sample_value("ivr_queue_oldest_wait_seconds", here)
     assert oldest == int(entry["Wait"])      # all QueueEntry tells: whole seconds
-    assert registry.get_sample_value("ivr_ami_up", {}) == 1
+    assert registry.get_sample_value("ivr_ami_up", {"pbx": "default"}) == 1
 
 
 @pytest.mark.parametrize("name", ["answered", "moved", "abandoned", "fallback_timeout", "resync"])

@@ -24,7 +24,7 @@ def msg(*pairs: tuple[str, str]) -> Message:
 
 def counter(app: Any) -> float:
     for line in generate_latest(app.registry).decode().splitlines():
-        if line.startswith("ivr_ami_untimestamped_events_total "):
+        if line.startswith('ivr_ami_untimestamped_events_total{pbx="default"} '):
             return float(line.split()[1])
     raise AssertionError("ivr_ami_untimestamped_events_total is not exported")
 
@@ -37,16 +37,16 @@ async def test_untimestamped_events_are_counted_warned_once_and_shown(
                         ledger=LedgerConfig(url=f"sqlite:///{tmp_path / 'ledger.db'}"))
         app = build(config)
         async with TestClient(TestServer(make_web(app))) as client:
-            app.on_event(msg(("Event", "Hangup"), ("Timestamp", "1795530561.000001"),
+            app.first.on_event(msg(("Event", "Hangup"), ("Timestamp", "1795530561.000001"),
                              ("Uniqueid", "0.1")))
             assert counter(app) == 0 and app.timestamps
             assert (await (await client.get("/readyz")).json())["ami_timestamps"] is True
 
             with caplog.at_level(logging.WARNING, logger="ivr.app"):
-                app.on_event(msg(("Event", "QueueCallerJoin"), ("Uniqueid", "1.1"),
+                app.first.on_event(msg(("Event", "QueueCallerJoin"), ("Uniqueid", "1.1"),
                                  ("Channel", "PJSIP/x-1"), ("Queue", "first-line")))
-                app.on_event(msg(("Event", "Hangup"), ("Uniqueid", "1.1")))
-                app.on_event(msg(("Event", "Newexten"), ("Uniqueid", "1.1")))   # not followed
+                app.first.on_event(msg(("Event", "Hangup"), ("Uniqueid", "1.1")))
+                app.first.on_event(msg(("Event", "Newexten"), ("Uniqueid", "1.1")))   # not followed
             assert counter(app) == 2
             warnings = [r for r in caplog.records if "without Timestamp" in r.getMessage()]
             assert len(warnings) == 1 and "timestampevents = no" in warnings[0].getMessage()
