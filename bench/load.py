@@ -132,7 +132,7 @@ async def one_rate(lab: Lab, rate: int, seconds: int, server_filter: bool) -> di
     still_asterisk = _queue_size(lab)
     # Every call the dialplan reached ivr with: callers who hang up during the
     # greeting or the account prompt are routed but never queued.
-    routed = app.registry.get_sample_value("ivr_route_decision_seconds_count") or 0.0
+    routed = app.registry.get_sample_value("ivr_route_decision_seconds_count", {"pbx": "default"}) or 0.0
     await runner.cleanup()
     entered, exited = count((jr.Entered,)), count((jr.Exited, jr.Unobserved))
     lags.sort()

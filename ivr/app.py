@@ -54,7 +54,7 @@ class Pbx:
     name: str
     config: AmiConfig
     tracker: Tracker
-    app: App
+    app: App = field(repr=False)
     ami: AmiClient = field(init=False)
     router: Router = field(init=False)
     ready: bool = False

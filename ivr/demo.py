@@ -23,6 +23,7 @@ from pathlib import Path
 from ivr.config import Config
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
+from ivr.ledger.records import DEFAULT_PBX
 from ivr.ledger.store import LedgerError, Store
 from ivr.reports import billing, service
 from ivr.service import start
@@ -107,6 +108,7 @@ def _prometheus(config: Config) -> subprocess.Popen[bytes] | None:
 
 def _summary(registry: object) -> dict[str, float]:
     def value(name: str, **labels: str) -> float:
+        labels = {"pbx": DEFAULT_PBX, **labels}      # the lab is the one PBX
         return registry.get_sample_value(name, labels) or 0.0  # type: ignore[attr-defined]
     q = {"queue": "first-line"}
     return {

@@ -80,3 +80,15 @@ async def test_the_same_uniqueid_on_two_pbxs_needs_its_pbx(two: tuple[App, TestC
     assert view["pbx"] == "lyon"
     resp = await client.get(f"/api/v1/calls/{UID}?pbx=nowhere", headers=AUTH)
     assert resp.status == 404
+
+
+def test_the_demo_summary_reads_the_lab_pbx_series() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from ivr.demo import _summary
+    from ivr.journeys import Entered
+    from ivr.metrics import Metrics
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, ("first-line", "common"), [30.0, 30.0])
+    metrics.record(Entered("1.1", "PJSIP/a-1", "first-line", 0, 1))
+    assert _summary(registry)["entered"] == 1
