@@ -286,6 +286,12 @@ class Tracker:
         return []
 
     def _answered(self, e: ev.AgentAnswered, timed: bool = True) -> list[Fact]:
+        known = self.members.get((e.queue, e.member))
+        if known is not None and not known.in_call:
+            # A Local/.../n member's device stays "in use" from ringing to hang-up, and
+            # Asterisk sends no QueueMemberStatus when it answers: AgentConnect is the news.
+            self.members[(e.queue, e.member)] = Member(known.status, known.paused, True,
+                                                       known.local)
         j, v = self._visit(e.uniqueid, e.queue)
         if j is None or v is None:
             return []

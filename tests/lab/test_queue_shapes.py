@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -20,7 +21,7 @@ import pytest
 from ivr import journeys as jr
 from ivr.ami.client import AmiClient, AmiSettings
 from ivr.lab import traffic
-from ivr.lab.pbx import Lab
+from ivr.lab.pbx import AGENTS, Lab
 from tests.helpers import eventually
 from tests.lab.conftest import Running
 from tests.lab.test_sla_scenarios import finished, queue_log
@@ -123,3 +124,96 @@ async def test_without_timestamps_waits_stay_within_holdtime(lab: Lab, ivr: Runn
         assert abs(fact.wait_ms - holdtime * 1000) <= 1000, (fact, holdtime)
     records = [f.record for f in ivr.of(jr.JourneyEnded)]  # type: ignore[attr-defined]
     assert {r.precision for r in records} == {"s"}
+
+
+# -- members that are not a plain phone ----------------------------------------------
+
+async def phones_up(*names: str) -> None:
+    """Until each agent's SIPp holds its port.  These queues ring at once (no
+    greeting first): an INVITE before SIPp listens fails, and the member with it."""
+    def bound(port: int) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return True
+            return False
+    await eventually(lambda: all(bound(AGENTS[n]) for n in names), timeout=5,
+                     what=f"the phones of {names} listening")
+
+
+async def free(ivr: Running, queue: str, *members: str) -> None:
+    """Until the members are free: an earlier test's call may still hold a phone."""
+    def state() -> list[str]:
+        return [m.state if (m := ivr.app.tracker.members.get((queue, name))) else "unknown"
+                for name in members]
+    await eventually(lambda: all(s == "available" for s in state()), timeout=15,
+                     what=lambda: f"members {members} of {queue} free (now {state()})")
+
+
+def connect_rows(lab: Lab, since: float, uid: str, queue: str) -> list[tuple[str, list[str]]]:
+    """queue_log's CONNECT rows of a call: (agent, data); agents are member names here."""
+    rows = []
+    for line in lab.queue_log().splitlines():
+        epoch, callid, q, agent, event, *data = line.split("|")
+        if int(epoch) >= int(since) and callid == uid and q == queue and event == "CONNECT":
+            rows.append((agent, data))
+    return rows
+
+
+async def test_a_local_member_with_n_rings_then_answers(lab: Lab, ivr: Running,
+                                                        phones: list) -> None:
+    since = time.time()
+    phones.append(traffic.agent("op1", ring_ms=4000))
+    await phones_up("op1")
+    phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7965", service="8703"))
+    member = ("shape-local", "op1-local")
+    # Ringing through a Local/.../n channel: Asterisk says "in use", not in a call.
+    await eventually(lambda: ivr.app.tracker.waiting("shape-local"), timeout=10,
+                     what="the caller waiting in shape-local")
+    await eventually(lambda: (m := ivr.app.tracker.members.get(member)) is not None
+                     and m.status == 2, timeout=5, what="the Local member in use")
+    assert ivr.app.tracker.members[member].state == "ringing"
+    await eventually(lambda: bool(exits_in(ivr, "shape-local")), timeout=15, what="answered")
+    [fact] = exits_in(ivr, "shape-local")
+    assert fact.outcome == "answered" and 3500 <= fact.wait_ms < 6000
+    assert ivr.app.tracker.members[member].state == "in_call"
+    [(agent, data)] = connect_rows(lab, since, fact.uniqueid, "shape-local")
+    assert agent == "op1-local" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
+    await finished(ivr, 1, timeout=20)
+    [ended] = ivr.of(jr.JourneyEnded)
+    assert ended.record.answered_member == "op1-local"  # type: ignore[attr-defined]
+
+
+async def test_a_local_member_without_n_is_optimised_away_and_still_answers(
+        lab: Lab, ivr: Running, phones: list) -> None:
+    since = time.time()
+    phones.append(traffic.agent("op2", ring_ms=2000))
+    await phones_up("op2")
+    phones.append(traffic.callers(1, hold_ms=8000, number_prefix="7966", service="8704"))
+    await finished(ivr, 1, timeout=25)
+    [fact] = exits_in(ivr, "shape-local-opt")
+    assert fact.outcome == "answered"
+    [(agent, data)] = connect_rows(lab, since, fact.uniqueid, "shape-local-opt")
+    assert agent == "op2-opt" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
+    [ended] = ivr.of(jr.JourneyEnded)
+    assert ended.record.answered_member == "op2-opt"  # type: ignore[attr-defined]
+
+
+async def test_a_member_whose_confirm_step_refuses_is_never_connected(
+        lab: Lab, ivr: Running, phones: list) -> None:
+    await free(ivr, "shape-confirm", "op3")
+    since = time.time()
+    phones.append(traffic.agent("op4", ring_ms=1000))      # answers, then its step refuses
+    phones.append(traffic.agent("op3", ring_ms=2000))
+    await phones_up("op4", "op3")
+    phones.append(traffic.callers(1, hold_ms=15_000, number_prefix="7968", service="8706"))
+    await finished(ivr, 1, timeout=40)
+    [fact] = exits_in(ivr, "shape-confirm")
+    assert fact.outcome == "answered"
+    rows = connect_rows(lab, since, fact.uniqueid, "shape-confirm")
+    assert [agent for agent, _ in rows] == ["op3"]            # Asterisk: connected to op3 only
+    [ended] = ivr.of(jr.JourneyEnded)
+    assert ended.record.answered_member == "op3"  # type: ignore[attr-defined]
+    # The refusing member rang first: the wait covers its ring and refusal too.
+    assert fact.wait_ms >= 3000

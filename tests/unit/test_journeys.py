@@ -262,3 +262,16 @@ def test_without_timestamps_an_abandon_is_bounded_by_its_holdtime() -> None:
                          hangup(0.3))
              for f in tracker.handle(e, timed=False)]
     assert exits(facts) == [("first-line", "abandoned", 3000)]
+
+
+def test_a_local_member_that_answers_is_in_a_call_without_a_status_event() -> None:
+    # Asterisk 22, Local/op1@members/n: Status 2 InCall 0 while it rings, and no
+    # QueueMemberStatus at all when it answers; the next one (Status 1) at hang-up.
+    tracker = Tracker()
+    tracker.handle(ev.MemberState(T0, "q", "op1-local", 2, False, False, local=True))
+    tracker.handle(ev.CallerJoined(T0, UID, CHAN, "79001", "q"))
+    assert tracker.agent_counts("q")["ringing"] == 1
+    tracker.handle(ev.AgentAnswered(T0 + 4 * S, UID, "q", "op1-local", 4))
+    assert tracker.agent_counts("q")["in_call"] == 1
+    tracker.handle(ev.MemberState(T0 + 9 * S, "q", "op1-local", 1, False, False, local=True))
+    assert tracker.agent_counts("q")["available"] == 1
