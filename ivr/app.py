@@ -1,13 +1,16 @@
 """Wiring: the whole object graph, in one function.
 
-One AMI event, from the socket to a metric:
+One AMI event, from the socket to a metric (each PBX of the config is a Pbx
+with its own client, tracker and router; Asterisk sends only what ivr follows
+when the session filter is on: ami/server_filter.py):
     AmiClient (bytes -> Codec, which skips noise undecoded: events.wanted -> Message)
-    -> App.on_event
-    -> events.parse (typed event, Asterisk timestamp)
+    -> Pbx.on_event
+    -> events.parse_timed (typed event, Asterisk timestamp, or none)
     -> Tracker.handle (journey state machine) -> facts
-    -> Metrics.record (counters, histograms), Router.on_fact (timers) and
-       LedgerWriter.on_fact (JourneyEnded's CallRecord -> batched into the store)
-Live gauges are read from the Tracker at scrape time by LiveCollector.
+    -> App.apply: Metrics.record with the PBX's name (counters, histograms),
+       Router.on_fact (timers) and LedgerWriter.on_fact (JourneyEnded's
+       CallRecord -> batched into the store)
+Live gauges are read from the trackers at scrape time by LiveCollector.
 The dialplan asks for routes over HTTP (dialplan_http.py); people use the
 control API (api.py); both decide with policy.py and act with actions.py.
 """
@@ -200,9 +203,11 @@ class App:
         return [(p, j) for p in where if (j := p.tracker.journeys.get(uniqueid)) is not None]
 
     def apply(self, facts: list[Fact], pbx: Pbx | None = None) -> None:
-        consumers = (pbx or self.first).consumers
+        if not facts:
+            return
+        consumers = (pbx or self.first).consumers + self.listeners
         for fact in facts:
-            for listener in (*consumers, *self.listeners):
+            for listener in consumers:
                 try:
                     listener(fact)
                 except Exception:   # one broken consumer must not starve the others

@@ -47,7 +47,7 @@ def _entry(app: App, request: web.Request) -> web.Response:
     started = time.perf_counter()
     q = request.query
     uid, caller, typed = q.get("uniqueid", ""), q.get("caller", ""), q.get("account", "")
-    pbx = app.pbx(q.get("pbx"))
+    pbx = app.pbx(q.get("pbx") or None)   # an unset IVR_PBX sends pbx=: the first PBX
     if not _UNIQUEID.fullmatch(uid) or (caller and not _NUMBER.fullmatch(caller)) \
             or (typed and not _ACCOUNT.fullmatch(typed)) or pbx is None:
         log.warning("bad entry request from the dialplan: %s", request.query_string[:200])
@@ -63,7 +63,7 @@ def _entry(app: App, request: web.Request) -> web.Response:
 def _escalate(app: App, request: web.Request) -> web.Response:
     started = time.perf_counter()
     uid = request.query.get("uniqueid", "")
-    pbx = app.pbx(request.query.get("pbx"))
+    pbx = app.pbx(request.query.get("pbx") or None)
     if not _UNIQUEID.fullmatch(uid) or pbx is None:
         log.warning("bad escalate request from the dialplan: %s", request.query_string[:200])
         return web.Response(status=400)

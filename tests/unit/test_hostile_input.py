@@ -484,6 +484,7 @@ def test_dialplan_answers_200_with_a_route_or_an_empty_400(http: Http, endpoint:
 @pytest.mark.parametrize("query, status", [
     ("pbx=default&uniqueid=1796000000.1&caller=79101", 200),
     ("uniqueid=1796000000.1&caller=79101", 200),                 # the first PBX
+    ("pbx=&uniqueid=1796000000.1&caller=79101", 200),            # IVR_PBX unset: the first
     ("pbx=elsewhere&uniqueid=1796000000.1&caller=79101", 400),   # a PBX ivr does not follow
     ("pbx=default&uniqueid=paris-pbx-1796000000.1&caller=79101", 200),   # SystemName prefix
     ("pbx=default&uniqueid=paris pbx-1796000000.1&caller=79101", 400),
