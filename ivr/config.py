@@ -278,11 +278,10 @@ def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
     pbxs = []
     for p in cfg.pbx:
         prefix, ami = pbx_env_prefix(p.name), p.ami
-        for suffix, key in (("HOST", "host"), ("PORT", "port"), ("USERNAME", "username"),
-                            ("SECRET", "secret")):
-            if prefix + suffix in env:
-                ami = replace(ami, **{key: _typed(AmiConfig, key, env[prefix + suffix],
-                                                  prefix + suffix)})
+        for ami_var, key in _ENV_AMI.items():   # IVR_AMI_HOST -> IVR_PBX_<NAME>_HOST ...
+            var = prefix + ami_var.removeprefix("IVR_AMI_")
+            if var in env:
+                ami = replace(ami, **{key: _typed(AmiConfig, key, env[var], var)})
         pbxs.append(replace(p, ami=ami))
     cfg = replace(cfg, pbx=tuple(pbxs))
     if "IVR_API_TOKEN" in env:

@@ -56,7 +56,7 @@ counted twice and nothing stays stuck.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Iterable, Mapping
 
@@ -290,8 +290,7 @@ class Tracker:
         if known is not None and not known.in_call:
             # A Local/.../n member's device stays "in use" from ringing to hang-up, and
             # Asterisk sends no QueueMemberStatus when it answers: AgentConnect is the news.
-            self.members[(e.queue, e.member)] = Member(known.status, known.paused, True,
-                                                       known.local)
+            self.members[(e.queue, e.member)] = replace(known, in_call=True)
         j, v = self._visit(e.uniqueid, e.queue)
         if j is None or v is None:
             return []

@@ -113,6 +113,10 @@ class Metrics:
         self._answer_wait = _Children(self.answer_wait)
         self._abandon_wait = _Children(self.abandon_wait)
         self._overflow = _Children(self.overflow)
+        self._unobserved = _Children(self.unobserved)
+        self._journeys = _Children(self.journeys)
+        self._journey_wait = _Children(self.journey_wait)
+        self._payable = _Children(self.payable)
         for pbx in pbxs:
             self._init_labels(pbx, queues, overflows)
 
@@ -151,13 +155,13 @@ class Metrics:
         elif isinstance(fact, jr.Overflowed):
             self._overflow[pbx, fact.from_queue, fact.to_queue].inc()
         elif isinstance(fact, jr.JourneyAnswered):
-            self.journey_wait.labels(pbx=pbx).observe(fact.wait_ms / 1000)
+            self._journey_wait[pbx].observe(fact.wait_ms / 1000)
             if fact.payable:
-                self.payable.labels(pbx=pbx).inc()
+                self._payable[pbx].inc()
         elif isinstance(fact, jr.JourneyEnded):
-            self.journeys.labels(pbx=pbx, outcome=fact.outcome).inc()
+            self._journeys[pbx, fact.outcome].inc()
         elif isinstance(fact, jr.Unobserved):
-            self.unobserved.labels(pbx=pbx, queue=fact.queue).inc()
+            self._unobserved[pbx, fact.queue].inc()
 
     def decided(self, route: Route, seconds: float, pbx: str = DEFAULT_PBX) -> None:
         self.route_decisions.labels(pbx=pbx, route=route.label).inc()

@@ -127,7 +127,10 @@ WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE, IVR_ACCOUNT, IVR_AREA})
 
 def timestamp_us(msg: Message, now: float) -> int:
     """Asterisk's event time in microseconds; `now` if the header is absent."""
-    raw = msg.get("Timestamp")
+    return _stamp_us(msg.get("Timestamp"), now)
+
+
+def _stamp_us(raw: str | None, now: float) -> int:
     if raw is None:
         return round(now * 1_000_000)
     if _TIMESTAMP_US.fullmatch(raw):     # as Asterisk prints it: %ld.%06lu
@@ -233,7 +236,7 @@ def parse_timed(msg: Message, now: float) -> tuple[Event | None, bool]:
     if parser is None:
         return None, True
     raw = msg.get("Timestamp")
-    return parser(msg, timestamp_us(msg, now) if raw is not None else round(now * 1_000_000)), raw is not None
+    return parser(msg, _stamp_us(raw, now)), raw is not None
 
 
 @dataclass(frozen=True, slots=True)
