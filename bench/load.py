@@ -34,7 +34,7 @@ import time
 from ivr import journeys as jr
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
-from ivr.service import start
+from ivr.service import run, start
 from tests.lab.conftest import lab_config
 
 HOLD_MS = 12_000
@@ -235,4 +235,4 @@ if __name__ == "__main__":
                         help="the session filter for each rate: on, off or both (on,off)")
     args = parser.parse_args()
     filters = [{"on": True, "off": False}[f.strip()] for f in args.filter.split(",")]
-    asyncio.run(main([int(r) for r in args.rates.split(",")], args.seconds, filters))
+    run(main([int(r) for r in args.rates.split(",")], args.seconds, filters))  # ivr run's loop

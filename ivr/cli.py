@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -228,7 +227,7 @@ def _megabytes(text: str) -> float:
 
 def _run(args: argparse.Namespace) -> int:
     from ivr.ami.recording import Recorder
-    from ivr.service import serve
+    from ivr.service import run, serve
     config = load_config(args, need_ami=True)
     logging.getLogger().setLevel(config.log_level)
     recorder = None
@@ -242,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         log.info("recording the AMI stream into %s", args.record_ami)
     try:
-        return asyncio.run(serve(config, recorder))
+        return run(serve(config, recorder))
     finally:
         if recorder is not None:
             recorder.close()
@@ -250,8 +249,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from ivr.demo import demo
+    from ivr.service import run
     Lab().up()
-    return asyncio.run(demo(load_config(args), args.minutes))
+    return run(demo(load_config(args), args.minutes))
 
 
 def _lab(args: argparse.Namespace) -> Lab:

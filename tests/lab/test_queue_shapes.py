@@ -217,3 +217,57 @@ async def test_a_member_whose_confirm_step_refuses_is_never_connected(
     assert ended.record.answered_member == "op3"  # type: ignore[attr-defined]
     # The refusing member rang first: the wait covers its ring and refusal too.
     assert fact.wait_ms >= 3000
+
+
+async def test_an_app_agent_pool_agent_answers_through_agentrequest(
+        lab: Lab, ivr: Running, phones: list) -> None:
+    """The agent logs in from its phone (AgentLogin) and stays on the line; the
+    queue's member Local/1001@lab-agents asks for it (AgentRequest), its state
+    the agent's own device, Agent:1001."""
+    member = ("shape-agent", "agent1001")
+
+    def state() -> str:
+        return m.state if (m := ivr.app.tracker.members.get(member)) else "unknown"
+    phones.append(traffic.callers(1, hold_ms=40_000, number_prefix="7967", service="8710"))
+    await eventually(lambda: state() == "available", timeout=15,
+                     what=lambda: f"agent 1001 logged in (now {state()})")
+    since = time.time()
+    phones.append(traffic.callers(1, hold_ms=8000, number_prefix="7969", service="8707"))
+    await eventually(lambda: bool(exits_in(ivr, "shape-agent")), timeout=15, what="answered")
+    [fact] = exits_in(ivr, "shape-agent")
+    assert fact.outcome == "answered"
+    # Asterisk sends no QueueMemberStatus when the agent takes the call: the
+    # AgentConnect says it.
+    assert state() == "in_call"
+    [(agent, data)] = connect_rows(lab, since, fact.uniqueid, "shape-agent")
+    assert agent == "agent1001" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
+    await finished(ivr, 1, timeout=20)
+    [ended] = ivr.of(jr.JourneyEnded)
+    assert ended.record.answered_member == "agent1001"  # type: ignore[attr-defined]
+    # The caller hung up; the agent is still logged in, back in its holding bridge.
+    await eventually(lambda: state() == "available", timeout=5,
+                     what=lambda: f"agent 1001 free again (now {state()})")
+
+
+async def test_ringall_with_a_member_that_never_answers(lab: Lab, ivr: Running,
+                                                         phones: list) -> None:
+    await free(ivr, "shape-ringall", "op1", "op2")
+    since = time.time()
+    phones.append(traffic.agent("op1", ring_ms=600_000))   # rings on, never answers
+    phones.append(traffic.agent("op2", ring_ms=3000))
+    await phones_up("op1", "op2")
+    phones.append(traffic.callers(1, hold_ms=10_000, number_prefix="7962", service="8708"))
+    # Both free members ring at once.
+    await eventually(lambda: all(ivr.app.tracker.members[("shape-ringall", m)].state == "ringing"
+                                 for m in ("op1", "op2")), timeout=10, what="op1 and op2 ringing")
+    await eventually(lambda: bool(exits_in(ivr, "shape-ringall")), timeout=15, what="answered")
+    [fact] = exits_in(ivr, "shape-ringall")
+    assert fact.outcome == "answered" and 2500 <= fact.wait_ms < 5000
+    [(agent, data)] = connect_rows(lab, since, fact.uniqueid, "shape-ringall")
+    assert agent == "op2" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
+    await finished(ivr, 1, timeout=20)
+    [ended] = ivr.of(jr.JourneyEnded)
+    assert ended.record.answered_member == "op2"  # type: ignore[attr-defined]
+    # op1 rang the whole time and was let go when op2 answered (queue_log writes
+    # nothing of it); it took no call.
+    assert ivr.app.tracker.members[("shape-ringall", "op1")].state == "available"

@@ -236,6 +236,7 @@ def test_run_against_unreachable_pbx_serves_and_stops_cleanly(
     assert proc.wait(timeout=10) == 0
     log = stderr.read_text()
     assert "connection refused" in log
+    assert "event loop uvloop" in log     # ivr.service.run, what a deployment runs
     assert "ivr-test@127.0.0.1" in log  # the credentials were read and reached the logs...
     assert SECRET not in log  # ...but never the secret
 
