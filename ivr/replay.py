@@ -55,6 +55,12 @@ class ReplayedCall:
     visits: tuple[ReplayedVisit, ...]
     entered_us: int          # first entry into any queue: the listing's order
 
+    @classmethod
+    def of_record(cls, r: CallRecord) -> ReplayedCall:
+        """A call that ended, as its ledger record has it."""
+        visits = tuple(ReplayedVisit(v.queue, v.outcome, v.wait_ms, v.member) for v in r.visits)
+        return cls(r.uniqueid, r.caller, r.payable, False, visits, r.entered_us)
+
     def to_json(self) -> dict[str, Any]:
         return {"uniqueid": self.uniqueid, "caller": self.caller, "payable": self.payable,
                 "in_progress": self.in_progress,
@@ -176,14 +182,9 @@ class Replay:
 
     def calls(self) -> list[ReplayedCall]:
         """Every call seen: those that ended, then still in progress, in order of entry."""
-        ended = [_ended(f.record) for f in self.facts if isinstance(f, JourneyEnded)]
+        ended = [ReplayedCall.of_record(f.record) for f in self.facts if isinstance(f, JourneyEnded)]
         open_ = [_in_progress(j) for j in self.tracker.journeys.values()]
         return sorted(ended + open_, key=lambda c: c.entered_us)
-
-
-def _ended(r: CallRecord) -> ReplayedCall:
-    visits = tuple(ReplayedVisit(v.queue, v.outcome, v.wait_ms, v.member) for v in r.visits)
-    return ReplayedCall(r.uniqueid, r.caller, r.payable, False, visits, r.entered_us)
 
 
 def _in_progress(j: Journey) -> ReplayedCall:

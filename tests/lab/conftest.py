@@ -2,12 +2,20 @@
 
 Outside CI a machine without root, debootstrap or sipp skips these tests;
 with CI=true a missing part fails them instead.
+
+ivr records its AMI stream in every test (as `ivr run --record-ami` does).
+With IVR_RECORD_FIXTURES=1, a passing test marked `recorded` keeps it as our
+own fixture: tests/fixtures/shapes/<test>.ami, and beside it the verdict the
+test checked against Asterisk (ivr's calls and queue_log's rows for them),
+which tests/unit/test_shape_fixtures.py replays without the lab.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import AsyncIterator, Iterator
@@ -15,11 +23,13 @@ from typing import AsyncIterator, Iterator
 import pytest
 
 from ivr import config as cfg
+from ivr.ami.recording import Recorder
 from ivr.app import App
 from ivr.cli import lab_routing
-from ivr.journeys import Fact
+from ivr.journeys import Fact, JourneyEnded
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
+from ivr.replay import ReplayedCall
 from ivr.service import start
 from tests.helpers import eventually, require
 
@@ -74,16 +84,54 @@ class Running:
         return self.app.registry.get_sample_value(name, labels) or 0.0
 
 
+SHAPES = Path(__file__).parents[1] / "fixtures" / "shapes"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    if call.when == "call":
+        item.stash[_PASSED] = report.passed  # type: ignore[attr-defined]
+    return report
+
+
+_PASSED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-async def ivr(lab: Lab, tmp_path: Path) -> AsyncIterator[Running]:
+async def ivr(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
     """ivr on the lab, with a ledger of the test's own; its decisions go into queue_log."""
     config = lab_config(lab, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
     config = replace(config, ledger=replace(config.ledger, queue_log_decisions=True))
-    app, runner = await start(config)
+    recording = tmp_path / "ami.rec"
+    recorder = Recorder(recording)
+    since = time.time()
+    app, runner = await start(config, recorder)
     await eventually(lambda: app.ready, timeout=15, what="ivr ready")
     running = Running(app)
     yield running
     await runner.cleanup()
+    recorder.close()
+    if os.environ.get("IVR_RECORD_FIXTURES") == "1" and request.node.get_closest_marker("recorded") \
+            and request.node.stash.get(_PASSED, False):
+        _keep(request.node.name.removeprefix("test_"), recording, running, lab, since)
+
+
+def _keep(name: str, recording: Path, running: Running, lab: Lab, since: float) -> None:
+    """The recording and the verdict the test checked, as tests/fixtures/shapes/NAME.*"""
+    calls = [ReplayedCall.of_record(f.record).to_json() for f in running.of(JourneyEnded)]  # type: ignore[attr-defined]
+    ours = {c["uniqueid"] for c in calls}
+    rows: dict[str, list[str]] = {uid: [] for uid in ours}
+    for line in lab.queue_log().splitlines():
+        epoch, callid, rest = line.split("|", 2)
+        if int(epoch) >= int(since) - 1 and callid in ours:
+            rows[callid].append(rest)          # queue|agent|event|data...
+    SHAPES.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(recording, SHAPES / f"{name}.ami")
+    verdict = {"recorded": time.strftime("%Y-%m-%d", time.gmtime(since)),
+               "asterisk": lab.cli("core show version").split()[1], "calls": calls,
+               "queue_log": rows}
+    (SHAPES / f"{name}.json").write_text(json.dumps(verdict, indent=1) + "\n")
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from tests.helpers import eventually
 from tests.lab.conftest import Running
 from tests.lab.test_sla_scenarios import finished, queue_log
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.recorded]
 
 
 @contextlib.asynccontextmanager
@@ -271,3 +271,37 @@ async def test_ringall_with_a_member_that_never_answers(lab: Lab, ivr: Running,
     # op1 rang the whole time and was let go when op2 answered (queue_log writes
     # nothing of it); it took no call.
     assert ivr.app.tracker.members[("shape-ringall", "op1")].state == "available"
+
+
+async def test_leave_when_empty(lab: Lab, ivr: Running, phones: list) -> None:
+    since = time.time()
+    phones.append(traffic.callers(1, hold_ms=6000, number_prefix="7963", service="8705"))
+    await finished(ivr, 1, timeout=20)
+    [left] = exits_in(ivr, "shape-empty")
+    assert left.outcome == "empty"
+    rows = queue_log(lab, since)[left.uniqueid]
+    assert [e for q, e, _d in rows if q == "shape-empty"][-1] == "EXITEMPTY", rows
+    [ended] = ivr.of(jr.JourneyEnded)
+    assert ended.outcome == "unanswered"  # type: ignore[attr-defined]
+
+
+async def test_a_caller_withdrawn_by_another_client(lab: Lab, ivr: Running,
+                                                    phones: list) -> None:
+    """QueueWithdrawCaller, as a CRM that takes a caller out of the queue does."""
+    since = time.time()
+    phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7964", service="8702"))
+    await eventually(lambda: ivr.app.tracker.waiting("shape-redir"), timeout=10,
+                     what="the caller waiting in shape-redir")
+    [journey] = ivr.app.tracker.waiting("shape-redir")
+    await asyncio.sleep(1.5)
+    async with other_ami_client(lab) as other:
+        reply = await other.action("QueueWithdrawCaller", {"Queue": "shape-redir",
+                                                           "Caller": journey.channel,
+                                                           "WithdrawInfo": "crm"})
+        assert reply.response == "Success"
+    await finished(ivr, 1, timeout=15)
+    [left] = exits_in(ivr, "shape-redir")
+    assert left.outcome == "withdrawn"
+    assert 1500 <= left.wait_ms < 5000
+    rows = queue_log(lab, since)[left.uniqueid]
+    assert [e for q, e, _d in rows if q == "shape-redir"][-1] == "WITHDRAW", rows

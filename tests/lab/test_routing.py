@@ -106,6 +106,7 @@ async def test_escalation_through_the_api_reaches_an_engineer(lab: Lab, ivr: Run
     assert ivr.value("ivr_escalations_total", result="accepted") == 1
 
 
+@pytest.mark.recorded
 async def test_escalation_by_operator_transfer_reaches_an_engineer(lab: Lab, ivr: Running,
                                                                    phones: list) -> None:
     since = time.time()

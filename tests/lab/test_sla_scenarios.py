@@ -69,6 +69,7 @@ async def ledger_agrees(ivr: Running, lab: Lab, since: float) -> list[CallRecord
     return list(calls.values())
 
 
+@pytest.mark.recorded
 async def test_operators_answer_after_3s_all_within_sla(lab: Lab, ivr: Running, phones: list) -> None:
     since = time.time()
     phones += [traffic.agent(op, ring_ms=3000) for op in OPERATORS]
@@ -93,6 +94,7 @@ async def test_operators_answer_after_3s_all_within_sla(lab: Lab, ivr: Running, 
     assert len(ledger) == 4 and all(c.payable and c.source == "live" for c in ledger)
 
 
+@pytest.mark.recorded
 async def test_unanswered_callers_move_to_common_at_30s(lab: Lab, ivr: Running, phones: list) -> None:
     since = time.time()
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]   # nobody picks up
@@ -124,6 +126,7 @@ async def test_unanswered_callers_move_to_common_at_30s(lab: Lab, ivr: Running, 
         assert (FIRST, "IVRMOVE", ["timeout", COMMON]) in queue_log(lab, since)[uid]
 
 
+@pytest.mark.recorded
 async def test_callers_hanging_up_after_8s_are_abandoned(lab: Lab, ivr: Running, phones: list) -> None:
     since = time.time()
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]
