@@ -1,13 +1,15 @@
-"""The control API, /api/v1, behind a bearer token (api.token or IVR_API_TOKEN).
+"""The control API, /api/v1, behind bearer tokens that carry a role (ivr/roles.py:
+api.tokens_file, and api.token as admin).
 
 With no token configured the control API is off (403 with a reason);
-/metrics and the health checks stay open.  Every error is JSON with an
-`error` message; a request either happens whole or changes nothing.
+/metrics and the health checks stay open.  Each route names the roles that
+may call it (ROLES here, and the service desk's in desk/api.py); another
+role gets a 403 saying so.  Every error is JSON with an `error` message; a
+request either happens whole or changes nothing.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from typing import Any, Awaitable, Callable
@@ -15,8 +17,9 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from ivr import actions, policy
+from ivr import actions, policy, roles
 from ivr.app import App, Pbx
+from ivr.desk.service import DeskError
 from ivr.journeys import Journey
 from ivr.incidents import IncidentError
 from ivr.ledger.records import to_dict
@@ -26,6 +29,10 @@ from ivr.reports.billing import ReportError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ACTOR = web.RequestKey("actor", roles.Actor)     # who the request's token names
+
+ALL = roles.EVERYONE
+_INCIDENTS = frozenset({roles.ENGINEER, roles.OFFICE, roles.ADMIN})
 
 
 def error(status: int, message: str, **extra: Any) -> web.Response:
@@ -34,17 +41,36 @@ def error(status: int, message: str, **extra: Any) -> web.Response:
 
 def routes(app: App) -> list[web.RouteDef]:
     h = _Handlers(app)
-    return [
-        web.post("/api/v1/incidents", h.open_incident),
-        web.get("/api/v1/incidents", h.list_incidents),
-        web.delete("/api/v1/incidents/{id}", h.close_incident),
-        web.get("/api/v1/queues", h.queues),
-        web.get("/api/v1/calls", h.calls),
-        web.get("/api/v1/calls/{uniqueid}", h.call),
-        web.get("/api/v1/reports/billing", h.billing),
-        web.post("/api/v1/calls/{uniqueid}/escalate", h.escalate),
-        web.post("/api/v1/calls/{uniqueid}/move", h.move),
+    table = [
+        ("POST", "/api/v1/incidents", "open_incident", _INCIDENTS, h.open_incident),
+        ("GET", "/api/v1/incidents", "incidents", ALL, h.list_incidents),
+        ("DELETE", "/api/v1/incidents/{id}", "close_incident", _INCIDENTS, h.close_incident),
+        ("GET", "/api/v1/queues", "queues", ALL, h.queues),
+        ("GET", "/api/v1/calls", "calls", ALL, h.calls),
+        ("GET", "/api/v1/calls/{uniqueid}", "call", ALL, h.call),
+        ("GET", "/api/v1/reports/billing", "billing",
+         frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}), h.billing),
+        ("POST", "/api/v1/calls/{uniqueid}/escalate", "escalate",
+         frozenset({roles.OPERATOR, roles.SUPERVISOR, roles.ADMIN}), h.escalate),
+        ("POST", "/api/v1/calls/{uniqueid}/move", "move",
+         frozenset({roles.SUPERVISOR, roles.ADMIN}), h.move),
     ]
+    return [web.route(method, path, allowed(name, who, handler))
+            for method, path, name, who, handler in table]
+
+
+def allowed(name: str, who: frozenset[str], handler: Handler) -> Handler:
+    """`handler` for the roles `who` only; the service desk's errors as JSON."""
+    async def checked(request: web.Request) -> web.StreamResponse:
+        actor = request[ACTOR]
+        if actor.role not in who:
+            return error(403, f"{actor.role} {actor.name} may not do this ({name}); "
+                              f"allowed: {', '.join(sorted(who))}")
+        try:
+            return await handler(request)
+        except DeskError as exc:
+            return error(exc.status, exc.message, **exc.extra)
+    return checked
 
 
 def auth_middleware(app: App) -> Middleware:
@@ -52,12 +78,13 @@ def auth_middleware(app: App) -> Middleware:
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/api/"):
             return await handler(request)
-        token = app.config.api.token
-        if not token:
-            return error(403, "the control API is off: no token configured (api.token or IVR_API_TOKEN)")
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        if not len(app.tokens):
+            return error(403, "the control API is off: no token configured (api.tokens_file, "
+                              "api.token, IVR_API_TOKENS_FILE or IVR_API_TOKEN)")
+        actor = app.tokens.who(request.headers.get("Authorization", ""))
+        if actor is None:
             return error(401, "missing or wrong bearer token")
+        request[ACTOR] = actor
         try:
             return await handler(request)
         except web.HTTPException as exc:      # aiohttp's own 404/405/413: JSON too
@@ -94,7 +121,7 @@ class _Handlers:
             incident = self.app.incidents.open(body.get("area"), body.get("message"), body.get("expires_in"))
         except IncidentError as exc:
             return error(400, str(exc))
-        self.app.incident_opened(incident)
+        self.app.incident_opened(incident, by=request[ACTOR].name)
         await self.app.make_incident_prompt(incident)
         log.info("incident %s opened for area %s: %s", incident.id, incident.area, incident.message)
         return web.json_response(incident.to_json(self.app.clock()), status=201)
@@ -108,7 +135,7 @@ class _Handlers:
         if incident is None:
             return error(404, f"no active incident {request.match_info['id']!r}")
         self.app.forget_incident_prompt(incident)
-        self.app.incident_closed(incident)
+        self.app.incident_closed(incident, by=request[ACTOR].name)
         log.info("incident %s closed", incident.id)
         return web.json_response({"closed": incident.id})
 

@@ -27,16 +27,19 @@ from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
 
-from ivr import actions, prompts
+from ivr import actions, prompts, roles
 from ivr.ami import events, server_filter
 from ivr.ami.client import AmiClient, AmiError, AmiSettings
 from ivr.ami.recording import Recorder
 from ivr.ami.codec import Message
 from ivr.config import AmiConfig, Config
+from ivr.desk.metrics import DeskMetrics
+from ivr.desk.service import Desk
 from ivr.directory import Directory
 from ivr.incidents import Incident, Incidents
 from ivr.journeys import FIRST_LINE, Fact, Journey, Tracker
 from ivr.ledger.offloop import OffLoop
+from ivr.ledger.records import CallRecord
 from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store, problem
 from ivr.ledger.writer import History, LedgerWriter, Spool
 from ivr.metrics import LiveCollector, Metrics
@@ -157,6 +160,8 @@ class App:
     clock: Callable[[], float] = time.time
     store: OffLoop = field(init=False)
     ledger: LedgerWriter = field(init=False)
+    desk: Desk = field(init=False)
+    tokens: roles.Tokens = field(default_factory=roles.Tokens)
     pbxs: dict[str, Pbx] = field(default_factory=dict)     # by name, in the config's order
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # Consumers of every PBX's facts that a test or a tool adds, after each PBX's own.
@@ -201,6 +206,24 @@ class App:
         PBXs without a SystemName can collide: then there may be several)."""
         where = [self.pbxs[pbx]] if pbx in self.pbxs else [] if pbx else self.pbxs.values()
         return [(p, j) for p in where if (j := p.tracker.journeys.get(uniqueid)) is not None]
+
+    def live_call(self, uniqueid: str) -> CallRecord | None:
+        """A call in progress on exactly one PBX, as its record would be now."""
+        found = self.find_call(uniqueid)
+        if len(found) != 1:
+            return None
+        return found[0][0].tracker.record_of(uniqueid, int(self.clock() * 1e6))
+
+    async def load_desk(self, retry: float = 5.0) -> None:
+        """Read the registry into the desk; until the ledger answers, try again."""
+        while True:
+            try:
+                await self.desk.load()
+                return
+            except LedgerError as exc:
+                log.warning("service desk: cannot read the registry (%s); retrying in %.0f s",
+                            exc, retry)
+                await asyncio.sleep(retry)
 
     def apply(self, facts: list[Fact], pbx: Pbx | None = None) -> None:
         if not facts:
@@ -331,7 +354,7 @@ def overflow_rules(config: Config) -> Rules:
 
 def build(config: Config, clock: Callable[[], float] = time.time,
           recorder: Recorder | None = None) -> App:
-    """The whole object graph.  Raises DirectoryError/IncidentError for bad files.
+    """The whole object graph.  Raises DirectoryError/IncidentError/TokensError for bad files.
     `recorder` keeps the raw AMI stream (`ivr run --record-ami`) of the first PBX."""
     r = config.routing
     directory = Directory.load(Path(r.directory)) if r.directory else Directory.empty()
@@ -347,6 +370,9 @@ def build(config: Config, clock: Callable[[], float] = time.time,
               Path(r.prompts_dir) if r.prompts_dir else None, clock)
     app.store = OffLoop(Store(config.ledger_url(), FIRST_LINE))
     app.ledger = LedgerWriter(app.store, Spool(config.spool_path(), config.ledger.spool_max_records))
+    app.tokens = roles.load(config.api.tokens_file or None, config.api.token)
+    app.desk = Desk(app.store, directory, incidents, config.desk, clock)
+    DeskMetrics(registry, app.desk)
     decisions = config.ledger.queue_log_decisions
     for i, p in enumerate(config.pbxs):
         pbx = app.pbxs[p.name] = Pbx(p.name, p.ami, Tracker(thresholds, pbx=p.name), app)

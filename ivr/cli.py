@@ -9,10 +9,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ivr import cli_ledger, cli_replay
+from ivr import cli_desk, cli_ledger, cli_replay
 from ivr import config as cfg
 from ivr.directory import DirectoryError
 from ivr.incidents import IncidentError
+from ivr.roles import TokensError
 from ivr.lab.pbx import Lab, LabError, LabStatus
 from ivr.reports.billing import ReportError
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)   # ivr logs its own migration line
     try:
         return int(args.func(args))
-    except (cfg.ConfigError, DirectoryError, IncidentError) as exc:
+    except (cfg.ConfigError, DirectoryError, IncidentError, TokensError) as exc:
         print(f"ivr: bad config: {exc}", file=sys.stderr)
         return 2
     except ReportError as exc:
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     _incident_parser(sub)
     cli_ledger.add_parsers(sub)
     cli_replay.add_parsers(sub)
+    cli_desk.add_parsers(sub)
     prompts = sub.add_parser("prompts", help="generate the spoken prompts (espeak-ng, sox)",
                              description="Write the dialplan's prompts as 8 kHz WAV files into DIR "
                                          "(the dialplan's IVR_PROMPTS, /var/lib/asterisk/sounds/ivr).")

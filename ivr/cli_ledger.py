@@ -96,7 +96,7 @@ def _ledger_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    rep = sub.add_parser("report", help="reports from the ledger: billing")
+    rep = sub.add_parser("report", help="reports from the ledger: billing, downtime")
     rsub = rep.add_subparsers(dest="report_command", required=True, metavar="REPORT")
     bill = rsub.add_parser(
         "billing", help="the contractor's monthly statement",
@@ -110,6 +110,17 @@ def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     bill.add_argument("--format", choices=("table", "csv", "json"), default="table")
     bill.add_argument("--calls", action="store_true", help="list every first-line call")
     bill.set_defaults(func=_billing)
+    down = rsub.add_parser(
+        "downtime", help="per account, the downtime of known incidents, for billing",
+        description=textwrap.fill(
+            "For every account of the directory (routing.directory): the time known incidents "
+            "covered its area in the period (overlaps counted once, clipped to the period) and "
+            "those incidents, for the provider's billing system.  Time, not money.", 78),
+        epilog=LEDGER_EPILOG, formatter_class=fmt)
+    _common(down)
+    _period_args(down, required=True)
+    down.add_argument("--format", choices=("csv", "json"), default="csv")
+    down.set_defaults(func=_downtime)
 
 
 # -- config -------------------------------------------------------------------
@@ -125,7 +136,7 @@ def ledger_config(args: argparse.Namespace) -> cfg.Config:
     return config
 
 
-def _run(args: argparse.Namespace,
+def run_with_store(args: argparse.Namespace,
          work: Callable[[cfg.Config, Store], Awaitable[int]]) -> int:
     config = ledger_config(args)
     store = Store(config.ledger_url())
@@ -153,7 +164,7 @@ def _migrate(args: argparse.Namespace) -> int:
         revision = await store.migrate()
         print(f"ledger {redact(store.url)}: schema at revision {revision}")
         return 0
-    return _run(args, work)
+    return run_with_store(args, work)
 
 
 def _calls(args: argparse.Namespace) -> int:
@@ -170,7 +181,7 @@ def _calls(args: argparse.Namespace) -> int:
                       f"{c.account or '-':<10} {c.outcome:<10} {path}")
             print(f"{len(found)} call(s)")
         return 0
-    return _run(args, work)
+    return run_with_store(args, work)
 
 
 def _iso(us: int, zone: tzinfo) -> str:
@@ -199,7 +210,7 @@ def _reconcile(args: argparse.Namespace) -> int:
             result = replace(result, backfilled=fill.count)
         print(json.dumps(result.to_json(), indent=2) if args.json else result.to_text())
         return 0
-    return _run(args, work)
+    return run_with_store(args, work)
 
 
 async def _read_queue_log(args: argparse.Namespace, overflow: dict[str, int]) -> queue_log.QueueLog:
@@ -239,4 +250,27 @@ def _billing(args: argparse.Namespace) -> int:
         else:
             print(billing.to_table(statement, args.calls))
         return 0
-    return _run(args, work)
+    return run_with_store(args, work)
+
+
+def _downtime(args: argparse.Namespace) -> int:
+    from ivr.directory import Directory
+    from ivr.reports import downtime
+
+    async def work(config: cfg.Config, store: Store) -> int:
+        p = _period(args, config)
+        if not config.routing.directory:
+            raise billing.ReportError("no routing.directory: the report needs the accounts")
+        accounts = Directory.load(Path(config.routing.directory)).accounts()
+        await store.migrate()
+        spans = downtime.spans(await store.incidents_between(p.from_us, p.to_us))
+        rows = {account: downtime.of_area(spans, area, p.from_us, p.to_us)
+                for account, area in accounts.items()}
+        if args.format == "json":
+            print(json.dumps({"from": p.from_us, "to": p.to_us, "accounts": [
+                {"account": a, "area": accounts[a], **d.to_json()} for a, d in rows.items()]},
+                indent=2))
+        else:
+            sys.stdout.write(downtime.to_csv(accounts, rows))
+        return 0
+    return run_with_store(args, work)

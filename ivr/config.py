@@ -56,7 +56,14 @@ class QueueConfig:
 
 @dataclass(frozen=True)
 class ApiConfig:
-    token: str = field(default="", repr=False)   # empty: the control API is off
+    token: str = field(default="", repr=False)   # an admin token; with no tokens_file, the only one
+    tokens_file: str = ""       # ROLE NAME TOKEN lines, mode 0600 (ivr/roles.py)
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    ticket_due_hours: float = 24.0
+    complaint_deadline_days: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,7 @@ class Config:
     routing: RoutingConfig = RoutingConfig()
     ledger: LedgerConfig = LedgerConfig()
     report: ReportConfig = ReportConfig()
+    desk: DeskConfig = DeskConfig()
     pbx: tuple[PbxConfig, ...] = ()     # [pbx.NAME] tables; none: [ami] is the one PBX
 
     @property
@@ -180,7 +188,7 @@ def _from_file(cfg: Config, path: Path) -> Config:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except ValueError as exc:   # e.g. an integer too long to read
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    _only(data, {"ami", "pbx", "http", "queues", "log_level", "api", "routing", "ledger",
+    _only(data, {"ami", "pbx", "http", "queues", "log_level", "api", "desk", "routing", "ledger",
                  "report"}, "")
     if "pbx" in data:
         if "ami" in data:
@@ -195,8 +203,11 @@ def _from_file(cfg: Config, path: Path) -> Config:
     if "listen" in http:
         cfg = _with_listen(cfg, str(http["listen"]), "http.listen")
     api = _section(data, "api")
-    _only(api, {"token"}, "api.")
+    _only(api, set(ApiConfig.__dataclass_fields__), "api.")
     cfg = replace(cfg, api=ApiConfig(**{k: _typed(ApiConfig, k, v, "api.") for k, v in api.items()}))
+    desk = _section(data, "desk")
+    _only(desk, set(DeskConfig.__dataclass_fields__), "desk.")
+    cfg = replace(cfg, desk=DeskConfig(**{k: _typed(DeskConfig, k, v, "desk.") for k, v in desk.items()}))
     routing = _section(data, "routing")
     _only(routing, set(RoutingConfig.__dataclass_fields__), "routing.")
     cfg = replace(cfg, routing=RoutingConfig(
@@ -285,7 +296,10 @@ def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
         pbxs.append(replace(p, ami=ami))
     cfg = replace(cfg, pbx=tuple(pbxs))
     if "IVR_API_TOKEN" in env:
-        cfg = replace(cfg, api=ApiConfig(_typed(ApiConfig, "token", env["IVR_API_TOKEN"], "IVR_API_TOKEN")))
+        cfg = replace(cfg, api=replace(cfg.api, token=_typed(ApiConfig, "token", env["IVR_API_TOKEN"],
+                                                             "IVR_API_TOKEN")))
+    if "IVR_API_TOKENS_FILE" in env:
+        cfg = replace(cfg, api=replace(cfg.api, tokens_file=env["IVR_API_TOKENS_FILE"]))
     if "IVR_LEDGER_URL" in env:
         cfg = replace(cfg, ledger=replace(cfg.ledger, url=env["IVR_LEDGER_URL"]))
     if "IVR_LISTEN" in env:

@@ -70,6 +70,10 @@ class Directory:
     def __len__(self) -> int:
         return len(self._by_number)
 
+    def accounts(self) -> dict[str, str]:
+        """Every account and its area, by account."""
+        return {a: s.area for a, s in sorted(self._by_account.items())}
+
 
 def _read(path: Path) -> str:
     try:

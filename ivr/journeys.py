@@ -346,6 +346,11 @@ class Tracker:
         log.info("call %s ended: %s via %s", j.uniqueid, outcome, " > ".join(j.path))
         return JourneyEnded(j.uniqueid, outcome, self._record(j, outcome, at_us))
 
+    def record_of(self, uniqueid: str, now_us: int) -> rec.CallRecord | None:
+        """A call in progress as its record would be if it ended now (outcome `in_progress`)."""
+        j = self.journeys.get(uniqueid)
+        return self._record(j, "in_progress", now_us) if j is not None else None
+
     def _record(self, j: Journey, outcome: str, at_us: int) -> rec.CallRecord:
         at, queue, member = j.answer if j.answer is not None else (None, "", "")
         return rec.CallRecord(

@@ -11,6 +11,7 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from ivr import api, dialplan_http
+from ivr.desk import api as desk_api
 from ivr.app import App, Pbx
 
 APP = web.AppKey("ivr", App)
@@ -21,6 +22,7 @@ def make_web(app: App) -> web.Application:
     w[APP] = app
     w.add_routes(dialplan_http.routes(app))
     w.add_routes(api.routes(app))
+    w.add_routes(desk_api.routes(app.desk, app.live_call))
     w.router.add_get("/metrics", make_aiohttp_handler(app.registry))
     w.router.add_get("/healthz", healthz)
     w.router.add_get("/readyz", readyz)
@@ -69,6 +71,7 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(pbx.ami.run(), name=f"ami {pbx.name}")
              for pbx in app.pbxs.values()]
     tasks.append(asyncio.create_task(app.ledger.run(), name="ledger"))
+    tasks.append(asyncio.create_task(app.load_desk(), name="desk"))
     yield
     for pbx in app.pbxs.values():
         pbx.router.close()

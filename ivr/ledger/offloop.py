@@ -68,6 +68,22 @@ class OffLoop:
     async def statement_digest(self, from_us: int, to_us: int) -> str:
         return await self._run(self.store.statement_digest(from_us, to_us))
 
+    async def registry_append(self, entry: dict[str, Any]) -> None:
+        await self._run(self.store.registry_append(entry))
+
+    async def registry(self, from_us: int | None = None, to_us: int | None = None
+                       ) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+        return await self._run(self.store.registry(from_us, to_us))
+
+    async def incidents_between(self, from_us: int, to_us: int) -> list[dict[str, Any]]:
+        return await self._run(self.store.incidents_between(from_us, to_us))
+
+    async def call(self, uniqueid: str) -> list[rec.CallRecord]:
+        return await self._run(self.store.call(uniqueid))
+
+    async def answered_by(self, member: str, from_us: int, to_us: int) -> list[rec.CallRecord]:
+        return await self._run(self.store.answered_by(member, from_us, to_us))
+
     async def close(self) -> None:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None or not thread.is_alive():

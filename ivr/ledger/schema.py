@@ -45,6 +45,9 @@ calls = Table(
     Index("calls_entered", "entered_us"),
     Index("calls_caller", "caller", "entered_us"),
     Index("calls_account", "account", "entered_us"),
+    # The service desk finds a call by its uniqueid alone, or by who answered when.
+    Index("calls_uniqueid", "uniqueid"),
+    Index("calls_answered", "answered_member", "answered_us"),
 )
 
 visits = Table(
@@ -97,4 +100,29 @@ route_decisions = Table(
     Column("area", String(64), nullable=False),
     Column("incident", String(32), nullable=False),
     Index("route_decisions_call", "pbx", "uniqueid"),
+)
+
+# The service desk's registry (ivr/desk/registry.py): appended, never rewritten.
+registry = Table(
+    "registry", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("number", String(16), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("actor_role", String(16), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("prev", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("registry_number", "number", "seq"),
+    Index("registry_at", "at_us"),
+)
+
+# One row (id 1): the registry's last seq and hash, written with each entry.
+registry_head = Table(
+    "registry_head", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
 )

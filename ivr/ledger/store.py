@@ -222,6 +222,85 @@ class Store:
         except (OSError, SQLAlchemyError) as exc:
             raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
 
+    # -- the service desk's registry (ivr/desk/registry.py) -------------------
+
+    async def registry_append(self, entry: dict[str, Any]) -> None:
+        """One entry and the new head, in one transaction: both or neither.  An
+        entry whose seq is taken fails (IntegrityError), so a chain never forks."""
+        head = {"id": 1, "seq": entry["seq"], "hash": entry["hash"]}
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(t.registry), [entry])
+                if entry["seq"] == 1:
+                    await conn.execute(insert(t.registry_head), [head])
+                else:
+                    done = await conn.execute(update(t.registry_head)
+                                              .where(t.registry_head.c.id == 1,
+                                                     t.registry_head.c.seq == entry["seq"] - 1)
+                                              .values(seq=head["seq"], hash=head["hash"]))
+                    if done.rowcount != 1:
+                        raise LedgerError(f"registry head is not at entry {entry['seq'] - 1}: "
+                                          f"run ivr registry verify")
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+
+    async def registry(self, from_us: int | None = None,
+                       to_us: int | None = None) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+        """The registry's entries in seq order (those made in [from_us, to_us) if given),
+        and its head (seq, hash), None if there is none."""
+        c = t.registry.c
+        query = select(t.registry).order_by(c.seq)
+        if from_us is not None:
+            query = query.where(c.at_us >= from_us)
+        if to_us is not None:
+            query = query.where(c.at_us < to_us)
+        try:
+            async with self.engine.connect() as conn:
+                rows = [dict(r) for r in (await conn.execute(query)).mappings()]
+                head = (await conn.execute(select(t.registry_head.c.seq, t.registry_head.c.hash)
+                                           .where(t.registry_head.c.id == 1))).first()
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+        return rows, (int(head[0]), str(head[1])) if head is not None else None
+
+    async def incidents_between(self, from_us: int, to_us: int) -> list[dict[str, Any]]:
+        """Incidents that were open at some time in [from_us, to_us), oldest first; an
+        incident ends at its close, or at its expiry if never closed."""
+        c = t.incidents.c
+        ends = func.coalesce(c.closed_us, c.expires_us)
+        query = (select(t.incidents).where(c.opened_us < to_us, ends > from_us)
+                 .order_by(c.opened_us, c.id))
+        try:
+            async with self.engine.connect() as conn:
+                return [dict(r) for r in (await conn.execute(query)).mappings()]
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+
+    async def call(self, uniqueid: str) -> list[rec.CallRecord]:
+        """The call of that uniqueid, with its visits (one per PBX that has it)."""
+        return await self._calls_where(t.calls.c.uniqueid == uniqueid)
+
+    async def answered_by(self, member: str, from_us: int, to_us: int) -> list[rec.CallRecord]:
+        """Calls a member answered in [from_us, to_us)."""
+        c = t.calls.c
+        return await self._calls_where(and_(c.answered_member == member,
+                                            c.answered_us >= from_us, c.answered_us < to_us))
+
+    async def _calls_where(self, condition: Any) -> list[rec.CallRecord]:
+        c = t.calls.c
+        query = select(t.calls).where(condition).order_by(c.entered_us, c.pbx, c.uniqueid)
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).mappings().all()
+                if not rows:
+                    return []
+                keys = [(r["pbx"], r["uniqueid"]) for r in rows]
+                visits = await self._visits(conn, keys, min(r["entered_us"] for r in rows),
+                                            max(r["entered_us"] for r in rows) + 1)
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+        return [_record(r, visits.get((r["pbx"], r["uniqueid"]), ())) for r in rows]
+
     # -- reads --------------------------------------------------------------
 
     async def calls(self, from_us: int, to_us: int, caller: str | None = None,

@@ -116,6 +116,11 @@ def period(from_date: str, to_date: str, tz: str) -> Period:
     return Period(from_us, to_us, zone.key, boundaries, dates)
 
 
+def instant(text: str, tz: str, label: str) -> int:
+    """An ISO 8601 date or datetime in µs since the epoch; without an offset, in zone `tz`."""
+    return _parse_instant(text, _zone(tz), label)
+
+
 def _zone(tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz)

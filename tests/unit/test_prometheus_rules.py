@@ -20,6 +20,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from ivr.app import overflow_rules
 from ivr.config import Config
+from ivr.desk.metrics import DeskMetrics
+from ivr.desk.service import Desk
+from ivr.directory import Directory
 from ivr.incidents import Incidents
 from ivr.journeys import Tracker
 from ivr.metrics import LiveCollector, Metrics
@@ -74,6 +77,7 @@ def exposition() -> bytes:
                for name in TRANSCRIPTS]
     pbx = _Pbx(replays[-1].tracker)
     registry.register(LiveCollector([pbx], names, incidents=Incidents(), ledger=_Ledger()))
+    DeskMetrics(registry, Desk(None, Directory.empty(), Incidents()))  # type: ignore[arg-type]
     return generate_latest(registry)
 
 

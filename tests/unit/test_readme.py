@@ -8,6 +8,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from ivr.config import Config
+from ivr.desk.metrics import DeskMetrics
+from ivr.desk.service import Desk
+from ivr.directory import Directory
 from ivr.incidents import Incidents
 from ivr.journeys import Tracker
 from ivr.metrics import LiveCollector, Metrics
@@ -37,6 +40,7 @@ def exported() -> set[str]:
     queues = Config().queue_names
     Metrics(registry, queues, [30.0])
     registry.register(LiveCollector([_Pbx()], queues, incidents=Incidents(), ledger=_Ledger()))
+    DeskMetrics(registry, Desk(None, Directory.empty(), Incidents()))  # type: ignore[arg-type]
     names = set()
     for family in registry.collect():
         names.add(family.name + ("_total" if family.type == "counter" else ""))

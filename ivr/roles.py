@@ -1,0 +1,116 @@
+"""Who may call the control API: tokens that carry a role and name their holder.
+
+The tokens file (api.tokens_file or IVR_API_TOKENS_FILE) has one token a
+line, `ROLE NAME TOKEN`, and `#` comments.  It must be readable by its owner
+only (mode 0600 or stricter): a file others can read is refused, as ssh
+refuses a private key.  The single api.token of earlier configs keeps
+working as the token of `admin`.
+
+Roles: `operator` and `supervisor` work for the contractor; `office`,
+`engineer` and `admin` for the provider.  The contractor's roles create and
+comment; nothing in the API lets anybody delete or alter what the service
+desk keeps (ivr/desk).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+OPERATOR, SUPERVISOR, OFFICE, ENGINEER, ADMIN = "operator", "supervisor", "office", "engineer", "admin"
+ROLES = (OPERATOR, SUPERVISOR, OFFICE, ENGINEER, ADMIN)
+CONTRACTOR = frozenset({OPERATOR, SUPERVISOR})
+EVERYONE = frozenset(ROLES)
+MIN_TOKEN = 16
+
+_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_TOKEN = re.compile(r"[!\"$-~]+")   # printable ASCII but "#", which begins a comment
+
+
+class TokensError(ValueError):
+    """A tokens file ivr will not use; the message is one line naming the file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    role: str
+    name: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"role": self.role, "name": self.name}
+
+
+class Tokens:
+    """Token -> Actor, compared in constant time."""
+
+    def __init__(self, entries: dict[str, Actor] | None = None) -> None:
+        self._entries = [(t.encode(), a) for t, a in (entries or {}).items()]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def who(self, authorization: str) -> Actor | None:
+        """The holder of `Authorization: Bearer TOKEN`, or None."""
+        scheme, _, given = authorization.partition(" ")
+        if scheme != "Bearer" or not given:
+            return None
+        found = None
+        for token, actor in self._entries:     # every one compared: no timing tells which
+            if hmac.compare_digest(given.encode(), token):
+                found = actor
+        return found
+
+
+def load(path: str | os.PathLike[str] | None, admin_token: str = "") -> Tokens:
+    """The tokens of the file (if any) and of api.token (as admin).  Raises TokensError."""
+    entries: dict[str, Actor] = {}
+    if admin_token:
+        entries[admin_token] = Actor(ADMIN, "api.token")
+    if path:
+        for token, actor in _read(Path(path)).items():
+            if token in entries:
+                raise TokensError(f"{path}: the token of {actor.name} is also api.token")
+            entries[token] = actor
+    return Tokens(entries)
+
+
+def _read(path: Path) -> dict[str, Actor]:
+    try:
+        info = path.stat()
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TokensError(f"api.tokens_file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise TokensError(f"api.tokens_file {path}: not UTF-8 text") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise TokensError(f"api.tokens_file {path}: others can read it (mode "
+                          f"{stat.S_IMODE(info.st_mode):04o}); chmod 600 it")
+    entries: dict[str, Actor] = {}
+    names: set[tuple[str, str]] = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{path} line {number}"
+        parts = line.split()
+        if len(parts) != 3:
+            raise TokensError(f"{where}: expected ROLE NAME TOKEN, got {len(parts)} field(s)")
+        role, name, token = parts
+        if role not in ROLES:
+            raise TokensError(f"{where}: unknown role {role!r} (known: {', '.join(ROLES)})")
+        if not _NAME.fullmatch(name):
+            raise TokensError(f"{where}: name {name!r}: letters, digits and _.@- only")
+        if len(token) < MIN_TOKEN or not _TOKEN.fullmatch(token):
+            raise TokensError(f"{where}: the token of {name} is shorter than {MIN_TOKEN} "
+                              f"characters or not printable ASCII")
+        if token in entries:
+            raise TokensError(f"{where}: the token of {name} is {entries[token].name}'s too")
+        if (role, name) in names:
+            raise TokensError(f"{where}: {role} {name} has a token already")
+        names.add((role, name))
+        entries[token] = Actor(role, name)
+    return entries
