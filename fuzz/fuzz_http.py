@@ -41,7 +41,7 @@ with atheris.instrument_imports(include=["ivr"]):
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSCRIBERS = ROOT / "ivr" / "lab" / "files" / "subscribers.csv"
-ROUTE_KEYS = {"route", "account", "area", "announce", "incident", "ask_account"}
+ROUTE_KEYS = {"route", "account", "area", "announce", "incident", "ask_account", "claim", "prio"}
 QUERY_SAFE = b"-._~!$'()*+,;=:@/?%&"   # left as they are: '%' may start a bad escape
 NOW = 1_795_530_600.0
 KNOWN_UID = "1795530561.42"
@@ -103,6 +103,9 @@ def dialplan(endpoint: str, raw_query: bytes) -> None:
         assert not resp.body, resp.body
         return
     answer = parse_qs(resp.text or "", strict_parsing=True)
+    if endpoint == "status":
+        assert set(answer) in ({"kind", "state"}, {"error"}), answer
+        return
     assert "route" in answer and set(answer) <= ROUTE_KEYS, answer
 
 
@@ -149,11 +152,13 @@ def json_like(fdp: atheris.FuzzedDataProvider, depth: int = 0) -> object:
 def test_one_input(data: bytes) -> None:
     if not data:
         return
-    target, rest = data[0] % 4, data[1:]
+    target, rest = data[0] % 5, data[1:]
     if target == 0:
         dialplan("entry", rest)
     elif target == 1:
         dialplan("escalate", rest)
+    elif target == 4:
+        dialplan("status", rest)
     elif target == 2:
         incident_body(rest)
     else:

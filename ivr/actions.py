@@ -57,3 +57,32 @@ async def escalate(ami: Actions, channel: str, uniqueid: str) -> None:
     log.info("call %s: escalating to engineers", uniqueid)
     await ami.action("Redirect", {"Channel": channel, "Context": DESTINATIONS_CONTEXT,
                                   "Exten": "engineers", "Priority": "1"})
+
+
+ABUSE_CONTEXT = "ivr-abuse"
+
+
+async def warn(ami: Actions, channel: str, uniqueid: str) -> None:
+    """Play the abuse warning to the caller, then bridge them with the operator again.
+
+    Both leave their bridge at once (a Redirect with ExtraChannel): the caller to
+    [ivr-abuse] warn, which plays the warning and bridges back to IVR_PEER; the
+    operator to [ivr-abuse] hold, where they wait for it.
+    """
+    reply = await ami.action("Getvar", {"Channel": channel, "Variable": "BRIDGEPEER"})
+    peer = reply.get("Value") or ""
+    if not peer:
+        raise RuntimeError("the caller is not in a call with an operator")
+    log.info("call %s: abuse warning played (operator's channel %s)", uniqueid, peer)
+    await ami.action("Setvar", {"Channel": channel, "Variable": "IVR_PEER", "Value": peer})
+    await ami.action("Redirect", {"Channel": channel, "Context": ABUSE_CONTEXT, "Exten": "warn",
+                                  "Priority": "1", "ExtraChannel": peer,
+                                  "ExtraContext": ABUSE_CONTEXT, "ExtraExten": "hold",
+                                  "ExtraPriority": "1"})
+
+
+async def end_for_abuse(ami: Actions, channel: str, uniqueid: str) -> None:
+    """The caller hears that the call is ended, then is hung up; the operator is free."""
+    log.info("call %s: ended by the operator for abuse", uniqueid)
+    await ami.action("Redirect", {"Channel": channel, "Context": ABUSE_CONTEXT, "Exten": "end",
+                                  "Priority": "1"})

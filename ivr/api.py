@@ -33,6 +33,10 @@ ACTOR = web.RequestKey("actor", roles.Actor)     # who the request's token names
 
 ALL = roles.EVERYONE
 _INCIDENTS = frozenset({roles.ENGINEER, roles.OFFICE, roles.ADMIN})
+_OPERATORS = frozenset({roles.OPERATOR, roles.SUPERVISOR, roles.ADMIN})
+# How an operator closes an answered call.
+DISPOSITIONS = ("resolved", "ticket", "escalated", "incident_informed", "complaint", "claim",
+                "abuse_ended")
 
 
 def error(status: int, message: str, **extra: Any) -> web.Response:
@@ -50,10 +54,15 @@ def routes(app: App) -> list[web.RouteDef]:
         ("GET", "/api/v1/calls/{uniqueid}", "call", ALL, h.call),
         ("GET", "/api/v1/reports/billing", "billing",
          frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}), h.billing),
+        ("GET", "/api/v1/reports/fcr", "fcr",
+         frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}), h.fcr),
         ("POST", "/api/v1/calls/{uniqueid}/escalate", "escalate",
          frozenset({roles.OPERATOR, roles.SUPERVISOR, roles.ADMIN}), h.escalate),
         ("POST", "/api/v1/calls/{uniqueid}/move", "move",
          frozenset({roles.SUPERVISOR, roles.ADMIN}), h.move),
+        ("POST", "/api/v1/calls/{uniqueid}/warn", "warn", _OPERATORS, h.warn),
+        ("POST", "/api/v1/calls/{uniqueid}/end", "end", _OPERATORS, h.end),
+        ("POST", "/api/v1/calls/{uniqueid}/disposition", "disposition", _OPERATORS, h.disposition),
     ]
     return [web.route(method, path, allowed(name, who, handler))
             for method, path, name, who, handler in table]
@@ -168,6 +177,17 @@ class _Handlers:
             return error(503, str(exc))
         return web.json_response(billing.to_json(statement, with_calls))
 
+    async def fcr(self, request: web.Request) -> web.Response:
+        """First-contact resolution per queue and operator: ?from=&to=&tz=."""
+        q = request.query
+        try:
+            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
+            return web.json_response(await service.first_contact(self.app.store, p))
+        except ReportError as exc:
+            return error(400, str(exc))
+        except LedgerError as exc:
+            return error(503, str(exc))
+
     async def call(self, request: web.Request) -> web.Response:
         view = self.app.call_view(request.match_info["uniqueid"], request.query.get("pbx"))
         return web.json_response(view) if view else error(404, "unknown call")
@@ -225,3 +245,75 @@ class _Handlers:
         self.app.metrics.decided(policy.Route("move"), 0.0, pbx.name)
         return web.json_response({"result": "moved", "from": decision.from_queue, "to": queue},
                                  status=202)
+
+    # -- the operator's actions on a call in progress (or, for a disposition, ended) --
+
+    def _answered(self, request: web.Request) -> tuple[Pbx, Journey] | web.Response:
+        found = self._find(request)
+        if isinstance(found, web.Response):
+            return found
+        if not found[1].answered or found[1].visit is not None:
+            return error(409, "only a call in progress with an operator")
+        return found
+
+    async def warn(self, request: web.Request) -> web.Response:
+        found = self._answered(request)
+        if isinstance(found, web.Response):
+            return found
+        pbx, journey = found
+        try:
+            await actions.warn(pbx.ami, journey.channel, journey.uniqueid)
+        except Exception as exc:
+            return error(502, f"the PBX did not play the warning: {exc}")
+        self.app.operator_action(pbx, journey.uniqueid, "warn", "abuse", request[ACTOR])
+        return web.json_response({"result": "warned"}, status=202)
+
+    async def end(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        if isinstance(body, web.Response):
+            return body
+        if body.get("reason") != "abuse" or set(body) - {"reason"}:
+            return error(400, 'give {"reason": "abuse"}: ivr ends a call only for abuse')
+        found = self._answered(request)
+        if isinstance(found, web.Response):
+            return found
+        pbx, journey = found
+        if (pbx.name, journey.uniqueid) not in self.app.warned:
+            return error(409, "warn the caller first (POST .../warn): a call is ended for abuse "
+                              "only after one warning")
+        try:
+            await actions.end_for_abuse(pbx.ami, journey.channel, journey.uniqueid)
+        except Exception as exc:
+            return error(502, f"the PBX did not end the call: {exc}")
+        self.app.operator_action(pbx, journey.uniqueid, "end", "abuse", request[ACTOR])
+        return web.json_response({"result": "ended"}, status=202)
+
+    async def disposition(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        if isinstance(body, web.Response):
+            return body
+        code = body.get("code")
+        if code not in DISPOSITIONS or set(body) - {"code"}:
+            return error(400, f"code: one of {', '.join(DISPOSITIONS)}")
+        uid = request.match_info["uniqueid"]
+        found = self.app.find_call(uid, request.query.get("pbx"))
+        if len(found) > 1:
+            return error(409, "this uniqueid is on several PBXs: add ?pbx=NAME",
+                         pbx=[p.name for p, _ in found])
+        if found:
+            pbx_name, answered = found[0][0].name, found[0][1].answered
+        else:
+            try:
+                # A call that just ended may still be in the writer's batch.
+                await self.app.ledger.flush()
+                kept = await self.app.store.call(uid)
+            except LedgerError as exc:
+                return error(503, str(exc))
+            if not kept:
+                return error(404, "unknown call")
+            pbx_name, answered = kept[-1].pbx, kept[-1].answered_member != ""
+        if not answered:
+            return error(409, "the call was never answered: there is nothing to close")
+        self.app.operator_action(self.app.pbxs.get(pbx_name) or self.app.first, uid,
+                                 "disposition", str(code), request[ACTOR])
+        return web.json_response({"result": "recorded", "code": code}, status=201)

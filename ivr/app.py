@@ -21,13 +21,13 @@ import asyncio
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
 
-from ivr import actions, prompts, roles
+from ivr import actions, policy, prompts, repeats, roles
 from ivr.ami import events, server_filter
 from ivr.ami.client import AmiClient, AmiError, AmiSettings
 from ivr.ami.recording import Recorder
@@ -37,7 +37,7 @@ from ivr.desk.metrics import DeskMetrics
 from ivr.desk.service import Desk
 from ivr.directory import Directory
 from ivr.incidents import Incident, Incidents
-from ivr.journeys import FIRST_LINE, Fact, Journey, Tracker
+from ivr.journeys import FIRST_LINE, Fact, Journey, JourneyEnded, Tracker
 from ivr.ledger.offloop import OffLoop
 from ivr.ledger.records import CallRecord
 from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store, problem
@@ -162,6 +162,8 @@ class App:
     ledger: LedgerWriter = field(init=False)
     desk: Desk = field(init=False)
     tokens: roles.Tokens = field(default_factory=roles.Tokens)
+    warned: set[tuple[str, str]] = field(default_factory=set)   # (pbx, uniqueid) warned for abuse
+    repeats: repeats.Repeats = field(init=False)
     pbxs: dict[str, Pbx] = field(default_factory=dict)     # by name, in the config's order
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # Consumers of every PBX's facts that a test or a tool adds, after each PBX's own.
@@ -228,8 +230,11 @@ class App:
     def apply(self, facts: list[Fact], pbx: Pbx | None = None) -> None:
         if not facts:
             return
-        consumers = (pbx or self.first).consumers + self.listeners
+        pbx = pbx or self.first
+        consumers = pbx.consumers + self.listeners
         for fact in facts:
+            if self.warned and isinstance(fact, JourneyEnded):
+                self.warned.discard((pbx.name, fact.uniqueid))
             for listener in consumers:
                 try:
                     listener(fact)
@@ -238,6 +243,28 @@ class App:
                                   getattr(listener, "__qualname__", listener), type(fact).__name__)
 
     # -- history for the ledger ----------------------------------------------
+
+    def judge_repeat(self, pbx: Pbx, uniqueid: str, caller: str, route: policy.Route) -> policy.Route:
+        """The route with the caller's place (QUEUE_PRIO by their first join); a caller
+        already waiting on another line is told so instead.  Repeats are counted and kept."""
+        waiting = [j for p in self.pbxs.values() for j in p.tracker.journeys.values()
+                   if j.visit is not None]
+        verdict = self.repeats.judge(uniqueid, caller, route.account, waiting)
+        if verdict.kind is not None:
+            self.metrics.repeats.labels(pbx=pbx.name, kind=verdict.kind).inc()
+            self.ledger.submit(History("repeats", {
+                "pbx": pbx.name, "uniqueid": uniqueid, "at_us": round(self.clock() * 1e6),
+                "kind": verdict.kind, "repeat_of": verdict.repeat_of,
+                "first_us": verdict.first_us}))
+            log.info("call %s from %s: a repeat (%s) of %s", uniqueid, caller or "no number",
+                     verdict.kind, verdict.repeat_of)
+        if verdict.kind == repeats.CONCURRENT and route.route == "first-line":
+            return replace(route, route="concurrent", announce="already-waiting")
+        return replace(route, prio=verdict.prio)
+
+    def repeat_ended(self, fact: Fact) -> None:
+        if isinstance(fact, JourneyEnded):
+            self.repeats.ended(fact.record)
 
     def record_decision(self, uniqueid: str, route: str, account: str = "", area: str = "",
                         incident: str = "", pbx: str | None = None) -> None:
@@ -289,6 +316,17 @@ class App:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def operator_action(self, pbx: Pbx, uniqueid: str, action: str, value: str,
+                        actor: roles.Actor) -> None:
+        """A warning, an end for abuse, or a disposition: counted and kept in the ledger."""
+        if action == "warn":
+            self.warned.add((pbx.name, uniqueid))
+        self.metrics.operator_actions.labels(pbx=pbx.name, action=action).inc()
+        self.ledger.submit(History("operator_actions", {
+            "pbx": pbx.name, "uniqueid": uniqueid, "at_us": round(self.clock() * 1e6),
+            "action": action, "value": value, "actor_role": actor.role, "actor": actor.name}))
+        log.info("call %s: %s %s by %s %s", uniqueid, action, value, actor.role, actor.name)
+
     # -- routing helpers for the HTTP side -----------------------------------
 
     def prompt_for(self, incident: Incident) -> str:
@@ -303,7 +341,7 @@ class App:
             return
         try:
             await asyncio.to_thread(prompts.incident_prompt, self.prompts_dir, incident.id,
-                                    incident.message)
+                                    incident.message, self.config.prompts.language)
         except prompts.PromptError as exc:
             log.warning("incident %s: no prompt of its own (%s); callers hear the generic one",
                         incident.id, exc)
@@ -372,6 +410,7 @@ def build(config: Config, clock: Callable[[], float] = time.time,
     app.ledger = LedgerWriter(app.store, Spool(config.spool_path(), config.ledger.spool_max_records))
     app.tokens = roles.load(config.api.tokens_file or None, config.api.token)
     app.desk = Desk(app.store, directory, incidents, config.desk, clock)
+    app.repeats = repeats.Repeats(config.routing.repeat_window_seconds, clock)
     DeskMetrics(registry, app.desk)
     decisions = config.ledger.queue_log_decisions
     for i, p in enumerate(config.pbxs):
@@ -384,6 +423,7 @@ def build(config: Config, clock: Callable[[], float] = time.time,
             keep=events.wanted, recorder=recorder if i == 0 else None)
         pbx.router = Router(pbx.tracker, rules,
                             functools.partial(actions.move, pbx.ami, queue_log=decisions), clock)
-        pbx.consumers = [metrics.recorder(p.name), pbx.router.on_fact, app.ledger.on_fact]
+        pbx.consumers = [metrics.recorder(p.name), pbx.router.on_fact, app.ledger.on_fact,
+                         app.repeat_ended]
     registry.register(LiveCollector(list(app.pbxs.values()), names, clock, incidents, app.ledger))
     return app

@@ -59,8 +59,9 @@ LAB_EPILOG = """\
 The lab is a real Asterisk 22 chrooted in a Debian unstable root built with
 debootstrap under $IVR_LAB_DIR (default ~/.cache/ivr/lab); it needs root.
 SIP on udp 127.0.0.1:5060 (hotline 8800), AMI on 127.0.0.1:5038.
-Agents: op1..op4 at 127.0.0.1:5071-5074 (first-line), gen1, gen2 at
-5091, 5092 (common), eng1, eng2 at 5081, 5082 (engineers).
+Agents: op1..op4 at 127.0.0.1:5071-5074 (first-line), sup1, sup2 at 5075,
+5076 (supervisors), gen1, gen2 at 5091, 5092 (common), eng1, eng2 at 5081,
+5082 (engineers).
 """
 
 
@@ -107,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
                              description="Write the dialplan's prompts as 8 kHz WAV files into DIR "
                                          "(the dialplan's IVR_PROMPTS, /var/lib/asterisk/sounds/ivr).")
     prompts.add_argument("--out", type=Path, default=Path("/var/lib/asterisk/sounds/ivr"), metavar="DIR")
+    prompts.add_argument("--language", choices=("en", "ru"),
+                         help="the prompts' language (default prompts.language of --config, en)")
+    prompts.add_argument("--config", type=Path, help="TOML config file (default: $IVR_CONFIG)")
     prompts.set_defaults(func=_prompts)
     demo = sub.add_parser("demo", help="lab + ivr + SIPp traffic, with a live summary")
     demo.add_argument("--minutes", type=float, default=3.0, help="how long to run (default 3)")
@@ -153,12 +157,14 @@ def _incident_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _prompts(args: argparse.Namespace) -> int:
     from ivr import prompts
+    language = args.language or cfg.load(args.config, os.environ).prompts.language
     try:
-        written = prompts.generate_static(args.out)
+        written = prompts.generate_static(args.out, language)
     except prompts.PromptError as exc:
         print(f"ivr prompts: {exc}", file=sys.stderr)
         return 1
-    print(f"{len(written)} prompt(s) written, {len(prompts.STATIC) - len(written)} already up to date, in {args.out}")
+    print(f"{len(written)} {language} prompt(s) written, "
+          f"{len(prompts.TEXTS[language]) - len(written)} already up to date, in {args.out}")
     return 0
 
 

@@ -121,6 +121,16 @@ def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     _period_args(down, required=True)
     down.add_argument("--format", choices=("csv", "json"), default="csv")
     down.set_defaults(func=_downtime)
+    first = rsub.add_parser(
+        "fcr", help="first-contact resolution per queue and operator",
+        description=textwrap.fill(
+            "For the calls answered in the period: how many were resolved at first contact, "
+            "that is with no call from the same number or account within 24 h (and within 7 "
+            "days) of their end; per queue and per operator who answered.", 78),
+        epilog=LEDGER_EPILOG, formatter_class=fmt)
+    _common(first)
+    _period_args(first, required=True)
+    first.set_defaults(func=_fcr)
 
 
 # -- config -------------------------------------------------------------------
@@ -272,5 +282,14 @@ def _downtime(args: argparse.Namespace) -> int:
                 indent=2))
         else:
             sys.stdout.write(downtime.to_csv(accounts, rows))
+        return 0
+    return run_with_store(args, work)
+
+
+def _fcr(args: argparse.Namespace) -> int:
+    async def work(config: cfg.Config, store: Store) -> int:
+        p = _period(args, config)
+        await store.migrate()
+        print(json.dumps(await service.first_contact(store, p), indent=2))
         return 0
     return run_with_store(args, work)

@@ -61,6 +61,11 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class PromptsConfig:
+    language: str = "en"        # en or ru: the spoken prompts' language (ivr/prompts.py)
+
+
+@dataclass(frozen=True)
 class DeskConfig:
     ticket_due_hours: float = 24.0
     complaint_deadline_days: float = 30.0
@@ -71,6 +76,7 @@ class RoutingConfig:
     directory: str | None = None        # subscribers CSV: number,account,area
     incidents_file: str | None = None   # where incidents survive a restart
     prompts_dir: str | None = None      # where ivr writes incident prompts (Asterisk's IVR_PROMPTS)
+    repeat_window_seconds: float = 600.0   # a call within this of an unanswered one is a repeat
 
 
 @dataclass(frozen=True)
@@ -85,12 +91,14 @@ class LedgerConfig:
 class ReportConfig:
     timezone: str = "UTC"
     short_abandon_seconds: float = 5.0
+    pay_once_per_caller: bool = False   # the statement also counts one answer per caller per window
 
 
 DEFAULT_QUEUES = (
     QueueConfig("first-line", 30.0, overflow_to="common", overflow_after_seconds=30.0),
     QueueConfig("common"),
     QueueConfig("engineers"),
+    QueueConfig("supervisors"),
 )
 
 
@@ -106,6 +114,7 @@ class Config:
     ledger: LedgerConfig = LedgerConfig()
     report: ReportConfig = ReportConfig()
     desk: DeskConfig = DeskConfig()
+    prompts: PromptsConfig = PromptsConfig()
     pbx: tuple[PbxConfig, ...] = ()     # [pbx.NAME] tables; none: [ami] is the one PBX
 
     @property
@@ -188,7 +197,7 @@ def _from_file(cfg: Config, path: Path) -> Config:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except ValueError as exc:   # e.g. an integer too long to read
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    _only(data, {"ami", "pbx", "http", "queues", "log_level", "api", "desk", "routing", "ledger",
+    _only(data, {"ami", "pbx", "http", "queues", "log_level", "api", "desk", "prompts", "routing", "ledger",
                  "report"}, "")
     if "pbx" in data:
         if "ami" in data:
@@ -205,6 +214,12 @@ def _from_file(cfg: Config, path: Path) -> Config:
     api = _section(data, "api")
     _only(api, set(ApiConfig.__dataclass_fields__), "api.")
     cfg = replace(cfg, api=ApiConfig(**{k: _typed(ApiConfig, k, v, "api.") for k, v in api.items()}))
+    spoken = _section(data, "prompts")
+    _only(spoken, set(PromptsConfig.__dataclass_fields__), "prompts.")
+    cfg = replace(cfg, prompts=PromptsConfig(
+        **{k: _typed(PromptsConfig, k, v, "prompts.") for k, v in spoken.items()}))
+    if cfg.prompts.language not in ("en", "ru"):
+        raise ConfigError(f"prompts.language: en or ru, got {cfg.prompts.language!r}")
     desk = _section(data, "desk")
     _only(desk, set(DeskConfig.__dataclass_fields__), "desk.")
     cfg = replace(cfg, desk=DeskConfig(**{k: _typed(DeskConfig, k, v, "desk.") for k, v in desk.items()}))

@@ -2,6 +2,10 @@
 
     GET /dialplan/v1/entry?uniqueid=U&caller=N[&account=A&asked=1][&pbx=NAME]
     GET /dialplan/v1/escalate?uniqueid=U[&pbx=NAME]
+    GET /dialplan/v1/numbers?uniqueid=U[&pbx=NAME]   numbers=N1-N2  (filed during the call)
+    GET /dialplan/v1/status?number=N                 kind=ticket&state=open, or error=wrong|unknown
+    GET /dialplan/v1/claim?uniqueid=U&account=A[&caller=N][&pbx=NAME]
+                                                     number=N, or error=...  (files the claim)
 
 `pbx` is the name ivr knows the asking PBX by (its [pbx.NAME] table; the
 dialplan's IVR_PBX global); without it, the first PBX of the config.
@@ -20,11 +24,13 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from ivr import policy
 from ivr.app import App
+from ivr.desk.service import DeskError
 
 log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"\+?[0-9A-Za-z*#().\- ]{1,32}")
@@ -40,7 +46,18 @@ def routes(app: App) -> list[web.RouteDef]:
     async def escalate(request: web.Request) -> web.Response:
         return _closing(_escalate(app, request))
 
-    return [web.get("/dialplan/v1/entry", entry), web.get("/dialplan/v1/escalate", escalate)]
+    async def numbers(request: web.Request) -> web.Response:
+        return _closing(_numbers(app, request))
+
+    async def status(request: web.Request) -> web.Response:
+        return _closing(_status(app, request))
+
+    async def claim(request: web.Request) -> web.Response:
+        return _closing(await _claim(app, request))
+
+    return [web.get("/dialplan/v1/entry", entry), web.get("/dialplan/v1/escalate", escalate),
+            web.get("/dialplan/v1/numbers", numbers), web.get("/dialplan/v1/status", status),
+            web.get("/dialplan/v1/claim", claim)]
 
 
 def _entry(app: App, request: web.Request) -> web.Response:
@@ -54,6 +71,8 @@ def _entry(app: App, request: web.Request) -> web.Response:
         return web.Response(status=400)
     route = policy.entry(caller, typed, q.get("asked") == "1", app.directory, app.incidents,
                          app.prompt_for)
+    if not route.ask_account:      # the last question of this call: is it a repeat?
+        route = app.judge_repeat(pbx, uid, caller, route)
     app.metrics.decided(route, time.perf_counter() - started, pbx.name)
     app.record_decision(uid, route.label, route.account, route.area, route.incident, pbx.name)
     log.info("call %s (%s) on %s: %s", uid, caller or "no number", pbx.name, route.as_query())
@@ -75,6 +94,42 @@ def _escalate(app: App, request: web.Request) -> web.Response:
     log.info("call %s: escalation by transfer %s", uid,
              "accepted" if route.route == policy.ENGINEERS else f"refused ({route.incident})")
     return web.Response(text=route.as_query())
+
+
+def _numbers(app: App, request: web.Request) -> web.Response:
+    uid = request.query.get("uniqueid", "")
+    if not _UNIQUEID.fullmatch(uid):
+        return web.Response(status=400)
+    found = app.desk.numbers_for_call(uid)
+    log.info("call %s: the dialplan reads back %s", uid, ", ".join(found) or "no number")
+    return web.Response(text=urlencode({"numbers": "-".join(found), "count": len(found)}))
+
+
+def _status(app: App, request: web.Request) -> web.Response:
+    """A caller asks by phone for the state of a number they typed."""
+    try:
+        item = app.desk.find(request.query.get("number", ""))
+    except DeskError as exc:
+        answer = "wrong" if exc.status == 400 else "unknown" if exc.status == 404 else "desk"
+        log.info("a caller asked for number %r: %s", request.query.get("number", "")[:20], answer)
+        return web.Response(text=urlencode({"error": answer}))
+    return web.Response(text=urlencode({"kind": item.kind, "state": item.state}))
+
+
+async def _claim(app: App, request: web.Request) -> web.Response:
+    q = request.query
+    uid, caller, account = q.get("uniqueid", ""), q.get("caller", ""), q.get("account", "")
+    if not _UNIQUEID.fullmatch(uid) or (caller and not _NUMBER.fullmatch(caller)) \
+            or not _ACCOUNT.fullmatch(account) or app.pbx(q.get("pbx") or None) is None:
+        return web.Response(status=400)
+    try:
+        item = await app.desk.claim_by_phone(uid, caller, account)
+    except DeskError as exc:
+        log.warning("call %s: no claim by phone: %s", uid, exc.message)
+        return web.Response(text=urlencode({"error": "refused" if exc.status < 500 else "desk"}))
+    log.info("call %s: claim %s filed by phone (%.0f s of downtime so far)", uid, item.number,
+             item.data["downtime_seconds"])
+    return web.Response(text=urlencode({"number": item.number}))
 
 
 def _closing(response: web.Response) -> web.Response:

@@ -20,8 +20,10 @@ from ivr.ledger.records import DEFAULT_PBX
 
 WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0)
 DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-ROUTES = ("first-line", "ask-account", "incident", "engineers", "refused", "move")
+ROUTES = ("first-line", "ask-account", "incident", "engineers", "refused", "move", "concurrent")
+REPEAT_KINDS = ("after_abandon", "after_timeout", "concurrent")
 ESCALATION_RESULTS = ("accepted", "refused_incident", "failed")
+OPERATOR_ACTIONS = ("warn", "end", "disposition")
 
 
 class Route(Protocol):
@@ -103,6 +105,12 @@ class Metrics:
                                      "Followed AMI events without a Timestamp header "
                                      "(manager.conf timestampevents = no): timed by ivr's clock",
                                      ["pbx"], registry=registry)
+        self.operator_actions = Counter("ivr_operator_actions",
+                                        "Operators' actions on a call: warn, end (for abuse), "
+                                        "disposition", ["pbx", "action"], registry=registry)
+        self.repeats = Counter("ivr_repeat_calls", "Calls from a caller who called within the "
+                               "repeat window unanswered, or is waiting on another line",
+                               ["pbx", "kind"], registry=registry)
         self.decision_seconds = Histogram("ivr_route_decision_seconds",
                                           "Time ivr took to decide a route for the dialplan",
                                           ["pbx"], buckets=DECISION_BUCKETS, registry=registry)
@@ -137,6 +145,10 @@ class Metrics:
             self.escalations.labels(pbx=pbx, result=result)
         for route in ROUTES:
             self.route_decisions.labels(pbx=pbx, route=route)
+        for action in OPERATOR_ACTIONS:
+            self.operator_actions.labels(pbx=pbx, action=action)
+        for kind in REPEAT_KINDS:
+            self.repeats.labels(pbx=pbx, kind=kind)
         for family in (self.journey_wait, self.payable, self.announcements, self.untimestamped,
                        self.decision_seconds):
             family.labels(pbx=pbx)

@@ -89,11 +89,16 @@ class Route:
     announce: str = ""
     incident: str = ""
     ask_account: bool = False
+    prio: int = 0               # Asterisk's QUEUE_PRIO (repeats.py); 0: none given
 
     def as_query(self) -> str:
         fields = {"route": self.route, "account": self.account, "area": self.area,
                   "announce": self.announce, "incident": self.incident,
-                  "ask_account": "1" if self.ask_account else ""}
+                  "ask_account": "1" if self.ask_account else "",
+                  # During a known incident an identified caller may claim the downtime (3).
+                  "claim": "1" if self.incident and self.account and self.route not in (
+                      "refused", "concurrent") else "",
+                  "prio": str(self.prio) if self.prio else ""}
         return urlencode({k: v for k, v in fields.items() if v})
 
     @property
@@ -101,6 +106,8 @@ class Route:
         """For ivr_route_decisions_total{route}."""
         if self.ask_account:
             return "ask-account"
+        if self.route == "concurrent":
+            return "concurrent"
         return "incident" if self.incident and self.route != "refused" else self.route
 
 

@@ -20,15 +20,74 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-STATIC: dict[str, str] = {
-    # Short: a known caller is in first-line within 3 s of answering.
-    "greeting": "Welcome to support.",
-    "enter-account": "Type your account number and hash, or hold.",
-    "known-incident": "We know about a problem in your area and our engineers are already fixing it. "
-                      "You may hang up, or stay on the line for an operator.",
-    "escalation-refused": "We already know about this problem and our engineers are fixing it. "
-                          "Thank you for calling. Goodbye.",
+LANGUAGES = ("en", "ru")      # prompts.language; espeak-ng's voice of the same name
+_DIGITS = {"en": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+           "ru": ("ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь",
+                  "девять")}
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        # Short: a known caller is in first-line within 3 s of answering.
+        "greeting": "Welcome to support. To check a number, press 2.",
+        "enter-account": "Type your account number and hash, or hold.",
+        "known-incident": "We know about a problem in your area and our engineers are already "
+                          "fixing it. You may hang up, or stay on the line for an operator.",
+        "escalation-refused": "We already know about this problem and our engineers are fixing "
+                              "it. Thank you for calling. Goodbye.",
+        "claim-offer": "To claim a recalculation of your bill for the downtime, press 3.",
+        "claim-filed": "Your claim is filed. Its number is",
+        "enter-number": "Type the number of your ticket, complaint or claim, then hash.",
+        "number-wrong": "This number has a wrong check digit. Please check it.",
+        "number-unknown": "There is no such number.",
+        "your-numbers": "The numbers filed during your call are",
+        "no-numbers": "No number was filed during your call.",
+        "goodbye": "Thank you for calling. Goodbye.",
+        "try-later": "We cannot answer this now. Please call again later.",
+        "state-open": "It is open: our engineers will deal with it.",
+        "state-in_progress": "Our engineers are working on it.",
+        "state-resolved": "It is resolved.",
+        "state-closed": "It is closed.",
+        "state-received": "Your complaint is received.",
+        "state-forwarded": "Your complaint was forwarded to the provider.",
+        "state-answered": "Your complaint has been answered.",
+        "state-filed": "Your claim is filed.",
+        "abuse-warning": "Please keep the conversation polite. Otherwise the operator will "
+                         "end this call.",
+        "abuse-ended": "The operator has ended this call. Goodbye.",
+        "already-waiting": "You are already waiting for an operator on another line. Goodbye.",
+    },
+    "ru": {
+        "greeting": "Здравствуйте, это служба поддержки. Чтобы узнать состояние заявки, нажмите 2.",
+        "enter-account": "Наберите номер лицевого счёта и решётку, или оставайтесь на линии.",
+        "known-incident": "Мы знаем о неполадке в вашем районе, инженеры уже её устраняют. "
+                          "Вы можете положить трубку или дождаться оператора.",
+        "escalation-refused": "Мы уже знаем об этой неполадке, инженеры её устраняют. "
+                              "Спасибо за звонок. До свидания.",
+        "claim-offer": "Чтобы заявить перерасчёт оплаты за время простоя, нажмите 3.",
+        "claim-filed": "Ваше заявление принято. Его номер",
+        "enter-number": "Наберите номер заявки, жалобы или заявления и решётку.",
+        "number-wrong": "В этом номере неверная контрольная цифра. Проверьте номер.",
+        "number-unknown": "Такого номера нет.",
+        "your-numbers": "За время вашего звонка зарегистрированы номера",
+        "no-numbers": "За время вашего звонка номеров не зарегистрировано.",
+        "goodbye": "Спасибо за звонок. До свидания.",
+        "try-later": "Сейчас мы не можем ответить. Позвоните, пожалуйста, позже.",
+        "state-open": "Заявка открыта, инженеры ею займутся.",
+        "state-in_progress": "Инженеры работают над заявкой.",
+        "state-resolved": "Заявка выполнена.",
+        "state-closed": "Заявка закрыта.",
+        "state-received": "Ваша жалоба получена.",
+        "state-forwarded": "Ваша жалоба передана провайдеру.",
+        "state-answered": "На вашу жалобу дан ответ.",
+        "state-filed": "Ваше заявление принято.",
+        "abuse-warning": "Пожалуйста, соблюдайте вежливость. Иначе оператор завершит разговор.",
+        "abuse-ended": "Оператор завершил разговор. До свидания.",
+        "already-waiting": "Вы уже ожидаете оператора на другой линии. До свидания.",
+    },
 }
+for _lang, _words in _DIGITS.items():
+    TEXTS[_lang].update({f"digit-{d}": word for d, word in enumerate(_words)})
+STATIC = TEXTS["en"]     # the names every language has
+
 
 TIMEOUT_SECONDS = 60.0
 _INCIDENT_ID = re.compile(r"[A-Za-z0-9-]+")   # it becomes part of a file name
@@ -58,23 +117,28 @@ def synthesize(text: str, out: Path, voice: str = "en") -> Path:
     return out
 
 
-def generate_static(directory: Path) -> list[Path]:
-    """Write every STATIC prompt whose text changed or whose file is missing; return those written."""
+def generate_static(directory: Path, language: str = "en") -> list[Path]:
+    """Write every prompt of `language` whose text changed or whose file is missing; return
+    those written.  The files have the same names in every language: the dialplan plays
+    ivr/<name> whatever the language."""
+    if language not in TEXTS:
+        raise PromptError(f"prompts.language {language!r}: one of {', '.join(LANGUAGES)}")
     _make_dir(directory)
     written = []
-    for name, text in STATIC.items():
+    for name, text in TEXTS[language].items():
         wav, sidecar = directory / f"{name}.wav", directory / f"{name}.txt"
         if wav.exists() and _read_text(sidecar) == text:
             continue
-        written.append(synthesize(text, wav))
+        written.append(synthesize(text, wav, voice=language))
         _write_text(sidecar, text)    # after the wav: a crash in between means regenerate
-    log.info("generated %d of %d static prompts in %s", len(written), len(STATIC), directory)
+    log.info("generated %d of %d %s prompts in %s", len(written), len(TEXTS[language]), language,
+             directory)
     return written
 
 
-def incident_prompt(directory: Path, incident_id: str, message: str) -> Path:
+def incident_prompt(directory: Path, incident_id: str, message: str, language: str = "en") -> Path:
     _make_dir(directory)
-    return synthesize(message, incident_prompt_path(directory, incident_id))
+    return synthesize(message, incident_prompt_path(directory, incident_id), voice=language)
 
 
 def incident_prompt_path(directory: Path, incident_id: str) -> Path:

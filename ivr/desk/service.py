@@ -42,6 +42,7 @@ from ivr.reports import downtime
 log = logging.getLogger(__name__)
 
 TICKET, COMPLAINT, CLAIM = "ticket", "complaint", "claim"
+CALLER = "caller"        # the registry's actor_role for what a caller does by phone
 TICKET_MOVES = {"open": ("in_progress", "resolved"), "in_progress": ("resolved",),
                 "resolved": ("closed", "in_progress"), "closed": ()}
 COMPLAINT_MOVES = {"received": ("forwarded",), "forwarded": ("answered",), "answered": ()}
@@ -216,17 +217,16 @@ class Desk:
         return self.items[number]
 
     def _whose(self, account: str | None, call: CallRecord | None) -> tuple[str, str, str | None]:
-        if call is not None:
-            if not call.account:
-                raise DeskError(409, f"call {call.uniqueid} has no account (the caller was "
-                                     f"not identified): give the account")
+        if call is not None and call.account:
             return call.account, call.area, call.uniqueid
         if not isinstance(account, str) or not account:
-            raise DeskError(400, "give an account or a call")
+            raise DeskError(400 if call is None else 409, "give an account or a call"
+                            if call is None else f"call {call.uniqueid} has no account (the "
+                            f"caller was not identified): give the account too")
         subscriber = self.directory.by_account(account)
         if subscriber is None:
             raise DeskError(404, f"unknown account {account!r}")
-        return subscriber.account, subscriber.area, None
+        return subscriber.account, subscriber.area, call.uniqueid if call is not None else None
 
     async def change(self, actor: roles.Actor, number: object, state: object,
                      note: object) -> Item:
@@ -336,8 +336,28 @@ class Desk:
                              "expires_us": min(int(i.expires_at * 1e6), max(now, from_us))})
         return downtime.of_area(downtime.spans(rows), area, from_us, min(to_us, max(now, from_us)))
 
+    async def claim_by_phone(self, uniqueid: str, caller: str, account: str) -> Item:
+        """The caller pressed 3 during a known incident's announcement (before any queue):
+        a claim for the incident's whole span, from its start to its expiry (the downtime
+        so far is counted now), filed by the caller.  `account` is the one ivr gave the
+        dialplan at entry."""
+        subscriber = self.directory.by_account(account) if account else None
+        if subscriber is None:
+            raise DeskError(409, f"call {uniqueid}: the caller was not identified")
+        incident = self.incidents.covering(subscriber.area)
+        if incident is None:
+            raise DeskError(409, f"no known incident covers area {subscriber.area!r} now")
+        return await self.file_claim(roles.Actor(CALLER, caller or "unknown"), subscriber.account,
+                                     int(incident.started_at * 1e6),
+                                     int(incident.expires_at * 1e6), call=uniqueid)
+
+    def numbers_for_call(self, uniqueid: str) -> list[str]:
+        """What was filed during a call (tickets, complaints, claims), in filing order."""
+        return [i.number for i in sorted(self.items.values(), key=lambda i: i.filed_us)
+                if i.data.get("call") == uniqueid]
+
     async def file_claim(self, actor: roles.Actor, account: object, from_us: int,
-                         to_us: int) -> Item:
+                         to_us: int, call: str | None = None) -> Item:
         if not isinstance(account, str) or not account:
             raise DeskError(400, "account: expected the caller's account")
         subscriber = self.directory.by_account(account)
@@ -351,7 +371,7 @@ class Desk:
         async with self._lock:
             number = numbers.issue(CLAIM, self.filed[CLAIM] + 1)
             await self._append(CLAIM, number, "filed", actor, {
-                "account": subscriber.account, "area": subscriber.area,
+                "account": subscriber.account, "area": subscriber.area, "call": call,
                 "from": iso(from_us), "to": iso(to_us), **found.to_json()})
         return self.items[number]
 

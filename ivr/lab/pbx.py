@@ -37,7 +37,7 @@ PROMPTS = "var/lib/asterisk/sounds/ivr"   # the dialplan's IVR_PROMPTS, inside t
 SUBSCRIBERS = FILES / "subscribers.csv"
 
 # The topology is fixed and documented in the README: name -> SIP port.
-AGENTS = {"op1": 5071, "op2": 5072, "op3": 5073, "op4": 5074,
+AGENTS = {"op1": 5071, "op2": 5072, "op3": 5073, "op4": 5074, "sup1": 5075, "sup2": 5076,
           "eng1": 5081, "eng2": 5082, "gen1": 5091, "gen2": 5092}
 SIP_PORT = 5060
 AMI_PORT = 5038

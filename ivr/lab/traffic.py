@@ -102,11 +102,18 @@ _INFO = """  <send retrans="500">
 
 def typing_caller(digits: str, type_after_ms: int, hold_ms: int,
                   number_prefix: str = "5550", service: str = HOTLINE) -> Sipp:
-    """One customer who types `digits` on the keypad (SIP INFO) type_after_ms after answer."""
-    blocks = [Template(_INFO).substitute(number_prefix=number_prefix, cseq=2 + i, digit=d)
-              for i, d in enumerate(digits)]
+    """One customer who types `digits` on the keypad (SIP INFO) type_after_ms after answer;
+    each "," in `digits` is a pause of a second (as a person listening to a prompt)."""
+    keys = digits.replace(",", "")
+    blocks, cseq = [], 2
+    for d in digits:
+        if d == ",":
+            blocks.append('  <pause milliseconds="1000"/>\n')
+            continue
+        blocks.append(Template(_INFO).substitute(number_prefix=number_prefix, cseq=cseq, digit=d))
+        cseq += 1
     values = {"hold_ms": hold_ms, "type_after_ms": type_after_ms, "number_prefix": number_prefix,
-              "digits": digits, "dtmf": "".join(blocks), "bye_cseq": 2 + len(digits)}
+              "digits": keys, "dtmf": "".join(blocks), "bye_cseq": cseq}
     args = ["-s", service, "-m", "1", "-p", str(next(_caller_ports))]
     return _start(f"typing-{number_prefix}", "caller_dtmf.xml", values, args)
 

@@ -84,6 +84,18 @@ class OffLoop:
     async def answered_by(self, member: str, from_us: int, to_us: int) -> list[rec.CallRecord]:
         return await self._run(self.store.answered_by(member, from_us, to_us))
 
+    async def undisposed(self, from_us: int, to_us: int) -> dict[str, int]:
+        return await self._run(self.store.undisposed(from_us, to_us))
+
+    async def contacts(self, from_us: int, to_us: int) -> list[tuple[Any, ...]]:
+        return await self._run(self.store.contacts(from_us, to_us))
+
+    async def repeat_counts(self, from_us: int, to_us: int) -> dict[str, int]:
+        return await self._run(self.store.repeat_counts(from_us, to_us))
+
+    async def operator_actions(self, pbx: str, uniqueid: str) -> list[dict[str, Any]]:
+        return await self._run(self.store.operator_actions(pbx, uniqueid))
+
     async def close(self) -> None:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None or not thread.is_alive():

@@ -126,3 +126,31 @@ registry_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# What operators did on a call: warn, end (for abuse), disposition (its code).
+operator_actions = Table(
+    "operator_actions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pbx", String(64), nullable=False),
+    Column("uniqueid", String(64), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("value", String(32), nullable=False),
+    Column("actor_role", String(16), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Index("operator_actions_call", "pbx", "uniqueid"),
+)
+
+# Repeat callers (ivr/repeats.py): a call and the earlier one it repeats.
+repeats = Table(
+    "repeats", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pbx", String(64), nullable=False),
+    Column("uniqueid", String(64), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("repeat_of", String(64), nullable=False),
+    Column("first_us", BigInteger, nullable=False),
+    Index("repeats_call", "pbx", "uniqueid"),
+    Index("repeats_at", "at_us"),
+)

@@ -263,6 +263,55 @@ class Store:
             raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
         return rows, (int(head[0]), str(head[1])) if head is not None else None
 
+    async def undisposed(self, from_us: int, to_us: int) -> dict[str, int]:
+        """Per operator, the calls they answered in first-line (entered in [from_us, to_us))
+        that have no disposition."""
+        c, a = t.calls.c, t.operator_actions.c
+        disposed = (select(literal(1)).where(a.pbx == c.pbx, a.uniqueid == c.uniqueid,
+                                             a.action == "disposition").exists())
+        query = (select(c.fl_member, func.count()).where(
+            c.fl_entered_us >= from_us, c.fl_entered_us < to_us, c.fl_outcome == "answered",
+            ~disposed).group_by(c.fl_member))
+        try:
+            async with self.engine.connect() as conn:
+                return {str(m): int(n) for m, n in (await conn.execute(query)).all()}
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+
+    async def contacts(self, from_us: int, to_us: int) -> list[tuple[Any, ...]]:
+        """Every call that entered in [from_us, to_us), lightly: uniqueid, caller, account,
+        entered_us, ended_us, answered_queue, answered_member, payable (reports/fcr.py)."""
+        c = t.calls.c
+        query = (select(c.uniqueid, c.caller, c.account, c.entered_us, c.ended_us,
+                        c.answered_queue, c.answered_member, c.payable)
+                 .where(c.entered_us >= from_us, c.entered_us < to_us).order_by(c.entered_us))
+        try:
+            async with self.engine.connect() as conn:
+                return [tuple(r) for r in (await conn.execute(query)).all()]
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+
+    async def repeat_counts(self, from_us: int, to_us: int) -> dict[str, int]:
+        """Repeat calls judged in [from_us, to_us), by kind."""
+        r = t.repeats.c
+        query = (select(r.kind, func.count()).where(r.at_us >= from_us, r.at_us < to_us)
+                 .group_by(r.kind))
+        try:
+            async with self.engine.connect() as conn:
+                return {str(k): int(n) for k, n in (await conn.execute(query)).all()}
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+
+    async def operator_actions(self, pbx: str, uniqueid: str) -> list[dict[str, Any]]:
+        a = t.operator_actions.c
+        query = (select(t.operator_actions).where(a.pbx == pbx, a.uniqueid == uniqueid)
+                 .order_by(a.at_us, a.id))
+        try:
+            async with self.engine.connect() as conn:
+                return [dict(r) for r in (await conn.execute(query)).mappings()]
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+
     async def incidents_between(self, from_us: int, to_us: int) -> list[dict[str, Any]]:
         """Incidents that were open at some time in [from_us, to_us), oldest first; an
         incident ends at its close, or at its expiry if never closed."""

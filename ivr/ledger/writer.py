@@ -142,6 +142,8 @@ class LedgerWriter:
         self.last_error = ""
         self.migrated = False
         self._wake = asyncio.Event()
+        # One flush at a time: two would write the same batch and then drop it twice.
+        self._flushing = asyncio.Lock()
 
     # -- the hot path: called for every fact --------------------------------
 
@@ -181,7 +183,13 @@ class LedgerWriter:
             backoff = self.interval if ok else min(self.max_backoff, max(1.0, backoff * 2))
 
     async def flush(self) -> bool:
-        """Write the spool, then what is pending; False when the database failed."""
+        """Write the spool, then what is pending; False when the database failed.
+        Safe to call while the background task runs (an API handler that needs a
+        call that just ended): flushes take turns."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         try:
             if not self.migrated:
                 await asyncio.wait_for(self.store.migrate(), self.timeout)

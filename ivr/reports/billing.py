@@ -199,6 +199,7 @@ class OperatorCounts:
     answered: int                  # payable + answered_late
     payable: int
     answered_late: int
+    without_disposition: int = 0   # answered calls the operator closed with no code
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +213,8 @@ class Statement:
     operators: tuple[OperatorCounts, ...]   # sorted by operator
     calls: tuple[BillingCall, ...]          # the period's calls in canonical order
     digest: str
+    repeats: tuple[tuple[str, int], ...] = ()   # repeat calls by kind (ivr/repeats.py)
+    payable_once: int | None = None   # report.pay_once_per_caller: one answer per caller per window
 
 
 def category(payable: bool, outcome: str) -> str:
@@ -400,10 +403,13 @@ def to_json(statement: Statement, with_calls: bool) -> dict[str, Any]:
                    "payable_share": statement.totals.payable_share},
         "days": [{"date": d.date, **_counts_json(d.counts)} for d in statement.days],
         "operators": [{"operator": o.operator, "answered": o.answered,
-                       "payable": o.payable, "answered_late": o.answered_late}
+                       "payable": o.payable, "answered_late": o.answered_late,
+                       "without_disposition": o.without_disposition}
                       for o in statement.operators],
         "calls": [_call_json(c, entered) for c in statement.calls] if with_calls else [],
         "digest": statement.digest,
+        "repeats": dict(statement.repeats),
+        "payable_once_per_caller": statement.payable_once,
     }
 
 
@@ -466,8 +472,9 @@ def to_table(statement: Statement, with_calls: bool) -> str:
     lines += _totals_lines(statement) + [""]
     lines += _align([["date", *COUNT_FIELDS], *_day_rows(statement)]) + [""]
     operators = [[o.operator or "(unknown)", str(o.answered), str(o.payable),
-                  str(o.answered_late)] for o in statement.operators]
-    lines += _align([["operator", "answered", "payable", "answered_late"], *operators])
+                  str(o.answered_late), str(o.without_disposition)] for o in statement.operators]
+    lines += _align([["operator", "answered", "payable", "answered_late", "without_disposition"],
+                     *operators])
     if with_calls:
         entered = _Entered(zone)
         calls = [_call_row(c, entered) for c in statement.calls]

@@ -4,11 +4,13 @@ read from the ledger store.  Bad input raises billing.ReportError (one line)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, Sequence
+from dataclasses import replace
+from typing import Any, Protocol, Sequence
 
 from ivr.config import Config
 from ivr.ledger.records import BillingCall, CallRecord
-from ivr.reports import billing
+from ivr.reports import billing, fcr
+from ivr.repeats import KINDS as REPEAT_KINDS
 
 
 class Ledger(Protocol):
@@ -25,6 +27,12 @@ class Ledger(Protocol):
 
     async def statement_digest(self, from_us: int, to_us: int) -> str: ...
 
+    async def undisposed(self, from_us: int, to_us: int) -> dict[str, int]: ...
+
+    async def repeat_counts(self, from_us: int, to_us: int) -> dict[str, int]: ...
+
+    async def contacts(self, from_us: int, to_us: int) -> list[tuple[Any, ...]]: ...
+
 
 MAX_CALLS = 10_000   # a caller's history is for people: a page, not a dump
 
@@ -40,13 +48,32 @@ async def statement(store: Ledger, config: Config, p: billing.Period,
     """The statement of period `p`.  Without its call lines the database counts and
     hashes (a GROUP BY and one pass); with them every call is read and judged here."""
     short_ms = round(config.report.short_abandon_seconds * 1000)
+    undisposed = asyncio.ensure_future(store.undisposed(p.from_us, p.to_us))
     if not with_calls:
         tally, digest = await asyncio.gather(store.statement_tally(p.boundaries, short_ms),
                                              store.statement_digest(p.from_us, p.to_us))
-        return billing.from_tally(p, (billing.Tally(*row) for row in tally), digest, short_ms)
-    calls = await store.billing_calls(p.from_us, p.to_us)
-    # A month is a million calls (0.85 s of work): never on the caller's event loop.
-    return await asyncio.to_thread(billing.build, calls, p, short_ms)
+        built = billing.from_tally(p, (billing.Tally(*row) for row in tally), digest, short_ms)
+    else:
+        calls = await store.billing_calls(p.from_us, p.to_us)
+        # A month is a million calls (0.85 s of work): never on the caller's event loop.
+        built = await asyncio.to_thread(billing.build, calls, p, short_ms)
+    missing = await undisposed
+    repeated = await store.repeat_counts(p.from_us, p.to_us)
+    once = None
+    if config.report.pay_once_per_caller:
+        window = round(config.routing.repeat_window_seconds * 1e6)
+        contacts = [fcr.Contact(*row) for row in await store.contacts(p.from_us, p.to_us)]
+        once = fcr.payable_once(contacts, window)
+    return replace(built, operators=tuple(
+        replace(o, without_disposition=missing.get(o.operator, 0)) for o in built.operators),
+        repeats=tuple((kind, repeated.get(kind, 0)) for kind in REPEAT_KINDS), payable_once=once)
+
+
+async def first_contact(store: Ledger, p: billing.Period) -> dict[str, Any]:
+    """First-contact resolution of the calls answered in `p` (reports/fcr.py)."""
+    rows = await store.contacts(p.from_us, p.to_us + fcr.WINDOWS[-1][1])
+    return {"from_us": p.from_us, "to_us": p.to_us,
+            **fcr.resolution((fcr.Contact(*r) for r in rows), p.from_us, p.to_us)}
 
 
 async def history(store: Ledger, p: billing.Period, caller: str | None = None,

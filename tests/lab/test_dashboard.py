@@ -85,8 +85,9 @@ async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus
                      what="prometheus has scraped ivr")
     phones += [traffic.agent(op, ring_ms=3000) for op in ("op1", "op2", "op3", "op4")]
     phones.append(traffic.callers(3, hold_ms=8000, rate=3, number_prefix="7970"))
-    # Hangs up about 1.5 s after queueing, before any operator answers: a short abandon.
-    phones.append(traffic.callers(1, hold_ms=3000, rate=1, number_prefix="7980"))
+    # Hangs up about 1.5 s after queueing (the greeting and its 0.5 s for a key take
+    # about 4 s), before any operator answers: a short abandon.
+    phones.append(traffic.callers(1, hold_ms=5500, rate=1, number_prefix="7980"))
     await eventually(lambda: len(ivr.of(jr.JourneyEnded)) >= 4, timeout=30, interval=0.2,
                      what="4 journeys ended")
     assert {f.outcome for f in ivr.of(jr.JourneyEnded)} == {"answered", "abandoned"}  # type: ignore[attr-defined]

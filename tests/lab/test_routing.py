@@ -216,7 +216,8 @@ async def test_incident_cli_against_the_running_ivr(ivr: Running) -> None:
 async def test_unknown_caller_types_an_account_number(lab: Lab, ivr: Running, phones: list) -> None:
     phones += [traffic.agent(op, ring_ms=1000) for op in OPERATORS]
     # 5550x is not in the directory: after the greeting ivr asks for the account.
-    phones.append(traffic.typing_caller("100201#", type_after_ms=2000, hold_ms=6000))
+    # After the greeting (which takes one key: 2 to check a number).
+    phones.append(traffic.typing_caller("100201#", type_after_ms=4500, hold_ms=8000))
     await eventually(lambda: bool(ivr.of(jr.Entered)), timeout=20, interval=0.1, what="caller queued")
     journey = ivr.app.tracker.journeys[first_line_call(ivr)]
     assert (journey.caller, journey.account, journey.area) == ("55501", "100201", "south")

@@ -127,10 +127,10 @@ async def test_unanswered_callers_move_to_common_at_30s(lab: Lab, ivr: Running, 
 
 
 @pytest.mark.recorded
-async def test_callers_hanging_up_after_8s_are_abandoned(lab: Lab, ivr: Running, phones: list) -> None:
+async def test_callers_hanging_up_after_10s_are_abandoned(lab: Lab, ivr: Running, phones: list) -> None:
     since = time.time()
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]
-    phones.append(traffic.callers(3, hold_ms=8000, rate=3, number_prefix="7930"))
+    phones.append(traffic.callers(3, hold_ms=10_000, rate=3, number_prefix="7930"))
     await finished(ivr, 3, timeout=30)
 
     left = exits(ivr, FIRST)
@@ -140,7 +140,7 @@ async def test_callers_hanging_up_after_8s_are_abandoned(lab: Lab, ivr: Running,
         abandon = [d for q, e, d in asterisk[uid] if e == "ABANDON"]
         assert len(abandon) == 1
         assert abs(fact.wait_ms / 1000 - int(abandon[0][2])) < 1.0   # Asterisk's waittime
-        assert 5000 < fact.wait_ms < 8000      # 8 s on the line, less the greeting
+        assert 5000 < fact.wait_ms < 8000      # 10 s on the line, less the greeting
     assert ivr.value("ivr_queue_exits_total", queue=FIRST, outcome="timeout") == 0
     assert ivr.value("ivr_queue_abandon_wait_seconds_count", queue=FIRST) == 3
     assert ivr.value("ivr_journeys_total", outcome="abandoned") == 3

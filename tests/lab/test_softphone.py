@@ -141,7 +141,7 @@ async def test_baresip_auto_answers_a_queue_call(lab: Lab, softphone: Softphone,
     for other in OTHERS:
         lab.cli(f"queue pause member PJSIP/{other} queue first-line reason softphone-test")
     try:
-        call = traffic.callers(1, hold_ms=4000, number_prefix="7950")
+        call = traffic.callers(1, hold_ms=8000, number_prefix="7950")
         phones.append(call)
 
         def answered() -> bool:

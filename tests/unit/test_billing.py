@@ -255,7 +255,8 @@ def test_json_keys_are_exactly_the_documented_ones() -> None:
     statement = build([call("2026-11-03T10:00:01.123456+03:00", "answered", 1_500,
                             operator="op7", uid="1793.1")], NOV)
     doc = billing.to_json(statement, with_calls=True)
-    assert list(doc) == ["period", "totals", "days", "operators", "calls", "digest"]
+    assert list(doc) == ["period", "totals", "days", "operators", "calls", "digest", "repeats",
+                         "payable_once_per_caller"]
     assert doc["period"] == {"from": "2026-11-01T00:00:00+03:00",
                              "to": "2026-12-01T00:00:00+03:00", "timezone": "Europe/Moscow"}
     assert list(doc["totals"]) == ["offered", "payable", "answered_late", "timeout", "abandoned",
@@ -266,7 +267,7 @@ def test_json_keys_are_exactly_the_documented_ones() -> None:
                                     "abandoned", "short_abandoned", "other"]
     assert doc["days"][2]["date"] == "2026-11-03" and doc["days"][2]["payable"] == 1
     assert doc["operators"] == [{"operator": "op7", "answered": 1, "payable": 1,
-                                 "answered_late": 0}]
+                                 "answered_late": 0, "without_disposition": 0}]
     assert doc["calls"] == [{"uniqueid": "1793.1", "pbx": "pbx1",
                              "entered": "2026-11-03T10:00:01.123456+03:00", "wait_ms": 1500,
                              "outcome": "answered", "operator": "op7", "payable": True,

@@ -62,15 +62,15 @@ def test_defaults_with_no_file_and_empty_env() -> None:
     assert (config.ami.host, config.ami.port) == ("127.0.0.1", 5038)
     assert (config.listen_host, config.listen_port) == ("127.0.0.1", 9105)
     assert config.log_level == "INFO"
-    assert config.queue_names == ("first-line", "common", "engineers")
+    assert config.queue_names == ("first-line", "common", "engineers", "supervisors")
 
 
 def test_default_queues_first_line_overflows_to_common_after_30_s() -> None:
-    first, common, engineers = load(None, {}).queues
+    first, common, engineers, supervisors = load(None, {}).queues
     assert first == QueueConfig("first-line", 30.0, overflow_to="common",
                                 overflow_after_seconds=30.0)
-    assert (common.overflow_to, engineers.overflow_to) == (None, None)
-    assert common.sla_seconds == engineers.sla_seconds == 30.0
+    assert (common.overflow_to, engineers.overflow_to, supervisors.overflow_to) == (None,) * 3
+    assert common.sla_seconds == engineers.sla_seconds == supervisors.sla_seconds == 30.0
 
 
 def test_env_none_means_empty_env() -> None:
@@ -312,7 +312,7 @@ def test_queues_section_replaces_the_defaults(tmp_path: Path) -> None:
 def test_shipped_example_config_loads(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "deploy" / "ivr.example.toml"
     config = cfg.load(example, {})
-    assert config.queue_names == ("first-line", "common", "engineers")
+    assert config.queue_names == ("first-line", "common", "engineers", "supervisors")
     assert config.ami.username == "ivr" and config.listen_port == 9105
 
 

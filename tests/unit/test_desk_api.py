@@ -309,3 +309,93 @@ async def test_verify_catches_tampering_in_postgresql(tmp_path: Path, pg_url: st
         await db.close()
     done = verify(config, tmp_path)
     assert done.returncode == 1 and problem in done.stderr, done.stderr
+
+
+# -- what the dialplan asks (/dialplan/v1: numbers, status, claim) --------------
+
+async def dialplan(client: TestClient[Any, Any], path: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+    resp = await client.get(path)
+    assert resp.status == 200
+    return dict(parse_qsl(await resp.text(), keep_blank_values=True))
+
+
+async def test_the_dialplan_reads_back_the_numbers_of_a_call(desk: Any) -> None:
+    client, _, _ = desk
+    _, t = await post(client, "/api/v1/tickets", "operator", {"call": "1795996400.1", "problem": "x"})
+    _, c = await post(client, "/api/v1/complaints", "supervisor", {"call": "1795996400.1", "text": "y"})
+    await post(client, "/api/v1/tickets", "operator", {"call": "1795996400.2", "problem": "z"})
+    answer = await dialplan(client, "/dialplan/v1/numbers?uniqueid=1795996400.1&pbx=default")
+    assert answer == {"numbers": f"{t['number']}-{c['number']}", "count": "2"}
+    assert await dialplan(client, "/dialplan/v1/numbers?uniqueid=1795996400.9") == \
+        {"numbers": "", "count": "0"}
+    assert (await client.get("/dialplan/v1/numbers?uniqueid=x;rm")).status == 400
+
+
+async def test_a_caller_asks_for_a_state_by_number(desk: Any) -> None:
+    client, _, _ = desk
+    _, t = await post(client, "/api/v1/tickets", "operator", {"account": "100101", "problem": "x"})
+    assert await dialplan(client, f"/dialplan/v1/status?number={t['number']}") == \
+        {"kind": "ticket", "state": "open"}
+    typo = t["number"][:-1] + str((int(t["number"][-1]) + 1) % 10)
+    assert await dialplan(client, f"/dialplan/v1/status?number={typo}") == {"error": "wrong"}
+    assert await dialplan(client, "/dialplan/v1/status?number=10000020") == {"error": "unknown"}
+    assert await dialplan(client, "/dialplan/v1/status?number=") == {"error": "wrong"}
+
+
+# -- dispositions, and the statement's calls left without one --------------------
+
+async def test_dispositions_and_the_statement(desk: Any) -> None:
+    client, app, _ = desk
+    status, body = await post(client, "/api/v1/calls/1795996400.1/disposition", "operator",
+                              {"code": "resolved"})
+    assert status == 201 and body == {"result": "recorded", "code": "resolved"}
+    status, body = await post(client, "/api/v1/calls/1795996400.1/disposition", "operator",
+                              {"code": "fine"})
+    assert status == 400 and "code: one of resolved" in body["error"]
+    status, body = await post(client, "/api/v1/calls/1790000000.1/disposition", "operator",
+                              {"code": "resolved"})
+    assert status == 404
+    status, body = await post(client, "/api/v1/calls/1795996400.1/disposition", "engineer",
+                              {"code": "resolved"})
+    assert status == 403
+    assert app.registry.get_sample_value("ivr_operator_actions_total",
+                                         {"pbx": "default", "action": "disposition"}) == 1
+    await app.ledger.flush()
+    status, statement = await get(client, "/api/v1/reports/billing?from=2026-11-29&to=2026-12-01",
+                                  "supervisor")
+    assert status == 200
+    [op2] = statement["operators"]
+    assert op2["operator"] == "op2" and op2["answered"] == 3 and op2["without_disposition"] == 2
+
+
+async def test_warn_and_end_need_a_call_with_an_operator(desk: Any) -> None:
+    client, _, _ = desk
+    status, body = await post(client, "/api/v1/calls/1795996400.1/warn", "operator", {})
+    assert status == 404 and body["error"] == "unknown call"      # ended: not in progress
+    status, body = await post(client, "/api/v1/calls/1795996400.1/end", "operator", {"reason": "rude"})
+    assert status == 400 and "only for abuse" in body["error"]
+
+
+async def test_first_contact_resolution_over_http(desk: Any) -> None:
+    client, _, _ = desk
+    status, body = await get(client, "/api/v1/reports/fcr?from=2026-11-29&to=2026-12-01", "office")
+    assert status == 200
+    # The same caller three times a minute apart: only the last call was the last word.
+    assert body["operators"] == [{"operator": "op2", "answered": 3, "fcr_24h": 1, "fcr_7d": 1,
+                                  "fcr_24h_share": 0.3333, "fcr_7d_share": 0.3333}]
+    status, _ = await get(client, "/api/v1/reports/fcr?from=2026-11-29&to=2026-12-01", "operator")
+    assert status == 403
+
+
+async def test_the_statement_pays_once_per_caller_when_asked(tmp_path: Path) -> None:
+    config = config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}")
+    config = replace(config, report=replace(config.report, pay_once_per_caller=True))
+    app = build(config, clock=Clock())
+    async with TestClient(TestServer(make_web(app))) as client:
+        await app.store.migrate()
+        await app.store.write([answered(n) for n in range(3)])
+        status, statement = await get(client, "/api/v1/reports/billing?from=2026-11-29&to=2026-12-01",
+                                      "office")
+        assert status == 200
+        assert statement["totals"]["payable"] == 3 and statement["payable_once_per_caller"] == 1

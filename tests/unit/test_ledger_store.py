@@ -19,7 +19,7 @@ from ivr.ledger import schema as t
 from ivr.ledger.store import MIGRATIONS, LedgerError, Store, driver_url
 from tests.pg import PgCluster
 
-HEAD, PREVIOUS = "0004", "0001"
+HEAD, PREVIOUS = "0006", "0001"
 FL = "first-line"
 T0 = 1_764_547_200_000_000          # 2025-12-01T00:00:00Z in µs
 S = 1_000_000                       # one second in µs

@@ -1,0 +1,65 @@
+"""Repeat callers on the lab: a caller who hangs up and calls again keeps their
+place in the queue (QUEUE_PRIO, seen in Asterisk's `queue show`), and a second
+line of a caller already waiting is told so and ended."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import pytest
+
+from ivr import journeys as jr
+from ivr import repeats
+from ivr.lab import traffic
+from ivr.lab.pbx import Lab
+from tests.helpers import eventually
+from tests.lab.conftest import Running
+from tests.lab.test_desk_phone import listening
+
+pytestmark = pytest.mark.lab
+OPERATORS = ("op1", "op2", "op3", "op4")
+
+
+def prios(lab: Lab) -> list[int]:
+    return [int(p) for p in re.findall(r"prio: (\d+)", lab.cli("queue show first-line"))]
+
+
+async def test_a_caller_who_calls_again_keeps_their_place(lab: Lab, ivr: Running,
+                                                          phones: list) -> None:
+    phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]   # nobody answers
+    phones.append(traffic.callers(1, hold_ms=9000, number_prefix="7920"))
+    await eventually(lambda: bool(ivr.of(jr.JourneyEnded)), timeout=20, what="the first call over")
+    [first] = ivr.of(jr.JourneyEnded)
+    assert first.outcome == "abandoned"  # type: ignore[attr-defined]
+    first_joined = first.record.entered_us  # type: ignore[attr-defined]
+    phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7920"))
+    await eventually(lambda: len(ivr.app.tracker.waiting("first-line")) == 1, timeout=15,
+                     what="the second call waiting")
+    # Asterisk itself holds the caller by the first call's join.
+    assert prios(lab) == [repeats.prio(first_joined)]
+    assert ivr.value("ivr_repeat_calls_total", kind="after_abandon") == 1
+    # The ledger links the two calls.
+    await ivr.app.ledger.flush()
+    [again] = ivr.app.tracker.waiting("first-line")
+    db = ivr.app.config.ledger.url.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT uniqueid, kind, repeat_of, first_us FROM repeats").fetchall()
+    assert rows == [(again.uniqueid, "after_abandon", first.uniqueid, first_joined)]
+
+
+async def test_a_second_line_of_a_waiting_caller_is_told_and_ended(lab: Lab, ivr: Running,
+                                                                   phones: list) -> None:
+    phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]
+    async with listening(lab) as heard:
+        phones.append(traffic.callers(1, hold_ms=25_000, number_prefix="7910"))   # 100101
+        await eventually(lambda: len(ivr.app.tracker.waiting("first-line")) == 1, timeout=15,
+                         what="the first line waiting")
+        # From an unknown number, the caller types the same account.
+        phones.append(traffic.typing_caller("100101#", type_after_ms=4500, hold_ms=15_000,
+                                            number_prefix="5557"))
+        await eventually(lambda: any("already-waiting" in p for p in heard.played.values()),
+                         timeout=20, what=lambda: f"the second line told (heard {dict(heard.played)})")
+    assert ivr.value("ivr_repeat_calls_total", kind="concurrent") == 1
+    assert ivr.value("ivr_route_decisions_total", route="concurrent") == 1
+    assert len(ivr.app.tracker.waiting("first-line")) == 1       # the second never queued

@@ -1,0 +1,132 @@
+"""Repeat callers: judged at entry, with the clock passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ivr import repeats
+from ivr.ledger import records as rec
+from ivr.repeats import Repeats
+
+T0 = 1_796_000_000.0
+S = 1_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Waiting:
+    uniqueid: str
+    account: str
+    first_entered_us: int
+
+
+def ended(uid: str, caller: str, account: str, at: float, outcome: str,
+          first_line: str = "abandoned") -> rec.CallRecord:
+    t = int(at * S)
+    visit = rec.VisitRecord(1, "first-line", t - 20 * S, t, first_line, 20_000)
+    return rec.CallRecord("default", uid, uid, caller, account, "north", t - 20 * S, t, (visit,),
+                          outcome, False, rec.LIVE, rec.MS)
+
+
+def test_a_caller_who_hangs_up_and_calls_again_keeps_their_place() -> None:
+    clock = Clock()
+    r = Repeats(600, clock)
+    first = r.judge("1.1", "79101", "100101", [])
+    assert first.kind is None and first.first_us == int(T0 * S)
+    clock.now += 20
+    r.ended(ended("1.1", "79101", "100101", clock.now, "abandoned"))
+    clock.now += 5
+    again = r.judge("1.2", "79101", "100101", [])
+    assert (again.kind, again.repeat_of) == ("after_abandon", "1.1")
+    assert again.first_us == first.first_us and again.prio == first.prio
+    # A newcomer now is behind them: a lower QUEUE_PRIO.
+    assert r.judge("1.3", "79555", "", []).prio < again.prio
+    # The third try still counts from the first join.
+    clock.now += 20
+    r.ended(ended("1.2", "79101", "100101", clock.now, "abandoned"))
+    assert r.judge("1.4", "79101", "", []).first_us == first.first_us
+
+
+def test_the_same_account_from_another_number_is_a_repeat_too() -> None:
+    clock = Clock()
+    r = Repeats(600, clock)
+    r.judge("2.1", "79101", "100101", [])
+    clock.now += 40
+    r.ended(ended("2.1", "79101", "100101", clock.now, "unanswered", first_line="timeout"))
+    verdict = r.judge("2.2", "79999", "100101", [])
+    assert verdict.kind == "after_timeout" and verdict.repeat_of == "2.1"
+
+
+def test_two_lines_at_once_is_concurrent() -> None:
+    clock = Clock()
+    r = Repeats(600, clock)
+    r.judge("3.1", "79101", "100101", [])
+    line = Waiting("3.1", "100101", int(T0 * S))
+    verdict = r.judge("3.2", "79102", "100101", [line])
+    assert (verdict.kind, verdict.repeat_of) == ("concurrent", "3.1")
+    assert r.judge("3.3", "79103", "100103", [line]).kind is None
+
+
+def test_no_repeat_after_an_answer_or_outside_the_window() -> None:
+    clock = Clock()
+    r = Repeats(600, clock)
+    r.judge("4.1", "79101", "100101", [])
+    r.ended(ended("4.1", "79101", "100101", clock.now, "abandoned"))
+    clock.now += 601
+    assert r.judge("4.2", "79101", "100101", []).kind is None        # the window is over
+    r.ended(ended("4.2", "79101", "100101", clock.now, "abandoned"))
+    r.judge("4.3", "79101", "100101", [])
+    r.ended(ended("4.3", "79101", "100101", clock.now, "answered"))
+    assert r.judge("4.4", "79101", "100101", []).kind is None        # answered: chain ended
+
+
+def test_prio_is_higher_for_an_earlier_first_join_and_fits_32_bits() -> None:
+    assert repeats.prio(int(T0 * S)) > repeats.prio(int((T0 + 1) * S))
+    assert 0 < repeats.prio(int(T0 * S)) < 2**31
+    assert 0 < repeats.prio(int(3_000_000_000 * S)) < 2**31         # year 2065
+
+
+# -- first-contact resolution and paying one answer per caller (reports/fcr.py) ----
+
+from ivr.reports import fcr  # noqa: E402
+
+H = 3600 * S
+
+
+def contact(uid: str, caller: str, account: str, at_h: float, member: str = "op1",
+            payable: bool = True) -> fcr.Contact:
+    t = int(T0 * S + at_h * H)
+    return fcr.Contact(uid, caller, account, t, t + 60 * S, "first-line" if member else "",
+                       member, payable)
+
+
+def test_first_contact_resolution_per_queue_and_operator() -> None:
+    calls = [contact("a", "79101", "100101", 0),                   # calls again after 2 days
+             contact("b", "79102", "100102", 1, member="op2"),     # never again
+             contact("c", "79103", "100103", 2),                   # again in 1 h, other number
+             contact("a2", "79101", "100101", 48, member=""),
+             contact("c2", "79999", "100103", 3, member="")]
+    got = fcr.resolution(calls, int(T0 * S), int(T0 * S + 24 * H))
+    assert got["operators"] == [
+        {"operator": "op1", "answered": 2, "fcr_24h": 1, "fcr_7d": 0,
+         "fcr_24h_share": 0.5, "fcr_7d_share": 0.0},
+        {"operator": "op2", "answered": 1, "fcr_24h": 1, "fcr_7d": 1,
+         "fcr_24h_share": 1.0, "fcr_7d_share": 1.0}]
+    assert got["queues"] == [{"queue": "first-line", "answered": 3, "fcr_24h": 2, "fcr_7d": 1,
+                              "fcr_24h_share": 0.6667, "fcr_7d_share": 0.3333}]
+
+
+def test_one_payable_answer_per_caller_per_window() -> None:
+    window = 600 * S
+    calls = [contact("1", "79101", "100101", 0), contact("2", "79101", "100101", 0.05),
+             contact("3", "79555", "100101", 0.1),       # another number, the same account
+             contact("4", "79101", "100101", 0.5),       # 30 min later: paid again
+             contact("5", "79102", "100102", 0.05), contact("6", "79103", "", 0, payable=False)]
+    assert fcr.payable_once(calls, window) == 3
