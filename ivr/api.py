@@ -221,6 +221,7 @@ class _Handlers:
             self.app.escalated(uid, "api", "failed", pbx=pbx)
             return error(502, f"the PBX did not move the call: {exc}")
         self.app.escalated(uid, "api", "accepted", pbx=pbx)
+        self.app.operator_action(pbx, uid, "escalate", policy.ENGINEERS, request[ACTOR])
         return web.json_response({"result": "accepted", "queue": policy.ENGINEERS}, status=202)
 
     async def move(self, request: web.Request) -> web.Response:
@@ -243,6 +244,7 @@ class _Handlers:
         except Exception as exc:
             return error(502, f"the PBX did not move the call: {exc}")
         self.app.metrics.decided(policy.Route("move"), 0.0, pbx.name)
+        self.app.operator_action(pbx, request.match_info["uniqueid"], "move", queue, request[ACTOR])
         return web.json_response({"result": "moved", "from": decision.from_queue, "to": queue},
                                  status=202)
 

@@ -127,7 +127,8 @@ registry_head = Table(
     Column("hash", String(64), nullable=False),
 )
 
-# What operators did on a call: warn, end (for abuse), disposition (its code).
+# What people did on a call through the API, and who: warn, end (for abuse), disposition
+# (its code), escalate, move (to which queue).
 operator_actions = Table(
     "operator_actions", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
