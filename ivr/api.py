@@ -82,7 +82,10 @@ def allowed(name: str, who: frozenset[str], handler: Handler) -> Handler:
     return checked
 
 
-def auth_middleware(app: App) -> Middleware:
+def auth_middleware(app: App,
+                    session_actor: Callable[[web.Request], roles.Actor | None] = lambda r: None
+                    ) -> Middleware:
+    """A bearer token, or (the console's pages) a session cookie with its CSRF header."""
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/api/"):
@@ -90,7 +93,8 @@ def auth_middleware(app: App) -> Middleware:
         if not len(app.tokens):
             return error(403, "the control API is off: no token configured (api.tokens_file, "
                               "api.token, IVR_API_TOKENS_FILE or IVR_API_TOKEN)")
-        actor = app.tokens.who(request.headers.get("Authorization", ""))
+        authorization = request.headers.get("Authorization", "")
+        actor = app.tokens.who(authorization) if authorization else session_actor(request)
         if actor is None:
             return error(401, "missing or wrong bearer token")
         request[ACTOR] = actor
@@ -262,13 +266,19 @@ class _Handlers:
         found = self._answered(request)
         if isinstance(found, web.Response):
             return found
+        return await self._act(request, found, actions.warn, "warn", "play the warning")
+
+    async def _act(self, request: web.Request, found: tuple[Pbx, Journey],
+                   act: Callable[[Any, str, str], Awaitable[None]], action: str,
+                   what: str) -> web.Response:
+        """Do `act` on the caller's channel; kept and counted once the PBX did it."""
         pbx, journey = found
         try:
-            await actions.warn(pbx.ami, journey.channel, journey.uniqueid)
+            await act(pbx.ami, journey.channel, journey.uniqueid)
         except Exception as exc:
-            return error(502, f"the PBX did not play the warning: {exc}")
-        self.app.operator_action(pbx, journey.uniqueid, "warn", "abuse", request[ACTOR])
-        return web.json_response({"result": "warned"}, status=202)
+            return error(502, f"the PBX did not {what}: {exc}")
+        self.app.operator_action(pbx, journey.uniqueid, action, "abuse", request[ACTOR])
+        return web.json_response({"result": {"warn": "warned", "end": "ended"}[action]}, status=202)
 
     async def end(self, request: web.Request) -> web.Response:
         body = await _json(request)
@@ -283,12 +293,7 @@ class _Handlers:
         if (pbx.name, journey.uniqueid) not in self.app.warned:
             return error(409, "warn the caller first (POST .../warn): a call is ended for abuse "
                               "only after one warning")
-        try:
-            await actions.end_for_abuse(pbx.ami, journey.channel, journey.uniqueid)
-        except Exception as exc:
-            return error(502, f"the PBX did not end the call: {exc}")
-        self.app.operator_action(pbx, journey.uniqueid, "end", "abuse", request[ACTOR])
-        return web.json_response({"result": "ended"}, status=202)
+        return await self._act(request, found, actions.end_for_abuse, "end", "end the call")
 
     async def disposition(self, request: web.Request) -> web.Response:
         body = await _json(request)

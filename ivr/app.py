@@ -13,6 +13,9 @@ when the session filter is on: ami/server_filter.py):
 Live gauges are read from the trackers at scrape time by LiveCollector.
 The dialplan asks for routes over HTTP (dialplan_http.py); people use the
 control API (api.py); both decide with policy.py and act with actions.py.
+A call's entry is also judged for repeats (repeats.py: its QUEUE_PRIO).
+The service desk (desk/: tickets, complaints, claims, the registry) is
+served by the same two: desk/api.py for people, dialplan_http.py for callers.
 """
 
 from __future__ import annotations

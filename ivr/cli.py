@@ -214,11 +214,14 @@ def load_config(args: argparse.Namespace, need_ami: bool = False) -> cfg.Config:
 
 
 def lab_routing(config: cfg.Config, lab: LabStatus) -> cfg.Config:
-    """On the lab, unless configured: its sample directory, prompts folder and API token."""
+    """On the lab, unless configured: its sample directory, prompts folder, API token and
+    the console's tokens (one per role)."""
     r = config.routing
     routing = replace(r, directory=r.directory or lab.subscribers,
                       prompts_dir=r.prompts_dir or lab.prompts_dir)
     api = config.api if config.api.token else replace(config.api, token=lab.api_token)
+    if not api.tokens_file and lab.tokens_file:
+        api = replace(api, tokens_file=lab.tokens_file)
     ledger = config.ledger if config.ledger.url else replace(config.ledger, url=lab.ledger)
     return replace(config, routing=routing, api=api, ledger=ledger)
 

@@ -42,6 +42,10 @@ async def demo(config: Config, minutes: float) -> int:
     calls = [traffic.callers(count, 40_000, rate=0.25, number_prefix="7901"),
              traffic.callers(max(1, count // 6), 8_000, rate=0.04, number_prefix="7902")]
     print(f"ivr demo: metrics at http://{config.listen_host}:{config.listen_port}/metrics")
+    print(f"ivr demo: the console at http://{config.listen_host}:{config.listen_port}/console; "
+          f"sign in with a token of {config.api.tokens_file}:")
+    for line in _tokens(config.api.tokens_file):
+        print(f"    {line}")
     prometheus = _prometheus(config)
     started, since = time.monotonic(), time.time()
     try:
@@ -120,3 +124,11 @@ def _summary(registry: object) -> dict[str, float]:
         "waiting": value("ivr_queue_waiting_calls", **q),
         "oldest": value("ivr_queue_oldest_wait_seconds", **q),
     }
+
+
+def _tokens(path: str) -> list[str]:
+    """ROLE NAME TOKEN lines of the lab's tokens file (the demo's own, on loopback)."""
+    try:
+        return [line for line in Path(path).read_text().splitlines() if line and line[0] != "#"]
+    except OSError:
+        return []

@@ -82,6 +82,10 @@ class Repeats:
         if earlier is None:
             self._first.pop(uniqueid, None)
             return Verdict(None, "", now)
+        if len(self._first) > 100_000:
+            # Calls judged but never queued (they hung up in the greeting) end no journey:
+            # forget them all now and then; a call forgotten here starts a chain anew.
+            self._first.clear()
         self._first[uniqueid] = earlier.first_us
         return Verdict(earlier.kind, earlier.uniqueid, earlier.first_us)
 

@@ -1,5 +1,6 @@
 """HTTP: /metrics, /healthz (alive), /readyz (logged in to AMI and resynced),
-/dialplan/v1 (routes for Asterisk) and /api/v1 (the control API)."""
+/dialplan/v1 (routes for Asterisk), /api/v1 (the control API) and /console
+(the people's pages, console/)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from ivr import api, dialplan_http
+from ivr.console.web import Console
 from ivr.desk import api as desk_api
 from ivr.app import App, Pbx
 
@@ -18,11 +20,15 @@ APP = web.AppKey("ivr", App)
 
 
 def make_web(app: App) -> web.Application:
-    w = web.Application(middlewares=[api.auth_middleware(app)], client_max_size=64 * 1024)
+    console = Console(app)
+    w = web.Application(middlewares=[api.auth_middleware(app, console.api_actor)],
+                        client_max_size=64 * 1024)
     w[APP] = app
     w.add_routes(dialplan_http.routes(app))
     w.add_routes(api.routes(app))
     w.add_routes(desk_api.routes(app.desk, app.live_call))
+    w.add_routes(console.routes())
+    w.on_shutdown.append(console.close_streams)
     w.router.add_get("/metrics", make_aiohttp_handler(app.registry))
     w.router.add_get("/healthz", healthz)
     w.router.add_get("/readyz", readyz)

@@ -70,6 +70,7 @@ class LabStatus:
     subscribers: str
     queue_log: str          # Asterisk's queue_log file, read by `ivr ledger reconcile`
     ledger: str             # the ledger database ivr keeps for the lab
+    tokens_file: str = ""   # the console's sign-in tokens, one per role (ROLE NAME TOKEN)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -126,8 +127,21 @@ class Lab:
             agent_passwords={name: self._secret(f"agent-{name}") for name in AGENTS},
             api_token=self._secret("api-token"), prompts_dir=str(self.root / PROMPTS),
             subscribers=str(SUBSCRIBERS), queue_log=str(self.queue_log_path),
-            ledger=self.ledger_url(),
+            ledger=self.ledger_url(), tokens_file=str(self._tokens_file()),
         )
+
+    def _tokens_file(self) -> Path:
+        """A token for each role of the console (op1, sup1, anna, eng1), mode 0600."""
+        path = self.dir / "secrets" / "tokens"
+        if not path.exists():
+            people = (("operator", "op1"), ("supervisor", "sup1"), ("office", "anna"),
+                      ("engineer", "eng1"))
+            text = "".join(f"{role} {name} {self._secret('token-' + name)}-{name}\n"
+                           for role, name in people)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+        return path
 
     @property
     def queue_log_path(self) -> Path:

@@ -216,9 +216,14 @@ class Store:
         c = t.incidents.c
         query = (select(t.incidents).where(c.closed_us.is_(None), c.expires_us > now_us)
                  .order_by(c.opened_us))
+        return [dict(r) for r in await self._read(query, mappings=True)]
+
+    async def _read(self, query: Any, mappings: bool = False) -> Sequence[Any]:
+        """All rows of a query (as mappings if asked); a database failure is a LedgerError."""
         try:
             async with self.engine.connect() as conn:
-                return [dict(r) for r in (await conn.execute(query)).mappings()]
+                result = await conn.execute(query)
+                return result.mappings().all() if mappings else result.all()
         except (OSError, SQLAlchemyError) as exc:
             raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
 
@@ -272,11 +277,7 @@ class Store:
         query = (select(c.fl_member, func.count()).where(
             c.fl_entered_us >= from_us, c.fl_entered_us < to_us, c.fl_outcome == "answered",
             ~disposed).group_by(c.fl_member))
-        try:
-            async with self.engine.connect() as conn:
-                return {str(m): int(n) for m, n in (await conn.execute(query)).all()}
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+        return {str(key): int(n) for key, n in await self._read(query)}
 
     async def contacts(self, from_us: int, to_us: int) -> list[tuple[Any, ...]]:
         """Every call that entered in [from_us, to_us), lightly: uniqueid, caller, account,
@@ -285,32 +286,20 @@ class Store:
         query = (select(c.uniqueid, c.caller, c.account, c.entered_us, c.ended_us,
                         c.answered_queue, c.answered_member, c.payable)
                  .where(c.entered_us >= from_us, c.entered_us < to_us).order_by(c.entered_us))
-        try:
-            async with self.engine.connect() as conn:
-                return [tuple(r) for r in (await conn.execute(query)).all()]
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+        return [tuple(r) for r in await self._read(query)]
 
     async def repeat_counts(self, from_us: int, to_us: int) -> dict[str, int]:
         """Repeat calls judged in [from_us, to_us), by kind."""
         r = t.repeats.c
         query = (select(r.kind, func.count()).where(r.at_us >= from_us, r.at_us < to_us)
                  .group_by(r.kind))
-        try:
-            async with self.engine.connect() as conn:
-                return {str(k): int(n) for k, n in (await conn.execute(query)).all()}
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+        return {str(key): int(n) for key, n in await self._read(query)}
 
     async def operator_actions(self, pbx: str, uniqueid: str) -> list[dict[str, Any]]:
         a = t.operator_actions.c
         query = (select(t.operator_actions).where(a.pbx == pbx, a.uniqueid == uniqueid)
                  .order_by(a.at_us, a.id))
-        try:
-            async with self.engine.connect() as conn:
-                return [dict(r) for r in (await conn.execute(query)).mappings()]
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+        return [dict(r) for r in await self._read(query, mappings=True)]
 
     async def incidents_between(self, from_us: int, to_us: int) -> list[dict[str, Any]]:
         """Incidents that were open at some time in [from_us, to_us), oldest first; an
@@ -319,11 +308,7 @@ class Store:
         ends = func.coalesce(c.closed_us, c.expires_us)
         query = (select(t.incidents).where(c.opened_us < to_us, ends > from_us)
                  .order_by(c.opened_us, c.id))
-        try:
-            async with self.engine.connect() as conn:
-                return [dict(r) for r in (await conn.execute(query)).mappings()]
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
+        return [dict(r) for r in await self._read(query, mappings=True)]
 
     async def call(self, uniqueid: str) -> list[rec.CallRecord]:
         """The call of that uniqueid, with its visits (one per PBX that has it)."""
@@ -424,13 +409,16 @@ class Store:
         payable, outcome), days cut at boundaries[1:-1]: rows of (day, operator, payable,
         outcome, short abandons, calls).  A month is a GROUP BY, not a million rows."""
         c = t.calls.c
-        day = _bucket(c.fl_entered_us, list(boundaries[1:-1])).label("day")
+        cuts = list(boundaries[1:-1])
+        day = _bucket(c.fl_entered_us, cuts).label("day")
         operator = func.coalesce(c.fl_member, "").label("operator")
         short = func.sum(case((and_(c.fl_outcome == "abandoned",
                                     c.fl_wait_ms <= short_abandon_ms), 1), else_=0))
+        # A one-day period has no cut: its day is the constant 0, which a GROUP BY would
+        # read as a column's position (SQLite and PostgreSQL alike).
         query = (select(day, operator, c.payable, c.fl_outcome, short, func.count())
                  .where(c.fl_entered_us >= boundaries[0], c.fl_entered_us < boundaries[-1])
-                 .group_by(day, operator, c.payable, c.fl_outcome))
+                 .group_by(*([day] if cuts else []), operator, c.payable, c.fl_outcome))
         try:
             async with self.engine.connect() as conn:
                 return [(int(d), op, bool(paid), outcome, int(n_short or 0), int(n))

@@ -6,7 +6,6 @@ every prompt the dialplan plays (Newexten's AppData of Playback and Read).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import defaultdict
 from pathlib import Path
@@ -16,12 +15,12 @@ import pytest
 
 from ivr import journeys as jr
 from ivr import prompts
-from ivr.ami.client import AmiClient, AmiSettings
 from ivr.ami.codec import Message
 from ivr.lab import traffic
 from ivr.lab.pbx import PROMPTS, Lab
 from tests.helpers import eventually
 from tests.lab.conftest import Running
+from tests.lab.test_queue_shapes import other_ami_client
 from tests.lab.test_routing import Api, api  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.lab
@@ -68,15 +67,8 @@ class Heard:
 @contextlib.asynccontextmanager
 async def listening(lab: Lab) -> AsyncIterator[Heard]:
     heard = Heard()
-    ami = lab.status().ami
-    client = AmiClient(AmiSettings(ami.host, ami.port, ami.username, ami.secret), on_event=heard.on)
-    task = asyncio.create_task(client.run())
-    try:
-        await eventually(lambda: client.up, timeout=10, what="the listening AMI session up")
+    async with other_ami_client(lab, heard.on):
         yield heard
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def answered_in(ivr: Running, queue: str) -> list[jr.Exited]:

@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from ivr import journeys as jr
 from ivr.ami.client import AmiClient, AmiSettings
+from ivr.ami.codec import Message
 from ivr.lab import traffic
 from ivr.lab.pbx import AGENTS, Lab
 from tests.helpers import eventually
@@ -30,11 +31,13 @@ pytestmark = [pytest.mark.lab, pytest.mark.recorded]
 
 
 @contextlib.asynccontextmanager
-async def other_ami_client(lab: Lab) -> AsyncIterator[AmiClient]:
-    """A second AMI session, as another application (a wallboard, a CRM) would hold."""
+async def other_ami_client(lab: Lab, on_event: Callable[[Message], None] = lambda msg: None
+                           ) -> AsyncIterator[AmiClient]:
+    """A second AMI session, as another application (a wallboard, a CRM) would hold;
+    it sees every event (no filter of ivr's)."""
     ami = lab.status().ami
     client = AmiClient(AmiSettings(ami.host, ami.port, ami.username, ami.secret),
-                       on_event=lambda msg: None)
+                       on_event=on_event)
     task = asyncio.create_task(client.run())
     try:
         await eventually(lambda: client.up, timeout=10, what="the other AMI client up")

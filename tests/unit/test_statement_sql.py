@@ -78,3 +78,20 @@ async def test_an_empty_period(url: str) -> None:
         assert counted == billing.build([], p)
     finally:
         await store.close()
+
+
+async def test_a_period_of_one_day(url: str) -> None:
+    """No cut between days: the day is a constant, which must not reach the GROUP BY
+    (found by the console's browser test: SQLite read it as a column's position)."""
+    store = Store(url)
+    try:
+        await store.migrate()
+        await store.write(generated(500, seed=7))
+        p = billing.period("2026-10-25", "2026-10-26", "UTC")
+        built = billing.build(await store.billing_calls(p.from_us, p.to_us), p, 5000)
+        tally = [billing.Tally(*row) for row in await store.statement_tally(p.boundaries, 5000)]
+        counted = billing.from_tally(p, tally, await store.statement_digest(p.from_us, p.to_us), 5000)
+        assert built.totals.offered > 50 and counted.totals == built.totals
+        assert counted.days == built.days and len(counted.days) == 1
+    finally:
+        await store.close()

@@ -1,0 +1,92 @@
+"""What the console's pages are told live (server-sent events), from ivr's own state.
+
+A Hub is one more consumer of every PBX's facts (App.listeners): when an agent
+connects a call (JourneyAnswered), each desk page of that member gets the
+caller's card.  The card is built here, from the tracker, the incidents, the
+ledger (recent calls) and the desk (open tickets and complaints).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ivr import journeys as jr
+from ivr import policy
+from ivr.app import App
+
+log = logging.getLogger(__name__)
+RECENT_US = 7 * 86_400 * 1_000_000
+
+
+class Hub:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.desks: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        app.listeners.append(self.on_fact)
+
+    def subscribe(self, member: str) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
+        self.desks.setdefault(member, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, member: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self.desks.get(member, set()).discard(queue)
+
+    def on_fact(self, fact: jr.Fact) -> None:
+        if isinstance(fact, jr.JourneyAnswered) and self.desks.get(fact.member):
+            task = asyncio.get_running_loop().create_task(self._send_card(fact))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif isinstance(fact, jr.JourneyEnded):
+            member = fact.record.answered_member
+            for queue in self.desks.get(member, ()):
+                _put(queue, {"event": "ended", "uniqueid": fact.uniqueid})
+
+    async def _send_card(self, fact: jr.JourneyAnswered) -> None:
+        try:
+            card = await self.card(fact.uniqueid, fact.member, fact.wait_ms)
+        except Exception:
+            log.exception("call %s: no card for %s's desk", fact.uniqueid, fact.member)
+            return
+        for queue in self.desks.get(fact.member, ()):
+            _put(queue, {"event": "answered", **card})
+
+    async def card(self, uniqueid: str, member: str, wait_ms: int) -> dict[str, Any]:
+        app = self.app
+        found = app.find_call(uniqueid)
+        journey = found[0][1] if found else None
+        caller = journey.caller if journey else ""
+        account = journey.account if journey else ""
+        area = journey.area if journey else ""
+        incident = app.incidents.covering(area or None)
+        route = policy.escalation(area or None, app.incidents, app.prompt_for)
+        now_us = round(app.clock() * 1e6)
+        recent: list[dict[str, Any]] = []
+        if caller or account:
+            try:
+                calls = await app.store.calls(now_us - RECENT_US, now_us, caller=caller or None,
+                                              account=None if caller else account, limit=20)
+            except Exception as exc:      # the ledger away: the card without history
+                log.warning("call %s: no recent calls on the card: %s", uniqueid, exc)
+                calls = []
+            repeated = {r for r in calls if r.outcome != "answered"}
+            recent = [{"uniqueid": r.uniqueid, "at": r.entered_us // 1_000_000,
+                       "outcome": r.outcome, "repeat": r in repeated} for r in calls[-10:]]
+        items = [i for i in app.desk.items.values() if account and i.data.get("account") == account
+                 and i.state not in ("resolved", "closed", "answered")]
+        return {"uniqueid": uniqueid, "member": member, "caller": caller, "account": account,
+                "area": area, "wait_ms": wait_ms,
+                "incident": {"id": incident.id, "message": incident.message} if incident else None,
+                "can_escalate": route.route == policy.ENGINEERS,
+                "recent": recent, "repeats": sum(1 for r in recent if r["repeat"]),
+                "open": [{"number": i.number, "kind": i.kind, "state": i.state} for i in items]}
+
+
+def _put(queue: asyncio.Queue[dict[str, Any]], event: dict[str, Any]) -> None:
+    try:
+        queue.put_nowait(event)
+    except asyncio.QueueFull:       # a page that stopped reading: it reconnects and catches up
+        pass

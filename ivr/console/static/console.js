@@ -1,0 +1,210 @@
+// ivr console: each page builds itself from ivr's JSON API and its live events.
+// Every control has an accessible name; the pages work by keyboard.
+"use strict";
+const S = JSON.parse(document.getElementById("settings").textContent);
+const T = S.t;
+const app = document.getElementById("app");
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "on") for (const [ev, fn] of Object.entries(v)) node.addEventListener(ev, fn);
+    else if (v !== false && v !== null && v !== undefined) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+async function api(method, path, body) {
+  const resp = await fetch(path, {method, credentials: "same-origin",
+    headers: {"X-CSRF-Token": S.csrf, "Content-Type": "application/json"},
+    body: body === undefined ? undefined : JSON.stringify(body)});
+  const data = await resp.json().catch(() => ({}));
+  return {status: resp.status, data};
+}
+
+function say(where, text) { where.textContent = text; }
+
+function live(query, handlers) {
+  // EventSource reconnects by itself after a drop.
+  const source = new EventSource("/console/events" + query);
+  for (const [name, fn] of Object.entries(handlers))
+    source.addEventListener(name, (e) => fn(JSON.parse(e.data)));
+  return source;
+}
+
+// -- the operator's desk ----------------------------------------------------
+function desk() {
+  const card = el("section", {"aria-label": T.caller, "aria-live": "polite", id: "card"}, T.waiting_call);
+  const status = el("p", {role: "status"});
+  let call = null, warned = false;
+  const buttons = {};
+  const problem = el("input", {id: "problem"});
+  const act = (name, label, fn) => {
+    buttons[name] = el("button", {type: "button", disabled: true, on: {click: fn}}, label);
+    return buttons[name];
+  };
+  const post = async (path, body, done) => {
+    const r = await api("POST", path, body);
+    say(status, r.status < 300 ? done(r.data) : (r.data.error || r.status));
+    return r;
+  };
+  const toolbar = el("div", {role: "toolbar", "aria-label": T.desk},
+    act("escalate", T.escalate, () => post(`/api/v1/calls/${call.uniqueid}/escalate`, undefined, () => T.escalate + " ✓")),
+    act("ticket", T.file_ticket, () => post("/api/v1/tickets",
+        {call: call.uniqueid, account: call.account || undefined,
+         problem: problem.value || "—"}, (d) => `${T.number} ${d.number}`)),
+    act("warn", T.warn, async () => { const r = await post(`/api/v1/calls/${call.uniqueid}/warn`, undefined, () => T.warn + " ✓");
+                                      if (r.status < 300) { warned = true; buttons.end.disabled = false; } }),
+    act("end", T.end_abuse, () => post(`/api/v1/calls/${call.uniqueid}/end`, {reason: "abuse"}, () => T.end_abuse + " ✓")),
+    act("supervisor", T.to_supervisor, () => say(status, "9001")),
+    act("readback", T.read_back, () => say(status, "9002")));
+  const codes = ["resolved", "ticket", "escalated", "incident_informed", "complaint", "claim", "abuse_ended"];
+  const select = el("select", {id: "disposition", disabled: true}, ...codes.map((c) => el("option", {value: c}, c)));
+  const save = el("button", {type: "button", disabled: true, on: {click: () =>
+    post(`/api/v1/calls/${call.uniqueid}/disposition`, {code: select.value}, () => T.disposition + " ✓")}}, T.save);
+  app.append(card, el("p", {}, el("label", {for: "problem"}, T.problem + " "), problem), toolbar,
+             el("p", {}, el("label", {for: "disposition"}, T.disposition + " "), select, " ", save), status);
+
+  live(`?member=${encodeURIComponent(S.member)}`, {
+    answered(c) {
+      call = c; warned = false;
+      card.replaceChildren(
+        el("h2", {}, `${T.caller}: ${c.caller || "—"}`),
+        el("p", {}, `${T.account}: ${c.account || "—"} · ${c.area || "—"} · ${(c.wait_ms / 1000).toFixed(1)} s`),
+        c.incident ? el("p", {class: "incident", role: "note"}, c.incident.message) : "",
+        el("h3", {}, "Recent calls"),
+        el("ul", {}, ...c.recent.map((r) => el("li", {class: r.repeat ? "repeat" : ""},
+          `${new Date(r.at * 1000).toLocaleString()} ${r.outcome}${r.repeat ? " (repeat)" : ""}`))),
+        el("h3", {}, "Open"),
+        el("ul", {}, ...c.open.map((i) => el("li", {}, `${i.kind} ${i.number}: ${i.state}`))));
+      for (const [name, b] of Object.entries(buttons)) b.disabled = name === "end";
+      buttons.escalate.disabled = !c.can_escalate;
+      if (!c.can_escalate) buttons.escalate.title = c.incident ? c.incident.message : "";
+      buttons.escalate.setAttribute("aria-description", c.can_escalate ? "" : "A known incident covers this caller");
+      select.disabled = save.disabled = false;
+    },
+    ended() { for (const b of Object.values(buttons)) b.disabled = true; },
+  });
+}
+
+// -- the supervisor's board ---------------------------------------------------
+function board() {
+  const queues = el("section", {"aria-label": T.queues}, el("h2", {}, T.queues));
+  const table = el("table", {});
+  queues.append(table);
+  const out = el("p", {role: "status"});
+  const callInput = el("input", {id: "c-call", required: true});
+  const textInput = el("input", {id: "c-text", required: true});
+  const form = el("form", {"aria-label": T.complaint_for_call, on: {submit: async (e) => {
+      e.preventDefault();
+      const r = await api("POST", "/api/v1/complaints", {call: callInput.value, text: textInput.value});
+      say(out, r.status < 300 ? `${T.number} ${r.data.number} (${r.data.operator})` : r.data.error);
+    }}},
+    el("h2", {}, T.complaint_for_call),
+    el("label", {for: "c-call"}, T.call + " "), callInput, " ",
+    el("label", {for: "c-text"}, T.text + " "), textInput, " ",
+    el("button", {type: "submit"}, T.file_complaint), out);
+  const complaints = el("section", {"aria-label": T.complaints}, el("h2", {}, T.complaints));
+  const list = el("ul", {});
+  complaints.append(list);
+  app.append(queues, el("section", {}, form), complaints);
+  live("", {queues(d) {
+    table.replaceChildren(el("tr", {}, el("th", {}, "queue"), el("th", {}, "waiting"), el("th", {}, "agents")),
+      ...Object.entries(d.queues).map(([q, v]) => el("tr", {},
+        el("td", {}, q),
+        el("td", {}, ...v.waiting.map((w) => el("span", {class: w.wait_seconds > 30 ? "late" : ""},
+          `${w.caller || w.uniqueid} ${w.wait_seconds.toFixed(0)} s `))),
+        el("td", {}, v.agents.map((a) => `${a.name}: ${a.state}`).join(", ")))));
+    list.replaceChildren(...d.complaints.map((c) => el("li", {}, `${c.number} ${c.operator} ${c.state}`)));
+  }});
+}
+
+// -- the provider's office ------------------------------------------------------
+function office() {
+  const found = el("pre", {role: "status", "aria-label": T.find_number});
+  const number = el("input", {id: "o-number", inputmode: "numeric"});
+  const lookup = el("form", {"aria-label": T.find_number, on: {submit: async (e) => {
+      e.preventDefault();
+      const n = number.value.trim();
+      const kind = {"1": "tickets", "2": "complaints", "3": "claims"}[n[0]] || "tickets";
+      const r = await api("GET", `/api/v1/${kind}/${encodeURIComponent(n)}`);
+      say(found, r.status < 300 ? `${r.data.kind} ${r.data.number}: ${r.data.state}` +
+          (r.data.operator ? ` · ${r.data.operator}` : "") : r.data.error);
+    }}}, el("h2", {}, T.find_number), el("label", {for: "o-number"}, T.number + " "), number, " ",
+    el("button", {type: "submit"}, T.find), found);
+  const chain = el("p", {role: "status", "aria-label": T.registry});
+  const registry = el("section", {"aria-label": T.registry}, el("h2", {}, T.registry),
+    el("button", {type: "button", on: {click: async () => {
+      const r = await api("GET", "/api/v1/registry");
+      say(chain, r.data.intact ? `✓ ${r.data.entries.length} · ${r.data.head.hash.slice(0, 16)}` : `✗ ${r.data.problem || r.data.error}`);
+    }}}, T.verify), chain);
+  const today = new Date(), first = new Date(today.getFullYear(), today.getMonth(), 1);
+  const iso = (d) => d.toISOString().slice(0, 10);
+  const from = el("input", {id: "s-from", type: "date", value: iso(first)});
+  const to = el("input", {id: "s-to", type: "date", value: iso(new Date(today.getTime() + 86400000))});
+  const chart = el("div", {id: "chart"});
+  const csv = el("a", {href: "#"}, T.download_csv);
+  const statement = el("form", {"aria-label": T.statement, on: {submit: async (e) => {
+      e.preventDefault();
+      const q = `from=${from.value}&to=${to.value}`;
+      csv.href = `/console/statement.csv?${q}`;
+      const r = await api("GET", `/api/v1/reports/billing?${q}`);
+      if (r.status >= 300) { say(chart, r.data.error); return; }
+      chart.replaceChildren(bars(r.data.days));
+    }}}, el("h2", {}, T.statement), el("label", {for: "s-from"}, T.from + " "), from, " ",
+    el("label", {for: "s-to"}, T.to + " "), to, " ", el("button", {type: "submit"}, T.show), " ", csv, chart);
+  const incidents = el("section", {"aria-label": T.incidents}, el("h2", {}, T.incidents));
+  api("GET", "/api/v1/incidents").then((r) => incidents.append(el("ul", {},
+    ...(r.data.incidents || []).map((i) => el("li", {}, `${i.id} ${i.area}: ${i.message}`)))));
+  app.append(el("section", {}, lookup), registry, el("section", {}, statement), incidents);
+}
+
+function bars(days) {
+  // Offered against payable calls per day, as an SVG a screen reader can name.
+  const ns = "http://www.w3.org/2000/svg", w = 16, h = 120;
+  const max = Math.max(1, ...days.map((d) => d.offered));
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${T.statement}: offered and payable per day`);
+  svg.setAttribute("width", days.length * w * 2 + 10);
+  svg.setAttribute("height", h + 20);
+  days.forEach((d, i) => {
+    for (const [j, key] of [[0, "offered"], [1, "payable"]].entries()) {
+      const r = document.createElementNS(ns, "rect"), v = d[key[1]];
+      r.setAttribute("class", `bar-${key[1]}`);
+      r.setAttribute("x", i * w * 2 + j * w);
+      r.setAttribute("y", h - (v / max) * h);
+      r.setAttribute("width", w - 2);
+      r.setAttribute("height", (v / max) * h);
+      const title = document.createElementNS(ns, "title");
+      title.textContent = `${d.date} ${key[1]} ${v}`;
+      r.append(title);
+      svg.append(r);
+    }
+  });
+  return svg;
+}
+
+// -- the engineers' tickets ------------------------------------------------------
+function tickets() {
+  const list = el("table", {"aria-label": T.open_tickets});
+  const status = el("p", {role: "status"});
+  async function load() {
+    const r = await api("GET", "/api/v1/tickets");
+    const open = (r.data.tickets || []).filter((t) => t.state !== "closed");
+    list.replaceChildren(el("tr", {}, ...["number", "account", "problem", "due", "state", ""].map((h) => el("th", {}, h))),
+      ...open.map((t) => el("tr", {}, el("td", {}, t.number), el("td", {}, t.account), el("td", {}, t.problem),
+        el("td", {class: t.overdue ? "late" : ""}, t.due), el("td", {}, t.state),
+        el("td", {}, ...next(t.state).map((s) => el("button", {type: "button", "aria-label": `${t.number} → ${s}`,
+          on: {click: async () => { const x = await api("POST", `/api/v1/tickets/${t.number}/events`, {state: s});
+                                    say(status, x.status < 300 ? `${t.number}: ${s}` : x.data.error); load(); }}}, s))))));
+  }
+  const next = (s) => ({open: ["in_progress", "resolved"], in_progress: ["resolved"], resolved: ["closed", "in_progress"]}[s] || []);
+  app.append(el("section", {"aria-label": T.open_tickets}, el("h2", {}, T.open_tickets), list), status);
+  load();
+  live("", {queues(d) { if (d.tickets_head !== seen) { seen = d.tickets_head; load(); } }});
+}
+let seen = null;
+
+({desk, board, office, tickets})[S.page]();

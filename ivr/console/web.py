@@ -1,0 +1,284 @@
+"""The console's pages, in English and Russian, every asset shipped in the package.
+
+Sign-in (`/console`) takes a role token (the API's, ivr/roles.py) and keeps it
+server-side: the browser holds only a session cookie (HttpOnly,
+SameSite=Strict).  The pages call the same JSON API as everyone else, with
+the session and its CSRF token in a header (api.auth_middleware accepts
+both), so the console adds no second way to act on a call.  A form posted
+from another origin is refused.  Each role has its pages; any other is 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
+
+from ivr import roles
+from ivr.app import App
+from ivr.console.live import Hub
+
+STATIC = Path(__file__).with_name("static")
+COOKIE = "ivr_session"
+SESSION_SECONDS = 12 * 3600
+PAGES = {   # page -> roles that may open it
+    "desk": frozenset({roles.OPERATOR, roles.SUPERVISOR, roles.ADMIN}),
+    "board": frozenset({roles.SUPERVISOR, roles.ADMIN}),
+    "office": frozenset({roles.OFFICE, roles.ADMIN}),
+    "tickets": frozenset({roles.ENGINEER, roles.ADMIN}),
+}
+HOME = {roles.OPERATOR: "desk", roles.SUPERVISOR: "board", roles.OFFICE: "office",
+        roles.ENGINEER: "tickets", roles.ADMIN: "board"}
+
+TEXT = {
+    "en": {"title": "ivr console", "token": "Token", "sign_in": "Sign in", "sign_out": "Sign out",
+           "bad_token": "That token is not valid.", "forbidden": "Your role may not open this page.",
+           "desk": "Operator's desk", "board": "Supervisor's board", "office": "Office",
+           "tickets": "Engineers' tickets", "caller": "Caller", "waiting_call": "Waiting for a call…",
+           "escalate": "Escalate", "file_ticket": "File ticket", "warn": "Warn",
+           "end_abuse": "End for abuse", "to_supervisor": "To supervisor",
+           "read_back": "Read numbers back", "disposition": "Disposition", "save": "Save",
+           "queues": "Queues", "complaint_for_call": "Complaint for a call", "call": "Call",
+           "text": "Text", "file_complaint": "File complaint", "complaints": "Complaints",
+           "find_number": "Find by number", "number": "Number", "find": "Find",
+           "registry": "Registry", "verify": "Verify", "incidents": "Incidents",
+           "statement": "Statement", "from": "From", "to": "To", "show": "Show",
+           "download_csv": "Download CSV", "downtime": "Downtime", "open_tickets": "Open tickets",
+           "problem": "Problem", "account": "Account", "language": "Русский"},
+    "ru": {"title": "Консоль ivr", "token": "Токен", "sign_in": "Войти", "sign_out": "Выйти",
+           "bad_token": "Этот токен недействителен.", "forbidden": "Вашей роли эта страница недоступна.",
+           "desk": "Рабочее место оператора", "board": "Панель старшего специалиста",
+           "office": "Офис провайдера", "tickets": "Заявки инженеров", "caller": "Абонент",
+           "waiting_call": "Ожидание звонка…", "escalate": "Передать инженерам",
+           "file_ticket": "Оформить заявку", "warn": "Предупредить",
+           "end_abuse": "Завершить за грубость", "to_supervisor": "Старшему специалисту",
+           "read_back": "Продиктовать номера", "disposition": "Итог звонка", "save": "Сохранить",
+           "queues": "Очереди", "complaint_for_call": "Жалоба по звонку", "call": "Звонок",
+           "text": "Текст", "file_complaint": "Подать жалобу", "complaints": "Жалобы",
+           "find_number": "Найти по номеру", "number": "Номер", "find": "Найти",
+           "registry": "Реестр", "verify": "Проверить", "incidents": "Аварии",
+           "statement": "Отчёт", "from": "С", "to": "По", "show": "Показать",
+           "download_csv": "Скачать CSV", "downtime": "Простой", "open_tickets": "Открытые заявки",
+           "problem": "Проблема", "account": "Лицевой счёт", "language": "English"},
+}
+
+
+@dataclass
+class Session:
+    actor: roles.Actor
+    csrf: str
+    expires: float
+
+
+class Console:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.sessions: dict[str, Session] = {}
+        self.hub = Hub(app)
+        self.streams: set[asyncio.Task[Any]] = set()
+
+    def session(self, request: web.Request) -> Session | None:
+        sid = request.cookies.get(COOKIE, "")
+        found = self.sessions.get(sid)
+        if found is None or found.expires < time.time():
+            self.sessions.pop(sid, None)
+            return None
+        return found
+
+    def api_actor(self, request: web.Request) -> roles.Actor | None:
+        """The console's own calls to /api/v1: the session cookie and its CSRF header."""
+        found = self.session(request)
+        if found is None or not secrets.compare_digest(
+                request.headers.get("X-CSRF-Token", ""), found.csrf):
+            return None
+        return found.actor
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [web.get("/console", self.sign_in_page), web.post("/console/sign-in", self.sign_in),
+                web.post("/console/sign-out", self.sign_out),
+                web.get("/console/desk/{member}", self.page("desk")),
+                web.get("/console/board", self.page("board")),
+                web.get("/console/office", self.page("office")),
+                web.get("/console/tickets", self.page("tickets")),
+                web.get("/console/events", self.events),
+                web.get("/console/statement.csv", self.statement_csv),
+                web.static("/console/static", STATIC)]
+
+    # -- signing in ----------------------------------------------------------
+
+    async def sign_in_page(self, request: web.Request) -> web.StreamResponse:
+        found = self.session(request)
+        if found is not None:
+            raise web.HTTPFound(self._home(found.actor))
+        return self._sign_in_form(request, "")
+
+    def _sign_in_form(self, request: web.Request, problem: str, status: int = 200) -> web.Response:
+        t = _texts(request)
+        body = (f'<main><h1>{t["title"]}</h1>'
+                f'<form method="post" action="/console/sign-in">'
+                f'<label for="token">{t["token"]}</label>'
+                f'<input id="token" name="token" type="password" autocomplete="off" required>'
+                f'<button type="submit">{t["sign_in"]}</button></form>'
+                + (f'<p role="alert">{html.escape(problem)}</p>' if problem else "") + '</main>')
+        return _page(request, t["title"], body, status=status)
+
+    async def sign_in(self, request: web.Request) -> web.StreamResponse:
+        if not _same_origin(request):
+            return web.Response(status=403, text="cross-site request refused")
+        form = await request.post()
+        actor = self.app.tokens.who(f"Bearer {form.get('token', '')}")
+        if actor is None:
+            return self._sign_in_form(request, _texts(request)["bad_token"], status=401)
+        sid = secrets.token_urlsafe(32)
+        self.sessions[sid] = Session(actor, secrets.token_urlsafe(24), time.time() + SESSION_SECONDS)
+        response = web.HTTPSeeOther(self._home(actor))
+        response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/",
+                            max_age=SESSION_SECONDS)
+        raise response
+
+    async def sign_out(self, request: web.Request) -> web.StreamResponse:
+        if not _same_origin(request):
+            return web.Response(status=403, text="cross-site request refused")
+        self.sessions.pop(request.cookies.get(COOKIE, ""), None)
+        response = web.HTTPSeeOther("/console")
+        response.del_cookie(COOKIE, path="/")
+        raise response
+
+    @staticmethod
+    def _home(actor: roles.Actor) -> str:
+        page = HOME[actor.role]
+        return f"/console/desk/{actor.name}" if page == "desk" else f"/console/{page}"
+
+    # -- pages -------------------------------------------------------------------
+
+    def page(self, name: str) -> Any:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            found = self.session(request)
+            if found is None:
+                raise web.HTTPFound("/console")
+            t = _texts(request)
+            if found.actor.role not in PAGES[name]:
+                return _page(request, t["forbidden"],
+                             f'<main><h1>403</h1><p role="alert">{t["forbidden"]}</p></main>',
+                             status=403)
+            member = request.match_info.get("member", "")
+            settings = {"page": name, "member": member, "csrf": found.csrf,
+                        "actor": found.actor.to_json(), "lang": _lang(request), "t": t}
+            body = (f'<header><span>{html.escape(found.actor.role)} '
+                    f'{html.escape(found.actor.name)}</span>'
+                    f'<form method="post" action="/console/sign-out">'
+                    f'<button type="submit">{t["sign_out"]}</button></form>'
+                    f'<a href="?lang={"en" if _lang(request) == "ru" else "ru"}">{t["language"]}</a>'
+                    f'</header><main id="app"><h1>{t[name]}'
+                    f'{(": " + html.escape(member)) if member else ""}</h1></main>'
+                    f'<script type="application/json" id="settings">'
+                    f'{html.escape(json.dumps(settings), quote=False)}</script>'
+                    f'<script src="/console/static/console.js"></script>')
+            return _page(request, t[name], body)
+        return handler
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: a desk gets its member's calls; the board the queues each second."""
+        found = self.session(request)
+        if found is None:
+            return web.Response(status=401)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        task = asyncio.current_task()
+        if task is not None:
+            self.streams.add(task)
+        try:
+            await self._stream(response, found, request.query.get("member", ""))
+        except (ConnectionResetError, ClientConnectionResetError):
+            pass          # the page went away: EventSource reconnects if it comes back
+        finally:
+            if task is not None:
+                self.streams.discard(task)
+        return response
+
+    async def close_streams(self, _: web.Application) -> None:
+        """On shutdown: end the live streams (they never end by themselves), so ivr stops
+        at once instead of waiting out aiohttp's shutdown timeout for open pages."""
+        for task in list(self.streams):
+            task.cancel()
+
+    async def _stream(self, response: web.StreamResponse, found: Session, member: str) -> None:
+        if member:
+            if found.actor.role not in PAGES["desk"]:
+                return
+            queue = self.hub.subscribe(member)
+            try:
+                await response.write(b": connected\n\n")
+                while True:
+                    try:
+                        event = await asyncio.wait_for(queue.get(), 15)
+                    except TimeoutError:
+                        await response.write(b": keep-alive\n\n")
+                        continue
+                    name = event.pop("event")
+                    await response.write(f"event: {name}\ndata: {json.dumps(event)}\n\n".encode())
+            finally:
+                self.hub.unsubscribe(member, queue)
+        while True:       # the board: ivr's live queues, pushed each second
+            data = {"queues": self.app.queues_view(),
+                    "complaints": [i.to_json(self.app.desk.now_us())
+                                   for i in self.app.desk.items.values() if i.kind == "complaint"],
+                    # The registry's head: a page reloads its lists when it moves.
+                    "tickets_head": self.app.desk.head[0]}
+            await response.write(f"event: queues\ndata: {json.dumps(data)}\n\n".encode())
+            await asyncio.sleep(1)
+
+    async def statement_csv(self, request: web.Request) -> web.StreamResponse:
+        found = self.session(request)
+        if found is None or found.actor.role not in PAGES["office"]:
+            return web.Response(status=403)
+        from ivr.reports import billing, service
+        q = request.query
+        try:
+            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
+            statement = await service.statement(self.app.store, self.app.config, p)
+        except billing.ReportError as exc:
+            return web.Response(status=400, text=str(exc))
+        return web.Response(text=billing.to_csv(statement, False), content_type="text/csv",
+                            headers={"Content-Disposition": 'attachment; filename="statement.csv"'})
+
+
+
+def _lang(request: web.Request) -> str:
+    asked = request.query.get("lang") or request.cookies.get("ivr_lang", "")
+    if asked in TEXT:
+        return asked
+    return "ru" if request.headers.get("Accept-Language", "").lower().startswith("ru") else "en"
+
+
+def _texts(request: web.Request) -> dict[str, str]:
+    return TEXT[_lang(request)]
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    return origin is None or origin == f"{request.scheme}://{request.host}"
+
+
+def _page(request: web.Request, title: str, body: str, status: int = 200) -> web.Response:
+    lang = _lang(request)
+    text = (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{html.escape(title)}</title>'
+            f'<link rel="stylesheet" href="/console/static/console.css"></head>'
+            f'<body>{body}</body></html>')
+    response = web.Response(text=text, content_type="text/html", status=status,
+                            headers={"Content-Security-Policy": "default-src 'self'",
+                                     "X-Frame-Options": "DENY"})
+    if request.query.get("lang") in TEXT:
+        response.set_cookie("ivr_lang", request.query["lang"], samesite="Strict", path="/console")
+    return response

@@ -1,0 +1,163 @@
+"""The console in a real browser: Debian's chromium driven by Playwright, on the lab
+with SIPp.  Controls are found by role and accessible name, as a person finds
+them; a screenshot of every page is kept in artifacts/console/ (IVR_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import pytest
+
+from ivr import journeys as jr
+from ivr.lab import traffic
+from ivr.lab.pbx import Lab
+from ivr.service import start
+from tests.helpers import eventually, require
+from tests.lab.conftest import Running, lab_config
+
+pytestmark = pytest.mark.lab
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("IVR_ARTIFACTS", ROOT / "artifacts")) / "console"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+TOKENS = {"operator": ("op1", "console-op1-token-00001"), "supervisor": ("sup1", "console-sup1-token-0001"),
+          "office": ("anna", "console-anna-token-0001"), "engineer": ("eng1", "console-eng1-token-0001")}
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+async def ivr_console(lab: Lab, tmp_path: Path) -> AsyncIterator[Running]:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("".join(f"{role} {name} {token}\n" for role, (name, token) in TOKENS.items()))
+    tokens.chmod(0o600)
+    config = lab_config(lab, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
+    config = replace(config, api=replace(config.api, tokens_file=str(tokens)))
+    app, runner = await start(config)
+    await eventually(lambda: app.ready and app.desk.loaded, timeout=15, what="ivr ready")
+    yield Running(app)
+    await runner.cleanup()
+
+
+@pytest.fixture
+def only_op1(lab: Lab) -> Iterator[None]:
+    """The other operators paused in first-line: the call goes to op1 (rrmemory rings one
+    member at a time, and op2..op4 have no phone here)."""
+    others = ("op2", "op3", "op4")
+    for other in others:
+        lab.cli(f"queue pause member PJSIP/{other} queue first-line reason console-test")
+    yield
+    for other in others:
+        lab.cli(f"queue unpause member PJSIP/{other} queue first-line")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    path = chromium()
+    require(path is not None, "chromium is not installed (make setup)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        require(False, "playwright is not installed (make setup)")
+        raise
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+def base(ivr: Running) -> str:
+    return f"http://127.0.0.1:{ivr.app.config.listen_port}"
+
+
+async def signed_in(browser: Any, ivr: Running, role: str) -> Any:
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{base(ivr)}/console")
+    await page.get_by_label("Token").fill(TOKENS[role][1])
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_load_state()
+    return page
+
+
+async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
+        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+    from playwright.async_api import expect
+    ivr = ivr_console
+    page = await signed_in(browser, ivr, "operator")
+    assert page.url.endswith("/console/desk/op1")
+    card = page.get_by_role("region", name="Caller")
+    await expect(card).to_contain_text("Waiting for a call")
+    await page.screenshot(path=str(ARTIFACTS / "desk-waiting.png"))
+    phones.append(traffic.agent("op1", ring_ms=1000))
+    phones += [traffic.agent(eng, ring_ms=1000) for eng in ("eng1", "eng2")]
+    phones.append(traffic.callers(1, hold_ms=30_000, number_prefix="7910"))     # 79101: 100101
+    await eventually(lambda: bool(ivr.of(jr.JourneyAnswered)), timeout=20, what="op1 answered")
+    answered_at = time.monotonic()
+    await expect(card).to_contain_text("100101", timeout=1000)     # within 1 s of the answer
+    popped = time.monotonic() - answered_at
+    await expect(card).to_contain_text("north")
+    await page.screenshot(path=str(ARTIFACTS / "desk-call.png"))
+    escalate = page.get_by_role("button", name="Escalate")
+    await expect(escalate).to_be_enabled()
+    await escalate.click()
+    await eventually(lambda: any(f.queue == "engineers" for f in ivr.of(jr.Entered)),  # type: ignore[attr-defined]
+                     timeout=10, what="the caller in engineers (seen on AMI)")
+    await expect(page.get_by_role("status")).to_contain_text("Escalate")
+    print(f"the card popped {popped * 1000:.0f} ms after the answer reached ivr")
+
+
+async def test_a_complaint_from_the_board_is_found_at_the_office(
+        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+    from playwright.async_api import expect
+    ivr = ivr_console
+    phones.append(traffic.agent("op1", ring_ms=1000))
+    phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7910"))
+    await eventually(lambda: bool(ivr.of(jr.JourneyEnded)), timeout=30, what="a call answered and over")
+    [ended] = ivr.of(jr.JourneyEnded)
+    await ivr.app.ledger.flush()
+
+    board = await signed_in(browser, ivr, "supervisor")
+    assert board.url.endswith("/console/board")
+    await expect(board.get_by_role("region", name="Queues")).to_contain_text("first-line")
+    await board.get_by_role("textbox", name="Call").fill(ended.uniqueid)
+    await board.get_by_role("textbox", name="Text").fill("The operator was rude.")
+    await board.get_by_role("button", name="File complaint").click()
+    status = board.get_by_role("form", name="Complaint for a call").get_by_role("status")
+    await expect(status).to_contain_text("op1")
+    number = (await status.inner_text()).split()[1]
+    await board.screenshot(path=str(ARTIFACTS / "board.png"))
+
+    office = await signed_in(browser, ivr, "office")
+    assert office.url.endswith("/console/office")
+    await office.get_by_role("textbox", name="Number").fill(number)
+    await office.get_by_role("button", name="Find").click()
+    await expect(office.get_by_role("status", name="Find by number")).to_contain_text(
+        f"complaint {number}: received · op1")
+    await office.get_by_role("button", name="Verify").click()
+    await expect(office.get_by_role("status", name="Registry")).to_contain_text("✓")
+    await office.get_by_role("button", name="Show").click()
+    chart = office.get_by_role("img", name="Statement: offered and payable per day")
+    await expect(chart).to_be_visible()
+    assert await chart.locator("rect").count() > 0
+    await office.screenshot(path=str(ARTIFACTS / "office.png"), full_page=True)
+
+    engineer = await signed_in(browser, ivr, "engineer")
+    await expect(engineer.get_by_role("heading", name="Engineers' tickets")).to_be_visible()
+    await engineer.screenshot(path=str(ARTIFACTS / "tickets.png"))
+
+
+async def test_a_role_without_access_gets_403(lab: Lab, ivr_console: Running, browser: Any) -> None:
+    from playwright.async_api import expect
+    page = await signed_in(browser, ivr_console, "operator")
+    response = await page.goto(f"{base(ivr_console)}/console/office")
+    assert response is not None and response.status == 403
+    await expect(page.get_by_role("alert")).to_contain_text("Your role may not open this page.")
+    await page.screenshot(path=str(ARTIFACTS / "forbidden.png"))

@@ -1,0 +1,92 @@
+"""The console's sign-in, sessions, CSRF and roles, over ivr's real web app
+(the pages themselves are driven in a real browser: tests/lab/test_console.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ivr.app import build
+from ivr.web import make_web
+from tests.unit.test_desk_api import TOKENS, Clock, answered, config_for
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=Clock())
+    async with TestClient(TestServer(make_web(app))) as c:
+        await app.store.migrate()
+        await app.store.write([answered(n) for n in range(3)])
+        await app.desk.load()
+        yield c
+
+
+async def sign_in(client: TestClient[Any, Any], role: str) -> str:
+    resp = await client.post("/console/sign-in", data={"token": TOKENS[role][1]},
+                             allow_redirects=False)
+    assert resp.status == 303
+    cookie = resp.cookies["ivr_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    return str(resp.headers["Location"])
+
+
+def csrf_of(page: str) -> str:
+    settings = page.split('<script type="application/json" id="settings">', 1)[1].split("</script>")[0]
+    return str(json.loads(settings.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))["csrf"])
+
+
+async def test_the_sign_in_page_names_its_controls(client: TestClient[Any, Any]) -> None:
+    page = await (await client.get("/console")).text()
+    assert '<label for="token">Token</label>' in page and ">Sign in</button>" in page
+    ru = await (await client.get("/console?lang=ru")).text()
+    assert '<html lang="ru">' in ru and "Войти" in ru
+
+
+async def test_each_role_lands_on_its_own_page(client: TestClient[Any, Any]) -> None:
+    assert await sign_in(client, "operator") == "/console/desk/op1"
+    client.session.cookie_jar.clear()
+    assert await sign_in(client, "office") == "/console/office"
+    client.session.cookie_jar.clear()
+    assert await sign_in(client, "engineer") == "/console/tickets"
+
+
+async def test_a_wrong_token_and_a_cross_site_form_are_refused(client: TestClient[Any, Any]) -> None:
+    resp = await client.post("/console/sign-in", data={"token": "nope"}, allow_redirects=False)
+    assert resp.status == 401 and "not valid" in await resp.text()
+    resp = await client.post("/console/sign-in", data={"token": TOKENS["admin"][1]},
+                             headers={"Origin": "https://evil.example"}, allow_redirects=False)
+    assert resp.status == 403 and "ivr_session" not in resp.cookies
+
+
+async def test_another_roles_page_is_403(client: TestClient[Any, Any]) -> None:
+    await sign_in(client, "operator")
+    assert (await client.get("/console/desk/op1")).status == 200
+    for page in ("/console/office", "/console/board", "/console/tickets"):
+        assert (await client.get(page)).status == 403
+    assert (await client.get("/console/statement.csv?from=2026-11-01&to=2026-12-01")).status == 403
+
+
+async def test_the_pages_act_through_the_api_with_session_and_csrf(client: TestClient[Any, Any]) -> None:
+    await sign_in(client, "office")
+    csrf = csrf_of(await (await client.get("/console/office")).text())
+    # Without the CSRF header the session alone is not enough (a cross-site fetch has no token).
+    assert (await client.get("/api/v1/registry")).status == 401
+    resp = await client.get("/api/v1/registry", headers={"X-CSRF-Token": csrf})
+    assert resp.status == 200 and (await resp.json())["intact"] is True
+    resp = await client.get("/console/statement.csv?from=2026-11-29&to=2026-12-01")
+    assert resp.status == 200 and resp.content_type == "text/csv"
+    # Signed out, the session is gone.
+    await client.post("/console/sign-out", allow_redirects=False)
+    assert (await client.get("/api/v1/registry", headers={"X-CSRF-Token": csrf})).status == 401
+
+
+async def test_the_assets_are_shipped_with_ivr(client: TestClient[Any, Any]) -> None:
+    for asset in ("console.js", "console.css"):
+        resp = await client.get(f"/console/static/{asset}")
+        assert resp.status == 200 and len(await resp.read()) > 500
+    page = await (await client.get("/console")).text()
+    assert "http" not in page.split("<body>")[0].replace("http-equiv", "")    # no CDN
