@@ -86,3 +86,15 @@ async def end_for_abuse(ami: Actions, channel: str, uniqueid: str) -> None:
     log.info("call %s: ended by the operator for abuse", uniqueid)
     await ami.action("Redirect", {"Channel": channel, "Context": ABUSE_CONTEXT, "Exten": "end",
                                   "Priority": "1"})
+
+
+AGENTS_CONTEXT = "ivr-agents"
+TRANSFERS = {"supervisor": "9001", "read_back": "9002"}   # the console's transfers
+
+
+async def transfer(ami: Actions, channel: str, uniqueid: str, to: str) -> None:
+    """What an operator's blind transfer does, done for them: the caller to 9001 (a
+    supervisor) or 9002 (the call's numbers read back), in [ivr-agents]."""
+    log.info("call %s: transferred to %s (%s)", uniqueid, TRANSFERS[to], to)
+    await ami.action("Redirect", {"Channel": channel, "Context": AGENTS_CONTEXT,
+                                  "Exten": TRANSFERS[to], "Priority": "1"})

@@ -24,7 +24,7 @@ from ivr.journeys import Journey
 from ivr.incidents import IncidentError
 from ivr.ledger.records import to_dict
 from ivr.ledger.store import LedgerError
-from ivr.reports import billing, service
+from ivr.reports import billing, downtime, service
 from ivr.reports.billing import ReportError
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ def routes(app: App) -> list[web.RouteDef]:
         ("GET", "/api/v1/calls/{uniqueid}", "call", ALL, h.call),
         ("GET", "/api/v1/reports/billing", "billing",
          frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}), h.billing),
+        ("GET", "/api/v1/reports/downtime", "downtime",
+         frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}), h.downtime),
         ("GET", "/api/v1/reports/fcr", "fcr",
          frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}), h.fcr),
         ("POST", "/api/v1/calls/{uniqueid}/escalate", "escalate",
@@ -63,6 +65,7 @@ def routes(app: App) -> list[web.RouteDef]:
         ("POST", "/api/v1/calls/{uniqueid}/warn", "warn", _OPERATORS, h.warn),
         ("POST", "/api/v1/calls/{uniqueid}/end", "end", _OPERATORS, h.end),
         ("POST", "/api/v1/calls/{uniqueid}/disposition", "disposition", _OPERATORS, h.disposition),
+        ("POST", "/api/v1/calls/{uniqueid}/transfer", "transfer", _OPERATORS, h.transfer),
     ]
     return [web.route(method, path, allowed(name, who, handler))
             for method, path, name, who, handler in table]
@@ -181,6 +184,20 @@ class _Handlers:
             return error(503, str(exc))
         return web.json_response(billing.to_json(statement, with_calls))
 
+    async def downtime(self, request: web.Request) -> web.Response:
+        """Every account's downtime of known incidents: ?from=&to=&tz= (for billing)."""
+        q = request.query
+        try:
+            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
+            accounts = self.app.directory.accounts()
+            rows = await self.app.store.incidents_between(p.from_us, p.to_us)
+        except ReportError as exc:
+            return error(400, str(exc))
+        except LedgerError as exc:
+            return error(503, str(exc))
+        found = downtime.report(accounts, rows, p.from_us, p.to_us, round(self.app.clock() * 1e6))
+        return web.json_response(downtime.to_json(accounts, found, p.from_us, p.to_us))
+
     async def fcr(self, request: web.Request) -> web.Response:
         """First-contact resolution per queue and operator: ?from=&to=&tz=."""
         q = request.query
@@ -294,6 +311,26 @@ class _Handlers:
             return error(409, "warn the caller first (POST .../warn): a call is ended for abuse "
                               "only after one warning")
         return await self._act(request, found, actions.end_for_abuse, "end", "end the call")
+
+    async def transfer(self, request: web.Request) -> web.Response:
+        """{"to": "supervisor"} (9001) or {"to": "read_back"} (9002), as the phone would."""
+        body = await _json(request)
+        if isinstance(body, web.Response):
+            return body
+        to = body.get("to")
+        if to not in actions.TRANSFERS or set(body) - {"to"}:
+            return error(400, f"to: one of {', '.join(actions.TRANSFERS)}")
+        found = self._answered(request)
+        if isinstance(found, web.Response):
+            return found
+        pbx, journey = found
+        try:
+            await actions.transfer(pbx.ami, journey.channel, journey.uniqueid, str(to))
+        except Exception as exc:
+            return error(502, f"the PBX did not transfer the call: {exc}")
+        self.app.operator_action(pbx, journey.uniqueid, "transfer", str(to), request[ACTOR])
+        return web.json_response({"result": "transferred", "to": actions.TRANSFERS[str(to)]},
+                                 status=202)
 
     async def disposition(self, request: web.Request) -> web.Response:
         body = await _json(request)

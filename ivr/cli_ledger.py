@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 from dataclasses import replace
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -273,13 +274,10 @@ def _downtime(args: argparse.Namespace) -> int:
             raise billing.ReportError("no routing.directory: the report needs the accounts")
         accounts = Directory.load(Path(config.routing.directory)).accounts()
         await store.migrate()
-        spans = downtime.spans(await store.incidents_between(p.from_us, p.to_us))
-        rows = {account: downtime.of_area(spans, area, p.from_us, p.to_us)
-                for account, area in accounts.items()}
+        rows = downtime.report(accounts, await store.incidents_between(p.from_us, p.to_us),
+                               p.from_us, p.to_us, round(time.time() * 1e6))
         if args.format == "json":
-            print(json.dumps({"from": p.from_us, "to": p.to_us, "accounts": [
-                {"account": a, "area": accounts[a], **d.to_json()} for a, d in rows.items()]},
-                indent=2))
+            print(json.dumps(downtime.to_json(accounts, rows, p.from_us, p.to_us), indent=2))
         else:
             sys.stdout.write(downtime.to_csv(accounts, rows))
         return 0

@@ -23,7 +23,7 @@ DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 ROUTES = ("first-line", "ask-account", "incident", "engineers", "refused", "move", "concurrent")
 REPEAT_KINDS = ("after_abandon", "after_timeout", "concurrent")
 ESCALATION_RESULTS = ("accepted", "refused_incident", "failed")
-OPERATOR_ACTIONS = ("warn", "end", "disposition", "escalate", "move")
+OPERATOR_ACTIONS = ("warn", "end", "disposition", "escalate", "move", "transfer")
 
 
 class Route(Protocol):
@@ -107,7 +107,7 @@ class Metrics:
                                      ["pbx"], registry=registry)
         self.operator_actions = Counter("ivr_operator_actions",
                                         "Actions on a call through the API: warn, end (for "
-                                        "abuse), disposition, escalate, move", ["pbx", "action"], registry=registry)
+                                        "abuse), disposition, escalate, move, transfer", ["pbx", "action"], registry=registry)
         self.repeats = Counter("ivr_repeat_calls", "Calls from a caller who called within the "
                                "repeat window unanswered, or is waiting on another line",
                                ["pbx", "kind"], registry=registry)

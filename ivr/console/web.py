@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ivr import roles
 from ivr.app import App
 from ivr.console.live import Hub
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 COOKIE = "ivr_session"
 SESSION_SECONDS = 12 * 3600
@@ -52,7 +54,10 @@ TEXT = {
            "registry": "Registry", "verify": "Verify", "incidents": "Incidents",
            "statement": "Statement", "from": "From", "to": "To", "show": "Show",
            "download_csv": "Download CSV", "downtime": "Downtime", "open_tickets": "Open tickets",
-           "problem": "Problem", "account": "Account", "language": "Русский"},
+           "problem": "Problem", "account": "Account", "language": "Русский",
+           "service_level": "Service level", "now": "now", "today": "today", "move": "Move",
+           "open_incident": "Open incident", "area": "Area", "message": "Message",
+           "hours": "Hours", "close": "Close"},
     "ru": {"title": "Консоль ivr", "token": "Токен", "sign_in": "Войти", "sign_out": "Выйти",
            "bad_token": "Этот токен недействителен.", "forbidden": "Вашей роли эта страница недоступна.",
            "desk": "Рабочее место оператора", "board": "Панель старшего специалиста",
@@ -67,7 +72,10 @@ TEXT = {
            "registry": "Реестр", "verify": "Проверить", "incidents": "Аварии",
            "statement": "Отчёт", "from": "С", "to": "По", "show": "Показать",
            "download_csv": "Скачать CSV", "downtime": "Простой", "open_tickets": "Открытые заявки",
-           "problem": "Проблема", "account": "Лицевой счёт", "language": "English"},
+           "problem": "Проблема", "account": "Лицевой счёт", "language": "English",
+           "service_level": "Уровень обслуживания", "now": "сейчас", "today": "сегодня",
+           "move": "Перевести", "open_incident": "Открыть аварию", "area": "Район",
+           "message": "Сообщение", "hours": "Часов", "close": "Закрыть"},
 }
 
 
@@ -84,6 +92,7 @@ class Console:
         self.sessions: dict[str, Session] = {}
         self.hub = Hub(app)
         self.streams: set[asyncio.Task[Any]] = set()
+        self._today: tuple[float, float | None, int] | None = None   # (when, share, offered)
 
     def session(self, request: web.Request) -> Session | None:
         sid = request.cookies.get(COOKIE, "")
@@ -229,13 +238,38 @@ class Console:
             finally:
                 self.hub.unsubscribe(member, queue)
         while True:       # the board: ivr's live queues, pushed each second
-            data = {"queues": self.app.queues_view(),
+            data = {"queues": self.app.queues_view(), "service_level": await self._service_level(),
                     "complaints": [i.to_json(self.app.desk.now_us())
                                    for i in self.app.desk.items.values() if i.kind == "complaint"],
                     # The registry's head: a page reloads its lists when it moves.
                     "tickets_head": self.app.desk.head[0]}
             await response.write(f"event: queues\ndata: {json.dumps(data)}\n\n".encode())
             await asyncio.sleep(1)
+
+    async def _service_level(self) -> dict[str, Any]:
+        """First-line's service level now (waiting callers still within their threshold)
+        and today (the statement's payable share, from the ledger, every 30 s)."""
+        from datetime import datetime, timedelta
+        from zoneinfo import ZoneInfo
+
+        from ivr.reports import billing, service
+        first = self.app.config.queues[0]
+        waiting = self.app.queues_view().get(first.name, {}).get("waiting", [])
+        within = sum(1 for w in waiting if w["wait_seconds"] <= first.sla_seconds)
+        now = time.monotonic()
+        if self._today is None or now - self._today[0] > 30:
+            zone = ZoneInfo(self.app.config.report.timezone)
+            day = datetime.now(zone).date()
+            p = billing.period(day.isoformat(), (day + timedelta(days=1)).isoformat(), zone.key)
+            try:
+                statement = await service.statement(self.app.store, self.app.config, p)
+                self._today = (now, statement.totals.payable_share, statement.totals.offered)
+            except Exception as exc:        # the ledger away: the board goes on without it
+                log.warning("board: no service level for today: %s", exc)
+                self._today = (now, None, 0)
+        return {"queue": first.name, "threshold_seconds": first.sla_seconds,
+                "waiting": len(waiting), "waiting_within": within,
+                "today_share": self._today[1], "today_offered": self._today[2]}
 
     async def statement_csv(self, request: web.Request) -> web.StreamResponse:
         found = self.session(request)

@@ -69,3 +69,18 @@ def to_csv(areas: Mapping[str, str], rows: Mapping[str, Downtime]) -> str:
         writer.writerow([account, areas[account], f"{d.seconds:.3f}",
                          " ".join(s.incident for s in d.spans)])
     return out.getvalue()
+
+
+def report(accounts: Mapping[str, str], rows: Iterable[Mapping[str, Any]], from_us: int,
+           to_us: int, now_us: int) -> dict[str, Downtime]:
+    """Every account's downtime in [from_us, to_us), from the incidents' rows; an incident
+    still open counts up to now, not to its expiry."""
+    all_spans = spans(rows)
+    until = max(from_us, min(to_us, now_us))
+    return {account: of_area(all_spans, area, from_us, until) for account, area in accounts.items()}
+
+
+def to_json(accounts: Mapping[str, str], found: Mapping[str, Downtime], from_us: int,
+            to_us: int) -> dict[str, Any]:
+    return {"from": from_us, "to": to_us, "accounts": [
+        {"account": a, "area": accounts[a], **d.to_json()} for a, d in found.items()]}

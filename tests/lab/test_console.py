@@ -5,6 +5,7 @@ them; a screenshot of every page is kept in artifacts/console/ (IVR_ARTIFACTS)."
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from dataclasses import replace
@@ -127,6 +128,8 @@ async def test_a_complaint_from_the_board_is_found_at_the_office(
     board = await signed_in(browser, ivr, "supervisor")
     assert board.url.endswith("/console/board")
     await expect(board.get_by_role("region", name="Queues")).to_contain_text("first-line")
+    # Today's service level, from the ledger: the one call, answered in 1 s.
+    await expect(board.get_by_role("status", name="Service level")).to_contain_text("today 100.0 %")
     await board.get_by_role("textbox", name="Call").fill(ended.uniqueid)
     await board.get_by_role("textbox", name="Text").fill("The operator was rude.")
     await board.get_by_role("button", name="File complaint").click()
@@ -147,7 +150,20 @@ async def test_a_complaint_from_the_board_is_found_at_the_office(
     chart = office.get_by_role("img", name="Statement: offered and payable per day")
     await expect(chart).to_be_visible()
     assert await chart.locator("rect").count() > 0
+    # An incident opened and closed from the office; its downtime per account.
+    await office.get_by_role("textbox", name="Area").fill("north")
+    await office.get_by_role("textbox", name="Message").fill("Fibre cut.")
+    await office.get_by_role("button", name="Open incident").click()
+    incidents = office.get_by_role("region", name="Incidents")
+    await expect(incidents.get_by_role("listitem")).to_contain_text("north: Fibre cut.")
+    assert ivr.app.incidents.covering("north") is not None
+    await office.wait_for_timeout(1500)      # a second of downtime
+    await office.get_by_role("button", name="Downtime").click()
+    await expect(office.get_by_role("table", name="Downtime")).to_contain_text("100101")
     await office.screenshot(path=str(ARTIFACTS / "office.png"), full_page=True)
+    await incidents.get_by_role("button", name=re.compile(r"^Close inc-")).click()
+    await expect(incidents.get_by_role("listitem")).to_have_count(0)
+    assert ivr.app.incidents.covering("north") is None
 
     engineer = await signed_in(browser, ivr, "engineer")
     await expect(engineer.get_by_role("heading", name="Engineers' tickets")).to_be_visible()
@@ -161,3 +177,59 @@ async def test_a_role_without_access_gets_403(lab: Lab, ivr_console: Running, br
     assert response is not None and response.status == 403
     await expect(page.get_by_role("alert")).to_contain_text("Your role may not open this page.")
     await page.screenshot(path=str(ARTIFACTS / "forbidden.png"))
+
+
+async def test_keyboard_only_and_in_russian(lab: Lab, ivr_console: Running, browser: Any) -> None:
+    from playwright.async_api import expect
+    page = await (await browser.new_context(locale="ru-RU")).new_page()
+    await page.goto(f"{base(ivr_console)}/console")
+    await expect(page.get_by_role("button", name="Войти")).to_be_visible()
+    # Tab to the token, type it, Enter: no mouse.
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_label("Токен")).to_be_focused()
+    await page.keyboard.type(TOKENS["engineer"][1])
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Заявки инженеров")).to_be_visible()
+    await page.screenshot(path=str(ARTIFACTS / "tickets-ru.png"))
+
+
+@pytest.fixture
+def nobody_answers(lab: Lab) -> Iterator[None]:
+    for op in ("op1", "op2", "op3", "op4"):
+        lab.cli(f"queue pause member PJSIP/{op} queue first-line reason console-test")
+    yield
+    for op in ("op1", "op2", "op3", "op4"):
+        lab.cli(f"queue unpause member PJSIP/{op} queue first-line")
+
+
+async def test_the_board_moves_a_waiting_caller(lab: Lab, ivr_console: Running, browser: Any,
+                                                phones: list, nobody_answers: None) -> None:
+    from playwright.async_api import expect
+    ivr = ivr_console
+    phones += [traffic.agent(g, ring_ms=1000) for g in ("gen1", "gen2")]
+    phones.append(traffic.callers(1, hold_ms=25_000, number_prefix="7910"))
+    board = await signed_in(browser, ivr, "supervisor")
+    move = board.get_by_role("button", name="Move 79101 → common")
+    await expect(move).to_be_visible(timeout=15_000)
+    await move.click()
+    await eventually(lambda: any(f.queue == "common" for f in ivr.of(jr.Entered)),  # type: ignore[attr-defined]
+                     timeout=10, what="the caller moved to common")
+    [left] = [f for f in ivr.of(jr.Exited) if f.queue == "first-line"]  # type: ignore[attr-defined]
+    assert left.outcome == "withdrawn"  # type: ignore[attr-defined]
+
+
+async def test_the_desk_sends_the_caller_to_a_supervisor(
+        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+    from playwright.async_api import expect
+    ivr = ivr_console
+    page = await signed_in(browser, ivr, "operator")
+    await expect(page.get_by_role("region", name="Caller")).to_contain_text("Waiting for a call")
+    phones.append(traffic.agent("op1", ring_ms=1000))
+    phones += [traffic.agent(s, ring_ms=1000) for s in ("sup1", "sup2")]
+    phones.append(traffic.callers(1, hold_ms=30_000, number_prefix="7910"))
+    await expect(page.get_by_role("region", name="Caller")).to_contain_text("100101", timeout=20_000)
+    await page.get_by_role("button", name="To supervisor").click()
+    await eventually(lambda: any(f.queue == "supervisors" and f.outcome == "answered"  # type: ignore[attr-defined]
+                                 for f in ivr.of(jr.Exited)), timeout=15,
+                     what="a supervisor answered the caller")
+    await expect(page.get_by_role("status")).to_contain_text("9001")

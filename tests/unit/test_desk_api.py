@@ -375,6 +375,13 @@ async def test_warn_and_end_need_a_call_with_an_operator(desk: Any) -> None:
     assert status == 404 and body["error"] == "unknown call"      # ended: not in progress
     status, body = await post(client, "/api/v1/calls/1795996400.1/end", "operator", {"reason": "rude"})
     assert status == 400 and "only for abuse" in body["error"]
+    status, body = await post(client, "/api/v1/calls/1795996400.1/transfer", "operator", {"to": "x"})
+    assert status == 400 and "to: one of supervisor, read_back" in body["error"]
+    status, body = await post(client, "/api/v1/calls/1795996400.1/transfer", "operator",
+                              {"to": "supervisor"})
+    assert status == 404
+    status, _ = await post(client, "/api/v1/calls/1795996400.1/transfer", "engineer", {"to": "supervisor"})
+    assert status == 403
 
 
 async def test_first_contact_resolution_over_http(desk: Any) -> None:
@@ -399,3 +406,17 @@ async def test_the_statement_pays_once_per_caller_when_asked(tmp_path: Path) -> 
                                       "office")
         assert status == 200
         assert statement["totals"]["payable"] == 3 and statement["payable_once_per_caller"] == 1
+
+
+async def test_the_downtime_report_over_http(desk: Any) -> None:
+    client, app, clock = desk
+    await post(client, "/api/v1/incidents", "engineer", {"area": "north", "message": "cut", "expires_in": 7200})
+    clock.now += 3600
+    await app.ledger.flush()
+    status, body = await get(client, "/api/v1/reports/downtime?from=2026-11-30&to=2026-12-02", "office")
+    assert status == 200
+    by_account = {a["account"]: a for a in body["accounts"]}
+    assert by_account["100101"]["downtime_seconds"] == 3600      # open: counted up to now
+    assert by_account["100201"]["downtime_seconds"] == 0
+    status, _ = await get(client, "/api/v1/reports/downtime?from=2026-11-30&to=2026-12-02", "operator")
+    assert status == 403

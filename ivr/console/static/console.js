@@ -26,8 +26,13 @@ async function api(method, path, body) {
 function say(where, text) { where.textContent = text; }
 
 function live(query, handlers) {
-  // EventSource reconnects by itself after a drop.
+  // EventSource reconnects by itself after a drop; a session ivr no longer knows
+  // (it restarted, or signed out elsewhere) goes back to sign-in.
   const source = new EventSource("/console/events" + query);
+  source.onerror = async () => {
+    const r = await fetch("/api/v1/incidents", {headers: {"X-CSRF-Token": S.csrf}}).catch(() => null);
+    if (r && r.status === 401) location.href = "/console";
+  };
   for (const [name, fn] of Object.entries(handlers))
     source.addEventListener(name, (e) => fn(JSON.parse(e.data)));
   return source;
@@ -57,8 +62,8 @@ function desk() {
     act("warn", T.warn, async () => { const r = await post(`/api/v1/calls/${call.uniqueid}/warn`, undefined, () => T.warn + " ✓");
                                       if (r.status < 300) { warned = true; buttons.end.disabled = false; } }),
     act("end", T.end_abuse, () => post(`/api/v1/calls/${call.uniqueid}/end`, {reason: "abuse"}, () => T.end_abuse + " ✓")),
-    act("supervisor", T.to_supervisor, () => say(status, "9001")),
-    act("readback", T.read_back, () => say(status, "9002")));
+    act("supervisor", T.to_supervisor, () => post(`/api/v1/calls/${call.uniqueid}/transfer`, {to: "supervisor"}, (d) => `${T.to_supervisor}: ${d.to}`)),
+    act("readback", T.read_back, () => post(`/api/v1/calls/${call.uniqueid}/transfer`, {to: "read_back"}, (d) => `${T.read_back}: ${d.to}`)));
   const codes = ["resolved", "ticket", "escalated", "incident_informed", "complaint", "claim", "abuse_ended"];
   const select = el("select", {id: "disposition", disabled: true}, ...codes.map((c) => el("option", {value: c}, c)));
   const save = el("button", {type: "button", disabled: true, on: {click: () =>
@@ -108,13 +113,21 @@ function board() {
   const complaints = el("section", {"aria-label": T.complaints}, el("h2", {}, T.complaints));
   const list = el("ul", {});
   complaints.append(list);
-  app.append(queues, el("section", {}, form), complaints);
+  const level = el("p", {role: "status", "aria-label": T.service_level});
+  app.append(el("section", {"aria-label": T.service_level}, el("h2", {}, T.service_level), level),
+             queues, el("section", {}, form), complaints);
   live("", {queues(d) {
+    const sl = d.service_level;
+    say(level, `${sl.queue}, ${sl.threshold_seconds} s: ${T.now} ${sl.waiting_within}/${sl.waiting}` +
+        ` · ${T.today} ${sl.today_share === null ? "—" : (sl.today_share * 100).toFixed(1) + " %"} (${sl.today_offered})`);
     table.replaceChildren(el("tr", {}, el("th", {}, "queue"), el("th", {}, "waiting"), el("th", {}, "agents")),
       ...Object.entries(d.queues).map(([q, v]) => el("tr", {},
         el("td", {}, q),
         el("td", {}, ...v.waiting.map((w) => el("span", {class: w.wait_seconds > 30 ? "late" : ""},
-          `${w.caller || w.uniqueid} ${w.wait_seconds.toFixed(0)} s `))),
+          `${w.caller || w.uniqueid} ${w.wait_seconds.toFixed(0)} s `,
+          q === "common" ? "" : el("button", {type: "button", "aria-label": `${T.move} ${w.caller || w.uniqueid} → common`,
+            on: {click: () => api("POST", `/api/v1/calls/${w.uniqueid}/move?pbx=${w.pbx}`, {queue: "common"})
+              .then((r) => say(out, r.status < 300 ? `${T.move} ✓` : r.data.error))}}, `${T.move} → common`), " "))),
         el("td", {}, v.agents.map((a) => `${a.name}: ${a.state}`).join(", ")))));
     list.replaceChildren(...d.complaints.map((c) => el("li", {}, `${c.number} ${c.operator} ${c.state}`)));
   }});
@@ -154,10 +167,35 @@ function office() {
       chart.replaceChildren(bars(r.data.days));
     }}}, el("h2", {}, T.statement), el("label", {for: "s-from"}, T.from + " "), from, " ",
     el("label", {for: "s-to"}, T.to + " "), to, " ", el("button", {type: "submit"}, T.show), " ", csv, chart);
-  const incidents = el("section", {"aria-label": T.incidents}, el("h2", {}, T.incidents));
-  api("GET", "/api/v1/incidents").then((r) => incidents.append(el("ul", {},
-    ...(r.data.incidents || []).map((i) => el("li", {}, `${i.id} ${i.area}: ${i.message}`)))));
-  app.append(el("section", {}, lookup), registry, el("section", {}, statement), incidents);
+  const incidentList = el("ul", {});
+  const listIncidents = () => api("GET", "/api/v1/incidents").then((r) => incidentList.replaceChildren(
+    ...(r.data.incidents || []).map((i) => el("li", {}, `${i.id} ${i.area}: ${i.message} `,
+      el("button", {type: "button", "aria-label": `${T.close} ${i.id}`, on: {click: () =>
+        api("DELETE", `/api/v1/incidents/${i.id}`).then(listIncidents)}}, T.close)))));
+  const area = el("input", {id: "i-area", required: true}), message = el("input", {id: "i-message", required: true});
+  const hours = el("input", {id: "i-hours", type: "number", min: "1", value: "4"});
+  const opened = el("p", {role: "status", "aria-label": T.open_incident});
+  const incidents = el("section", {"aria-label": T.incidents}, el("h2", {}, T.incidents), incidentList,
+    el("form", {"aria-label": T.open_incident, on: {submit: async (e) => {
+      e.preventDefault();
+      const r = await api("POST", "/api/v1/incidents", {area: area.value, message: message.value,
+                                                       expires_in: Number(hours.value) * 3600});
+      say(opened, r.status < 300 ? r.data.id : r.data.error);
+      listIncidents();
+    }}}, el("label", {for: "i-area"}, T.area + " "), area, " ", el("label", {for: "i-message"}, T.message + " "),
+      message, " ", el("label", {for: "i-hours"}, T.hours + " "), hours, " ",
+      el("button", {type: "submit"}, T.open_incident), opened));
+  listIncidents();
+  const down = el("table", {"aria-label": T.downtime});
+  const downtime = el("section", {"aria-label": T.downtime}, el("h2", {}, T.downtime),
+    el("button", {type: "button", on: {click: async () => {
+      const r = await api("GET", `/api/v1/reports/downtime?from=${from.value}&to=${to.value}`);
+      down.replaceChildren(el("tr", {}, ...["account", "area", "seconds", "incidents"].map((h) => el("th", {}, h))),
+        ...(r.data.accounts || []).filter((a) => a.downtime_seconds > 0).map((a) => el("tr", {},
+          el("td", {}, a.account), el("td", {}, a.area), el("td", {}, a.downtime_seconds),
+          el("td", {}, a.incidents.map((i) => i.id).join(" ")))));
+    }}}, T.downtime), down);
+  app.append(el("section", {}, lookup), registry, el("section", {}, statement), incidents, downtime);
 }
 
 function bars(days) {
