@@ -17,6 +17,7 @@ from ivr.desk import api as desk_api
 from ivr.app import App, Pbx
 
 APP = web.AppKey("ivr", App)
+CONSOLE = web.AppKey("console", Console)
 
 
 def make_web(app: App) -> web.Application:
@@ -24,6 +25,7 @@ def make_web(app: App) -> web.Application:
     w = web.Application(middlewares=[api.auth_middleware(app, console.api_actor)],
                         client_max_size=64 * 1024)
     w[APP] = app
+    w[CONSOLE] = console
     w.add_routes(dialplan_http.routes(app))
     w.add_routes(api.routes(app))
     w.add_routes(desk_api.routes(app.desk, app.live_call))

@@ -18,6 +18,7 @@ from ivr import journeys as jr
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import start
+from ivr.web import CONSOLE
 from tests.helpers import eventually, require
 from tests.lab.conftest import Running, lab_config
 
@@ -43,7 +44,9 @@ async def ivr_console(lab: Lab, tmp_path: Path) -> AsyncIterator[Running]:
     config = replace(config, api=replace(config.api, tokens_file=str(tokens)))
     app, runner = await start(config)
     await eventually(lambda: app.ready and app.desk.loaded, timeout=15, what="ivr ready")
-    yield Running(app)
+    running = Running(app)
+    running.console = runner.app[CONSOLE]        # type: ignore[attr-defined]
+    yield running
     await runner.cleanup()
 
 
@@ -233,3 +236,21 @@ async def test_the_desk_sends_the_caller_to_a_supervisor(
                                  for f in ivr.of(jr.Exited)), timeout=15,
                      what="a supervisor answered the caller")
     await expect(page.get_by_role("status")).to_contain_text("9001")
+
+
+async def test_a_desk_reconnects_by_itself_after_its_stream_drops(
+        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+    from playwright.async_api import expect
+    ivr = ivr_console
+    page = await signed_in(browser, ivr, "operator")
+    await expect(page.get_by_role("region", name="Caller")).to_contain_text("Waiting for a call")
+    await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=5,  # type: ignore[attr-defined]
+                     what="the desk's stream open")
+    await ivr.console.close_streams(None)        # type: ignore[attr-defined]
+    await eventually(lambda: not ivr.console.hub.desks.get("op1"), timeout=5,  # type: ignore[attr-defined]
+                     what="the stream dropped")
+    await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=15,  # type: ignore[attr-defined]
+                     what="the page reconnected by itself")
+    phones.append(traffic.agent("op1", ring_ms=1000))
+    phones.append(traffic.callers(1, hold_ms=20_000, number_prefix="7910"))
+    await expect(page.get_by_role("region", name="Caller")).to_contain_text("100101", timeout=20_000)
