@@ -106,9 +106,8 @@ class _Handlers:
 
     async def _event(self, request: web.Request, kind: str) -> web.Response:
         b = await body_of(request, {"state", "note"})
-        item = self.desk.find(request.match_info["number"], kind)
-        await self.desk.change(request[ACTOR], item.number, b.get("state"), b.get("note"))
-        return self._json(item)
+        return self._json(await self.desk.change(request[ACTOR], request.match_info["number"],
+                                                 b.get("state"), b.get("note"), kind))
 
     async def file_complaint(self, request: web.Request) -> web.Response:
         b = await body_of(request, {"call", "operator", "at", "text"})

@@ -229,9 +229,9 @@ class Desk:
         return subscriber.account, subscriber.area, call.uniqueid if call is not None else None
 
     async def change(self, actor: roles.Actor, number: object, state: object,
-                     note: object) -> Item:
-        """A state change or a note on a ticket or complaint."""
-        item = self.find(number)
+                     note: object, kind: str | None = None) -> Item:
+        """A state change or a note on a ticket or complaint (of that kind, if given)."""
+        item = self.find(number, kind)
         if item.kind == CLAIM:
             raise DeskError(409, f"claim {item.number} has no states")
         text = "" if note is None else _text(note, "note", required=False)

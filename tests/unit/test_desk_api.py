@@ -203,6 +203,10 @@ async def test_a_complaint_names_the_operator_from_the_ledger(desk: Any) -> None
     assert status == 403
     status, moved = await post(client, path, "office", {"state": "forwarded", "note": "to QA"})
     assert status == 200 and moved["state"] == "forwarded"
+    # A complaint's number under /tickets is not a ticket.
+    status, body = await post(client, f"/api/v1/tickets/{c['number']}/events", "admin",
+                              {"state": "closed"})
+    assert status == 404 and "is a complaint number, not a ticket number" in body["error"]
     status, seen = await get(client, f"/api/v1/complaints/{c['number']}", "office")
     assert seen["state"] == "forwarded"
     assert metric(app, "ivr_complaints_filed_total") == 2 and metric(app, "ivr_complaints_open") == 2
