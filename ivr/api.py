@@ -225,12 +225,10 @@ class _Handlers:
 
     async def escalate(self, request: web.Request) -> web.Response:
         uid = request.match_info["uniqueid"]
-        found = self._find(request)
+        found = self._answered(request, " can be escalated")
         if isinstance(found, web.Response):
             return found
         pbx, journey = found
-        if not journey.answered or journey.visit is not None:
-            return error(409, "only a call in progress with an operator can be escalated")
         route = policy.escalation(journey.area or None, self.app.incidents, self.app.prompt_for)
         self.app.metrics.decided(route, 0.0, pbx.name)
         if route.route != policy.ENGINEERS:
@@ -271,12 +269,14 @@ class _Handlers:
 
     # -- the operator's actions on a call in progress (or, for a disposition, ended) --
 
-    def _answered(self, request: web.Request) -> tuple[Pbx, Journey] | web.Response:
+    def _answered(self, request: web.Request, what: str = "") -> tuple[Pbx, Journey] | web.Response:
+        """The route's call if an operator has it now, else a 409 (what: what only such
+        a call may have done to it)."""
         found = self._find(request)
         if isinstance(found, web.Response):
             return found
         if not found[1].answered or found[1].visit is not None:
-            return error(409, "only a call in progress with an operator")
+            return error(409, f"only a call in progress with an operator{what}")
         return found
 
     async def warn(self, request: web.Request) -> web.Response:
