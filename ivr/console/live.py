@@ -72,9 +72,10 @@ class Hub:
             except Exception as exc:      # the ledger away: the card without history
                 log.warning("call %s: no recent calls on the card: %s", uniqueid, exc)
                 calls = []
-            repeated = {r for r in calls if r.outcome != "answered"}
+            # A call that was not answered is one the caller may be redialling after.
             recent = [{"uniqueid": r.uniqueid, "at": r.entered_us // 1_000_000,
-                       "outcome": r.outcome, "repeat": r in repeated} for r in calls[-10:]]
+                       "outcome": r.outcome, "repeat": r.outcome != "answered"}
+                      for r in calls[-10:]]
         items = [i for i in app.desk.items.values() if account and i.data.get("account") == account
                  and i.state not in ("resolved", "closed", "answered")]
         return {"uniqueid": uniqueid, "member": member, "caller": caller, "account": account,

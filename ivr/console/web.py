@@ -238,7 +238,8 @@ class Console:
             finally:
                 self.hub.unsubscribe(member, queue)
         while True:       # the board: ivr's live queues, pushed each second
-            data = {"queues": self.app.queues_view(), "service_level": await self._service_level(),
+            queues = self.app.queues_view()
+            data = {"queues": queues, "service_level": await self._service_level(queues),
                     "complaints": [i.to_json(self.app.desk.now_us())
                                    for i in self.app.desk.items.values() if i.kind == "complaint"],
                     # The registry's head: a page reloads its lists when it moves.
@@ -246,7 +247,7 @@ class Console:
             await response.write(f"event: queues\ndata: {json.dumps(data)}\n\n".encode())
             await asyncio.sleep(1)
 
-    async def _service_level(self) -> dict[str, Any]:
+    async def _service_level(self, queues: dict[str, Any]) -> dict[str, Any]:
         """First-line's service level now (waiting callers still within their threshold)
         and today (the statement's payable share, from the ledger, every 30 s)."""
         from datetime import datetime, timedelta
@@ -254,7 +255,7 @@ class Console:
 
         from ivr.reports import billing, service
         first = self.app.config.queues[0]
-        waiting = self.app.queues_view().get(first.name, {}).get("waiting", [])
+        waiting = queues.get(first.name, {}).get("waiting", [])
         within = sum(1 for w in waiting if w["wait_seconds"] <= first.sla_seconds)
         now = time.monotonic()
         if self._today is None or now - self._today[0] > 30:

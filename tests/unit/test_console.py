@@ -90,3 +90,33 @@ async def test_the_assets_are_shipped_with_ivr(client: TestClient[Any, Any]) -> 
         assert resp.status == 200 and len(await resp.read()) > 500
     page = await (await client.get("/console")).text()
     assert "http" not in page.split("<body>")[0].replace("http-equiv", "")    # no CDN
+
+
+async def test_the_card_flags_the_calls_a_caller_may_be_redialling_after(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from ivr.ami.codec import Message
+    from ivr.console.live import Hub
+    from ivr.ledger import records as rec
+    from tests.unit.test_desk_api import Clock
+    app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=Clock())
+    await app.store.migrate()
+    lost = replace(answered(3), uniqueid="1795996400.9", linkedid="1795996400.9",
+                   outcome="abandoned", payable=False, answered_us=None, answered_queue="",
+                   answered_member="", visits=(rec.VisitRecord(1, "first-line", 0, 1, "abandoned",
+                                                               None, ""),))
+    await app.store.write([answered(0), lost])
+    pbx = app.pbxs["default"]
+    for fields in ((("Event", "VarSet"), ("Uniqueid", "1796000000.5"), ("Channel", "PJSIP/c-5"),
+                    ("Variable", "IVR_ACCOUNT"), ("Value", "100101")),
+                   (("Event", "VarSet"), ("Uniqueid", "1796000000.5"), ("Channel", "PJSIP/c-5"),
+                    ("Variable", "IVR_AREA"), ("Value", "north")),
+                   (("Event", "QueueCallerJoin"), ("Uniqueid", "1796000000.5"),
+                    ("Channel", "PJSIP/c-5"), ("CallerIDNum", "79101"), ("Queue", "first-line"))):
+        pbx.on_event(Message(fields))
+    card = await Hub(app).card("1796000000.5", "op1", 2500)
+    assert (card["caller"], card["account"], card["area"]) == ("79101", "100101", "north")
+    assert [(r["uniqueid"], r["outcome"], r["repeat"]) for r in card["recent"]] == [
+        ("1795996400.0", "answered", False), ("1795996400.9", "abandoned", True)]
+    assert card["repeats"] == 1 and card["can_escalate"] and card["incident"] is None
+    await app.store.close()
