@@ -190,12 +190,13 @@ class _Handlers:
         try:
             p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
             accounts = self.app.directory.accounts()
-            rows = await self.app.store.incidents_between(p.from_us, p.to_us)
+            found = await service.downtimes(self.app.store, accounts, p.from_us, p.to_us,
+                                            round(self.app.clock() * 1e6),
+                                            self.app.incidents.active())
         except ReportError as exc:
             return error(400, str(exc))
         except LedgerError as exc:
             return error(503, str(exc))
-        found = downtime.report(accounts, rows, p.from_us, p.to_us, round(self.app.clock() * 1e6))
         return web.json_response(downtime.to_json(accounts, found, p.from_us, p.to_us))
 
     async def fcr(self, request: web.Request) -> web.Response:

@@ -274,8 +274,8 @@ def _downtime(args: argparse.Namespace) -> int:
             raise billing.ReportError("no routing.directory: the report needs the accounts")
         accounts = Directory.load(Path(config.routing.directory)).accounts()
         await store.migrate()
-        rows = downtime.report(accounts, await store.incidents_between(p.from_us, p.to_us),
-                               p.from_us, p.to_us, round(time.time() * 1e6))
+        rows = await service.downtimes(store, accounts, p.from_us, p.to_us,
+                                       round(time.time() * 1e6))
         if args.format == "json":
             print(json.dumps(downtime.to_json(accounts, rows, p.from_us, p.to_us), indent=2))
         else:

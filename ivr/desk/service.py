@@ -37,7 +37,7 @@ from ivr.directory import Directory
 from ivr.incidents import Incidents
 from ivr.ledger.records import CallRecord
 from ivr.ledger.store import LedgerError
-from ivr.reports import downtime
+from ivr.reports import downtime, service
 
 log = logging.getLogger(__name__)
 
@@ -321,20 +321,13 @@ class Desk:
     # -- claims ---------------------------------------------------------------
 
     async def downtime(self, area: str, from_us: int, to_us: int) -> downtime.Downtime:
-        """The area's downtime in [from_us, to_us): incidents from the ledger and those
-        open now (the ledger's copy of a new one may still be on its way)."""
+        """The area's downtime in [from_us, to_us), as the downtime report counts it."""
         try:
-            rows = await self.store.incidents_between(from_us, to_us)
+            found = await service.downtimes(self.store, {area: area}, from_us, to_us,
+                                            self.now_us(), self.incidents.active())
         except LedgerError as exc:
             raise DeskError(503, str(exc)) from None
-        known = {r["id"] for r in rows}
-        now = self.now_us()
-        for i in self.incidents.active():
-            if i.id not in known:
-                rows.append({"id": i.id, "area": i.area, "message": i.message,
-                             "opened_us": int(i.started_at * 1e6), "closed_us": None,
-                             "expires_us": min(int(i.expires_at * 1e6), max(now, from_us))})
-        return downtime.of_area(downtime.spans(rows), area, from_us, min(to_us, max(now, from_us)))
+        return found[area]
 
     async def claim_by_phone(self, uniqueid: str, caller: str, account: str) -> Item:
         """The caller pressed 3 during a known incident's announcement (before any queue):

@@ -1,15 +1,17 @@
-"""What the CLI and the control API share: the statement and a caller's history,
-read from the ledger store.  Bad input raises billing.ReportError (one line)."""
+"""What the CLI, the control API and the service desk share: the statement, a
+caller's history and the downtime, read from the ledger store.  Bad input raises
+billing.ReportError (one line)."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from ivr.config import Config
+from ivr.incidents import Incident
 from ivr.ledger.records import BillingCall, CallRecord
-from ivr.reports import billing, fcr
+from ivr.reports import billing, downtime, fcr
 from ivr.repeats import KINDS as REPEAT_KINDS
 
 
@@ -32,6 +34,12 @@ class Ledger(Protocol):
     async def repeat_counts(self, from_us: int, to_us: int) -> dict[str, int]: ...
 
     async def contacts(self, from_us: int, to_us: int) -> list[tuple[Any, ...]]: ...
+
+
+class IncidentRows(Protocol):
+    """What the downtime reads (the desk's store has it too)."""
+
+    async def incidents_between(self, from_us: int, to_us: int) -> list[dict[str, Any]]: ...
 
 
 MAX_CALLS = 10_000   # a caller's history is for people: a page, not a dump
@@ -79,3 +87,17 @@ async def first_contact(store: Ledger, p: billing.Period) -> dict[str, Any]:
 async def history(store: Ledger, p: billing.Period, caller: str | None = None,
                   account: str | None = None) -> list[CallRecord]:
     return await store.calls(p.from_us, p.to_us, caller=caller, account=account, limit=MAX_CALLS)
+
+
+async def downtimes(store: IncidentRows, accounts: Mapping[str, str], from_us: int, to_us: int,
+                    now_us: int, open_now: Iterable[Incident] = ()) -> dict[str, downtime.Downtime]:
+    """Each account's downtime in [from_us, to_us) (accounts: account -> area), counted
+    up to now.  The incidents are the ledger's, and those `open_now` in this process
+    the ledger has not got yet (its writer batches): a claim and the report agree.
+    Raises LedgerError."""
+    rows = await store.incidents_between(from_us, to_us)
+    kept = {r["id"] for r in rows}
+    rows += [{"id": i.id, "area": i.area, "message": i.message, "closed_us": None,
+              "opened_us": round(i.started_at * 1e6), "expires_us": round(i.expires_at * 1e6)}
+             for i in open_now if i.id not in kept]
+    return downtime.report(accounts, rows, from_us, to_us, now_us)

@@ -424,3 +424,19 @@ async def test_the_downtime_report_over_http(desk: Any) -> None:
     assert by_account["100201"]["downtime_seconds"] == 0
     status, _ = await get(client, "/api/v1/reports/downtime?from=2026-11-30&to=2026-12-02", "operator")
     assert status == 403
+
+
+async def test_a_claim_and_the_report_agree_before_the_ledger_has_the_incident(desk: Any) -> None:
+    """An incident opened a moment ago may still be in the ledger writer's batch: the
+    report counts it as the claim does (one function gathers the incidents for both)."""
+    client, app, clock = desk
+    await post(client, "/api/v1/incidents", "engineer", {"area": "north", "message": "cut", "expires_in": 7200})
+    clock.now += 600
+    assert await app.store.incidents_between(0, 2**62) == []     # not written yet
+    status, body = await get(client, "/api/v1/reports/downtime?from=2026-11-30&to=2026-12-02", "office")
+    assert status == 200
+    assert {a["account"]: a["downtime_seconds"] for a in body["accounts"]}["100101"] == 600
+    status, claim = await post(client, "/api/v1/claims", "office",
+                               {"account": "100101", "from": "2026-11-30T00:00:00Z",
+                                "to": "2026-12-02T00:00:00Z"})
+    assert status == 201 and claim["downtime_seconds"] == 600
