@@ -23,9 +23,11 @@ from typing import Any
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from ivr import roles
+from ivr import api, roles
 from ivr.app import App
+from ivr.console import texts
 from ivr.console.live import Hub
+from ivr.desk.service import TICKET_MOVES
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -40,43 +42,8 @@ PAGES = {   # page -> roles that may open it
 HOME = {roles.OPERATOR: "desk", roles.SUPERVISOR: "board", roles.OFFICE: "office",
         roles.ENGINEER: "tickets", roles.ADMIN: "board"}
 
-TEXT = {
-    "en": {"title": "ivr console", "token": "Token", "sign_in": "Sign in", "sign_out": "Sign out",
-           "bad_token": "That token is not valid.", "forbidden": "Your role may not open this page.",
-           "desk": "Operator's desk", "board": "Supervisor's board", "office": "Office",
-           "tickets": "Engineers' tickets", "caller": "Caller", "waiting_call": "Waiting for a call…",
-           "escalate": "Escalate", "file_ticket": "File ticket", "warn": "Warn",
-           "end_abuse": "End for abuse", "to_supervisor": "To supervisor",
-           "read_back": "Read numbers back", "disposition": "Disposition", "save": "Save",
-           "queues": "Queues", "complaint_for_call": "Complaint for a call", "call": "Call",
-           "text": "Text", "file_complaint": "File complaint", "complaints": "Complaints",
-           "find_number": "Find by number", "number": "Number", "find": "Find",
-           "registry": "Registry", "verify": "Verify", "incidents": "Incidents",
-           "statement": "Statement", "from": "From", "to": "To", "show": "Show",
-           "download_csv": "Download CSV", "downtime": "Downtime", "open_tickets": "Open tickets",
-           "problem": "Problem", "account": "Account", "language": "Русский",
-           "service_level": "Service level", "now": "now", "today": "today", "move": "Move",
-           "open_incident": "Open incident", "area": "Area", "message": "Message",
-           "hours": "Hours", "close": "Close"},
-    "ru": {"title": "Консоль ivr", "token": "Токен", "sign_in": "Войти", "sign_out": "Выйти",
-           "bad_token": "Этот токен недействителен.", "forbidden": "Вашей роли эта страница недоступна.",
-           "desk": "Рабочее место оператора", "board": "Панель старшего специалиста",
-           "office": "Офис провайдера", "tickets": "Заявки инженеров", "caller": "Абонент",
-           "waiting_call": "Ожидание звонка…", "escalate": "Передать инженерам",
-           "file_ticket": "Оформить заявку", "warn": "Предупредить",
-           "end_abuse": "Завершить за грубость", "to_supervisor": "Старшему специалисту",
-           "read_back": "Продиктовать номера", "disposition": "Итог звонка", "save": "Сохранить",
-           "queues": "Очереди", "complaint_for_call": "Жалоба по звонку", "call": "Звонок",
-           "text": "Текст", "file_complaint": "Подать жалобу", "complaints": "Жалобы",
-           "find_number": "Найти по номеру", "number": "Номер", "find": "Найти",
-           "registry": "Реестр", "verify": "Проверить", "incidents": "Аварии",
-           "statement": "Отчёт", "from": "С", "to": "По", "show": "Показать",
-           "download_csv": "Скачать CSV", "downtime": "Простой", "open_tickets": "Открытые заявки",
-           "problem": "Проблема", "account": "Лицевой счёт", "language": "English",
-           "service_level": "Уровень обслуживания", "now": "сейчас", "today": "сегодня",
-           "move": "Перевести", "open_incident": "Открыть аварию", "area": "Район",
-           "message": "Сообщение", "hours": "Часов", "close": "Закрыть"},
-}
+TEXT = {lang: texts.words(lang) for lang in texts.LANGUAGES}
+LABELS = {lang: texts.labels(lang) for lang in texts.LANGUAGES}
 
 
 @dataclass
@@ -179,13 +146,17 @@ class Console:
                              f'<main><h1>403</h1><p role="alert">{t["forbidden"]}</p></main>',
                              status=403)
             member = request.match_info.get("member", "")
+            lang = _lang(request)
             settings = {"page": name, "member": member, "csrf": found.csrf,
-                        "actor": found.actor.to_json(), "lang": _lang(request), "t": t}
-            body = (f'<header><span>{html.escape(found.actor.role)} '
+                        "actor": found.actor.to_json(), "lang": lang, "t": t,
+                        "labels": LABELS[lang], "dispositions": api.DISPOSITIONS,
+                        "ticket_moves": TICKET_MOVES}
+            role = LABELS[lang]["role"][found.actor.role]
+            body = (f'<header><span>{html.escape(role)} '
                     f'{html.escape(found.actor.name)}</span>'
                     f'<form method="post" action="/console/sign-out">'
                     f'<button type="submit">{t["sign_out"]}</button></form>'
-                    f'<a href="?lang={"en" if _lang(request) == "ru" else "ru"}">{t["language"]}</a>'
+                    f'<a href="?lang={"en" if lang == "ru" else "ru"}">{t["language"]}</a>'
                     f'</header><main id="app"><h1>{t[name]}'
                     f'{(": " + html.escape(member)) if member else ""}</h1></main>'
                     f'<script type="application/json" id="settings">'

@@ -184,6 +184,10 @@ async def test_a_role_without_access_gets_403(lab: Lab, ivr_console: Running, br
 
 async def test_keyboard_only_and_in_russian(lab: Lab, ivr_console: Running, browser: Any) -> None:
     from playwright.async_api import expect
+
+    from ivr.roles import Actor
+    ticket = await ivr_console.app.desk.file_ticket(Actor("operator", "op1"), "100101", None,
+                                                    "Нет связи с утра", False)
     page = await (await browser.new_context(locale="ru-RU")).new_page()
     await page.goto(f"{base(ivr_console)}/console")
     await expect(page.get_by_role("button", name="Войти")).to_be_visible()
@@ -193,7 +197,33 @@ async def test_keyboard_only_and_in_russian(lab: Lab, ivr_console: Running, brow
     await page.keyboard.type(TOKENS["engineer"][1])
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Заявки инженеров")).to_be_visible()
+    table = page.get_by_role("table", name="Открытые заявки")
+    headers = ["Номер", "Лицевой счёт", "Проблема", "Срок", "Состояние", "Действия"]
+    await expect(table.get_by_role("columnheader")).to_have_text(headers)
+    row = table.get_by_role("row").filter(has_text=ticket.number)
+    await expect(row).to_contain_text("открыта")
+    # The engineer takes it, by keyboard too: focus the button, Enter.
+    await row.get_by_role("button", name=f"{ticket.number} → в работе").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("status")).to_have_text(f"{ticket.number}: в работе")
+    await expect(row).to_contain_text("в работе")
+    assert ivr_console.app.desk.find(ticket.number).state == "in_progress"
+    # Every word on the page is Russian: the Latin letters left are the header's name
+    # of the signed-in engineer and the link to the English pages.
+    words = await page.locator("main").inner_text()
+    assert re.findall(r"[A-Za-z]+", words) == [], words
     await page.screenshot(path=str(ARTIFACTS / "tickets-ru.png"))
+
+    board = await (await browser.new_context(locale="ru-RU")).new_page()
+    await board.goto(f"{base(ivr_console)}/console")
+    await board.get_by_label("Токен").fill(TOKENS["supervisor"][1])
+    await board.get_by_role("button", name="Войти").click()
+    queues = board.get_by_role("region", name="Очереди")
+    await expect(queues.get_by_role("columnheader")).to_have_text(["Очередь", "Ожидают", "Операторы"])
+    await expect(queues.get_by_role("row").filter(has_text="common")).to_contain_text("gen1: свободен")
+    await expect(board.get_by_role("status", name="Уровень обслуживания")).to_contain_text(
+        "first-line, 30 с: сейчас")
+    await board.screenshot(path=str(ARTIFACTS / "board-ru.png"))
 
 
 @pytest.fixture

@@ -120,3 +120,38 @@ async def test_the_card_flags_the_calls_a_caller_may_be_redialling_after(tmp_pat
         ("1795996400.0", "answered", False), ("1795996400.9", "abandoned", True)]
     assert card["repeats"] == 1 and card["can_escalate"] and card["incident"] is None
     await app.store.close()
+
+
+def test_every_word_of_the_pages_is_in_both_languages() -> None:
+    import re
+
+    from ivr.console import texts
+    script = (Path(texts.__file__).with_name("static") / "console.js").read_text()
+    used = set(re.findall(r"\bT\.([a-z_]+)", script)) | {"offered", "payable"}   # T[key]
+    assert used - set(texts.WORDS) == set(), "console.js uses words texts.py lacks"
+    for key, (en, ru) in texts.WORDS.items():
+        assert en and ru, key
+        # A Russian word is Russian: no Latin letters but the names ivr and CSV (and
+        # the link to the English pages, which names English).
+        if key != "language":
+            assert not re.search(r"[A-Za-z]", ru.replace("ivr", "").replace("CSV", "")), key
+
+
+def test_every_code_the_pages_show_has_a_label_in_both_languages() -> None:
+    from ivr import api, roles
+    from ivr import journeys as jr
+    from ivr.console import texts
+    from ivr.desk import service as desk
+    from ivr.ledger.records import UNOBSERVED
+    expected = {
+        "role": set(roles.ROLES),
+        "outcome": set(jr.OUTCOMES) | {"unanswered", "unknown", UNOBSERVED},
+        "agent": set(jr.AGENT_STATES),
+        "kind": {desk.TICKET, desk.COMPLAINT, desk.CLAIM},
+        "state": set(desk.TICKET_MOVES) | set(desk.COMPLAINT_MOVES) | {"filed"},
+        "disposition": set(api.DISPOSITIONS),
+    }
+    for space, codes in expected.items():
+        assert codes <= set(texts.LABELS[space]), (space, codes - set(texts.LABELS[space]))
+        ru = texts.labels("ru")[space]
+        assert all(ru[c] and ru[c] != c for c in codes), space

@@ -3,6 +3,8 @@
 "use strict";
 const S = JSON.parse(document.getElementById("settings").textContent);
 const T = S.t;
+// A code of ivr's API (an outcome, a state...) in the page's language.
+const L = (space, code) => (S.labels[space] || {})[code] || code;
 const app = document.getElementById("app");
 
 function el(tag, attrs = {}, ...children) {
@@ -24,6 +26,8 @@ async function api(method, path, body) {
 }
 
 function say(where, text) { where.textContent = text; }
+
+function header(...names) { return el("tr", {}, ...names.map((n) => el("th", {scope: "col"}, n))); }
 
 function live(query, handlers) {
   // EventSource reconnects by itself after a drop; a session ivr no longer knows
@@ -64,8 +68,8 @@ function desk() {
     act("end", T.end_abuse, () => post(`/api/v1/calls/${call.uniqueid}/end`, {reason: "abuse"}, () => T.end_abuse + " ✓")),
     act("supervisor", T.to_supervisor, () => post(`/api/v1/calls/${call.uniqueid}/transfer`, {to: "supervisor"}, (d) => `${T.to_supervisor}: ${d.to}`)),
     act("readback", T.read_back, () => post(`/api/v1/calls/${call.uniqueid}/transfer`, {to: "read_back"}, (d) => `${T.read_back}: ${d.to}`)));
-  const codes = ["resolved", "ticket", "escalated", "incident_informed", "complaint", "claim", "abuse_ended"];
-  const select = el("select", {id: "disposition", disabled: true}, ...codes.map((c) => el("option", {value: c}, c)));
+  const select = el("select", {id: "disposition", disabled: true},
+    ...S.dispositions.map((c) => el("option", {value: c}, L("disposition", c))));
   const save = el("button", {type: "button", disabled: true, on: {click: () =>
     post(`/api/v1/calls/${call.uniqueid}/disposition`, {code: select.value}, () => T.disposition + " ✓")}}, T.save);
   app.append(card, el("p", {}, el("label", {for: "problem"}, T.problem + " "), problem), toolbar,
@@ -76,17 +80,17 @@ function desk() {
       call = c; warned = false;
       card.replaceChildren(
         el("h2", {}, `${T.caller}: ${c.caller || "—"}`),
-        el("p", {}, `${T.account}: ${c.account || "—"} · ${c.area || "—"} · ${(c.wait_ms / 1000).toFixed(1)} s`),
+        el("p", {}, `${T.account}: ${c.account || "—"} · ${c.area || "—"} · ${(c.wait_ms / 1000).toFixed(1)} ${T.seconds_short}`),
         c.incident ? el("p", {class: "incident", role: "note"}, c.incident.message) : "",
-        el("h3", {}, "Recent calls"),
+        el("h3", {}, T.recent_calls),
         el("ul", {}, ...c.recent.map((r) => el("li", {class: r.repeat ? "repeat" : ""},
-          `${new Date(r.at * 1000).toLocaleString()} ${r.outcome}${r.repeat ? " (repeat)" : ""}`))),
-        el("h3", {}, "Open"),
-        el("ul", {}, ...c.open.map((i) => el("li", {}, `${i.kind} ${i.number}: ${i.state}`))));
+          `${new Date(r.at * 1000).toLocaleString(S.lang)} ${L("outcome", r.outcome)}${r.repeat ? ` (${T.repeat})` : ""}`))),
+        el("h3", {}, T.open_items),
+        el("ul", {}, ...c.open.map((i) => el("li", {}, `${L("kind", i.kind)} ${i.number}: ${L("state", i.state)}`))));
       for (const [name, b] of Object.entries(buttons)) b.disabled = name === "end";
       buttons.escalate.disabled = !c.can_escalate;
       if (!c.can_escalate) buttons.escalate.title = c.incident ? c.incident.message : "";
-      buttons.escalate.setAttribute("aria-description", c.can_escalate ? "" : "A known incident covers this caller");
+      buttons.escalate.setAttribute("aria-description", c.can_escalate ? "" : T.incident_blocks);
       select.disabled = save.disabled = false;
     },
     ended() { for (const b of Object.values(buttons)) b.disabled = true; },
@@ -118,18 +122,18 @@ function board() {
              queues, el("section", {}, form), complaints);
   live("", {queues(d) {
     const sl = d.service_level;
-    say(level, `${sl.queue}, ${sl.threshold_seconds} s: ${T.now} ${sl.waiting_within}/${sl.waiting}` +
+    say(level, `${sl.queue}, ${sl.threshold_seconds} ${T.seconds_short}: ${T.now} ${sl.waiting_within}/${sl.waiting}` +
         ` · ${T.today} ${sl.today_share === null ? "—" : (sl.today_share * 100).toFixed(1) + " %"} (${sl.today_offered})`);
-    table.replaceChildren(el("tr", {}, el("th", {}, "queue"), el("th", {}, "waiting"), el("th", {}, "agents")),
+    table.replaceChildren(header(T.queue, T.waiting, T.agents),
       ...Object.entries(d.queues).map(([q, v]) => el("tr", {},
         el("td", {}, q),
         el("td", {}, ...v.waiting.map((w) => el("span", {class: w.wait_seconds > 30 ? "late" : ""},
-          `${w.caller || w.uniqueid} ${w.wait_seconds.toFixed(0)} s `,
+          `${w.caller || w.uniqueid} ${w.wait_seconds.toFixed(0)} ${T.seconds_short} `,
           q === "common" ? "" : el("button", {type: "button", "aria-label": `${T.move} ${w.caller || w.uniqueid} → common`,
             on: {click: () => api("POST", `/api/v1/calls/${w.uniqueid}/move?pbx=${w.pbx}`, {queue: "common"})
               .then((r) => say(out, r.status < 300 ? `${T.move} ✓` : r.data.error))}}, `${T.move} → common`), " "))),
-        el("td", {}, v.agents.map((a) => `${a.name}: ${a.state}`).join(", ")))));
-    list.replaceChildren(...d.complaints.map((c) => el("li", {}, `${c.number} ${c.operator} ${c.state}`)));
+        el("td", {}, v.agents.map((a) => `${a.name}: ${L("agent", a.state)}`).join(", ")))));
+    list.replaceChildren(...d.complaints.map((c) => el("li", {}, `${c.number} ${c.operator} ${L("state", c.state)}`)));
   }});
 }
 
@@ -142,7 +146,7 @@ function office() {
       const n = number.value.trim();
       const kind = {"1": "tickets", "2": "complaints", "3": "claims"}[n[0]] || "tickets";
       const r = await api("GET", `/api/v1/${kind}/${encodeURIComponent(n)}`);
-      say(found, r.status < 300 ? `${r.data.kind} ${r.data.number}: ${r.data.state}` +
+      say(found, r.status < 300 ? `${L("kind", r.data.kind)} ${r.data.number}: ${L("state", r.data.state)}` +
           (r.data.operator ? ` · ${r.data.operator}` : "") : r.data.error);
     }}}, el("h2", {}, T.find_number), el("label", {for: "o-number"}, T.number + " "), number, " ",
     el("button", {type: "submit"}, T.find), found);
@@ -190,7 +194,7 @@ function office() {
   const downtime = el("section", {"aria-label": T.downtime}, el("h2", {}, T.downtime),
     el("button", {type: "button", on: {click: async () => {
       const r = await api("GET", `/api/v1/reports/downtime?from=${from.value}&to=${to.value}`);
-      down.replaceChildren(el("tr", {}, ...["account", "area", "seconds", "incidents"].map((h) => el("th", {}, h))),
+      down.replaceChildren(header(T.account, T.area, T.seconds, T.incidents),
         ...(r.data.accounts || []).filter((a) => a.downtime_seconds > 0).map((a) => el("tr", {},
           el("td", {}, a.account), el("td", {}, a.area), el("td", {}, a.downtime_seconds),
           el("td", {}, a.incidents.map((i) => i.id).join(" ")))));
@@ -204,7 +208,7 @@ function bars(days) {
   const max = Math.max(1, ...days.map((d) => d.offered));
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `${T.statement}: offered and payable per day`);
+  svg.setAttribute("aria-label", `${T.statement}: ${T.per_day}`);
   svg.setAttribute("width", days.length * w * 2 + 10);
   svg.setAttribute("height", h + 20);
   days.forEach((d, i) => {
@@ -216,7 +220,7 @@ function bars(days) {
       r.setAttribute("width", w - 2);
       r.setAttribute("height", (v / max) * h);
       const title = document.createElementNS(ns, "title");
-      title.textContent = `${d.date} ${key[1]} ${v}`;
+      title.textContent = `${d.date} ${T[key[1]]} ${v}`;
       r.append(title);
       svg.append(r);
     }
@@ -231,14 +235,14 @@ function tickets() {
   async function load() {
     const r = await api("GET", "/api/v1/tickets");
     const open = (r.data.tickets || []).filter((t) => t.state !== "closed");
-    list.replaceChildren(el("tr", {}, ...["number", "account", "problem", "due", "state", ""].map((h) => el("th", {}, h))),
+    list.replaceChildren(header(T.number, T.account, T.problem, T.due, T.state, T.actions),
       ...open.map((t) => el("tr", {}, el("td", {}, t.number), el("td", {}, t.account), el("td", {}, t.problem),
-        el("td", {class: t.overdue ? "late" : ""}, t.due), el("td", {}, t.state),
-        el("td", {}, ...next(t.state).map((s) => el("button", {type: "button", "aria-label": `${t.number} → ${s}`,
+        el("td", {class: t.overdue ? "late" : ""}, t.due ? new Date(t.due).toLocaleString(S.lang) : "—"),
+        el("td", {}, L("state", t.state)),
+        el("td", {}, ...(S.ticket_moves[t.state] || []).map((s) => el("button", {type: "button", "aria-label": `${t.number} → ${L("state", s)}`,
           on: {click: async () => { const x = await api("POST", `/api/v1/tickets/${t.number}/events`, {state: s});
-                                    say(status, x.status < 300 ? `${t.number}: ${s}` : x.data.error); load(); }}}, s))))));
+                                    say(status, x.status < 300 ? `${t.number}: ${L("state", s)}` : x.data.error); load(); }}}, L("state", s)))))));
   }
-  const next = (s) => ({open: ["in_progress", "resolved"], in_progress: ["resolved"], resolved: ["closed", "in_progress"]}[s] || []);
   app.append(el("section", {"aria-label": T.open_tickets}, el("h2", {}, T.open_tickets), list), status);
   load();
   live("", {queues(d) { if (d.tickets_head !== seen) { seen = d.tickets_head; load(); } }});

@@ -1,0 +1,135 @@
+"""Every word the console shows, in English and Russian, side by side.
+
+WORDS are the pages' own words (console.js reads them as T.key).  LABELS name
+the codes ivr's API answers with (a call's outcome, an agent's state, a
+ticket's state...) for people; the API itself keeps the codes.  A test checks
+that both languages have every word and every code has a label.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "ru")
+
+WORDS: dict[str, tuple[str, str]] = {
+    "title": ("ivr console", "Консоль ivr"),
+    "token": ("Token", "Токен"),
+    "sign_in": ("Sign in", "Войти"),
+    "sign_out": ("Sign out", "Выйти"),
+    "bad_token": ("That token is not valid.", "Этот токен недействителен."),
+    "forbidden": ("Your role may not open this page.", "Вашей роли эта страница недоступна."),
+    "language": ("Русский", "English"),
+    # the pages
+    "desk": ("Operator's desk", "Рабочее место оператора"),
+    "board": ("Supervisor's board", "Панель старшего специалиста"),
+    "office": ("Office", "Офис провайдера"),
+    "tickets": ("Engineers' tickets", "Заявки инженеров"),
+    # the desk
+    "caller": ("Caller", "Абонент"),
+    "waiting_call": ("Waiting for a call…", "Ожидание звонка…"),
+    "recent_calls": ("Recent calls", "Последние звонки"),
+    "repeat": ("repeat", "повтор"),
+    "open_items": ("Open tickets and complaints", "Открытые заявки и жалобы"),
+    "incident_blocks": ("A known incident covers this caller",
+                        "Абонента затрагивает известная авария"),
+    "escalate": ("Escalate", "Передать инженерам"),
+    "file_ticket": ("File ticket", "Оформить заявку"),
+    "warn": ("Warn", "Предупредить"),
+    "end_abuse": ("End for abuse", "Завершить за грубость"),
+    "to_supervisor": ("To supervisor", "Старшему специалисту"),
+    "read_back": ("Read numbers back", "Продиктовать номера"),
+    "disposition": ("Disposition", "Итог звонка"),
+    "save": ("Save", "Сохранить"),
+    "seconds_short": ("s", "с"),
+    # the board
+    "queues": ("Queues", "Очереди"),
+    "queue": ("Queue", "Очередь"),
+    "waiting": ("Waiting", "Ожидают"),
+    "agents": ("Agents", "Операторы"),
+    "service_level": ("Service level", "Уровень обслуживания"),
+    "now": ("now", "сейчас"),
+    "today": ("today", "сегодня"),
+    "move": ("Move", "Перевести"),
+    "complaint_for_call": ("Complaint for a call", "Жалоба по звонку"),
+    "call": ("Call", "Звонок"),
+    "text": ("Text", "Текст"),
+    "file_complaint": ("File complaint", "Подать жалобу"),
+    "complaints": ("Complaints", "Жалобы"),
+    # the office
+    "find_number": ("Find by number", "Найти по номеру"),
+    "number": ("Number", "Номер"),
+    "find": ("Find", "Найти"),
+    "registry": ("Registry", "Реестр"),
+    "verify": ("Verify", "Проверить"),
+    "incidents": ("Incidents", "Аварии"),
+    "open_incident": ("Open incident", "Открыть аварию"),
+    "area": ("Area", "Район"),
+    "message": ("Message", "Сообщение"),
+    "hours": ("Hours", "Часов"),
+    "close": ("Close", "Закрыть"),
+    "statement": ("Statement", "Отчёт"),
+    "per_day": ("offered and payable per day", "поступившие и оплачиваемые по дням"),
+    "offered": ("offered", "поступило"),
+    "payable": ("payable", "оплачивается"),
+    "from": ("From", "С"),
+    "to": ("To", "По"),
+    "show": ("Show", "Показать"),
+    "download_csv": ("Download CSV", "Скачать CSV"),
+    "downtime": ("Downtime", "Простой"),
+    "seconds": ("Seconds", "Секунд"),
+    # the engineers
+    "open_tickets": ("Open tickets", "Открытые заявки"),
+    "problem": ("Problem", "Проблема"),
+    "account": ("Account", "Лицевой счёт"),
+    "due": ("Due", "Срок"),
+    "state": ("State", "Состояние"),
+    "actions": ("Actions", "Действия"),
+}
+
+LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "role": {
+        "operator": ("operator", "оператор"), "supervisor": ("supervisor", "старший специалист"),
+        "office": ("office", "офис"), "engineer": ("engineer", "инженер"),
+        "admin": ("admin", "администратор"),
+    },
+    "outcome": {     # journeys.OUTCOMES, and the ledger's own
+        "answered": ("answered", "отвечен"), "abandoned": ("abandoned", "брошен"),
+        "timeout": ("timed out", "истекло ожидание"), "withdrawn": ("withdrawn", "снят с очереди"),
+        "empty": ("no agents", "нет операторов"), "transferred": ("transferred", "переведён"),
+        "exit_with_key": ("left by a key", "вышел по клавише"),
+        "unanswered": ("unanswered", "не отвечен"), "unknown": ("unknown", "неизвестно"),
+        "unobserved": ("not observed", "не отслежен"),
+    },
+    "agent": {       # journeys.AGENT_STATES
+        "available": ("available", "свободен"), "ringing": ("ringing", "вызов"),
+        "in_call": ("in a call", "разговаривает"), "paused": ("paused", "на паузе"),
+        "unavailable": ("unavailable", "недоступен"),
+    },
+    "kind": {
+        "ticket": ("ticket", "заявка"), "complaint": ("complaint", "жалоба"),
+        "claim": ("claim", "перерасчёт"),
+    },
+    "state": {       # a ticket's (desk TICKET_MOVES), a complaint's (COMPLAINT_MOVES), a claim's
+        "open": ("open", "открыта"), "in_progress": ("in progress", "в работе"),
+        "resolved": ("resolved", "решена"), "closed": ("closed", "закрыта"),
+        "received": ("received", "получена"), "forwarded": ("forwarded", "передана"),
+        "answered": ("answered", "дан ответ"), "filed": ("filed", "оформлен"),
+    },
+    "disposition": {   # api.DISPOSITIONS
+        "resolved": ("resolved", "решено"), "ticket": ("ticket filed", "оформлена заявка"),
+        "escalated": ("escalated", "передано инженерам"),
+        "incident_informed": ("told of the incident", "сообщено об аварии"),
+        "complaint": ("complaint", "жалоба"), "claim": ("claim", "перерасчёт"),
+        "abuse_ended": ("ended for abuse", "завершён за грубость"),
+    },
+}
+
+
+def words(lang: str) -> dict[str, str]:
+    i = LANGUAGES.index(lang)
+    return {key: pair[i] for key, pair in WORDS.items()}
+
+
+def labels(lang: str) -> dict[str, dict[str, str]]:
+    i = LANGUAGES.index(lang)
+    return {space: {code: pair[i] for code, pair in codes.items()}
+            for space, codes in LABELS.items()}
