@@ -53,6 +53,10 @@ class Tokens:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def holders(self) -> frozenset[Actor]:
+        """Everyone who holds a token."""
+        return frozenset(a for _, a in self._entries)
+
     def who(self, authorization: str) -> Actor | None:
         """The holder of `Authorization: Bearer TOKEN`, or None."""
         scheme, _, given = authorization.partition(" ")

@@ -2,7 +2,9 @@
 
 Sign-in (`/console`) takes a role token (the API's, ivr/roles.py) and keeps it
 server-side: the browser holds only a session cookie (HttpOnly,
-SameSite=Strict).  The pages call the same JSON API as everyone else, with
+SameSite=Strict).  Sessions are kept in the ledger database too (only the
+cookie's SHA-256), so a restart of ivr signs nobody out; a session whose
+holder no longer has a token is not restored.  The pages call the same JSON API as everyone else, with
 the session and its CSRF token in a header (api.auth_middleware accepts
 both), so the console adds no second way to act on a call.  A form posted
 from another origin is refused.  Each role has its pages; any other is 403.
@@ -11,6 +13,7 @@ from another origin is refused.  Each role has its pages; any other is 403.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import json
 import logging
@@ -28,6 +31,7 @@ from ivr.app import App
 from ivr.console import texts
 from ivr.console.live import Hub
 from ivr.desk.service import TICKET_MOVES
+from ivr.ledger.store import LedgerError, problem
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -62,12 +66,31 @@ class Console:
         self._today: tuple[float, float | None, int] | None = None   # (when, share, offered)
 
     def session(self, request: web.Request) -> Session | None:
-        sid = request.cookies.get(COOKIE, "")
+        sid = _hash(request.cookies.get(COOKIE, ""))
         found = self.sessions.get(sid)
         if found is None or found.expires < time.time():
             self.sessions.pop(sid, None)
             return None
         return found
+
+    async def restore_sessions(self, timeout: float = 5.0) -> None:
+        """At start: the sessions the ledger keeps, of holders that still have a token."""
+        try:
+            rows = await asyncio.wait_for(self.app.store.sessions(round(time.time() * 1e6)),
+                                          timeout)
+        except Exception as exc:      # unreachable or slow: people sign in again
+            reason = str(exc) if isinstance(exc, LedgerError) else problem(exc) or "timed out"
+            log.warning("console: the sessions cannot be read from the ledger (%s); "
+                        "everyone signs in again", reason)
+            return
+        holders = self.app.tokens.holders()
+        for r in rows:
+            actor = roles.Actor(r["role"], r["name"])
+            if actor in holders:
+                self.sessions[r["sid_hash"]] = Session(actor, r["csrf"], r["expires_us"] / 1e6)
+        if rows:
+            log.info("console: %d session(s) restored, %d without a token any more",
+                     len(self.sessions), len(rows) - len(self.sessions))
 
     def api_actor(self, request: web.Request) -> roles.Actor | None:
         """The console's own calls to /api/v1: the session cookie and its CSRF header."""
@@ -114,7 +137,18 @@ class Console:
         if actor is None:
             return self._sign_in_form(request, _texts(request)["bad_token"], status=401)
         sid = secrets.token_urlsafe(32)
-        self.sessions[sid] = Session(actor, secrets.token_urlsafe(24), time.time() + SESSION_SECONDS)
+        now = time.time()
+        session = self.sessions[_hash(sid)] = Session(actor, secrets.token_urlsafe(24),
+                                                       now + SESSION_SECONDS)
+        try:
+            await self.app.store.session_put({
+                "sid_hash": _hash(sid), "role": actor.role, "name": actor.name,
+                "csrf": session.csrf, "created_us": round(now * 1e6),
+                "expires_us": round(session.expires * 1e6)})
+        except LedgerError as exc:    # signed in all the same, until ivr restarts
+            log.warning("console: %s %s's session is not kept in the ledger (%s): a restart "
+                        "signs them out", actor.role, actor.name, exc)
+        log.info("console: %s %s signed in", actor.role, actor.name)
         response = web.HTTPSeeOther(self._home(actor))
         response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/",
                             max_age=SESSION_SECONDS)
@@ -123,7 +157,15 @@ class Console:
     async def sign_out(self, request: web.Request) -> web.StreamResponse:
         if not _same_origin(request):
             return web.Response(status=403, text="cross-site request refused")
-        self.sessions.pop(request.cookies.get(COOKIE, ""), None)
+        sid = _hash(request.cookies.get(COOKIE, ""))
+        found = self.sessions.pop(sid, None)
+        if found is not None:
+            log.info("console: %s %s signed out", found.actor.role, found.actor.name)
+            try:
+                await self.app.store.session_drop(sid)
+            except LedgerError as exc:
+                log.warning("console: %s %s's session stays in the ledger until it expires "
+                            "(%s); it is over in this ivr", found.actor.role, found.actor.name, exc)
         response = web.HTTPSeeOther("/console")
         response.del_cookie(COOKIE, path="/")
         raise response
@@ -257,6 +299,11 @@ class Console:
         return web.Response(text=billing.to_csv(statement, False), content_type="text/csv",
                             headers={"Content-Disposition": 'attachment; filename="statement.csv"'})
 
+
+
+def _hash(sid: str) -> str:
+    """What the sessions are kept under: the cookie's SHA-256, never the cookie."""
+    return hashlib.sha256(sid.encode()).hexdigest()
 
 
 def _lang(request: web.Request) -> str:

@@ -96,6 +96,15 @@ class OffLoop:
     async def operator_actions(self, pbx: str, uniqueid: str) -> list[dict[str, Any]]:
         return await self._run(self.store.operator_actions(pbx, uniqueid))
 
+    async def session_put(self, row: dict[str, Any]) -> None:
+        await self._run(self.store.session_put(row))
+
+    async def session_drop(self, sid_hash: str) -> None:
+        await self._run(self.store.session_drop(sid_hash))
+
+    async def sessions(self, now_us: int) -> list[dict[str, Any]]:
+        return await self._run(self.store.sessions(now_us))
+
     async def close(self) -> None:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None or not thread.is_alive():

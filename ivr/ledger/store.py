@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import (Connection, String, and_, case, cast, event, func, insert, literal,
-                        literal_column, select, text, update)
+from sqlalchemy import (Connection, String, and_, case, cast, delete, event, func, insert,
+                        literal, literal_column, select, text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -450,6 +450,31 @@ class Store:
         query = select(func.encode(func.sha256(func.convert_to(lines, "UTF8")), "hex")).where(period)
         found = (await conn.execute(query)).scalar()
         return str(found) if found is not None else hashlib.sha256(b"").hexdigest()
+
+    # -- console sessions (console/web.py): not figures, so they may be deleted ---------
+
+    async def session_put(self, row: dict[str, Any]) -> None:
+        await self._change(insert(t.console_sessions), [row])
+
+    async def session_drop(self, sid_hash: str) -> None:
+        await self._change(delete(t.console_sessions)
+                           .where(t.console_sessions.c.sid_hash == sid_hash))
+
+    async def sessions(self, now_us: int) -> list[dict[str, Any]]:
+        """The sessions still valid at now_us; the expired ones are deleted."""
+        c = t.console_sessions.c
+        await self._change(delete(t.console_sessions).where(c.expires_us <= now_us))
+        return [dict(r) for r in await self._read(select(t.console_sessions), mappings=True)]
+
+    async def _change(self, statement: Any, rows: Sequence[dict[str, Any]] | None = None) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                if rows is None:
+                    await conn.execute(statement)
+                else:
+                    await conn.execute(statement, rows)
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
 
     async def rows(self, table: str) -> list[tuple[Any, ...]]:
         """A realtime queue_log table (contrib/realtime layout), oldest first."""

@@ -35,17 +35,25 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture
-async def ivr_console(lab: Lab, tmp_path: Path) -> AsyncIterator[Running]:
+def console_config(lab: Lab, tmp_path: Path) -> Any:
     tokens = tmp_path / "tokens"
     tokens.write_text("".join(f"{role} {name} {token}\n" for role, (name, token) in TOKENS.items()))
     tokens.chmod(0o600)
     config = lab_config(lab, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
-    config = replace(config, api=replace(config.api, tokens_file=str(tokens)))
+    return replace(config, api=replace(config.api, tokens_file=str(tokens)))
+
+
+async def started(config: Any) -> tuple[Running, Any]:
     app, runner = await start(config)
     await eventually(lambda: app.ready and app.desk.loaded, timeout=15, what="ivr ready")
     running = Running(app)
     running.console = runner.app[CONSOLE]        # type: ignore[attr-defined]
+    return running, runner
+
+
+@pytest.fixture
+async def ivr_console(lab: Lab, tmp_path: Path) -> AsyncIterator[Running]:
+    running, runner = await started(console_config(lab, tmp_path))
     yield running
     await runner.cleanup()
 
@@ -284,3 +292,31 @@ async def test_a_desk_reconnects_by_itself_after_its_stream_drops(
     phones.append(traffic.agent("op1", ring_ms=1000))
     phones.append(traffic.callers(1, hold_ms=20_000, number_prefix="7910"))
     await expect(page.get_by_role("region", name="Caller")).to_contain_text("100101", timeout=20_000)
+
+
+async def test_a_restart_of_ivr_signs_nobody_out(
+        lab: Lab, tmp_path: Path, browser: Any, phones: list, only_op1: None) -> None:
+    """op1's desk stays open while ivr restarts: its stream reconnects to the new ivr with
+    the same session (kept in the ledger), and the next call pops on it."""
+    from playwright.async_api import expect
+    config = console_config(lab, tmp_path)
+    ivr, runner = await started(config)
+    try:
+        page = await signed_in(browser, ivr, "operator")
+        await expect(page.get_by_role("region", name="Caller")).to_contain_text("Waiting for a call")
+        await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=5,  # type: ignore[attr-defined]
+                         what="the desk's stream open")
+    finally:
+        await runner.cleanup()
+    ivr, runner = await started(config)
+    try:
+        await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=20,  # type: ignore[attr-defined]
+                         what="the desk's stream open on the new ivr")
+        assert page.url.endswith("/console/desk/op1")           # not sent back to sign-in
+        phones.append(traffic.agent("op1", ring_ms=1000))
+        phones.append(traffic.callers(1, hold_ms=20_000, number_prefix="7910"))
+        await expect(page.get_by_role("region", name="Caller")).to_contain_text("100101",
+                                                                               timeout=20_000)
+        await page.screenshot(path=str(ARTIFACTS / "desk-after-restart.png"))
+    finally:
+        await runner.cleanup()

@@ -155,3 +155,54 @@ def test_every_code_the_pages_show_has_a_label_in_both_languages() -> None:
         assert codes <= set(texts.LABELS[space]), (space, codes - set(texts.LABELS[space]))
         ru = texts.labels("ru")[space]
         assert all(ru[c] and ru[c] != c for c in codes), space
+
+
+async def test_a_restart_signs_nobody_out_but_sign_out_and_a_taken_token_do(tmp_path: Path) -> None:
+    """Sessions are kept in the ledger (the cookie's hash only): a new ivr on the same
+    ledger knows them, unless they signed out or their token was taken away."""
+    import hashlib
+    import sqlite3
+
+    config = config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}")
+
+    async def ivr() -> Any:
+        app = build(config, clock=Clock())
+        client = TestClient(TestServer(make_web(app)))
+        await client.start_server()
+        return client
+
+    first = await ivr()
+    cookies = {}
+    for role in ("office", "engineer", "operator"):
+        first.session.cookie_jar.clear()
+        await sign_in(first, role)
+        cookies[role] = first.session.cookie_jar.filter_cookies(first.make_url("/"))["ivr_session"].value
+    csrf = csrf_of(await (await first.get("/console/desk/op1")).text())
+    await first.post("/console/sign-out", allow_redirects=False)      # the operator leaves
+    await first.close()
+    kept = sqlite3.connect(tmp_path / "ledger.db").execute(
+        "SELECT sid_hash, role FROM console_sessions ORDER BY role").fetchall()
+    assert kept == sorted([(hashlib.sha256(cookies[r].encode()).hexdigest(), r)
+                           for r in ("engineer", "office")], key=lambda r: r[1])
+    assert not any(cookies[r] in str(kept) for r in cookies)            # never the cookie
+
+    # The engineer's token is taken away before the restart.
+    tokens = Path(config.api.tokens_file)
+    tokens.write_text("".join(line + "\n" for line in tokens.read_text().splitlines()
+                              if not line.startswith("engineer ")))
+    second = await ivr()
+    try:
+        page = await second.get("/console/office", allow_redirects=False,
+                                headers={"Cookie": f"ivr_session={cookies['office']}"})
+        assert page.status == 200
+        csrf = csrf_of(await page.text())
+        resp = await second.get("/api/v1/registry", headers={
+            "Cookie": f"ivr_session={cookies['office']}", "X-CSRF-Token": csrf})
+        assert resp.status == 200
+        for gone, path in (("engineer", "/console/tickets"), ("operator", "/console/desk/op1")):
+            resp = await second.get(path, allow_redirects=False,
+                                    headers={"Cookie": f"ivr_session={cookies[gone]}"})
+            assert resp.status == 302 and resp.headers["Location"] == "/console", gone
+    finally:
+        await second.close()
+

@@ -19,7 +19,7 @@ from ivr.ledger import schema as t
 from ivr.ledger.store import MIGRATIONS, LedgerError, Store, driver_url
 from tests.pg import PgCluster
 
-HEAD, PREVIOUS = "0006", "0001"
+HEAD, PREVIOUS = "0007", "0001"
 FL = "first-line"
 T0 = 1_764_547_200_000_000          # 2025-12-01T00:00:00Z in µs
 S = 1_000_000                       # one second in µs
@@ -433,3 +433,16 @@ async def test_the_store_outlives_a_database_restart(pg_cluster: PgCluster,
         assert [c.uniqueid for c in await s.calls(T0, T0 + S)] == ["7.1"]
     finally:
         await s.close()
+
+
+async def test_console_sessions_expire_and_are_deleted(store: Store) -> None:
+    for sid, expires in (("a" * 64, 1_000), ("b" * 64, 3_000)):
+        await store.session_put({"sid_hash": sid, "role": "office", "name": "anna", "csrf": "x",
+                                 "created_us": 0, "expires_us": expires})
+    assert [r["sid_hash"] for r in await store.sessions(2_000)] == ["b" * 64]
+    assert [r["sid_hash"] for r in await store.sessions(0)] == ["b" * 64]    # a is gone
+    with pytest.raises(LedgerError):                                         # one sid, one row
+        await store.session_put({"sid_hash": "b" * 64, "role": "office", "name": "x",
+                                 "csrf": "y", "created_us": 0, "expires_us": 9_000})
+    await store.session_drop("b" * 64)
+    assert await store.sessions(0) == []
