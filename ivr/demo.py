@@ -3,7 +3,8 @@
 Operators op1 and op2 answer after 4 s; op3 and op4 are away (their phones
 ring and nobody answers), so at busy moments callers wait in first-line and
 are moved to common at 30 s, where gen1 and gen2 answer after 2 s.  A few
-impatient callers hang up after 8 s.
+impatient callers hang up after 8 s.  The callers (7901M, 7902M) are in the
+lab's directory, so their cards on the console's desks show an account.
 
 When Debian's prometheus is installed, a Prometheus with the shipped rules
 scrapes the demo on 127.0.0.1:9090: point Grafana's provisioned datasource

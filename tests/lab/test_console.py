@@ -4,9 +4,11 @@ them; a screenshot of every page is kept in artifacts/console/ (IVR_ARTIFACTS)."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -320,3 +322,44 @@ async def test_a_restart_of_ivr_signs_nobody_out(
         await page.screenshot(path=str(ARTIFACTS / "desk-after-restart.png"))
     finally:
         await runner.cleanup()
+
+
+async def test_make_demo_prints_the_console_and_its_desk_pops_on_the_demos_calls(
+        lab: Lab, tmp_path: Path, browser: Any) -> None:
+    """`ivr demo` (what make demo runs), as a person uses it: sign in as op1 with the
+    token the demo printed, and the demo's calls pop on op1's desk with the caller's
+    account and area (the demo's callers are in the lab's directory)."""
+    from playwright.async_api import expect
+    env = {**os.environ, "IVR_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    demo = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("ivr")), "demo", "--minutes", "0.75",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env)
+    assert demo.stdout is not None
+    printed: list[str] = []
+    try:
+        while not any(line.startswith("    engineer ") for line in printed):
+            line = (await asyncio.wait_for(demo.stdout.readline(), 30)).decode()
+            assert line, "the demo ended before printing the console:\n" + "".join(printed)
+            printed.append(line)
+        text = "".join(printed)
+        url = re.search(r"the console at (http://\S+/console);", text)
+        assert url is not None, text
+        tokens = dict(re.findall(r"^    (operator op1|supervisor sup1|office anna|engineer eng1) (\S+)$",
+                                 text, re.M))
+        assert len(tokens) == 4, text
+        page = await (await browser.new_context()).new_page()
+        await page.goto(url[1])
+        await page.get_by_label("Token").fill(tokens["operator op1"])
+        await page.get_by_role("button", name="Sign in").click()
+        card = page.get_by_role("region", name="Caller")
+        await expect(card).to_contain_text("Waiting for a call")
+        await expect(card).to_contain_text(re.compile(r"Caller: 7901\d+"), timeout=40_000)
+        await expect(card).to_contain_text(re.compile(r"Account: 201\d{3} · (north|south|center)"))
+        await page.screenshot(path=str(ARTIFACTS / "demo-desk.png"))
+        rest = (await asyncio.wait_for(demo.stdout.read(), 90)).decode()
+        assert await demo.wait() == 0, rest
+        assert "The statement for the demo's calls" in rest, rest
+    finally:
+        if demo.returncode is None:
+            demo.terminate()
+            await demo.wait()
