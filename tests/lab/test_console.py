@@ -128,6 +128,32 @@ async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
     print(f"the card popped {popped * 1000:.0f} ms after the answer reached ivr")
 
 
+async def test_a_known_incident_shows_on_the_card_and_escalate_says_why_it_is_disabled(
+        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+    import aiohttp
+    from playwright.async_api import expect
+    ivr = ivr_console
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(f"{base(ivr)}/api/v1/incidents",
+                               headers={"Authorization": f"Bearer {TOKENS['office'][1]}"},
+                               json={"area": "north", "message": "Fibre cut in the north, fixed by 18:00.",
+                                     "expires_in": 3600})
+        assert resp.status == 201, await resp.text()
+    page = await signed_in(browser, ivr, "operator")
+    card = page.get_by_role("region", name="Caller")
+    await expect(card).to_contain_text("Waiting for a call")
+    phones.append(traffic.agent("op1", ring_ms=1000))
+    phones.append(traffic.callers(1, hold_ms=30_000, number_prefix="7910"))     # 79101: north
+    await expect(card).to_contain_text("100101", timeout=30_000)   # after the announcement
+    await expect(card.get_by_role("note")).to_have_text("Fibre cut in the north, fixed by 18:00.")
+    escalate = page.get_by_role("button", name="Escalate")
+    await expect(escalate).to_be_disabled()
+    await expect(escalate).to_have_accessible_description("Escalate: A known incident covers this caller")
+    await expect(page.get_by_text("Escalate: A known incident covers this caller")).to_be_visible()
+    await expect(page.get_by_role("button", name="File ticket")).to_be_enabled()
+    await page.screenshot(path=str(ARTIFACTS / "desk-incident.png"))
+
+
 async def test_a_complaint_from_the_board_is_found_at_the_office(
         lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
     from playwright.async_api import expect

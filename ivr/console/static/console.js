@@ -58,6 +58,7 @@ function desk() {
     say(status, r.status < 300 ? done(r.data) : (r.data.error || r.status));
     return r;
   };
+  const why = el("p", {id: "escalate-why", class: "why"});   // why Escalate is off, when it is
   const toolbar = el("div", {role: "toolbar", "aria-label": T.desk},
     act("escalate", T.escalate, () => post(`/api/v1/calls/${call.uniqueid}/escalate`, undefined, () => T.escalate + " ✓")),
     act("ticket", T.file_ticket, () => post("/api/v1/tickets",
@@ -72,7 +73,8 @@ function desk() {
     ...S.dispositions.map((c) => el("option", {value: c}, L("disposition", c))));
   const save = el("button", {type: "button", disabled: true, on: {click: () =>
     post(`/api/v1/calls/${call.uniqueid}/disposition`, {code: select.value}, () => T.disposition + " ✓")}}, T.save);
-  app.append(card, el("p", {}, el("label", {for: "problem"}, T.problem + " "), problem), toolbar,
+  buttons.escalate.setAttribute("aria-describedby", "escalate-why");
+  app.append(card, el("p", {}, el("label", {for: "problem"}, T.problem + " "), problem), toolbar, why,
              el("p", {}, el("label", {for: "disposition"}, T.disposition + " "), select, " ", save), status);
 
   live(`?member=${encodeURIComponent(S.member)}`, {
@@ -89,8 +91,7 @@ function desk() {
         el("ul", {}, ...c.open.map((i) => el("li", {}, `${L("kind", i.kind)} ${i.number}: ${L("state", i.state)}`))));
       for (const [name, b] of Object.entries(buttons)) b.disabled = name === "end";
       buttons.escalate.disabled = !c.can_escalate;
-      if (!c.can_escalate) buttons.escalate.title = c.incident ? c.incident.message : "";
-      buttons.escalate.setAttribute("aria-description", c.can_escalate ? "" : T.incident_blocks);
+      say(why, c.can_escalate ? "" : `${T.escalate}: ${T.incident_blocks}`);
       select.disabled = save.disabled = false;
     },
     ended() { for (const b of Object.values(buttons)) b.disabled = true; },
