@@ -14,6 +14,7 @@ desk keeps (ivr/desk).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import re
@@ -53,9 +54,13 @@ class Tokens:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def holders(self) -> frozenset[Actor]:
-        """Everyone who holds a token."""
-        return frozenset(a for _, a in self._entries)
+    def holder_of(self, fingerprint: str) -> Actor | None:
+        """Whose token has that fingerprint (what a console session keeps), or None."""
+        found = None
+        for token, actor in self._entries:
+            if hmac.compare_digest(fingerprint.encode(), _fingerprint(token).encode()):
+                found = actor
+        return found
 
     def who(self, authorization: str) -> Actor | None:
         """The holder of `Authorization: Bearer TOKEN`, or None."""
@@ -67,6 +72,15 @@ class Tokens:
             if hmac.compare_digest(given.encode(), token):
                 found = actor
         return found
+
+
+def fingerprint(authorization: str) -> str:
+    """The SHA-256 of the token of `Authorization: Bearer TOKEN`: kept in place of it."""
+    return _fingerprint(authorization.partition(" ")[2].encode())
+
+
+def _fingerprint(token: bytes) -> str:
+    return hashlib.sha256(token).hexdigest()
 
 
 def load(path: str | os.PathLike[str] | None, admin_token: str = "") -> Tokens:

@@ -2,12 +2,13 @@
 
 Sign-in (`/console`) takes a role token (the API's, ivr/roles.py) and keeps it
 server-side: the browser holds only a session cookie (HttpOnly,
-SameSite=Strict).  Sessions are kept in the ledger database too (only the
-cookie's SHA-256), so a restart of ivr signs nobody out; a session whose
-holder no longer has a token is not restored.  The pages call the same JSON API as everyone else, with
-the session and its CSRF token in a header (api.auth_middleware accepts
-both), so the console adds no second way to act on a call.  A form posted
-from another origin is refused.  Each role has its pages; any other is 403.
+SameSite=Strict).  Sessions are kept in the ledger database too (the SHA-256
+of the cookie and of the token, never either), so a restart of ivr signs
+nobody out; a session whose token is no longer in the tokens file is not
+restored.  The pages call the same JSON API as everyone else, with the
+session and its CSRF token in a header (api.auth_middleware accepts both), so
+the console adds no second way to act on a call.  A form posted from another
+origin is refused.  Each role has its pages; any other is 403.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Session:
     actor: roles.Actor
     csrf: str
     expires: float
+    token: str = ""          # the fingerprint of the token signed in with (roles.fingerprint)
 
 
 class Console:
@@ -74,7 +76,8 @@ class Console:
         return found
 
     async def restore_sessions(self, timeout: float = 5.0) -> None:
-        """At start: the sessions the ledger keeps, of holders that still have a token."""
+        """At start: the sessions the ledger keeps whose token is still in the tokens file
+        (a token taken away or replaced ends its sessions)."""
         try:
             rows = await asyncio.wait_for(self.app.store.sessions(round(time.time() * 1e6)),
                                           timeout)
@@ -83,14 +86,16 @@ class Console:
             log.warning("console: the sessions cannot be read from the ledger (%s); "
                         "everyone signs in again", reason)
             return
-        holders = self.app.tokens.holders()
+        restored = 0
         for r in rows:
             actor = roles.Actor(r["role"], r["name"])
-            if actor in holders:
-                self.sessions[r["sid_hash"]] = Session(actor, r["csrf"], r["expires_us"] / 1e6)
+            if self.app.tokens.holder_of(r["token_sha256"]) == actor:
+                self.sessions[r["sid_hash"]] = Session(actor, r["csrf"], r["expires_us"] / 1e6,
+                                                       r["token_sha256"])
+                restored += 1
         if rows:
-            log.info("console: %d session(s) restored, %d without a token any more",
-                     len(self.sessions), len(rows) - len(self.sessions))
+            log.info("console: %d session(s) restored, %d whose token is gone", restored,
+                     len(rows) - restored)
 
     def api_actor(self, request: web.Request) -> roles.Actor | None:
         """The console's own calls to /api/v1: the session cookie and its CSRF header."""
@@ -133,18 +138,20 @@ class Console:
         if not _same_origin(request):
             return web.Response(status=403, text="cross-site request refused")
         form = await request.post()
-        actor = self.app.tokens.who(f"Bearer {form.get('token', '')}")
+        authorization = f"Bearer {form.get('token', '')}"
+        actor = self.app.tokens.who(authorization)
         if actor is None:
             return self._sign_in_form(request, _texts(request)["bad_token"], status=401)
         sid = secrets.token_urlsafe(32)
         now = time.time()
         session = self.sessions[_hash(sid)] = Session(actor, secrets.token_urlsafe(24),
-                                                       now + SESSION_SECONDS)
+                                                       now + SESSION_SECONDS,
+                                                       roles.fingerprint(authorization))
         try:
             await self.app.store.session_put({
                 "sid_hash": _hash(sid), "role": actor.role, "name": actor.name,
-                "csrf": session.csrf, "created_us": round(now * 1e6),
-                "expires_us": round(session.expires * 1e6)})
+                "token_sha256": session.token, "csrf": session.csrf,
+                "created_us": round(now * 1e6), "expires_us": round(session.expires * 1e6)})
         except LedgerError as exc:    # signed in all the same, until ivr restarts
             log.warning("console: %s %s's session is not kept in the ledger (%s): a restart "
                         "signs them out", actor.role, actor.name, exc)

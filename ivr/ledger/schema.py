@@ -156,13 +156,14 @@ repeats = Table(
     Index("repeats_at", "at_us"),
 )
 
-# Who is signed in to the console (console/web.py): the SHA-256 of the session cookie,
-# never the cookie itself, so the table alone signs nobody in.
+# Who is signed in to the console (console/web.py): the SHA-256 of the session cookie and
+# of the token signed in with, never either, so the table alone signs nobody in.
 console_sessions = Table(
     "console_sessions", metadata,
     Column("sid_hash", String(64), primary_key=True),
     Column("role", String(16), nullable=False),
     Column("name", String(64), nullable=False),
+    Column("token_sha256", String(64), nullable=False),
     Column("csrf", String(64), nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("expires_us", BigInteger, nullable=False),

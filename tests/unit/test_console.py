@@ -157,9 +157,9 @@ def test_every_code_the_pages_show_has_a_label_in_both_languages() -> None:
         assert all(ru[c] and ru[c] != c for c in codes), space
 
 
-async def test_a_restart_signs_nobody_out_but_sign_out_and_a_taken_token_do(tmp_path: Path) -> None:
-    """Sessions are kept in the ledger (the cookie's hash only): a new ivr on the same
-    ledger knows them, unless they signed out or their token was taken away."""
+async def test_a_restart_signs_nobody_out_but_sign_out_and_a_changed_token_do(tmp_path: Path) -> None:
+    """Sessions are kept in the ledger (hashes only): a new ivr on the same ledger knows
+    them, unless they signed out or their token was taken away or replaced."""
     import hashlib
     import sqlite3
 
@@ -173,23 +173,25 @@ async def test_a_restart_signs_nobody_out_but_sign_out_and_a_taken_token_do(tmp_
 
     first = await ivr()
     cookies = {}
-    for role in ("office", "engineer", "operator"):
+    for role in ("office", "engineer", "supervisor", "operator"):
         first.session.cookie_jar.clear()
         await sign_in(first, role)
         cookies[role] = first.session.cookie_jar.filter_cookies(first.make_url("/"))["ivr_session"].value
-    csrf = csrf_of(await (await first.get("/console/desk/op1")).text())
     await first.post("/console/sign-out", allow_redirects=False)      # the operator leaves
     await first.close()
     kept = sqlite3.connect(tmp_path / "ledger.db").execute(
-        "SELECT sid_hash, role FROM console_sessions ORDER BY role").fetchall()
-    assert kept == sorted([(hashlib.sha256(cookies[r].encode()).hexdigest(), r)
-                           for r in ("engineer", "office")], key=lambda r: r[1])
-    assert not any(cookies[r] in str(kept) for r in cookies)            # never the cookie
+        "SELECT sid_hash, role, token_sha256 FROM console_sessions ORDER BY role").fetchall()
+    assert kept == [(hashlib.sha256(cookies[r].encode()).hexdigest(), r,
+                     hashlib.sha256(TOKENS[r][1].encode()).hexdigest())
+                    for r in ("engineer", "office", "supervisor")]
+    assert not any(secret in str(kept) for secret in [*cookies.values(),
+                                                      *(t for _, t in TOKENS.values())])
 
-    # The engineer's token is taken away before the restart.
+    # Before the restart the engineer's token is taken away and the supervisor's replaced.
     tokens = Path(config.api.tokens_file)
-    tokens.write_text("".join(line + "\n" for line in tokens.read_text().splitlines()
-                              if not line.startswith("engineer ")))
+    lines = [line for line in tokens.read_text().splitlines() if not line.startswith("engineer ")]
+    tokens.write_text("".join(line.replace(TOKENS["supervisor"][1], "a-new-token-for-sup1-0001") + "\n"
+                              for line in lines))
     second = await ivr()
     try:
         page = await second.get("/console/office", allow_redirects=False,
@@ -199,10 +201,10 @@ async def test_a_restart_signs_nobody_out_but_sign_out_and_a_taken_token_do(tmp_
         resp = await second.get("/api/v1/registry", headers={
             "Cookie": f"ivr_session={cookies['office']}", "X-CSRF-Token": csrf})
         assert resp.status == 200
-        for gone, path in (("engineer", "/console/tickets"), ("operator", "/console/desk/op1")):
+        for gone, path in (("engineer", "/console/tickets"), ("supervisor", "/console/board"),
+                           ("operator", "/console/desk/op1")):
             resp = await second.get(path, allow_redirects=False,
                                     headers={"Cookie": f"ivr_session={cookies[gone]}"})
             assert resp.status == 302 and resp.headers["Location"] == "/console", gone
     finally:
         await second.close()
-

@@ -438,11 +438,11 @@ async def test_the_store_outlives_a_database_restart(pg_cluster: PgCluster,
 async def test_console_sessions_expire_and_are_deleted(store: Store) -> None:
     for sid, expires in (("a" * 64, 1_000), ("b" * 64, 3_000)):
         await store.session_put({"sid_hash": sid, "role": "office", "name": "anna", "csrf": "x",
-                                 "created_us": 0, "expires_us": expires})
+                                 "token_sha256": "f" * 64, "created_us": 0, "expires_us": expires})
     assert [r["sid_hash"] for r in await store.sessions(2_000)] == ["b" * 64]
     assert [r["sid_hash"] for r in await store.sessions(0)] == ["b" * 64]    # a is gone
     with pytest.raises(LedgerError):                                         # one sid, one row
-        await store.session_put({"sid_hash": "b" * 64, "role": "office", "name": "x",
-                                 "csrf": "y", "created_us": 0, "expires_us": 9_000})
+        await store.session_put({"sid_hash": "b" * 64, "role": "office", "name": "x", "csrf": "y",
+                                 "token_sha256": "f" * 64, "created_us": 0, "expires_us": 9_000})
     await store.session_drop("b" * 64)
     assert await store.sessions(0) == []

@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("sid_hash", sa.String(64), primary_key=True),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("token_sha256", sa.String(64), nullable=False),
         sa.Column("csrf", sa.String(64), nullable=False),
         sa.Column("created_us", sa.BigInteger, nullable=False),
         sa.Column("expires_us", sa.BigInteger, nullable=False),
