@@ -31,7 +31,7 @@ function header(...names) { return el("tr", {}, ...names.map((n) => el("th", {sc
 
 function live(query, handlers) {
   // EventSource reconnects by itself after a drop; a session ivr no longer knows
-  // (it restarted, or signed out elsewhere) goes back to sign-in.
+  // (signed out elsewhere, expired, or its token taken away) goes back to sign-in.
   const source = new EventSource("/console/events" + query);
   source.onerror = async () => {
     const r = await fetch("/api/v1/incidents", {headers: {"X-CSRF-Token": S.csrf}}).catch(() => null);
