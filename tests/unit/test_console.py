@@ -92,7 +92,7 @@ async def test_the_assets_are_shipped_with_ivr(client: TestClient[Any, Any]) -> 
     assert "http" not in page.split("<body>")[0].replace("http-equiv", "")    # no CDN
 
 
-async def test_the_card_flags_the_calls_a_caller_may_be_redialling_after(tmp_path: Path) -> None:
+async def test_the_card_has_the_callers_calls_repeats_flagged_and_open_items(tmp_path: Path) -> None:
     from dataclasses import replace
 
     from ivr.ami.codec import Message
@@ -106,6 +106,13 @@ async def test_the_card_flags_the_calls_a_caller_may_be_redialling_after(tmp_pat
                    answered_member="", visits=(rec.VisitRecord(1, "first-line", 0, 1, "abandoned",
                                                                None, ""),))
     await app.store.write([answered(0), lost])
+    await app.desk.load()
+    from ivr.roles import Actor
+    op1, eng1 = Actor("operator", "op1"), Actor("engineer", "eng1")
+    still_open = await app.desk.file_ticket(op1, "100101", None, "no link", False)
+    done = await app.desk.file_ticket(op1, "100101", None, "slow", False)
+    await app.desk.change(eng1, done.number, "resolved", None)
+    await app.desk.file_ticket(op1, "100102", None, "another account", False)
     pbx = app.pbxs["default"]
     for fields in ((("Event", "VarSet"), ("Uniqueid", "1796000000.5"), ("Channel", "PJSIP/c-5"),
                     ("Variable", "IVR_ACCOUNT"), ("Value", "100101")),
@@ -119,6 +126,11 @@ async def test_the_card_flags_the_calls_a_caller_may_be_redialling_after(tmp_pat
     assert [(r["uniqueid"], r["outcome"], r["repeat"]) for r in card["recent"]] == [
         ("1795996400.0", "answered", False), ("1795996400.9", "abandoned", True)]
     assert card["repeats"] == 1 and card["can_escalate"] and card["incident"] is None
+    assert card["open"] == [{"number": still_open.number, "kind": "ticket", "state": "open"}]
+    # A known incident over the caller's area: on the card, and Escalate is off.
+    app.incidents.open("north", "Fibre cut.", 3600)
+    card = await Hub(app).card("1796000000.5", "op1", 2500)
+    assert card["incident"]["message"] == "Fibre cut." and not card["can_escalate"]
     await app.store.close()
 
 
