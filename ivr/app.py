@@ -50,6 +50,8 @@ from ivr.policy import OverflowRule, Rules
 from ivr.router import Router
 
 log = logging.getLogger(__name__)
+# A call that ended within the repeat window may have entered this much before it.
+REPEAT_LOOKBACK_US = 3600 * 1_000_000
 
 
 @dataclass(eq=False)
@@ -264,6 +266,27 @@ class App:
         if verdict.kind == repeats.CONCURRENT and route.route == "first-line":
             return replace(route, route="concurrent", announce="already-waiting")
         return replace(route, prio=verdict.prio)
+
+    async def restore_repeats(self, timeout: float = 5.0) -> None:
+        """At start: the calls that ended within the repeat window (and entered up to
+        REPEAT_LOOKBACK before it) come back from the ledger, so a caller who hung up just
+        before a restart is still a repeat when they call again."""
+        now = round(self.clock() * 1e6)
+        window_start = now - self.repeats.window_us
+        since = window_start - REPEAT_LOOKBACK_US
+        try:
+            records, firsts = await asyncio.wait_for(asyncio.gather(
+                self.store.ended_since(window_start, since),
+                self.store.repeat_firsts(since, now + 1)), timeout)
+        except Exception as exc:    # unreachable or slow: repeats start from nothing
+            reason = str(exc) if isinstance(exc, LedgerError) else problem(exc) or "timed out"
+            log.warning("repeat callers: the ledger cannot be read (%s); calls before this "
+                        "start are not seen as repeated", reason)
+            return
+        held = self.repeats.restore(records, firsts)
+        if held:
+            log.info("repeat callers: %d unanswered call(s) of the last %.0f s restored from "
+                     "the ledger", held, self.repeats.window_us / 1e6)
 
     def repeat_ended(self, fact: Fact) -> None:
         if isinstance(fact, JourneyEnded):

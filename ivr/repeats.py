@@ -13,12 +13,16 @@ Every caller enters the queue with Asterisk's QUEUE_PRIO set from the time it
 repeat caller keeps their place, and hanging up and calling again gains
 nothing and loses nothing.  Callers ivr did not route (ivr down) have
 priority 0 and wait behind the others.  An answered call ends the chain.
+
+What is remembered lives in memory and comes back at start from the ledger
+(`restore`: the calls that ended within the window, and the chains their
+repeats rows name), so a restart of ivr does not forget who just hung up.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Mapping, Protocol
 
 from ivr.ledger.records import CallRecord
 
@@ -95,6 +99,18 @@ class Repeats:
             del index[key]
             return None
         return found
+
+    def restore(self, records: Iterable[CallRecord], firsts: Mapping[str, int]) -> int:
+        """At start: the ledger's calls that ended lately, as if they had just ended here;
+        `firsts` is the chain's first join of those that were repeats themselves (the
+        ledger's repeats rows).  How many of them a next call could repeat."""
+        for record in sorted(records, key=lambda r: (r.ended_us, r.uniqueid)):
+            if record.uniqueid in firsts:
+                self._first[record.uniqueid] = firsts[record.uniqueid]
+            self.ended(record)
+        now = round(self.clock() * 1e6)
+        return len({e.uniqueid for index in (self.by_number, self.by_account)
+                    for e in index.values() if now - e.ended_us <= self.window_us})
 
     def ended(self, record: CallRecord) -> None:
         """A call ended: answered, it ends its chain; unanswered after a queue, the next

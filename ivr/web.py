@@ -76,6 +76,7 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
     cancelled here.  On stop the ledger writes what it holds, or spools it."""
     app = w[APP]
     await app.restore_incidents()
+    await app.restore_repeats()
     await w[CONSOLE].restore_sessions()
     tasks = [asyncio.create_task(pbx.ami.run(), name=f"ami {pbx.name}")
              for pbx in app.pbxs.values()]

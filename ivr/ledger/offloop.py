@@ -93,6 +93,12 @@ class OffLoop:
     async def repeat_counts(self, from_us: int, to_us: int) -> dict[str, int]:
         return await self._run(self.store.repeat_counts(from_us, to_us))
 
+    async def ended_since(self, ended_from_us: int, entered_from_us: int) -> list[rec.CallRecord]:
+        return await self._run(self.store.ended_since(ended_from_us, entered_from_us))
+
+    async def repeat_firsts(self, from_us: int, to_us: int) -> dict[str, int]:
+        return await self._run(self.store.repeat_firsts(from_us, to_us))
+
     async def operator_actions(self, pbx: str, uniqueid: str) -> list[dict[str, Any]]:
         return await self._run(self.store.operator_actions(pbx, uniqueid))
 

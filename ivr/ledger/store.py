@@ -295,6 +295,12 @@ class Store:
                  .group_by(r.kind))
         return {str(key): int(n) for key, n in await self._read(query)}
 
+    async def repeat_firsts(self, from_us: int, to_us: int) -> dict[str, int]:
+        """Repeat calls judged in [from_us, to_us): uniqueid -> their chain's first join."""
+        r = t.repeats.c
+        query = select(r.uniqueid, r.first_us).where(r.at_us >= from_us, r.at_us < to_us)
+        return {str(uid): int(first) for uid, first in await self._read(query)}
+
     async def operator_actions(self, pbx: str, uniqueid: str) -> list[dict[str, Any]]:
         a = t.operator_actions.c
         query = (select(t.operator_actions).where(a.pbx == pbx, a.uniqueid == uniqueid)
@@ -319,6 +325,13 @@ class Store:
         c = t.calls.c
         return await self._calls_where(and_(c.answered_member == member,
                                             c.answered_us >= from_us, c.answered_us < to_us))
+
+    async def ended_since(self, ended_from_us: int, entered_from_us: int) -> list[rec.CallRecord]:
+        """Calls that ended at or after ended_from_us (and entered at or after
+        entered_from_us, which the index finds), for the repeat callers at start."""
+        c = t.calls.c
+        return await self._calls_where(and_(c.entered_us >= entered_from_us,
+                                            c.ended_us >= ended_from_us))
 
     async def _calls_where(self, condition: Any) -> list[rec.CallRecord]:
         c = t.calls.c

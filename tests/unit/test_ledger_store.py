@@ -446,3 +446,18 @@ async def test_console_sessions_expire_and_are_deleted(store: Store) -> None:
                                  "token_sha256": "f" * 64, "created_us": 0, "expires_us": 9_000})
     await store.session_drop("b" * 64)
     assert await store.sessions(0) == []
+
+
+async def test_what_a_restart_reads_back_for_the_repeat_callers(store: Store) -> None:
+    early = call("9.1", T0, (visit(1, FL, T0, 20_000, "abandoned"),), outcome="abandoned",
+                 payable=False)                          # ended at T0 + 80 s
+    late = call("9.2", T0 + 100 * S, (visit(1, FL, T0 + 100 * S, 30_000, "timeout"),),
+                outcome="unanswered", payable=False)    # ended at T0 + 190 s
+    await store.write([early, late])
+    await store.history("repeats", [{"pbx": "pbx1", "uniqueid": "9.2", "at_us": T0 + 100 * S,
+                                     "kind": "after_abandon", "repeat_of": "9.1", "first_us": T0}])
+    assert [r.uniqueid for r in await store.ended_since(T0 + 100 * S, T0)] == ["9.2"]
+    assert [r.uniqueid for r in await store.ended_since(T0, T0)] == ["9.1", "9.2"]
+    assert [r.uniqueid for r in await store.ended_since(T0, T0 + S)] == ["9.2"]    # entered after
+    assert await store.repeat_firsts(T0, T0 + 200 * S) == {"9.2": T0}
+    assert await store.repeat_firsts(T0 + 101 * S, T0 + 200 * S) == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ivr import repeats
 from ivr.ledger import records as rec
@@ -87,6 +88,24 @@ def test_no_repeat_after_an_answer_or_outside_the_window() -> None:
     assert r.judge("4.4", "79101", "100101", []).kind is None        # answered: chain ended
 
 
+def test_a_restart_remembers_who_just_hung_up() -> None:
+    """restore() puts back what the ledger kept: the calls that ended lately, in the order
+    they ended (an answer after an abandon ends the chain), and the first join of those
+    that were repeats themselves."""
+    clock = Clock()
+    r = Repeats(600, clock)
+    records = [ended("5.2", "79101", "100101", T0 - 60, "abandoned"),      # a repeat of 5.1
+               ended("5.3", "79102", "100102", T0 - 200, "abandoned"),
+               ended("5.4", "79102", "100102", T0 - 100, "answered"),       # ... then answered
+               ended("5.5", "79103", "100103", T0 - 700, "abandoned")]      # out of the window
+    firsts = {"5.2": int((T0 - 500) * S)}
+    assert r.restore(records, firsts) == 1
+    again = r.judge("5.6", "79101", "", [])
+    assert (again.kind, again.repeat_of, again.first_us) == ("after_abandon", "5.2", firsts["5.2"])
+    assert r.judge("5.7", "", "100102", []).kind is None
+    assert r.judge("5.8", "79103", "100103", []).kind is None
+
+
 def test_prio_is_higher_for_an_earlier_first_join_and_fits_32_bits() -> None:
     assert repeats.prio(int(T0 * S)) > repeats.prio(int((T0 + 1) * S))
     assert 0 < repeats.prio(int(T0 * S)) < 2**31
@@ -130,3 +149,31 @@ def test_one_payable_answer_per_caller_per_window() -> None:
              contact("4", "79101", "100101", 0.5),       # 30 min later: paid again
              contact("5", "79102", "100102", 0.05), contact("6", "79103", "", 0, payable=False)]
     assert fcr.payable_once(calls, window) == 3
+
+
+async def test_ivr_restarted_gives_a_redial_the_place_of_the_call_before_the_restart(
+        tmp_path: Path) -> None:
+    """A caller hung up (the ledger has the call), ivr restarted: their next call is still
+    a repeat, and the dialplan gets the first call's QUEUE_PRIO."""
+    from urllib.parse import parse_qs
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ivr.app import build
+    from ivr.web import make_web
+    from tests.unit.test_desk_api import config_for
+    clock = Clock()
+    app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=clock)
+    await app.store.migrate()
+    lost = ended("1795999900.1", "79101", "100101", T0 - 60, "abandoned")
+    await app.store.write([lost])
+    await app.store.close()
+
+    app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=clock)
+    async with TestClient(TestServer(make_web(app))) as client:       # starts as ivr run does
+        resp = await client.get("/dialplan/v1/entry?uniqueid=1796000000.7&caller=79101")
+        answer = parse_qs(await resp.text())
+    assert answer["route"] == ["first-line"]
+    assert answer["prio"] == [str(repeats.prio(lost.entered_us))]
+    assert app.registry.get_sample_value("ivr_repeat_calls_total",
+                                         {"pbx": "default", "kind": "after_abandon"}) == 1
