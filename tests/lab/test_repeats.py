@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,8 @@ from ivr import repeats
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from tests.helpers import eventually
-from tests.lab.conftest import Running
+from ivr.service import start
+from tests.lab.conftest import Running, lab_config
 from tests.lab.test_desk_phone import listening
 
 pytestmark = pytest.mark.lab
@@ -46,6 +48,36 @@ async def test_a_caller_who_calls_again_keeps_their_place(lab: Lab, ivr: Running
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT uniqueid, kind, repeat_of, first_us FROM repeats").fetchall()
     assert rows == [(again.uniqueid, "after_abandon", first.uniqueid, first_joined)]
+
+
+async def test_a_caller_keeps_their_place_across_a_restart_of_ivr(lab: Lab, tmp_path: Path,
+                                                                   phones: list) -> None:
+    """The first call is abandoned, ivr restarts (the ledger is all it has), the caller
+    calls again: Asterisk holds them by the first call's join."""
+    config = lab_config(lab, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
+    phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]   # nobody answers
+    app, runner = await start(config)
+    try:
+        before = Running(app)
+        await eventually(lambda: app.ready, timeout=15, what="ivr ready")
+        phones.append(traffic.callers(1, hold_ms=9000, number_prefix="7930"))
+        await eventually(lambda: bool(before.of(jr.JourneyEnded)), timeout=20,
+                         what="the first call over")
+        [first] = before.of(jr.JourneyEnded)
+        assert first.outcome == "abandoned"  # type: ignore[attr-defined]
+    finally:
+        await runner.cleanup()                      # the ledger writes what it holds
+    app, runner = await start(config)
+    try:
+        after = Running(app)
+        await eventually(lambda: app.ready, timeout=15, what="ivr ready again")
+        phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7930"))
+        await eventually(lambda: len(app.tracker.waiting("first-line")) == 1, timeout=15,
+                         what="the second call waiting")
+        assert prios(lab) == [repeats.prio(first.record.entered_us)]  # type: ignore[attr-defined]
+        assert after.value("ivr_repeat_calls_total", kind="after_abandon") == 1
+    finally:
+        await runner.cleanup()
 
 
 async def test_a_second_line_of_a_waiting_caller_is_told_and_ended(lab: Lab, ivr: Running,
