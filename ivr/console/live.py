@@ -2,7 +2,8 @@
 
 A Hub is one more consumer of every PBX's facts (App.listeners): when an agent
 connects a call (JourneyAnswered), each desk page of that member gets the
-caller's card.  The card is built here, from the tracker, the incidents, the
+caller's card.  A desk opened (or reloaded) during a call gets that call's
+card at once (`current`).  The card is built here, from the tracker, the incidents, the
 ledger (recent calls) and the desk (open tickets and complaints).
 """
 
@@ -44,6 +45,21 @@ class Hub:
             member = fact.record.answered_member
             for queue in self.desks.get(member, ()):
                 _put(queue, {"event": "ended", "uniqueid": fact.uniqueid})
+
+    def current(self, member: str) -> jr.JourneyAnswered | None:
+        """The call that member has now (its last visit answered by them), if any."""
+        found: tuple[int, jr.JourneyAnswered] | None = None
+        for pbx in self.app.pbxs.values():
+            for j in pbx.tracker.journeys.values():
+                last = j.done[-1] if j.done and j.visit is None else None
+                if last is None or last.outcome != "answered" or last.member != member \
+                        or last.left_us is None:
+                    continue
+                if found is None or last.left_us > found[0]:
+                    wait_ms = max(0, last.left_us - j.first_entered_us) // 1000
+                    found = (last.left_us, jr.JourneyAnswered(j.uniqueid, last.queue, member,
+                                                              wait_ms, j.payable))
+        return found[1] if found else None
 
     async def _send_card(self, fact: jr.JourneyAnswered) -> None:
         try:

@@ -247,6 +247,9 @@ class Console:
             queue = self.hub.subscribe(member)
             try:
                 await response.write(b": connected\n\n")
+                if (now := self.hub.current(member)) is not None:   # opened during a call
+                    card = await self.hub.card(now.uniqueid, member, now.wait_ms)
+                    await response.write(f"event: answered\ndata: {json.dumps(card)}\n\n".encode())
                 while True:
                     try:
                         event = await asyncio.wait_for(queue.get(), 15)

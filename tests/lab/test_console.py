@@ -128,6 +128,22 @@ async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
     print(f"the card popped {popped * 1000:.0f} ms after the answer reached ivr")
 
 
+async def test_a_desk_opened_during_a_call_gets_that_calls_card(
+        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+    from playwright.async_api import expect
+    ivr = ivr_console
+    phones.append(traffic.agent("op1", ring_ms=1000))
+    phones.append(traffic.callers(1, hold_ms=25_000, number_prefix="7910"))     # 79101: 100101
+    await eventually(lambda: bool(ivr.of(jr.JourneyAnswered)), timeout=20, what="op1 answered")
+    page = await signed_in(browser, ivr, "operator")                # the desk opens now
+    card = page.get_by_role("region", name="Caller")
+    await expect(card).to_contain_text("Account: 100101 · north", timeout=2000)
+    await expect(page.get_by_role("button", name="Warn")).to_be_enabled()
+    # Reloaded mid-call, it comes back too.
+    await page.reload()
+    await expect(page.get_by_role("region", name="Caller")).to_contain_text("100101", timeout=2000)
+
+
 async def test_a_known_incident_shows_on_the_card_and_escalate_says_why_it_is_disabled(
         lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
     import aiohttp

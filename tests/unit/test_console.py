@@ -121,7 +121,17 @@ async def test_the_card_has_the_callers_calls_repeats_flagged_and_open_items(tmp
                    (("Event", "QueueCallerJoin"), ("Uniqueid", "1796000000.5"),
                     ("Channel", "PJSIP/c-5"), ("CallerIDNum", "79101"), ("Queue", "first-line"))):
         pbx.on_event(Message(fields))
-    card = await Hub(app).card("1796000000.5", "op1", 2500)
+    hub = Hub(app)
+    assert hub.current("op1") is None                  # waiting: nobody has the call yet
+    for fields in ((("Event", "QueueCallerLeave"), ("Timestamp", "1796000002.000000"),
+                    ("Uniqueid", "1796000000.5"), ("Channel", "PJSIP/c-5"), ("Queue", "first-line")),
+                   (("Event", "AgentConnect"), ("Timestamp", "1796000002.010000"),
+                    ("Uniqueid", "1796000000.5"), ("Queue", "first-line"),
+                    ("MemberName", "op1"), ("HoldTime", "2"))):
+        pbx.on_event(Message(fields))
+    now = hub.current("op1")           # a desk opened now gets this call's card
+    assert now is not None and now.uniqueid == "1796000000.5" and hub.current("op2") is None
+    card = await hub.card("1796000000.5", "op1", 2500)
     assert (card["caller"], card["account"], card["area"]) == ("79101", "100101", "north")
     assert [(r["uniqueid"], r["outcome"], r["repeat"]) for r in card["recent"]] == [
         ("1795996400.0", "answered", False), ("1795996400.9", "abandoned", True)]
@@ -129,7 +139,7 @@ async def test_the_card_has_the_callers_calls_repeats_flagged_and_open_items(tmp
     assert card["open"] == [{"number": still_open.number, "kind": "ticket", "state": "open"}]
     # A known incident over the caller's area: on the card, and Escalate is off.
     app.incidents.open("north", "Fibre cut.", 3600)
-    card = await Hub(app).card("1796000000.5", "op1", 2500)
+    card = await hub.card("1796000000.5", "op1", 2500)
     assert card["incident"]["message"] == "Fibre cut." and not card["can_escalate"]
     await app.store.close()
 
