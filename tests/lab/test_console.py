@@ -88,6 +88,19 @@ async def browser() -> AsyncIterator[Any]:
         await b.close()
 
 
+CONTROLS = ("button", "textbox", "combobox", "spinbutton", "link", "checkbox", "radio")
+
+
+async def keep(page: Any, name: str, full_page: bool = False) -> None:
+    """A screenshot of the page as it is (artifacts/console/NAME.png), once every control
+    on it has an accessible name, as the browser computes it for a screen reader."""
+    tree = await page.locator("body").aria_snapshot()
+    unnamed = [line.strip() for line in tree.splitlines()
+               if re.match(rf"\s*- ({'|'.join(CONTROLS)})\b(?! \")", line)]
+    assert unnamed == [], f"{name}: controls without an accessible name: {unnamed}\n{tree}"
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+
 def base(ivr: Running) -> str:
     return f"http://127.0.0.1:{ivr.app.config.listen_port}"
 
@@ -95,6 +108,7 @@ def base(ivr: Running) -> str:
 async def signed_in(browser: Any, ivr: Running, role: str) -> Any:
     page = await (await browser.new_context()).new_page()
     await page.goto(f"{base(ivr)}/console")
+    await keep(page, "sign-in")
     await page.get_by_label("Token").fill(TOKENS[role][1])
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_load_state()
@@ -109,7 +123,7 @@ async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
     assert page.url.endswith("/console/desk/op1")
     card = page.get_by_role("region", name="Caller")
     await expect(card).to_contain_text("Waiting for a call")
-    await page.screenshot(path=str(ARTIFACTS / "desk-waiting.png"))
+    await keep(page, "desk-waiting")
     phones.append(traffic.agent("op1", ring_ms=1000))
     phones += [traffic.agent(eng, ring_ms=1000) for eng in ("eng1", "eng2")]
     phones.append(traffic.callers(1, hold_ms=30_000, number_prefix="7910"))     # 79101: 100101
@@ -118,7 +132,7 @@ async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
     await expect(card).to_contain_text("100101", timeout=1000)     # within 1 s of the answer
     popped = time.monotonic() - answered_at
     await expect(card).to_contain_text("north")
-    await page.screenshot(path=str(ARTIFACTS / "desk-call.png"))
+    await keep(page, "desk-call")
     escalate = page.get_by_role("button", name="Escalate")
     await expect(escalate).to_be_enabled()
     await escalate.click()
@@ -167,7 +181,7 @@ async def test_a_known_incident_shows_on_the_card_and_escalate_says_why_it_is_di
     await expect(escalate).to_have_accessible_description("Escalate: A known incident covers this caller")
     await expect(page.get_by_text("Escalate: A known incident covers this caller")).to_be_visible()
     await expect(page.get_by_role("button", name="File ticket")).to_be_enabled()
-    await page.screenshot(path=str(ARTIFACTS / "desk-incident.png"))
+    await keep(page, "desk-incident")
 
 
 async def test_a_complaint_from_the_board_is_found_at_the_office(
@@ -191,7 +205,7 @@ async def test_a_complaint_from_the_board_is_found_at_the_office(
     status = board.get_by_role("form", name="Complaint for a call").get_by_role("status")
     await expect(status).to_contain_text("op1")
     number = (await status.inner_text()).split()[1]
-    await board.screenshot(path=str(ARTIFACTS / "board.png"))
+    await keep(board, "board")
 
     office = await signed_in(browser, ivr, "office")
     assert office.url.endswith("/console/office")
@@ -215,14 +229,14 @@ async def test_a_complaint_from_the_board_is_found_at_the_office(
     await office.wait_for_timeout(1500)      # a second of downtime
     await office.get_by_role("button", name="Downtime").click()
     await expect(office.get_by_role("table", name="Downtime")).to_contain_text("100101")
-    await office.screenshot(path=str(ARTIFACTS / "office.png"), full_page=True)
+    await keep(office, "office", full_page=True)
     await incidents.get_by_role("button", name=re.compile(r"^Close inc-")).click()
     await expect(incidents.get_by_role("listitem")).to_have_count(0)
     assert ivr.app.incidents.covering("north") is None
 
     engineer = await signed_in(browser, ivr, "engineer")
     await expect(engineer.get_by_role("heading", name="Engineers' tickets")).to_be_visible()
-    await engineer.screenshot(path=str(ARTIFACTS / "tickets.png"))
+    await keep(engineer, "tickets")
 
 
 async def test_a_role_without_access_gets_403(lab: Lab, ivr_console: Running, browser: Any) -> None:
@@ -231,7 +245,7 @@ async def test_a_role_without_access_gets_403(lab: Lab, ivr_console: Running, br
     response = await page.goto(f"{base(ivr_console)}/console/office")
     assert response is not None and response.status == 403
     await expect(page.get_by_role("alert")).to_contain_text("Your role may not open this page.")
-    await page.screenshot(path=str(ARTIFACTS / "forbidden.png"))
+    await keep(page, "forbidden")
 
 
 async def test_keyboard_only_and_in_russian(lab: Lab, ivr_console: Running, browser: Any) -> None:
@@ -243,6 +257,7 @@ async def test_keyboard_only_and_in_russian(lab: Lab, ivr_console: Running, brow
     page = await (await browser.new_context(locale="ru-RU")).new_page()
     await page.goto(f"{base(ivr_console)}/console")
     await expect(page.get_by_role("button", name="Войти")).to_be_visible()
+    await keep(page, "sign-in-ru")
     # Tab to the token, type it, Enter: no mouse.
     await page.keyboard.press("Tab")
     await expect(page.get_by_label("Токен")).to_be_focused()
@@ -264,7 +279,7 @@ async def test_keyboard_only_and_in_russian(lab: Lab, ivr_console: Running, brow
     # of the signed-in engineer and the link to the English pages.
     words = await page.locator("main").inner_text()
     assert re.findall(r"[A-Za-z]+", words) == [], words
-    await page.screenshot(path=str(ARTIFACTS / "tickets-ru.png"))
+    await keep(page, "tickets-ru")
 
     board = await (await browser.new_context(locale="ru-RU")).new_page()
     await board.goto(f"{base(ivr_console)}/console")
@@ -275,7 +290,7 @@ async def test_keyboard_only_and_in_russian(lab: Lab, ivr_console: Running, brow
     await expect(queues.get_by_role("row").filter(has_text="common")).to_contain_text("gen1: свободен")
     await expect(board.get_by_role("status", name="Уровень обслуживания")).to_contain_text(
         "first-line, 30 с: сейчас")
-    await board.screenshot(path=str(ARTIFACTS / "board-ru.png"))
+    await keep(board, "board-ru")
 
 
 @pytest.fixture
@@ -361,7 +376,7 @@ async def test_a_restart_of_ivr_signs_nobody_out(
         phones.append(traffic.callers(1, hold_ms=20_000, number_prefix="7910"))
         await expect(page.get_by_role("region", name="Caller")).to_contain_text("100101",
                                                                                timeout=20_000)
-        await page.screenshot(path=str(ARTIFACTS / "desk-after-restart.png"))
+        await keep(page, "desk-after-restart")
     finally:
         await runner.cleanup()
 
@@ -397,7 +412,7 @@ async def test_make_demo_prints_the_console_and_its_desk_pops_on_the_demos_calls
         await expect(card).to_contain_text("Waiting for a call")
         await expect(card).to_contain_text(re.compile(r"Caller: 7901\d+"), timeout=40_000)
         await expect(card).to_contain_text(re.compile(r"Account: 201\d{3} · (north|south|center)"))
-        await page.screenshot(path=str(ARTIFACTS / "demo-desk.png"))
+        await keep(page, "demo-desk")
         rest = (await asyncio.wait_for(demo.stdout.read(), 90)).decode()
         assert await demo.wait() == 0, rest
         assert "The statement for the demo's calls" in rest, rest
