@@ -306,9 +306,10 @@ class App:
         self.ledger.submit(History(INCIDENT_CLOSES, {
             "id": incident.id, "closed_us": round(self.clock() * 1e6), "closed_by": by}))
 
-    async def restore_incidents(self, timeout: float = 5.0) -> None:
+    async def restore_incidents(self, timeout: float = 5.0) -> bool:
         """At start: incidents kept in the ledger come back into force, and those of
-        routing.incidents_file go into the ledger (the file's migration)."""
+        routing.incidents_file go into the ledger (the file's migration).  Whether the
+        ledger answered (its schema is then this code's)."""
         try:
             await asyncio.wait_for(self.store.migrate(), timeout)
             await asyncio.wait_for(self.store.history(
@@ -319,12 +320,13 @@ class App:
             reason = str(exc) if isinstance(exc, LedgerError) else problem(exc) or "timed out"
             log.warning("incidents: the ledger cannot be read (%s); only those in memory or in "
                         "routing.incidents_file are in force", reason)
-            return
+            return False
         restored = self.incidents.restore([Incident(r["id"], r["area"], r["message"],
                                                     r["opened_us"] / 1e6, r["expires_us"] / 1e6)
                                            for r in rows])
         if restored:
             log.info("incidents: %d in force again from the ledger", restored)
+        return True
 
     def escalated(self, uniqueid: str, via: str, result: str, incident: str = "",
                   pbx: Pbx | None = None) -> None:

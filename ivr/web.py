@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from ivr.console.web import Console
 from ivr.desk import api as desk_api
 from ivr.app import App, Pbx
 
+log = logging.getLogger(__name__)
 APP = web.AppKey("ivr", App)
 CONSOLE = web.AppKey("console", Console)
 
@@ -75,9 +77,13 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
     """The AMI loop and the ledger writer live as long as the web app: started and
     cancelled here.  On stop the ledger writes what it holds, or spools it."""
     app = w[APP]
-    await app.restore_incidents()
-    await app.restore_repeats()
-    await w[CONSOLE].restore_sessions()
+    # What the ledger remembers comes back before the first call: incidents (after the
+    # schema's migration), then repeat callers and console sessions side by side.  A
+    # ledger that does not answer is waited for once, not three times.
+    if await app.restore_incidents():
+        await asyncio.gather(app.restore_repeats(), w[CONSOLE].restore_sessions())
+    else:
+        log.warning("repeat callers and console sessions start from nothing")
     tasks = [asyncio.create_task(pbx.ami.run(), name=f"ami {pbx.name}")
              for pbx in app.pbxs.values()]
     tasks.append(asyncio.create_task(app.ledger.run(), name="ledger"))

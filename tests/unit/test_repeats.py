@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from ivr import repeats
 from ivr.ledger import records as rec
 from ivr.repeats import Repeats
@@ -177,3 +179,29 @@ async def test_ivr_restarted_gives_a_redial_the_place_of_the_call_before_the_res
     assert answer["prio"] == [str(repeats.prio(lost.entered_us))]
     assert app.registry.get_sample_value("ivr_repeat_calls_total",
                                          {"pbx": "default", "kind": "after_abandon"}) == 1
+
+
+async def test_a_ledger_that_does_not_answer_at_start_is_tried_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The incidents find the ledger away; repeat callers and sessions are not tried
+    again (each would wait out its own timeout before the first call is followed)."""
+    import logging
+    import socket
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ivr.app import build
+    from ivr.web import make_web
+    from tests.unit.test_desk_api import config_for
+    with socket.socket() as refusing:
+        refusing.bind(("127.0.0.1", 0))
+        port = refusing.getsockname()[1]
+    app = build(config_for(tmp_path, f"postgresql://ivr:x@127.0.0.1:{port}/ivr"), clock=Clock())
+    caplog.set_level(logging.INFO)
+    async with TestClient(TestServer(make_web(app))) as client:
+        assert (await client.get("/healthz")).status == 200
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("incidents: the ledger cannot be read") for m in said)
+    assert "repeat callers and console sessions start from nothing" in said
+    assert not any(m.startswith(("repeat callers: the ledger", "console: the sessions"))
+                   for m in said)
