@@ -190,11 +190,11 @@ class Console:
             if found is None:
                 raise web.HTTPFound("/console")
             t = _texts(request)
-            if found.actor.role not in PAGES[name]:
+            member = request.match_info.get("member", "")
+            if found.actor.role not in PAGES[name] or (member and not _may_watch(found.actor, member)):
                 return _page(request, t["forbidden"],
                              f'<main><h1>403</h1><p role="alert">{t["forbidden"]}</p></main>',
                              status=403)
-            member = request.match_info.get("member", "")
             lang = _lang(request)
             settings = {"page": name, "member": member, "csrf": found.csrf,
                         "actor": found.actor.to_json(), "lang": lang, "t": t,
@@ -219,6 +219,9 @@ class Console:
         found = self.session(request)
         if found is None:
             return web.Response(status=401)
+        member = request.query.get("member", "")
+        if member and not _may_watch(found.actor, member):
+            return web.Response(status=403)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -226,7 +229,7 @@ class Console:
         if task is not None:
             self.streams.add(task)
         try:
-            await self._stream(response, found, request.query.get("member", ""))
+            await self._stream(response, found, member)
         except (ConnectionResetError, ClientConnectionResetError):
             pass          # the page went away: EventSource reconnects if it comes back
         finally:
@@ -242,8 +245,6 @@ class Console:
 
     async def _stream(self, response: web.StreamResponse, found: Session, member: str) -> None:
         if member:
-            if found.actor.role not in PAGES["desk"]:
-                return
             queue = self.hub.subscribe(member)
             try:
                 await response.write(b": connected\n\n")
@@ -260,13 +261,17 @@ class Console:
                     await response.write(f"event: {name}\ndata: {json.dumps(event)}\n\n".encode())
             finally:
                 self.hub.unsubscribe(member, queue)
-        while True:       # the board: ivr's live queues, pushed each second
+        board = found.actor.role in PAGES["board"]
+        while True:       # ivr's live queues, pushed each second; the board's figures to it only
             queues = self.app.queues_view()
-            data = {"queues": queues, "service_level": await self._service_level(queues),
-                    "complaints": [i.to_json(self.app.desk.now_us())
-                                   for i in self.app.desk.items.values() if i.kind == "complaint"],
-                    # The registry's head: a page reloads its lists when it moves.
-                    "tickets_head": self.app.desk.head[0]}
+            data: dict[str, Any] = {
+                "queues": queues,
+                # The registry's head: a page reloads its lists when it moves.
+                "tickets_head": self.app.desk.head[0]}
+            if board:
+                data["service_level"] = await self._service_level(queues)
+                data["complaints"] = [i.to_json(self.app.desk.now_us())
+                                      for i in self.app.desk.items.values() if i.kind == "complaint"]
             await response.write(f"event: queues\ndata: {json.dumps(data)}\n\n".encode())
             await asyncio.sleep(1)
 
@@ -309,6 +314,13 @@ class Console:
         return web.Response(text=billing.to_csv(statement, False), content_type="text/csv",
                             headers={"Content-Disposition": 'attachment; filename="statement.csv"'})
 
+
+
+def _may_watch(actor: roles.Actor, member: str) -> bool:
+    """Whose desk an actor may open: an operator their own; a supervisor or admin any."""
+    if actor.role not in PAGES["desk"]:
+        return False
+    return actor.role != roles.OPERATOR or actor.name == member
 
 
 def _hash(sid: str) -> str:

@@ -230,3 +230,33 @@ async def test_a_restart_signs_nobody_out_but_sign_out_and_a_changed_token_do(tm
             assert resp.status == 302 and resp.headers["Location"] == "/console", gone
     finally:
         await second.close()
+
+
+async def first_event(client: TestClient[Any, Any], query: str = "") -> tuple[str, dict[str, Any]]:
+    resp = await client.get(f"/console/events{query}")
+    assert resp.status == 200 and resp.content_type == "text/event-stream"
+    name, data = "", ""
+    while not data:
+        line = (await resp.content.readline()).decode().rstrip("\n")
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+    resp.close()
+    return name, json.loads(data)
+
+
+async def test_an_operator_watches_their_own_desk_and_only_the_board_gets_its_figures(
+        client: TestClient[Any, Any]) -> None:
+    await sign_in(client, "operator")                         # op1
+    assert (await client.get("/console/desk/op2")).status == 403
+    assert (await client.get("/console/events?member=op2")).status == 403
+    # The queues stream without the board's figures (complaints, today's statement).
+    name, data = await first_event(client)
+    assert name == "queues" and "first-line" in data["queues"]
+    assert "complaints" not in data and "service_level" not in data
+    client.session.cookie_jar.clear()
+    await sign_in(client, "supervisor")
+    assert (await client.get("/console/desk/op2")).status == 200
+    name, data = await first_event(client)
+    assert data["service_level"]["queue"] == "first-line" and data["complaints"] == []
