@@ -379,9 +379,11 @@ class App:
             prompts.remove_incident_prompt(self.prompts_dir, incident.id)
 
     def queues_view(self) -> dict[str, Any]:
-        """Each queue's waiting callers and agents, of every PBX (each entry names its pbx)."""
+        """Each queue's threshold, waiting callers and agents, of every PBX (each entry
+        names its pbx)."""
         now_us = round(self.clock() * 1_000_000)
-        view: dict[str, Any] = {q: {"waiting": [], "agents": []} for q in self.config.queue_names}
+        view: dict[str, Any] = {q.name: {"threshold_seconds": q.sla_seconds, "waiting": [],
+                                         "agents": []} for q in self.config.queues}
         for pbx in self.pbxs.values():
             by_queue = pbx.tracker.waiting_by_queue()
             for q in self.config.queue_names:

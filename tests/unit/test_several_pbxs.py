@@ -61,6 +61,7 @@ async def test_each_pbx_has_its_callers_and_its_series(two: tuple[App, TestClien
     assert ready["ready"] is False and ready["pbx"]["lyon"]["ready"] is False
     assert ready["last_error"] is None or ready["last_error"].startswith("pbx ")
     queues = await (await client.get("/api/v1/queues", headers=AUTH)).json()
+    assert queues["queues"]["first-line"]["threshold_seconds"] == 30.0
     waiting = queues["queues"]["first-line"]["waiting"]
     assert sorted(w["pbx"] for w in waiting) == ["lyon", "lyon", "paris"]
 

@@ -128,7 +128,7 @@ function board() {
     table.replaceChildren(header(T.queue, T.waiting, T.agents),
       ...Object.entries(d.queues).map(([q, v]) => el("tr", {},
         el("td", {}, q),
-        el("td", {}, ...v.waiting.map((w) => el("span", {class: w.wait_seconds > 30 ? "late" : ""},
+        el("td", {}, ...v.waiting.map((w) => el("span", {class: w.wait_seconds > v.threshold_seconds ? "late" : ""},
           `${w.caller || w.uniqueid} ${w.wait_seconds.toFixed(0)} ${T.seconds_short} `,
           q === "common" ? "" : el("button", {type: "button", "aria-label": `${T.move} ${w.caller || w.uniqueid} → common`,
             on: {click: () => api("POST", `/api/v1/calls/${w.uniqueid}/move?pbx=${w.pbx}`, {queue: "common"})
