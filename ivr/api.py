@@ -234,7 +234,8 @@ class _Handlers:
         self.app.metrics.decided(route, 0.0, pbx.name)
         if route.route != policy.ENGINEERS:
             self.app.escalated(uid, "api", "refused_incident", route.incident, pbx)
-            return error(409, "refused: a known incident covers this caller", incident=route.incident)
+            return error(409, "refused: a known incident covers this caller", incident=route.incident,
+                         code="incident")
         try:
             await actions.escalate(pbx.ami, journey.channel, uid)
         except Exception as exc:
@@ -277,7 +278,7 @@ class _Handlers:
         if isinstance(found, web.Response):
             return found
         if not found[1].answered or found[1].visit is not None:
-            return error(409, f"only a call in progress with an operator{what}")
+            return error(409, f"only a call in progress with an operator{what}", code="not_in_call")
         return found
 
     async def warn(self, request: web.Request) -> web.Response:
@@ -310,7 +311,7 @@ class _Handlers:
         pbx, journey = found
         if (pbx.name, journey.uniqueid) not in self.app.warned:
             return error(409, "warn the caller first (POST .../warn): a call is ended for abuse "
-                              "only after one warning")
+                              "only after one warning", code="warn_first")
         return await self._act(request, found, actions.end_for_abuse, "end", "end the call")
 
     async def transfer(self, request: web.Request) -> web.Response:
@@ -358,7 +359,8 @@ class _Handlers:
                 return error(404, "unknown call")
             pbx_name, answered = kept[-1].pbx, kept[-1].answered_member != ""
         if not answered:
-            return error(409, "the call was never answered: there is nothing to close")
+            return error(409, "the call was never answered: there is nothing to close",
+                         code="never_answered")
         self.app.operator_action(self.app.pbxs.get(pbx_name) or self.app.first, uid,
                                  "disposition", str(code), request[ACTOR])
         return web.json_response({"result": "recorded", "code": code}, status=201)

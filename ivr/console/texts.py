@@ -114,6 +114,27 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "received": ("received", "получена"), "forwarded": ("forwarded", "передана"),
         "answered": ("answered", "дан ответ"), "filed": ("filed", "оформлен"),
     },
+    # The API's errors on the pages: by their `code` when they have one, else by status.
+    "error": {
+        "not_in_call": ("The call is no longer with an operator.", "Звонок уже не у оператора."),
+        "incident": ("Refused: a known incident covers this caller's area.",
+                     "Отказано: в районе абонента известная авария, инженеры уже работают."),
+        "warn_first": ("Warn the caller first.", "Сначала предупредите абонента."),
+        "never_answered": ("The call was never answered.", "На этот звонок никто не ответил."),
+        "state_order": ("That state cannot come next.", "В это состояние сейчас перевести нельзя."),
+        "bad_number": ("That number is mistyped (its check digit is wrong).",
+                       "Номер набран с ошибкой (не сходится контрольная цифра)."),
+        "no_number": ("There is no such number.", "Такого номера нет."),
+    },
+    "status": {
+        "400": ("The request was not understood.", "Запрос не понят."),
+        "401": ("Signed out: sign in again.", "Сеанс закончен: войдите снова."),
+        "403": ("Your role may not do this.", "Вашей роли это недоступно."),
+        "404": ("Not found.", "Не найдено."),
+        "409": ("Refused.", "Отказано."),
+        "502": ("The PBX did not do it.", "АТС не выполнила команду."),
+        "503": ("The ledger is not answering; try again.", "База звонков не отвечает; повторите."),
+    },
     "disposition": {   # api.DISPOSITIONS
         "resolved": ("resolved", "решено"), "ticket": ("ticket filed", "оформлена заявка"),
         "escalated": ("escalated", "передано инженерам"),

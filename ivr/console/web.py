@@ -127,7 +127,7 @@ class Console:
     def _sign_in_form(self, request: web.Request, problem: str, status: int = 200) -> web.Response:
         t = _texts(request)
         body = (f'<main><h1>{t["title"]}</h1>'
-                f'<form method="post" action="/console/sign-in">'
+                f'<form class="sign-in" method="post" action="/console/sign-in">'
                 f'<label for="token">{t["token"]}</label>'
                 f'<input id="token" name="token" type="password" autocomplete="off" required>'
                 f'<button type="submit">{t["sign_in"]}</button></form>'

@@ -207,7 +207,7 @@ class Desk:
                     "account": account, "area": area, "call": uniqueid, "problem": text,
                     "insisted": insisted, "incident": incident.id})
                 raise DeskError(409, f"a known incident covers area {area}: the engineers are "
-                                     f"on it already", incident=incident.id)
+                                     f"on it already", incident=incident.id, code="incident")
             now = self.now_us()
             number = numbers.issue(TICKET, self.filed[TICKET] + 1)
             due = now + round(self.config.ticket_due_hours * HOUR_US)
@@ -252,7 +252,7 @@ class Desk:
             if state not in moves[item.state]:
                 allowed = ", ".join(moves[item.state]) or "none"
                 raise DeskError(409, f"{item.kind} {item.number} is {item.state}: it cannot go "
-                                     f"to {state} (next: {allowed})")
+                                     f"to {state} (next: {allowed})", code="state_order")
             await self._append(item.kind, item.number, "state", actor, {"state": state, "note": text})
         return item
 
@@ -260,12 +260,12 @@ class Desk:
         try:
             found_kind, digits = numbers.parse(str(number))
         except numbers.NumberError as exc:
-            raise DeskError(400, str(exc)) from None
+            raise DeskError(400, str(exc), code="bad_number") from None
         if kind is not None and found_kind != kind:
             raise DeskError(404, f"{digits} is a {found_kind} number, not a {kind} number")
         item = self.items.get(digits)
         if item is None:
-            raise DeskError(404, f"no {found_kind} {digits}")
+            raise DeskError(404, f"no {found_kind} {digits}", code="no_number")
         return item
 
     def tickets(self, state: str | None = None) -> list[Item]:
@@ -289,7 +289,7 @@ class Desk:
             call = min(near, key=lambda c: abs((c.answered_us or 0) - at_us))
         if not call.answered_member or call.answered_us is None:
             raise DeskError(409, f"call {call.uniqueid} was never answered: there is no "
-                                 f"operator to complain about")
+                                 f"operator to complain about", code="never_answered")
         async with self._lock:
             now = self.now_us()
             number = numbers.issue(COMPLAINT, self.filed[COMPLAINT] + 1)

@@ -105,12 +105,12 @@ def base(ivr: Running) -> str:
     return f"http://127.0.0.1:{ivr.app.config.listen_port}"
 
 
-async def signed_in(browser: Any, ivr: Running, role: str) -> Any:
+async def signed_in(browser: Any, ivr: Running, role: str, lang: str = "en") -> Any:
     page = await (await browser.new_context()).new_page()
-    await page.goto(f"{base(ivr)}/console")
-    await keep(page, "sign-in")
-    await page.get_by_label("Token").fill(TOKENS[role][1])
-    await page.get_by_role("button", name="Sign in").click()
+    await page.goto(f"{base(ivr)}/console?lang={lang}")
+    await keep(page, "sign-in" if lang == "en" else f"sign-in-{lang}")
+    await page.get_by_label({"en": "Token", "ru": "Токен"}[lang]).fill(TOKENS[role][1])
+    await page.get_by_role("button", name={"en": "Sign in", "ru": "Войти"}[lang]).click()
     await page.wait_for_load_state()
     return page
 
@@ -158,30 +158,36 @@ async def test_a_desk_opened_during_a_call_gets_that_calls_card(
     await expect(page.get_by_role("region", name="Caller")).to_contain_text("100101", timeout=2000)
 
 
-async def test_a_known_incident_shows_on_the_card_and_escalate_says_why_it_is_disabled(
+async def test_a_known_incident_on_the_russian_desk_and_a_ticket_refused_for_it(
         lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+    """The card shows the incident, Escalate is off and says why, and a ticket filed
+    anyway is refused, in the operator's language (the API's error by its code)."""
     import aiohttp
     from playwright.async_api import expect
     ivr = ivr_console
     async with aiohttp.ClientSession() as http:
         resp = await http.post(f"{base(ivr)}/api/v1/incidents",
                                headers={"Authorization": f"Bearer {TOKENS['office'][1]}"},
-                               json={"area": "north", "message": "Fibre cut in the north, fixed by 18:00.",
+                               json={"area": "north", "message": "Обрыв кабеля на севере, к 18:00 починят.",
                                      "expires_in": 3600})
         assert resp.status == 201, await resp.text()
-    page = await signed_in(browser, ivr, "operator")
-    card = page.get_by_role("region", name="Caller")
-    await expect(card).to_contain_text("Waiting for a call")
+    page = await signed_in(browser, ivr, "operator", "ru")
+    card = page.get_by_role("region", name="Абонент")
+    await expect(card).to_contain_text("Ожидание звонка")
     phones.append(traffic.agent("op1", ring_ms=1000))
     phones.append(traffic.callers(1, hold_ms=30_000, number_prefix="7910"))     # 79101: north
     await expect(card).to_contain_text("100101", timeout=30_000)   # after the announcement
-    await expect(card.get_by_role("note")).to_have_text("Fibre cut in the north, fixed by 18:00.")
-    escalate = page.get_by_role("button", name="Escalate")
+    await expect(card.get_by_role("note")).to_have_text("Обрыв кабеля на севере, к 18:00 починят.")
+    escalate = page.get_by_role("button", name="Передать инженерам")
     await expect(escalate).to_be_disabled()
-    await expect(escalate).to_have_accessible_description("Escalate: A known incident covers this caller")
-    await expect(page.get_by_text("Escalate: A known incident covers this caller")).to_be_visible()
-    await expect(page.get_by_role("button", name="File ticket")).to_be_enabled()
-    await keep(page, "desk-incident")
+    why = "Передать инженерам: Абонента затрагивает известная авария"
+    await expect(escalate).to_have_accessible_description(why)
+    await expect(page.get_by_text(why)).to_be_visible()
+    await page.get_by_role("button", name="Оформить заявку").click()
+    await expect(page.get_by_role("status")).to_have_text(
+        "Отказано: в районе абонента известная авария, инженеры уже работают.")
+    assert [i for i in ivr.app.desk.items.values() if i.kind == "ticket"] == []
+    await keep(page, "desk-incident-ru")
 
 
 async def test_a_complaint_from_the_board_is_found_at_the_office(

@@ -260,3 +260,18 @@ async def test_an_operator_watches_their_own_desk_and_only_the_board_gets_its_fi
     assert (await client.get("/console/desk/op2")).status == 200
     name, data = await first_event(client)
     assert data["service_level"]["queue"] == "first-line" and data["complaints"] == []
+
+
+def test_every_error_code_of_the_api_has_words_in_both_languages() -> None:
+    import re
+
+    import ivr
+    from ivr.console import texts
+    root = Path(ivr.__file__).parent
+    codes = {c for path in root.rglob("*.py")
+             for c in re.findall(r'\bcode="([a-z_]+)"', path.read_text())}
+    assert {"not_in_call", "incident", "warn_first", "state_order"} <= codes
+    assert codes == set(texts.LABELS["error"])
+    statuses = {s for path in (root / "api.py", root / "desk" / "service.py", root / "desk" / "api.py")
+                for s in re.findall(r"\b(?:error|DeskError)\((\d{3})", path.read_text())}
+    assert statuses <= set(texts.LABELS["status"]), statuses - set(texts.LABELS["status"])

@@ -117,6 +117,7 @@ async def test_a_ticket_from_filing_to_closing(desk: Any) -> None:
     status, body = await post(client, "/api/v1/tickets/10000012/events", "engineer",
                               {"state": "in_progress"})
     assert status == 409 and "closed: it cannot go to in_progress" in body["error"]
+    assert body["code"] == "state_order"
     assert app.desk.head[0] == 4
 
 
@@ -146,7 +147,7 @@ async def test_a_ticket_is_refused_only_under_a_known_incident(desk: Any) -> Non
     assert status == 201
     status, body = await post(client, "/api/v1/tickets", "operator",
                               {"account": "100101", "problem": "no link", "insisted": True})
-    assert status == 409 and body["incident"] == incident["id"]
+    assert status == 409 and body["incident"] == incident["id"] and body["code"] == "incident"
     assert metric(app, "ivr_tickets_refused_total") == 1
     [refusal] = await app.desk.entries()
     assert refusal.event == "refused" and refusal.data["incident"] == incident["id"]

@@ -76,7 +76,8 @@ async def test_the_same_uniqueid_on_two_pbxs_needs_its_pbx(two: tuple[App, TestC
     assert "several PBXs" in body["error"] and sorted(body["pbx"]) == ["lyon", "paris"]
     # Named, it is that PBX's call: still waiting, so not escalated.
     resp = await client.post(f"/api/v1/calls/{UID}/escalate?pbx=lyon", headers=AUTH)
-    assert resp.status == 409 and (await resp.json())["error"] == (
+    body = await resp.json()
+    assert resp.status == 409 and body["code"] == "not_in_call" and body["error"] == (
         "only a call in progress with an operator can be escalated")
     view = await (await client.get(f"/api/v1/calls/{UID}?pbx=lyon", headers=AUTH)).json()
     assert view["pbx"] == "lyon"
