@@ -84,8 +84,24 @@ async def browser() -> AsyncIterator[Any]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with async_playwright() as p:
         b = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield b
+        watched = Watched(b)
+        yield watched
         await b.close()
+    # An error thrown in a page's script fails the test, even one nobody looked for.
+    assert watched.errors == [], watched.errors
+
+
+class Watched:
+    """The browser, with every uncaught error of its pages' scripts kept."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.errors: list[str] = []
+
+    async def new_context(self, **options: Any) -> Any:
+        context = await self.browser.new_context(**options)
+        context.on("weberror", lambda e: self.errors.append(f"{e.page.url if e.page else ''}: {e.error}"))
+        return context
 
 
 CONTROLS = ("button", "textbox", "combobox", "spinbutton", "link", "checkbox", "radio")

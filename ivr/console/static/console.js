@@ -29,7 +29,7 @@ function say(where, text) { where.textContent = text; }
 
 // An API error in the page's language: an English page shows ivr's own line; another
 // the label of its code, or of its status followed by ivr's line.
-function problem(r) {
+function apiError(r) {
   const own = r.data.error || String(r.status);
   if (S.lang === "en") return own;
   if (r.data.code && S.labels.error[r.data.code]) return S.labels.error[r.data.code];
@@ -64,7 +64,7 @@ function desk() {
   };
   const post = async (path, body, done) => {
     const r = await api("POST", path, body);
-    say(status, r.status < 300 ? done(r.data) : problem(r));
+    say(status, r.status < 300 ? done(r.data) : apiError(r));
     return r;
   };
   const why = el("p", {id: "escalate-why", class: "why"});   // why Escalate is off, when it is
@@ -118,7 +118,7 @@ function board() {
   const form = el("form", {"aria-label": T.complaint_for_call, on: {submit: async (e) => {
       e.preventDefault();
       const r = await api("POST", "/api/v1/complaints", {call: callInput.value, text: textInput.value});
-      say(out, r.status < 300 ? `${T.number} ${r.data.number} (${r.data.operator})` : problem(r));
+      say(out, r.status < 300 ? `${T.number} ${r.data.number} (${r.data.operator})` : apiError(r));
     }}},
     el("h2", {}, T.complaint_for_call),
     el("label", {for: "c-call"}, T.call + " "), callInput, " ",
@@ -141,7 +141,7 @@ function board() {
           `${w.caller || w.uniqueid} ${w.wait_seconds.toFixed(0)} ${T.seconds_short} `,
           q === "common" ? "" : el("button", {type: "button", "aria-label": `${T.move} ${w.caller || w.uniqueid} → common`,
             on: {click: () => api("POST", `/api/v1/calls/${w.uniqueid}/move?pbx=${w.pbx}`, {queue: "common"})
-              .then((r) => say(out, r.status < 300 ? `${T.move} ✓` : problem(r)))}}, `${T.move} → common`), " "))),
+              .then((r) => say(out, r.status < 300 ? `${T.move} ✓` : apiError(r)))}}, `${T.move} → common`), " "))),
         el("td", {}, v.agents.map((a) => `${a.name}: ${L("agent", a.state)}`).join(", ")))));
     list.replaceChildren(...d.complaints.map((c) => el("li", {}, `${c.number} ${c.operator} ${L("state", c.state)}`)));
   }});
@@ -157,14 +157,14 @@ function office() {
       const kind = {"1": "tickets", "2": "complaints", "3": "claims"}[n[0]] || "tickets";
       const r = await api("GET", `/api/v1/${kind}/${encodeURIComponent(n)}`);
       say(found, r.status < 300 ? `${L("kind", r.data.kind)} ${r.data.number}: ${L("state", r.data.state)}` +
-          (r.data.operator ? ` · ${r.data.operator}` : "") : problem(r));
+          (r.data.operator ? ` · ${r.data.operator}` : "") : apiError(r));
     }}}, el("h2", {}, T.find_number), el("label", {for: "o-number"}, T.number + " "), number, " ",
     el("button", {type: "submit"}, T.find), found);
   const chain = el("p", {role: "status", "aria-label": T.registry});
   const registry = el("section", {"aria-label": T.registry}, el("h2", {}, T.registry),
     el("button", {type: "button", on: {click: async () => {
       const r = await api("GET", "/api/v1/registry");
-      say(chain, r.data.intact ? `✓ ${r.data.entries.length} · ${r.data.head.hash.slice(0, 16)}` : `✗ ${r.data.problem || problem(r)}`);
+      say(chain, r.data.intact ? `✓ ${r.data.entries.length} · ${r.data.head.hash.slice(0, 16)}` : `✗ ${r.data.problem || apiError(r)}`);
     }}}, T.verify), chain);
   const today = new Date(), first = new Date(today.getFullYear(), today.getMonth(), 1);
   const iso = (d) => d.toISOString().slice(0, 10);
@@ -177,7 +177,7 @@ function office() {
       const q = `from=${from.value}&to=${to.value}`;
       csv.href = `/console/statement.csv?${q}`;
       const r = await api("GET", `/api/v1/reports/billing?${q}`);
-      if (r.status >= 300) { say(chart, problem(r)); return; }
+      if (r.status >= 300) { say(chart, apiError(r)); return; }
       chart.replaceChildren(bars(r.data.days));
     }}}, el("h2", {}, T.statement), el("label", {for: "s-from"}, T.from + " "), from, " ",
     el("label", {for: "s-to"}, T.to + " "), to, " ", el("button", {type: "submit"}, T.show), " ", csv, chart);
@@ -194,7 +194,7 @@ function office() {
       e.preventDefault();
       const r = await api("POST", "/api/v1/incidents", {area: area.value, message: message.value,
                                                        expires_in: Number(hours.value) * 3600});
-      say(opened, r.status < 300 ? r.data.id : problem(r));
+      say(opened, r.status < 300 ? r.data.id : apiError(r));
       listIncidents();
     }}}, el("label", {for: "i-area"}, T.area + " "), area, " ", el("label", {for: "i-message"}, T.message + " "),
       message, " ", el("label", {for: "i-hours"}, T.hours + " "), hours, " ",
@@ -251,7 +251,7 @@ function tickets() {
         el("td", {}, L("state", t.state)),
         el("td", {}, ...(S.ticket_moves[t.state] || []).map((s) => el("button", {type: "button", "aria-label": `${t.number} → ${L("state", s)}`,
           on: {click: async () => { const x = await api("POST", `/api/v1/tickets/${t.number}/events`, {state: s});
-                                    say(status, x.status < 300 ? `${t.number}: ${L("state", s)}` : problem(x)); load(); }}}, L("state", s)))))));
+                                    say(status, x.status < 300 ? `${t.number}: ${L("state", s)}` : apiError(x)); load(); }}}, L("state", s)))))));
   }
   app.append(el("section", {"aria-label": T.open_tickets}, el("h2", {}, T.open_tickets), list), status);
   load();
