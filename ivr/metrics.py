@@ -17,11 +17,11 @@ from prometheus_client.registry import Collector
 
 from ivr import journeys as jr
 from ivr.ledger.records import DEFAULT_PBX
+from ivr.repeats import KINDS as REPEAT_KINDS
 
 WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0)
 DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 ROUTES = ("first-line", "ask-account", "incident", "engineers", "refused", "move", "concurrent")
-REPEAT_KINDS = ("after_abandon", "after_timeout", "concurrent")
 ESCALATION_RESULTS = ("accepted", "refused_incident", "failed")
 OPERATOR_ACTIONS = ("warn", "end", "disposition", "escalate", "move", "transfer")
 
