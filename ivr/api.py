@@ -10,6 +10,7 @@ request either happens whole or changes nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any, Awaitable, Callable
@@ -285,19 +286,21 @@ class _Handlers:
         found = self._answered(request)
         if isinstance(found, web.Response):
             return found
-        return await self._act(request, found, actions.warn, "warn", "play the warning")
+        return await self._act(request, found, actions.warn, "warn", "abuse",
+                               "play the warning", {"result": "warned"})
 
     async def _act(self, request: web.Request, found: tuple[Pbx, Journey],
-                   act: Callable[[Any, str, str], Awaitable[None]], action: str,
-                   what: str) -> web.Response:
-        """Do `act` on the caller's channel; kept and counted once the PBX did it."""
+                   act: Callable[[Any, str, str], Awaitable[None]], action: str, value: str,
+                   what: str, answer: dict[str, str]) -> web.Response:
+        """Do `act` on the caller's channel; kept and counted once the PBX did it, then
+        `answer` (202)."""
         pbx, journey = found
         try:
             await act(pbx.ami, journey.channel, journey.uniqueid)
         except Exception as exc:
             return error(502, f"the PBX did not {what}: {exc}")
-        self.app.operator_action(pbx, journey.uniqueid, action, "abuse", request[ACTOR])
-        return web.json_response({"result": {"warn": "warned", "end": "ended"}[action]}, status=202)
+        self.app.operator_action(pbx, journey.uniqueid, action, value, request[ACTOR])
+        return web.json_response(answer, status=202)
 
     async def end(self, request: web.Request) -> web.Response:
         body = await _json(request)
@@ -312,7 +315,8 @@ class _Handlers:
         if (pbx.name, journey.uniqueid) not in self.app.warned:
             return error(409, "warn the caller first (POST .../warn): a call is ended for abuse "
                               "only after one warning", code="warn_first")
-        return await self._act(request, found, actions.end_for_abuse, "end", "end the call")
+        return await self._act(request, found, actions.end_for_abuse, "end", "abuse",
+                               "end the call", {"result": "ended"})
 
     async def transfer(self, request: web.Request) -> web.Response:
         """{"to": "supervisor"} (9001) or {"to": "read_back"} (9002), as the phone would."""
@@ -325,14 +329,9 @@ class _Handlers:
         found = self._answered(request)
         if isinstance(found, web.Response):
             return found
-        pbx, journey = found
-        try:
-            await actions.transfer(pbx.ami, journey.channel, journey.uniqueid, str(to))
-        except Exception as exc:
-            return error(502, f"the PBX did not transfer the call: {exc}")
-        self.app.operator_action(pbx, journey.uniqueid, "transfer", str(to), request[ACTOR])
-        return web.json_response({"result": "transferred", "to": actions.TRANSFERS[str(to)]},
-                                 status=202)
+        return await self._act(request, found, functools.partial(actions.transfer, to=str(to)),
+                               "transfer", str(to), "transfer the call",
+                               {"result": "transferred", "to": actions.TRANSFERS[str(to)]})
 
     async def disposition(self, request: web.Request) -> web.Response:
         body = await _json(request)
