@@ -341,13 +341,12 @@ class _Handlers:
         if code not in DISPOSITIONS or set(body) - {"code"}:
             return error(400, f"code: one of {', '.join(DISPOSITIONS)}")
         uid = request.match_info["uniqueid"]
-        found = self.app.find_call(uid, request.query.get("pbx"))
-        if len(found) > 1:
-            return error(409, "this uniqueid is on several PBXs: add ?pbx=NAME",
-                         pbx=[p.name for p, _ in found])
-        if found:
-            pbx_name, answered = found[0][0].name, found[0][1].answered
-        else:
+        found = self._find(request)
+        if isinstance(found, web.Response) and found.status != 404:
+            return found                  # on several PBXs
+        if not isinstance(found, web.Response):
+            pbx_name, answered = found[0].name, found[1].answered
+        else:                             # no longer in progress: the ledger's
             try:
                 # A call that just ended may still be in the writer's batch.
                 await self.app.ledger.flush()
