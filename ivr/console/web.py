@@ -21,8 +21,10 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
@@ -33,6 +35,7 @@ from ivr.console import texts
 from ivr.console.live import Hub
 from ivr.desk.service import TICKET_MOVES
 from ivr.ledger.store import LedgerError, problem
+from ivr.reports import billing, service
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -278,10 +281,6 @@ class Console:
     async def _service_level(self, queues: dict[str, Any]) -> dict[str, Any]:
         """First-line's service level now (waiting callers still within their threshold)
         and today (the statement's payable share, from the ledger, every 30 s)."""
-        from datetime import datetime, timedelta
-        from zoneinfo import ZoneInfo
-
-        from ivr.reports import billing, service
         first = self.app.config.queues[0]
         waiting = queues.get(first.name, {}).get("waiting", [])
         within = sum(1 for w in waiting if w["wait_seconds"] <= first.sla_seconds)
@@ -304,7 +303,6 @@ class Console:
         found = self.session(request)
         if found is None or found.actor.role not in PAGES["office"]:
             return web.Response(status=403)
-        from ivr.reports import billing, service
         q = request.query
         try:
             p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
