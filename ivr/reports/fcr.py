@@ -2,9 +2,10 @@
 
 A call answered in the period is resolved at first contact within 24 h (7
 days) when neither its number nor its account called again (a later call,
-a second line during it included) until 24 h (7 days) after its end.  Counted per queue and per operator who answered it.  The
-later calls are looked for past the period's end, so a month's last days
-are judged by the calls that followed them.
+a second line during it included) until 24 h (7 days) after its end.
+Counted per queue and per operator who answered it.  The later calls are
+looked for past the period's end, so a month's last days are judged by the
+calls that followed them.
 
 `payable_once`: the payable calls, counting at most one per caller (number
 or account) within routing.repeat_window_seconds: what the statement shows
