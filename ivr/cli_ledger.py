@@ -15,12 +15,15 @@ import sys
 import textwrap
 import time
 from dataclasses import replace
-from datetime import datetime, tzinfo
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Awaitable, Callable
 
 from ivr import config as cfg
 from ivr.ledger import queue_log
+from ivr.ledger.quarantine import Quarantine
+from ivr.ledger.quarantine import path_for as quarantine_path
+from ivr.ledger.text import clean
 from ivr.ledger.records import to_dict
 from ivr.ledger.store import LedgerError, Store, redact
 from ivr.reports import billing, service
@@ -93,6 +96,16 @@ def _ledger_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                      help="write the calls and stints the ledger lacks, from queue_log, to the second")
     rec.add_argument("--json", action="store_true", help="machine-readable")
     rec.set_defaults(func=_reconcile)
+    qua = lsub.add_parser(
+        "quarantine", help="the records the ledger database refused",
+        description=textwrap.fill(
+            "List the records the ledger database refused (bad data, not an absent database), "
+            "kept whole with the error in the quarantine file beside ledger.spool.  The database "
+            "is not opened.", 78),
+        epilog=LEDGER_EPILOG, formatter_class=fmt)
+    _common(qua)
+    qua.add_argument("--json", action="store_true", help="machine-readable")
+    qua.set_defaults(func=_quarantine)
 
 
 def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -193,6 +206,35 @@ def _calls(args: argparse.Namespace) -> int:
             print(f"{len(found)} call(s)")
         return 0
     return run_with_store(args, work)
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    config = ledger_config(args)
+    held = Quarantine(quarantine_path(config.spool_path()))
+    try:
+        entries = list(held.entries())
+    except OSError as exc:
+        print(f"ivr: cannot read {held.path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"path": str(held.path), "count": len(entries), "records": entries},
+                         indent=2))
+        return 0
+    for e in entries:
+        at = e.get("at_us")
+        when = _iso(at, timezone.utc) if isinstance(at, int) else "-"
+        # clean(): a refused record may hold a lone surrogate, which no terminal can print.
+        print(clean(f"{when}  {_what(e.get('item'))}  {e.get('error')}"))
+    print(f"{len(entries)} record(s) quarantined in {held.path}")
+    return 0
+
+
+def _what(item: object) -> str:
+    if isinstance(item, dict) and isinstance(item.get("call"), dict):
+        return f"call {item['call'].get('pbx')}/{item['call'].get('uniqueid')}"
+    if isinstance(item, dict) and "history" in item:
+        return f"{item['history']} row"
+    return "?"
 
 
 def _iso(us: int, zone: tzinfo) -> str:

@@ -50,7 +50,10 @@ class AmiHealth(Protocol):
 
 class LedgerHealth(Protocol):
     write_errors: int
-    dropped: int
+    quarantined: int
+
+    @property
+    def dropped(self) -> int: ...
 
     @property
     def backlog(self) -> int: ...
@@ -252,8 +255,12 @@ class LiveCollector(Collector):
                                     "Failed attempts to write to the ledger database",
                                     value=ledger.write_errors),
                 CounterMetricFamily("ivr_ledger_dropped_records",
-                                    "Call records lost: the database away and the spool full",
-                                    value=ledger.dropped))
+                                    "Records lost: the database away and the spool full, or a "
+                                    "torn or unreadable spool line",
+                                    value=ledger.dropped),
+                CounterMetricFamily("ivr_ledger_quarantined_records",
+                                    "Records the database refused, kept in the quarantine file",
+                                    value=ledger.quarantined))
 
     def _queues(self) -> Iterable[Metric]:
         labels = ["pbx", "queue"]

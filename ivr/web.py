@@ -62,8 +62,11 @@ async def readyz(request: web.Request) -> web.Response:
             "ami_event_filter": app.event_filter,
             "pbx": pbxs,
             # The ledger never makes ivr unready: routing goes on while records wait.
+            # quarantined: records the database refused, held in the quarantine file
+            # (`ivr ledger quarantine`); dropped: records lost since start.
             "ledger": {"ok": ledger.healthy, "backlog": ledger.backlog,
-                       "write_errors": ledger.write_errors, "last_error": ledger.last_error or None}}
+                       "write_errors": ledger.write_errors, "last_error": ledger.last_error or None,
+                       "quarantined": ledger.quarantine.count, "dropped": ledger.dropped}}
     return web.json_response(body, status=200 if app.ready else 503)
 
 

@@ -15,22 +15,30 @@ and the writer retries with a capped backoff, spool first (it holds the
 older records).  Writes are idempotent (see store.py), so a batch that was
 written but whose answer was lost is written again harmlessly: nothing
 lost, nothing doubled.  Only records past the spool's bound are dropped,
-each counted and logged.
+each counted and logged, as are a spool's torn or unreadable lines (spool.py).
+
+A record the database refuses (bad data, not an absent database) is isolated
+by writing the batch in halves and quarantined, counted and listed, and the
+records after it flow on: one bad record never stalls the ledger
+(quarantine.py).  Text from the PBX is made valid before it is written
+(text.py): a NUL or a lone surrogate becomes U+FFFD.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+import time
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from ivr import journeys as jr
+from ivr.ledger import quarantine as qr
 from ivr.ledger import records as rec
+from ivr.ledger.spool import History, Item, Spool, SpoolError
 from ivr.ledger.store import LedgerError, problem
+from ivr.ledger.text import valid
+
+__all__ = ["History", "Item", "LedgerWriter", "Spool", "Target"]
 
 log = logging.getLogger(__name__)
 
@@ -41,104 +49,24 @@ class Target(Protocol):
                     history: Mapping[str, Sequence[dict[str, Any]]] | None = None) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
-class History:
-    """A row for a history table (escalations, route_decisions)."""
-
-    table: str
-    row: dict[str, Any]
-
-
-Item = rec.CallRecord | History
-
-
-class Spool:
-    """Items the database could not take yet: one JSON object a line, oldest first.
-
-    Written items are skipped by a byte offset, and the file is emptied once
-    all of it is written: never rewritten per batch.  A crash in between
-    writes some items again at the next start, which idempotent writes make
-    harmless.
-    """
-
-    def __init__(self, path: Path, max_items: int) -> None:
-        self.path, self.max_items = path, max_items
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._offset = 0          # bytes of the file already in the database
-        self._pending: list[int] = []   # end offsets of the lines head() last returned
-        self.count = self._lines_from(0)
-        if self.count:
-            log.warning("ledger spool %s holds %d records from before: they are written first",
-                        path, self.count)
-
-    def _lines_from(self, offset: int) -> int:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(offset)
-                return sum(1 for line in f if line.strip())
-        except FileNotFoundError:
-            return 0
-
-    def append(self, items: Sequence[Item]) -> int:
-        """Append what fits under the bound; how many were kept."""
-        kept = list(items[:max(0, self.max_items - self.count)])
-        if kept:
-            with self.path.open("a", encoding="utf-8") as f:
-                f.writelines(json.dumps(_encode(i), separators=(",", ":")) + "\n" for i in kept)
-                f.flush()
-                os.fsync(f.fileno())
-            self.count += len(kept)
-        return len(kept)
-
-    def head(self, n: int) -> list[Item]:
-        """The oldest n items not yet written."""
-        items: list[Item] = []
-        self._pending = []
-        with self.path.open("rb") as f:
-            f.seek(self._offset)
-            while len(items) < n and (line := f.readline()):
-                self._pending.append(f.tell())
-                items.append(self._decode_line(line))
-        return items
-
-    def _decode_line(self, line: bytes) -> Item:
-        try:
-            return _decode(json.loads(line))
-        except (ValueError, KeyError, TypeError) as exc:
-            log.error("ledger spool %s: skipping a line that is not a record (%s)", self.path, exc)
-            return History("", {})   # keeps the count; written as nothing
-
-    def drop(self, n: int) -> None:
-        """The first n items of the last head() are in the database now."""
-        if n:
-            self._offset = self._pending[n - 1]
-            self.count -= n
-        if self.count <= 0 or not n:
-            self.path.unlink(missing_ok=True)
-            self._offset, self.count = 0, 0
-
-
-def _encode(item: Item) -> dict[str, Any]:
-    if isinstance(item, History):
-        return {"history": item.table, "row": item.row}
-    return {"call": rec.to_dict(item)}
-
-
-def _decode(data: dict[str, Any]) -> Item:
-    if "history" in data:
-        return History(str(data["history"]), dict(data["row"]))
-    return rec.from_dict(data["call"])
-
-
 class LedgerWriter:
     def __init__(self, store: Target, spool: Spool, batch: int = 2000,
-                 interval: float = 0.25, timeout: float = 10.0, max_backoff: float = 5.0) -> None:
-        self.store, self.spool = store, spool
+                 interval: float = 0.25, timeout: float = 10.0, max_backoff: float = 5.0,
+                 quarantine: qr.Quarantine | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """Raises SpoolError (a config error) when the spool or the quarantine is not
+        ivr's own file, or is the SQLite ledger itself."""
+        url = str(getattr(store, "url", "") or "")
+        if url:
+            spool.check_not_ledger(url)
+        self.store, self.spool, self.clock = store, spool, clock
+        self.quarantine = quarantine or qr.Quarantine(qr.path_for(spool.path), url)
         self.batch, self.interval, self.timeout, self.max_backoff = batch, interval, timeout, max_backoff
         self.pending: list[Item] = []
         self.written = 0
         self.write_errors = 0
-        self.dropped = 0
+        self._dropped = 0
+        self.quarantined = 0      # records quarantined by this process
         self.last_error = ""
         self.migrated = False
         self._wake = asyncio.Event()
@@ -160,6 +88,11 @@ class LedgerWriter:
     def backlog(self) -> int:
         """Records not yet in the database: waiting in memory or in the spool."""
         return len(self.pending) + self.spool.count
+
+    @property
+    def dropped(self) -> int:
+        """Records lost: past the spool's bound, or torn or unreadable in it."""
+        return self._dropped + self.spool.dropped
 
     @property
     def healthy(self) -> bool:
@@ -196,14 +129,20 @@ class LedgerWriter:
                 self.migrated = True
             while self.spool.count:
                 items = self.spool.head(self.batch)
-                await self._write(items)
-                self.spool.drop(len(items))
-                if not items:     # fewer lines than counted (a torn last line): done
+                settled = [0]
+                try:
+                    await self._settle(items, settled)
+                finally:
+                    self.spool.drop(settled[0])
+                if not items:     # the spool's lines ran out before its count: done
                     break
             while self.pending:
                 items = self.pending[:self.batch]
-                await self._write(items)
-                del self.pending[:len(items)]
+                settled = [0]
+                try:
+                    await self._settle(items, settled)
+                finally:
+                    del self.pending[:settled[0]]
         except Exception as exc:   # any database or disk failure: calls must go on
             self._failed(exc)
             return False
@@ -212,7 +151,29 @@ class LedgerWriter:
             self.last_error = ""
         return True
 
+    async def _settle(self, items: Sequence[Item], settled: list[int]) -> None:
+        """Write items in order; a record the database refuses is quarantined and the
+        rest written (halves, then halves of halves).  settled[0] counts the items
+        written or quarantined so far, always a prefix: when the database goes away
+        in the middle (raised), those are not written again, and no history row is
+        doubled."""
+        spans = [(0, len(items))]
+        while spans:
+            lo, hi = spans.pop()
+            try:
+                await self._write(items[lo:hi])
+            except Exception as exc:
+                if not qr.refused(exc):
+                    raise
+                if hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    spans += [(mid, hi), (lo, mid)]
+                    continue
+                self._quarantine(items[lo], exc)
+            settled[0] = hi
+
     async def _write(self, items: Sequence[Item]) -> None:
+        items = [valid(i) for i in items]
         calls = [i for i in items if isinstance(i, rec.CallRecord)]
         history: dict[str, list[dict[str, Any]]] = {}
         for i in items:
@@ -220,6 +181,15 @@ class LedgerWriter:
                 history.setdefault(i.table, []).append(i.row)
         await asyncio.wait_for(self.store.write(calls, history), self.timeout)
         self.written += len(calls)
+
+    def _quarantine(self, item: Item, exc: BaseException) -> None:
+        reason = qr.reason(exc)
+        self.quarantine.add(item, reason, round(self.clock() * 1_000_000))
+        self.quarantined += 1
+        what = (f"call {item.uniqueid} (pbx {item.pbx})" if isinstance(item, rec.CallRecord)
+                else f"a {item.table} row")
+        log.error("ledger: the database refused %s (%s): quarantined in %s; the records "
+                  "after it go on", what, reason, self.quarantine.path)
 
     def _failed(self, exc: BaseException) -> None:
         self.write_errors += 1
@@ -237,10 +207,11 @@ class LedgerWriter:
             return
         try:
             kept = self.spool.append(self.pending)
-        except OSError as exc:    # the disk too: hold them in memory, as many as the spool would
-            excess = max(0, len(self.pending) - self.spool.max_items)
+        except (OSError, SpoolError) as exc:   # the disk too: hold them in memory, as many
+            excess = max(0, len(self.pending) - self.spool.max_items)   # as the spool would
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             log.error("ledger: cannot spool to %s (%s); %d records held in memory",
-                      self.spool.path, exc.strerror or exc, len(self.pending) - excess)
+                      self.spool.path, why, len(self.pending) - excess)
             self._drop(excess)
             del self.pending[:excess]
             return
@@ -249,7 +220,7 @@ class LedgerWriter:
 
     def _drop(self, lost: int) -> None:
         if lost:
-            self.dropped += lost
+            self._dropped += lost
             log.error("ledger: spool %s is full (%d records): %d records dropped",
                       self.spool.path, self.spool.max_items, lost)
 

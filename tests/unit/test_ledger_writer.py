@@ -85,7 +85,8 @@ async def test_an_outage_spools_to_disk_and_the_return_writes_everything_once(
     assert writer.write_errors == 1 and "ConnectionRefusedError" in writer.last_error
     assert not writer.healthy
     assert spool.count == 40 and writer.pending == [] and writer.backlog == 40
-    lines = (tmp_path / "spool.jsonl").read_text().splitlines()
+    header, *lines = (tmp_path / "spool.jsonl").read_text().splitlines()
+    assert json.loads(header) == {"ivr_spool": 1}     # ivr's own file
     assert len(lines) == 40 and json.loads(lines[0])["call"]["uniqueid"] == "1796000000.1"
     # The call written before the outage is spooled again by a retry that half worked:
     spool.append([call(0)])

@@ -27,7 +27,7 @@ class _Pbx:
 
 
 class _Ledger:
-    backlog, write_errors, dropped = 0, 0, 0
+    backlog, write_errors, dropped, quarantined = 0, 0, 0, 0
 
 
 def documented() -> set[str]:
