@@ -252,7 +252,7 @@ class Spool:
         """The oldest n items not yet written (unreadable lines are dropped, counted)."""
         items: list[Item] = []
         self._pending = []
-        if self._start is None:
+        if self._start is None or not self._still_ours():
             return items
         try:
             with self.path.open("rb") as f:
@@ -272,6 +272,20 @@ class Spool:
             self.dropped += self.count
             self._forget()
         return items
+
+    def _still_ours(self) -> bool:
+        """Whether the file is still ivr's spool; if it was replaced or removed under
+        ivr, its records are lost (counted) and the file is left alone."""
+        try:
+            if header_end(self.path, SPOOL_HEADER, "ledger.spool") is not None:
+                return True
+            why = "is gone"
+        except SpoolError as exc:
+            why = f"was replaced ({exc})"
+        log.error("ledger spool %s %s: %d records lost", self.path, why, self.count)
+        self.dropped += self.count
+        self._forget()
+        return False
 
     def _decode_line(self, raw: bytes) -> Item | None:
         try:
