@@ -131,8 +131,11 @@ def _message(value: object) -> str:
         raise IncidentError("message must be a non-empty string")
     if len(value) > MAX_MESSAGE:
         raise IncidentError(f"message must be at most {MAX_MESSAGE} characters")
-    if any(unicodedata.category(c) == "Cc" for c in value):
+    if any(unicodedata.category(c) == "Cc" for c in value):   # NUL among them
         raise IncidentError("message must not contain control characters")
+    # A lone surrogate (JSON's "\ud800") is no character: no UTF-8 for the ledger or a page.
+    if any(unicodedata.category(c) == "Cs" for c in value):
+        raise IncidentError("message must be text: a lone surrogate (\\uD800-\\uDFFF) is not")
     return value.strip()
 
 

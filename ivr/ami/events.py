@@ -121,6 +121,8 @@ SOFTHANGUP_SHUTDOWN = 0x04
 _TIMESTAMP = re.compile(r"[0-9]{1,12}(\.[0-9]{0,9})?")
 _TIMESTAMP_US = re.compile(r"[0-9]{1,12}\.[0-9]{6}")
 MAX_WAIT_S = 86_400     # a QueueEntry Wait beyond a day is nonsense: clamp it
+MAX_DEVICE_STATE = 99   # Asterisk's device states run 0 to 9
+_NUMBER = re.compile(r"[0-9]{1,12}")    # ASCII digits only (str.isdigit takes others)
 
 WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE, IVR_ACCOUNT, IVR_AREA})
 
@@ -150,7 +152,22 @@ def _left(m: Message, ts: int) -> Event:
     abandon = m.event == "QueueCallerAbandon"
     held = m.get("HoldTime") if abandon else None
     return CallerLeft(ts, m["Uniqueid"], m["Queue"], abandon, m.get("Context") or "",
-                      m.get("Exten") or "", int(held) if held and held.isdigit() else None)
+                      m.get("Exten") or "",
+                      _seconds(m, "HoldTime") if held and held.isdigit() else None)
+
+
+def _seconds(m: Message, header: str) -> int:
+    """A whole number of seconds (HoldTime, TalkTime) within a day, else ValueError naming
+    the call: a number beyond any wait would overflow the ledger's columns."""
+    return _bounded(m, header, MAX_WAIT_S)
+
+
+def _bounded(m: Message, header: str, most: int) -> int:
+    raw = m.get(header) or "0"
+    if not _NUMBER.fullmatch(raw) or int(raw) > most:
+        raise ValueError(f"{header} {raw[:24]!r} is not a number from 0 to {most}"
+                         f" (call {m.get('Uniqueid') or '?'})")
+    return int(raw)
 
 
 def _ringing(m: Message, ts: int) -> Event:
@@ -158,7 +175,7 @@ def _ringing(m: Message, ts: int) -> Event:
 
 
 def _answered(m: Message, ts: int) -> Event:
-    return AgentAnswered(ts, m["Uniqueid"], m["Queue"], _member(m), int(m.get("HoldTime") or 0))
+    return AgentAnswered(ts, m["Uniqueid"], m["Queue"], _member(m), _seconds(m, "HoldTime"))
 
 
 def _varset(m: Message, ts: int) -> Event | None:
@@ -181,7 +198,7 @@ def _soft_hangup(m: Message, ts: int) -> Event | None:
 
 
 def _member_state(m: Message, ts: int) -> Event:
-    return MemberState(ts, m["Queue"], _member(m), int(m.get("Status") or 0),
+    return MemberState(ts, m["Queue"], _member(m), _bounded(m, "Status", MAX_DEVICE_STATE),
                        paused=m.get("Paused") == "1", in_call=m.get("InCall") == "1",
                        local=_is_local(m))
 
