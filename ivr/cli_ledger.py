@@ -210,7 +210,7 @@ def _calls(args: argparse.Namespace) -> int:
 
 def _quarantine(args: argparse.Namespace) -> int:
     config = ledger_config(args)
-    held = Quarantine(quarantine_path(config.spool_path()))
+    held = Quarantine(quarantine_path(config.spool_path()), read_only=True)
     try:
         entries = list(held.entries())
     except OSError as exc:

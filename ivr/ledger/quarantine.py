@@ -73,14 +73,19 @@ def path_for(spool: Path) -> Path:
 
 
 class Quarantine:
-    def __init__(self, path: Path, ledger_url: str = "") -> None:
+    """The quarantine file; `read_only` for a listing beside a running ivr, which
+    must not cut what may be an append in progress."""
+
+    def __init__(self, path: Path, ledger_url: str = "", read_only: bool = False) -> None:
         self.path = path
         if ledger_url:
             sp.check_not_ledger(path, ledger_url, WHAT)
         self._start = sp.header_end(path, QUARANTINE_HEADER, WHAT)
         self.count = 0     # records held in the file
         if self._start is not None:
-            torn = sp.cut_torn_tail(path, self._start)
+            # A torn line lost nothing: its record stays in the spool or in memory
+            # until it is quarantined whole, at the next flush.
+            torn = 0 if read_only else sp.cut_torn_tail(path, self._start)
             if torn:
                 log.error("%s %s: its last line was torn (%d bytes): cut off", WHAT, path, torn)
             self.count = sum(1 for _ in self.entries())
@@ -107,6 +112,8 @@ class Quarantine:
                 if not raw.strip():
                     continue
                 try:
+                    if not raw.endswith(b"\n"):
+                        raise ValueError("torn")     # being appended, or cut short
                     entry = json.loads(raw)
                     if not isinstance(entry, dict) or "item" not in entry:
                         raise ValueError("not an entry")

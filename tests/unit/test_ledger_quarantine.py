@@ -230,3 +230,33 @@ def test_a_foreign_file_where_the_quarantine_goes_is_refused(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "not ivr's" in err
     assert foreign.read_bytes() == b"somebody's notes\n"
+
+
+def test_the_listing_reads_a_damaged_quarantine_and_changes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    held = tmp_path / "spool.quarantine.jsonl"
+    good = {"at_us": 1, "error": "OverflowError: too big", "item": {"call": {"uniqueid": "1.1"}}}
+    content = (b'{"ivr_quarantine":1}\n' + json.dumps(good).encode() + b"\n[1, 2]\nnot json\n"
+               + b'{"at_us": 2, "error": "x", "it')      # an append in progress
+    held.write_bytes(content)
+    config = tmp_path / "ivr.toml"
+    config.write_text(f'[ledger]\nurl = "sqlite:///{tmp_path / "l.db"}"\n'
+                      f'spool = "{tmp_path / "spool.jsonl"}"\n')
+    assert cli.main(["ledger", "quarantine", "--json", "--config", str(config)]) == 0
+    records = json.loads(capsys.readouterr().out)["records"]
+    assert records[0] == good
+    assert [r["error"] for r in records[1:]] == ["unreadable line 3", "unreadable line 4",
+                                                 "unreadable line 5"]
+    assert held.read_bytes() == content          # read only: nothing cut
+
+
+async def test_a_torn_quarantine_line_is_cut_before_the_next_record(store: Store,
+                                                                   tmp_path: Path) -> None:
+    held = tmp_path / "spool.quarantine.jsonl"
+    held.write_bytes(b'{"ivr_quarantine":1}\n{"at_us": 2, "error": "x", "it')   # a crash mid-append
+    writer = LedgerWriter(store, Spool(tmp_path / "spool.jsonl", 100))
+    assert writer.quarantine.count == 0
+    writer.submit(refused_call(1))
+    assert await writer.flush()
+    (kept,) = quarantined(held)
+    assert kept["item"]["call"]["uniqueid"] == "1796000000.1"
