@@ -7,7 +7,8 @@ Theory of operation.  A batch that fails is one of two things:
   records, so the batch goes to the spool and is retried, never quarantined;
 - the database (or its driver) refused the data: a data exception or an
   integrity violation (SQLSTATE classes 22 and 23, DataError/IntegrityError),
-  or a value the driver cannot encode (UnicodeError, OverflowError).
+  or a value the driver cannot encode (UnicodeError, OverflowError, TypeError,
+  sqlite3's "Error binding parameter").
 
 `refused()` tells the two apart, and only the second is narrowed down: the
 writer writes the batch in halves, then halves of halves, until each refused
@@ -44,9 +45,12 @@ log = logging.getLogger(__name__)
 QUARANTINE_HEADER = {"ivr_quarantine": 1}
 WHAT = "ledger quarantine"
 
+# TypeError: the driver cannot encode a value of that type (a spool line edited by
+# hand: a bool where a number goes); sqlite3 says the same as a ProgrammingError.
 _REFUSED_TYPES: tuple[type[BaseException], ...] = (
-    UnicodeError, OverflowError, sa_exc.DataError, sa_exc.IntegrityError,
+    UnicodeError, OverflowError, TypeError, sa_exc.DataError, sa_exc.IntegrityError,
     sqlite3.DataError, sqlite3.IntegrityError)
+_SQLITE_BINDING = "Error binding parameter"
 
 
 def refused(exc: BaseException) -> bool:
@@ -57,7 +61,8 @@ def refused(exc: BaseException) -> bool:
         seen.add(id(e))
         if getattr(e, "connection_invalidated", False):
             return False
-        if isinstance(e, _REFUSED_TYPES):
+        if isinstance(e, _REFUSED_TYPES) or (isinstance(e, sqlite3.ProgrammingError)
+                                             and str(e).startswith(_SQLITE_BINDING)):
             return True
         state = str(getattr(e, "sqlstate", None) or getattr(e, "pgcode", None) or "")
         if state[:2] in ("22", "23"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator, Mapping, Sequence
 
@@ -163,6 +164,9 @@ async def test_the_database_going_away_while_a_batch_is_split_doubles_nothing(
     (OverflowError("Python int too large to convert to SQLite INTEGER"), True),
     (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), True),
     (RuntimeError("a bug"), False),
+    (sqlite3.ProgrammingError("Error binding parameter 4: type 'list' is not supported"), True),
+    (sqlite3.ProgrammingError("Cannot operate on a closed database."), False),
+    (sqlite3.OperationalError("database is locked"), False),
 ])
 def test_refused_or_away(exc: BaseException, is_refused: bool) -> None:
     assert qr.refused(exc) is is_refused
@@ -260,3 +264,19 @@ async def test_a_torn_quarantine_line_is_cut_before_the_next_record(store: Store
     assert await writer.flush()
     (kept,) = quarantined(held)
     assert kept["item"]["call"]["uniqueid"] == "1796000000.1"
+
+
+async def test_a_spool_line_of_the_wrong_types_is_quarantined(store: Store, tmp_path: Path) -> None:
+    """A spool line edited by hand: the JSON decodes, the database cannot take it."""
+    path = tmp_path / "spool.jsonl"
+    Spool(path, 100).append([call(1)])
+    wrong = rec.to_dict(call(2))
+    wrong["caller"] = [1, 2]        # no driver encodes a list as text
+    with path.open("ab") as f:
+        f.write(json.dumps({"call": wrong}).encode() + b"\n")
+    Spool(path, 100).append([call(3)])
+    writer = LedgerWriter(store, Spool(path, 100))
+    assert await writer.flush()
+    assert [c.uniqueid for c in await store.calls(0, 2**62)] == ["1796000000.1", "1796000000.3"]
+    (kept,) = quarantined(writer.quarantine.path)
+    assert kept["item"]["call"]["caller"] == [1, 2]
