@@ -35,7 +35,7 @@ TRANSCRIPTS = ("answered", "abandoned", "moved")
 
 
 class _Ledger:
-    backlog, write_errors, dropped = 0, 0, 0
+    backlog, write_errors, dropped, quarantined = 0, 0, 0, 0
 
 
 class _Pbx:
