@@ -42,43 +42,47 @@ def fill(url: str, n: int) -> None:
     asyncio.run(go())
 
 
+async def asql(url: str, *statements: str) -> None:
+    store = Store(url)
+    try:
+        async with store.engine.begin() as conn:
+            for s in statements:
+                await conn.execute(text(s))
+    finally:
+        await store.close()
+
+
 def sql(url: str, *statements: str) -> None:
-    async def go() -> None:
-        store = Store(url)
-        try:
-            async with store.engine.begin() as conn:
-                for s in statements:
-                    await conn.execute(text(s))
-        finally:
-            await store.close()
-    asyncio.run(go())
+    asyncio.run(asql(url, *statements))
 
 
 def rename_and_rehash(url: str, old: str, new: str) -> None:
+    asyncio.run(arename_and_rehash(url, old, new))
+
+
+async def arename_and_rehash(url: str, old: str, new: str) -> None:
     """What a careful forger does: the name changed everywhere, every hash
     recomputed in order, the head moved to the new last hash."""
-    async def go() -> None:
-        store = Store(url)
-        try:
-            rows, _ = await store.registry()
-            head = (0, registry.GENESIS)
-            async with store.engine.begin() as conn:
-                for r in rows:
-                    e = registry.of_row(r)
-                    body = json.loads(e.body)
-                    body = {k: (new if v == old else v) for k, v in body.items()}
-                    f = registry.make(head, e.at_us, e.kind, e.number, e.event, e.actor_role,
-                                      new if e.actor == old else e.actor, body)
-                    await conn.execute(text("UPDATE registry SET actor = :a, body = :b, prev = :p, "
-                                            "hash = :h WHERE seq = :s"),
-                                       {"a": f.actor, "b": f.body, "p": f.prev, "h": f.hash,
-                                        "s": f.seq})
-                    head = (f.seq, f.hash)
-                await conn.execute(text("UPDATE registry_head SET seq = :s, hash = :h"),
-                                   {"s": head[0], "h": head[1]})
-        finally:
-            await store.close()
-    asyncio.run(go())
+    store = Store(url)
+    try:
+        rows, _ = await store.registry()
+        head = (0, registry.GENESIS)
+        async with store.engine.begin() as conn:
+            for r in rows:
+                e = registry.of_row(r)
+                body = json.loads(e.body)
+                body = {k: (new if v == old else v) for k, v in body.items()}
+                f = registry.make(head, e.at_us, e.kind, e.number, e.event, e.actor_role,
+                                  new if e.actor == old else e.actor, body)
+                await conn.execute(text("UPDATE registry SET actor = :a, body = :b, prev = :p, "
+                                        "hash = :h WHERE seq = :s"),
+                                   {"a": f.actor, "b": f.body, "p": f.prev, "h": f.hash,
+                                    "s": f.seq})
+                head = (f.seq, f.hash)
+            await conn.execute(text("UPDATE registry_head SET seq = :s, hash = :h"),
+                               {"s": head[0], "h": head[1]})
+    finally:
+        await store.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
