@@ -66,6 +66,11 @@ class Witness:
                                   registry=self.registry)
         self.size = Gauge("ivr_registry_witness_tree_size",
                           "entries in the last good checkpoint", registry=self.registry)
+        # an ivr that stops answering raises no inconsistency: this lets an
+        # alert see a witness that has not been able to check for too long
+        self.checked = Gauge("ivr_registry_witness_last_consistent_timestamp_seconds",
+                             "when a checkpoint was last found consistent (Unix time)",
+                             registry=self.registry)
 
     def _pin(self, key: Verifier | None) -> Verifier:
         pinned = self.state / "log.vkey"
@@ -157,6 +162,7 @@ class Witness:
             log.warning("registry witness: %s", result.message)
         else:
             self.size.set(result.size or 0)
+            self.checked.set_to_current_time()
             log.info("registry witness: %s", result.message)
 
     async def once(self) -> int:

@@ -113,7 +113,10 @@ async def test_the_witness_follows_the_log_and_alerts_when_it_is_altered(
     client, _, config = ivr
     await file(client, 3)
     w = a_witness(tmp_path, client, config)
+    assert w.registry.get_sample_value("ivr_registry_witness_last_consistent_timestamp_seconds") == 0
     assert await w.once() == witness.OK                      # the first one is kept
+    assert (w.registry.get_sample_value("ivr_registry_witness_last_consistent_timestamp_seconds")
+            or 0) > 0
     assert await w.once() == witness.OK                      # unchanged
     await file(client, 2)
     assert await w.once() == witness.OK                      # grew, consistently
