@@ -202,6 +202,10 @@ def _verify_proof(path: Path, cp: Checkpoint) -> int:
         raise Refused(f"proof {path} is for a tree of {proof.tree_size} entries, the checkpoint "
                       f"has {cp.size}: prove it again with --checkpoint")
     e = proof.entry
+    if registry.digest(e.seq, e.at_us, e.kind, e.number, e.event, e.actor_role, e.actor, e.body,
+                       e.prev) != e.hash:
+        return _fail(f"NOT included: {e.kind} {e.number} entry {e.seq} in the proof does not "
+                     f"give its own hash (the entry was altered)", 1)
     if not proof.verify(cp):
         return _fail(f"NOT included: {e.kind} {e.number} entry {e.seq} is not in the registry "
                      f"the checkpoint signed (the proof or the entry was altered)", 1)
@@ -246,4 +250,9 @@ def _witness(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.once:
         return asyncio.run(w.once())
-    return asyncio.run(w.serve(every, args.metrics_host, args.metrics_port))
+    try:
+        return asyncio.run(w.serve(every, args.metrics_host, args.metrics_port))
+    except OSError as exc:          # the metrics port taken, say
+        return _fail(f"witness: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        return 0

@@ -8,7 +8,7 @@ import asyncio
 import base64
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from sqlalchemy import text
@@ -178,8 +178,22 @@ def test_every_entry_proves_included_and_one_byte_changed_does_not(
         proof.write_text(out)
         code, out, err = ivr(capsys, "verify", "--proof", str(proof), "--checkpoint", str(kept))
         assert code == 0 and f"is entry {i} of the 5" in out, err
-        doc: dict[str, Any] = json.loads(proof.read_text())
-        doc["entry"]["at_us"] += 1
+        good: dict[str, Any] = json.loads(proof.read_text())
+        changes: list[tuple[str, Callable[[Any], Any]]] = [
+            ("at_us", lambda v: v + 1), ("hash", lambda v: ("e" if v[0] == "f" else "f") + v[1:]),
+            ("actor", lambda v: v + "x"), ("index", lambda v: v ^ 1)]
+        for field, change in changes:
+            doc = json.loads(json.dumps(good))
+            where = doc if field == "index" else doc["entry"]
+            where[field] = change(where[field])
+            if field == "index" and where[field] >= doc["tree_size"]:
+                continue
+            proof.write_text(json.dumps(doc))
+            code, _, err = ivr(capsys, "verify", "--proof", str(proof), "--checkpoint", str(kept))
+            assert code == 1 and "NOT included" in err, (field, err)
+        doc = json.loads(json.dumps(good))
+        doc["hashes"][0] = base64.b64encode(bytes([base64.b64decode(doc["hashes"][0])[0] ^ 1])
+                                            + base64.b64decode(doc["hashes"][0])[1:]).decode()
         proof.write_text(json.dumps(doc))
         code, _, err = ivr(capsys, "verify", "--proof", str(proof), "--checkpoint", str(kept))
         assert code == 1 and "NOT included" in err, err
