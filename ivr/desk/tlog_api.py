@@ -1,6 +1,12 @@
 """GET /api/v1/registry/checkpoint and /consistency: the registry's signed
 checkpoint and the proofs a witness (witness.py) checks it with.
 
+Who may read them (desk/api.py ROLES): office, admin and engineer, the
+provider's roles, whose witness runs with one of their tokens; and the
+contractor's supervisor too, since a checkpoint is a size and a hash that
+hides nothing and holds ivr to its word for anyone who keeps it.  Not
+operators, who have no use for it.
+
 The key is read, or made (keys.py), when ivr builds its routes, that is at
 its first start.  A key file ivr will not use (others may read it) does not
 stop ivr routing calls: it is logged as an ERROR and both routes answer 503
