@@ -3,6 +3,9 @@
     ivr registry verify                  check the whole chain; exit 1 names the first bad entry
     ivr registry export --from --to      the entries made in the period and the chain's head
 
+and the registry as a transparency log (key, checkpoint, prove, witness,
+verify --checkpoint/--proof): cli_registry.py.
+
 Like `ivr ledger`, these open the ledger database themselves (ledger.url or
 IVR_LEDGER_URL), so the provider's office can check a registry whether ivr
 runs or not, and hold the exported head against a later check.
@@ -15,7 +18,7 @@ import json
 import sys
 import textwrap
 
-from ivr import config as cfg
+from ivr import cli_registry, config as cfg
 from ivr.cli_ledger import LEDGER_EPILOG, _common, _period, _period_args, run_with_store
 from ivr.desk import registry
 from ivr.ledger.store import Store
@@ -23,7 +26,7 @@ from ivr.ledger.store import Store
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    reg = sub.add_parser("registry", help="the service desk's registry: verify, export",
+    reg = sub.add_parser("registry", help="the service desk's registry: verify, export, key, checkpoint, prove, witness",
                          description=textwrap.fill(
                              "Tickets, complaints and claims, and each change of theirs, kept "
                              "as a chain of entries each hashed over the one before.", 78),
@@ -33,15 +36,20 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "verify", help="check the chain: exit 1 naming the first entry altered, removed or inserted",
         epilog=LEDGER_EPILOG, formatter_class=fmt)
     _common(ver)
+    cli_registry.verify_args(ver)
     ver.set_defaults(func=_verify)
     exp = rsub.add_parser("export", help="the entries of a period and the chain's head, as JSON",
                           epilog=LEDGER_EPILOG, formatter_class=fmt)
     _common(exp)
     _period_args(exp, required=True)
     exp.set_defaults(func=_export)
+    cli_registry.add_parsers(rsub)
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if args.checkpoint is not None or args.proof is not None:
+        return cli_registry.verify(args)
+
     async def work(config: cfg.Config, store: Store) -> int:
         await store.migrate()
         rows, head = await store.registry()

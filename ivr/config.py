@@ -69,6 +69,7 @@ class PromptsConfig:
 class DeskConfig:
     ticket_due_hours: float = 24.0
     complaint_deadline_days: float = 30.0
+    registry_key: str = ""      # the registry's signing key; empty: registry.key in the state directory
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The service desk over HTTP: /api/v1/tickets, /complaints, /claims, /registry.
+"""The service desk over HTTP: /api/v1/tickets, /complaints, /claims, /registry
+(its checkpoint and consistency proofs: tlog_api.py).
 
 Thin: each handler reads its input, asks the Desk (service.py), and maps a
 DeskError to its JSON 4xx/5xx in one place.  Who may call what is ROLES,
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from ivr import roles
 from ivr.api import ACTOR, allowed
+from ivr.desk import tlog_api
 from ivr.desk.service import TICKET, COMPLAINT, CLAIM, Desk, DeskError, Item
 from ivr.ledger.records import CallRecord
 from ivr.reports.billing import ReportError, instant
@@ -33,6 +35,14 @@ ROLES: dict[str, frozenset[str]] = {
     "file_claim": frozenset({roles.OPERATOR, roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
     "claim": ALL,
     "registry": frozenset({roles.OFFICE, roles.ADMIN}),
+    # A checkpoint is a size and a hash: it hides nothing and proves what it says,
+    # so the contractor's supervisor may hold ivr to it as well as the provider's
+    # office, admin and engineers (their witness runs with one of these tokens);
+    # operators have no use for it.
+    "registry_checkpoint": frozenset({roles.OFFICE, roles.ADMIN, roles.SUPERVISOR,
+                                      roles.ENGINEER}),
+    "registry_consistency": frozenset({roles.OFFICE, roles.ADMIN, roles.SUPERVISOR,
+                                       roles.ENGINEER}),
 }
 
 
@@ -51,6 +61,7 @@ async def body_of(request: web.Request, fields: set[str]) -> dict[str, Any]:
 
 def routes(desk: Desk, live_call: Callable[[str], CallRecord | None]) -> list[web.RouteDef]:
     h = _Handlers(desk, live_call)
+    log_http = tlog_api.Handlers(desk)
     table = [
         ("POST", "/api/v1/tickets", "file_ticket", h.file_ticket),
         ("GET", "/api/v1/tickets", "tickets", h.tickets),
@@ -63,6 +74,8 @@ def routes(desk: Desk, live_call: Callable[[str], CallRecord | None]) -> list[we
         ("POST", "/api/v1/claims", "file_claim", h.file_claim),
         ("GET", "/api/v1/claims/{number}", "claim", h.claim),
         ("GET", "/api/v1/registry", "registry", h.registry),
+        ("GET", "/api/v1/registry/checkpoint", "registry_checkpoint", log_http.checkpoint),
+        ("GET", "/api/v1/registry/consistency", "registry_consistency", log_http.consistency),
     ]
     return [web.route(method, path, allowed(name, ROLES[name], handler))
             for method, path, name, handler in table]

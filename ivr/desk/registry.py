@@ -53,16 +53,27 @@ class Entry:
     def to_json(self) -> dict[str, Any]:
         return {**self.row(), "body": self.data}
 
+    def leaf(self) -> bytes:
+        return material(self.seq, self.at_us, self.kind, self.number, self.event,
+                        self.actor_role, self.actor, self.body, self.prev)
+
 
 def canonical(data: Mapping[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def material(seq: int, at_us: int, kind: str, number: str, event: str, actor_role: str,
+             actor: str, body: str, prev: str) -> bytes:
+    """An entry's canonical bytes: what its chain hash is over, and its leaf in
+    the Merkle tree (tlog.py)."""
+    return json.dumps([seq, at_us, kind, number, event, actor_role, actor, body, prev],
+                      separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def digest(seq: int, at_us: int, kind: str, number: str, event: str, actor_role: str,
            actor: str, body: str, prev: str) -> str:
-    material = json.dumps([seq, at_us, kind, number, event, actor_role, actor, body, prev],
-                          separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(material.encode()).hexdigest()
+    return hashlib.sha256(material(seq, at_us, kind, number, event, actor_role, actor, body,
+                                   prev)).hexdigest()
 
 
 def make(head: tuple[int, str], at_us: int, kind: str, number: str, event: str,
