@@ -165,9 +165,14 @@ class StartupBackfill:
     _left: set[str] = field(default_factory=set)
     _ended_live: set[str] = field(default_factory=set)
 
+    @property
+    def over(self) -> bool:
+        return self.state not in ("waiting", "catching_up")
+
     def on_fact(self, fact: Fact) -> None:
-        """Calls ivr ends live are never backfilled whole (step 4)."""
-        if isinstance(fact, JourneyEnded) and fact.record.pbx == self.pbx:
+        """Calls ivr ends live are never backfilled whole (step 4); kept only while
+        the backfill lasts, not for the life of ivr."""
+        if isinstance(fact, JourneyEnded) and fact.record.pbx == self.pbx and not self.over:
             self._ended_live.add(fact.uniqueid)
 
     def to_json(self) -> dict[str, object]:
@@ -190,6 +195,7 @@ class StartupBackfill:
                 return
             if self.clock() - started > GIVE_UP_S:
                 self.state = "gave_up"
+                self._ended_live.clear()
                 log.warning("backfill from queue_log (pbx %s): %d call(s) still in progress "
                             "after %.0f h; run `ivr ledger reconcile --backfill` once they end",
                             self.pbx, len(self._left), GIVE_UP_S / 3600)
@@ -199,12 +205,23 @@ class StartupBackfill:
     async def step(self, going: set[str]) -> bool:
         """One pass, with the uniqueids in progress now; whether another is needed."""
         try:
-            return await self._step(going)
+            again = await self._step(going)
         except LedgerError as exc:
-            self.state, self.error = "failed", str(exc)
-            log.warning("backfill from queue_log (pbx %s) not done: %s; ivr goes on without "
-                        "it (`ivr ledger reconcile --backfill` does it by hand)", self.pbx, exc)
+            self._failed(str(exc))
             return False
+        except Exception as exc:    # a bug here must not take ivr down with it
+            log.exception("backfill from queue_log (pbx %s) failed", self.pbx)
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return False
+        if not again:
+            self._ended_live.clear()
+        return again
+
+    def _failed(self, why: str) -> None:
+        self.state, self.error = "failed", why
+        self._ended_live.clear()
+        log.warning("backfill from queue_log (pbx %s) not done: %s; ivr goes on without it "
+                    "(`ivr ledger reconcile --backfill` does it by hand)", self.pbx, why)
 
     async def _step(self, going: set[str]) -> bool:
         first = self.from_s is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -211,3 +212,43 @@ def test_the_queue_log_source_from_the_file_and_the_environment(tmp_path: Path) 
     assert catchup.source_of(cfg.load(path, env)) == Source(db=env["IVR_LEDGER_QUEUE_LOG_DB"],
                                                              table="ql")
     assert catchup.source_of(cfg.load(None, {})) is None
+
+
+async def test_the_realtime_table_is_read_as_the_file_is(store: Store, tmp_path: Path) -> None:
+    every = truth()
+    await store.write([live(every[uid]) for uid in LIVE])
+    url = f"sqlite:///{tmp_path / 'asterisk.db'}"
+    with sqlite3.connect(tmp_path / "asterisk.db") as conn:
+        conn.execute("CREATE TABLE queue_log (time TEXT, callid TEXT, queuename TEXT, agent TEXT, "
+                     "event TEXT, data1 TEXT, data2 TEXT, data3 TEXT, data4 TEXT, data5 TEXT)")
+        for line in LAB.read_text().splitlines():
+            fields = line.split("|")
+            conn.execute("INSERT INTO queue_log VALUES (?,?,?,?,?,?,?,?,?,?)",
+                         (fields + [""] * 10)[:10])
+    b = start(store, Source(db=url, table="queue_log"))
+    assert await b.step(set()) is False
+    assert (b.state, b.calls, b.written) == ("done", 5, 6)
+    missing = start(store, Source(db=url, table="no_such_table"), now=END + 60)
+    assert await missing.step(set()) is False
+    assert missing.state == "failed" and "no_such_table" in missing.error
+
+
+class Broken(Store):
+    async def newest_us(self, pbx: str) -> int | None:
+        raise RuntimeError("a bug")
+
+
+async def test_a_bug_fails_the_backfill_not_ivr(tmp_path: Path) -> None:
+    b = start(Broken(f"sqlite:///{tmp_path / 'ledger.db'}"))
+    assert await b.step(set()) is False
+    assert b.state == "failed" and "RuntimeError: a bug" in b.error
+
+
+async def test_calls_ended_live_are_held_only_while_the_backfill_lasts(store: Store) -> None:
+    every = truth()
+    await store.write([live(every[uid]) for uid in LIVE])
+    b = start(store)
+    b.on_fact(JourneyEnded("1.1", "answered", live(every[LIVE[0]])))
+    assert await b.step(set()) is False
+    b.on_fact(JourneyEnded("1.2", "answered", live(every[LIVE[1]])))
+    assert b._ended_live == set()
