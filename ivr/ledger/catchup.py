@@ -15,10 +15,13 @@ closes that gap itself, for one PBX (`ledger.queue_log_pbx`, else the first):
    before it, and runs to now.  An empty ledger has no gap to measure: nothing
    is done (``skipped``).
 3. The calls of the window are those of queue_log whose last row is in the
-   gap, and those still in progress now.  queue_log.reconcile() holds them
-   against the ledger and queue_log.backfill() builds what the ledger lacks
-   (whole calls, or the stints missed of calls it has): this module restates
-   none of their rules, it only chooses the calls and the moment.
+   gap, those still in progress now, and those absent from the ledger whose
+   last row is within LOOKBACK_S before the gap: a call going on at the kill
+   whose queue_log rows ended before it (it left its queue for the rest of
+   the dialplan, and hung up while ivr was down).  queue_log.reconcile() holds
+   them against the ledger and queue_log.backfill() builds what the ledger
+   lacks (whole calls, or the stints missed of calls it has): this module
+   restates none of their rules, it only chooses the calls and the moment.
 4. A call *in progress* is left for later, never backfilled: a channel of it
    is up on the PBX (CoreShowChannels; a caller talking to an agent is not in
    ivr's tracker after a restart), ivr's tracker holds it, or queue_log shows
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 US = 1_000_000
 MARGIN_S = 60            # before the newest record: the lost batch's calls ended about then
+LOOKBACK_S = 3600        # a call going on at the kill may have left its queues this long before
 LEDGER_SLACK_S = 3600    # a ledger call may have entered a little before its first stint
 INTERVAL_S = 30.0        # between passes while calls of the window are in progress
 GIVE_UP_S = 4 * 3600     # a call still going after this is left to a backfill by hand
@@ -154,6 +158,7 @@ class StartupBackfill:
     clock: Callable[[], float] = time.time
     interval: float = INTERVAL_S
     margin_s: int = MARGIN_S
+    lookback_s: int = LOOKBACK_S
     wait: float = WAIT_S
     state: str = "waiting"       # waiting, catching_up, done, skipped, failed, gave_up
     from_s: int | None = None
@@ -234,8 +239,12 @@ class StartupBackfill:
                         self.source.name, len(ql.bad_lines), ql.bad_lines[0].line,
                         ql.bad_lines[0].reason)
         assert self.from_s is not None
-        chosen = self._choose(ql, going) if first else self._left & set(ql.by_call)
-        done = await self._settle(ql, chosen, going, now_s)
+        if first:
+            lookback = self.from_s - self.lookback_s
+            chosen = {uid for uid, last in ql.last_s.items() if last >= lookback or uid in going}
+        else:
+            chosen = self._left & set(ql.by_call)
+        done = await self._settle(ql, chosen, going, now_s, first)
         self.to_s = now_s
         self.stints += done.stints
         self.calls += done.calls
@@ -258,13 +267,14 @@ class StartupBackfill:
         self.from_s = min(newest // US, now_s) - self.margin_s
         return True
 
-    def _choose(self, ql: queue_log.QueueLog, going: set[str]) -> set[str]:
-        """The calls of the gap: their last row in it, or still going on now."""
+    def _of_gap(self, ql: queue_log.QueueLog, uid: str, going: set[str], have: set[str]) -> bool:
+        """A call of the gap (step 3): its last row in it, going on now, or, its last row
+        within lookback_s before it, absent from the ledger (it was going on at the kill)."""
         assert self.from_s is not None
-        return {uid for uid, last in ql.last_s.items() if last >= self.from_s or uid in going}
+        return ql.last_s[uid] >= self.from_s or uid in going or uid not in have
 
     async def _settle(self, ql: queue_log.QueueLog, chosen: set[str], going: set[str],
-                      now_s: int) -> Pass:
+                      now_s: int, first: bool) -> Pass:
         if not chosen:
             self._left = set()
             return Pass(0, 0, 0, 0)
@@ -272,6 +282,8 @@ class StartupBackfill:
         calls = await self.ledger.calls((entered - LEDGER_SLACK_S) * US, (now_s + 1) * US,
                                         pbx=self.pbx)
         have = {c.uniqueid for c in calls}
+        if first:
+            chosen = {uid for uid in chosen if self._of_gap(ql, uid, going, have)}
         self._left = {uid for uid in chosen
                       if uid in going or any(s.is_open for s in ql.by_call[uid])
                       or (uid in self._ended_live and uid not in have)}

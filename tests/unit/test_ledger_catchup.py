@@ -31,9 +31,11 @@ US = 1_000_000
 END = 1796117680          # the fixture's last row
 PBX = "default"
 # The calls the ledger has, as ivr wrote them live before it was killed: the newest
-# ended at ...629.  ...580.3 (ended ...589) was lost long before this gap.
+# ended at ...629, so the gap starts at ...624 (a margin of 5 s here).  ...580.3's
+# last row is older (...589) but the ledger lacks it: going on at the kill.
 LIVE = ("1796117579.0", "1796117579.1", "1796117580.2", "1796117589.8")
-GAP = ("1796117590.9", "1796117630.16", "1796117631.17", "1796117631.18", "1796117640.22")
+GAP = ("1796117580.3", "1796117590.9", "1796117630.16", "1796117631.17", "1796117631.18",
+       "1796117640.22")
 
 
 def truth(text: str | None = None) -> dict[str, CallRecord]:
@@ -56,12 +58,12 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 def start(store: Store, source: Path | Source = LAB, going: set[str] | None = None,
-          now: float = END + 5) -> StartupBackfill:
+          now: float = END + 5, lookback_s: int = catchup.LOOKBACK_S) -> StartupBackfill:
     async def in_progress() -> set[str]:
         return set(going or ())
     return StartupBackfill(store, source if isinstance(source, Source) else Source(file=source),
                            PBX, in_progress, OVERFLOW, clock=lambda: now, interval=0.01,
-                           margin_s=5)
+                           margin_s=5, lookback_s=lookback_s)
 
 
 async def stored(store: Store) -> dict[str, CallRecord]:
@@ -78,15 +80,15 @@ async def test_the_gap_is_written_once_and_a_second_start_writes_nothing(
     first = start(store)
     assert await first.step(set()) is False              # nothing in progress: done
     have = await stored(store)
-    assert set(have) == set(LIVE) | set(GAP)             # ...580.3 is older than the gap
+    assert set(have) == set(LIVE) | set(GAP)
     for uid in GAP:
         assert have[uid].source == "queue_log" and have[uid].visits == every[uid].visits
     assert first.to_json() == {
         "state": "done", "pbx": PBX, "from": "2026-12-01T09:33:44Z", "to": "2026-12-01T09:34:45Z",
-        "stints": 8, "calls": 5, "written": 6, "in_progress": 0, "error": None}
+        "stints": 9, "calls": 6, "written": 7, "in_progress": 0, "error": None}
     line = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO][-1]
     assert "2026-12-01T09:33:44Z .. 2026-12-01T09:34:45Z" in line
-    assert "8 stint(s) read, 5 call(s) and 6 visit(s) written" in line
+    assert "9 stint(s) read, 6 call(s) and 7 visit(s) written" in line
     second = start(store, now=END + 60)
     assert await second.step(set()) is False
     assert (second.calls, second.written) == (0, 0) and await stored(store) == have
@@ -106,7 +108,15 @@ async def test_a_call_in_progress_is_left_until_it_ends_then_written(store: Stor
     assert b.to_json()["state"] == "catching_up" and b.to_json()["in_progress"] == 1
     assert await b.step(set()) is False                  # hung up: now it is written
     assert (await stored(store))[talking].visits == every[talking].visits
-    assert (b.state, b.calls, b.written) == ("done", 5, 6)
+    assert (b.state, b.calls, b.written) == ("done", 6, 7)
+
+
+async def test_a_call_that_left_its_queues_long_before_the_gap_is_not_of_it(store: Store) -> None:
+    every = truth()
+    await store.write([live(every[uid]) for uid in LIVE])
+    b = start(store, lookback_s=30)                      # ...580.3's last row: 35 s before
+    assert await b.step(set()) is False
+    assert set(await stored(store)) == set(LIVE) | set(GAP) - {"1796117580.3"}
 
 
 async def test_a_call_ivr_ended_live_gets_only_its_missed_stints_never_a_second_row(
@@ -129,7 +139,7 @@ async def test_a_call_ivr_ended_live_gets_only_its_missed_stints_never_a_second_
 
 
 @pytest.mark.parametrize("content", [None, b"\x00\xff\xfe garbage \x89PNG\r\n\x1a\n" * 50,
-                                     b"1796117600|a|first-line|NONE|ENTERQUEUE\n" + b"|" * 9000])
+                                     b"1796117600|a|first-line\n" + b"|" * 9000])
 async def test_a_queue_log_that_cannot_be_read_is_a_warning_and_changes_nothing(
         store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture,
         content: bytes | None) -> None:
@@ -227,7 +237,7 @@ async def test_the_realtime_table_is_read_as_the_file_is(store: Store, tmp_path:
                          (fields + [""] * 10)[:10])
     b = start(store, Source(db=url, table="queue_log"))
     assert await b.step(set()) is False
-    assert (b.state, b.calls, b.written) == ("done", 5, 6)
+    assert (b.state, b.calls, b.written) == ("done", 6, 7)
     missing = start(store, Source(db=url, table="no_such_table"), now=END + 60)
     assert await missing.step(set()) is False
     assert missing.state == "failed" and "no_such_table" in missing.error
