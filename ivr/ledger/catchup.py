@@ -8,8 +8,9 @@ queue_log source configured (`ledger.queue_log`, a file, or
 `ledger.queue_log_db` + `ledger.queue_log_table`, the realtime table) ivr
 closes that gap itself, for one PBX (`ledger.queue_log_pbx`, else the first):
 
-1. It waits until that PBX is logged in and resynced: only then can it tell
-   which calls are still going on.
+1. It waits until that PBX is logged in and resynced (only then can it tell
+   which calls are still going on) and the spool a crash left is written (its
+   records are calls the last ivr recorded live).
 2. The gap starts at the ledger's newest record of the PBX (the newest
    `ended_us`), less MARGIN_S for the calls of the lost batch that ended just
    before it, and runs to now.  An empty ledger has no gap to measure: nothing
@@ -191,13 +192,14 @@ class StartupBackfill:
         started: float | None = None
         while True:
             try:
-                going = await self.in_progress()
+                await self.in_progress()         # a cheap look first: is the PBX there?
+                again = await self.step()
             except NotYet:
-                await asyncio.sleep(self.wait)   # logging in or resyncing: soon
+                await asyncio.sleep(self.wait)   # logging in, resyncing, spool draining: soon
                 continue
-            started = self.clock() if started is None else started
-            if not await self.step(going):
+            if not again:
                 return
+            started = self.clock() if started is None else started
             if self.clock() - started > GIVE_UP_S:
                 self.state = "gave_up"
                 self._ended_live.clear()
@@ -207,10 +209,13 @@ class StartupBackfill:
                 return
             await asyncio.sleep(self.interval)
 
-    async def step(self, going: set[str]) -> bool:
-        """One pass, with the uniqueids in progress now; whether another is needed."""
+    async def step(self) -> bool:
+        """One pass; whether another is needed.  NotYet when the PBX cannot say which
+        calls are in progress: nothing was written, and the pass is to be run again."""
         try:
-            again = await self._step(going)
+            again = await self._step()
+        except NotYet:
+            raise
         except LedgerError as exc:
             self._failed(str(exc))
             return False
@@ -228,19 +233,29 @@ class StartupBackfill:
         log.warning("backfill from queue_log (pbx %s) not done: %s; ivr goes on without it "
                     "(`ivr ledger reconcile --backfill` does it by hand)", self.pbx, why)
 
-    async def _step(self, going: set[str]) -> bool:
+    async def _step(self) -> bool:
         first = self.from_s is None
         now_s = int(self.clock())
-        if first and not await self._open_window(now_s):
-            return False
+        from_s = self.from_s
+        if from_s is None:
+            newest = await self.ledger.newest_us(self.pbx)
+            if newest is None:
+                self.state = "skipped"
+                log.info("backfill from queue_log (pbx %s): the ledger has no call of this "
+                         "PBX yet, so no gap to fill", self.pbx)
+                return False
+            from_s = min(newest // US, now_s) - self.margin_s
         ql = await read_queue_log(self.source, self.overflow)
+        # Asked after the read: a call of what was read is then either going on, or
+        # over and (if ivr followed it) among the calls it ended live.
+        going = await self.in_progress()
         if first and ql.bad_lines:
             log.warning("queue_log %s: %d line(s) not read (the first: line %d, %s)",
                         self.source.name, len(ql.bad_lines), ql.bad_lines[0].line,
                         ql.bad_lines[0].reason)
-        assert self.from_s is not None
+        self.from_s = from_s
         if first:
-            lookback = self.from_s - self.lookback_s
+            lookback = from_s - self.lookback_s
             chosen = {uid for uid, last in ql.last_s.items() if last >= lookback or uid in going}
         else:
             chosen = self._left & set(ql.by_call)
@@ -251,21 +266,11 @@ class StartupBackfill:
         self.written += done.written
         self.state = "catching_up" if done.left else "done"
         log.info("backfill from queue_log (pbx %s): %s .. %s, %d stint(s) read, %d call(s) "
-                 "and %d visit(s) written%s", self.pbx, _iso(self.from_s), _iso(now_s),
+                 "and %d visit(s) written%s", self.pbx, _iso(from_s), _iso(now_s),
                  done.stints, done.calls, done.written,
                  f", {done.left} call(s) in progress, looked at again every "
                  f"{self.interval:.0f} s" if done.left else "")
         return bool(done.left)
-
-    async def _open_window(self, now_s: int) -> bool:
-        newest = await self.ledger.newest_us(self.pbx)
-        if newest is None:
-            self.state = "skipped"
-            log.info("backfill from queue_log (pbx %s): the ledger has no call of this PBX "
-                     "yet, so no gap to fill", self.pbx)
-            return False
-        self.from_s = min(newest // US, now_s) - self.margin_s
-        return True
 
     def _of_gap(self, ql: queue_log.QueueLog, uid: str, going: set[str], have: set[str]) -> bool:
         """A call of the gap (step 3): its last row in it, going on now, or, its last row
@@ -321,16 +326,18 @@ def for_app(app: App) -> StartupBackfill | None:
     pbx = app.pbxs.get(app.config.ledger.queue_log_pbx) or app.first
     first = app.store.first_line
     threshold = next((q.sla_seconds for q in app.config.queues if q.name == first), 30.0)
-    backfill = StartupBackfill(app.store, source, pbx.name, lambda: _going_on(pbx),
+    backfill = StartupBackfill(app.store, source, pbx.name, lambda: _going_on(pbx, app),
                                overflow_of(app.config), first, round(threshold), app.clock)
     app.listeners.append(backfill.on_fact)
     return backfill
 
 
-async def _going_on(pbx: Pbx) -> set[str]:
-    """The uniqueids of every channel up on the PBX, and the calls its tracker holds."""
+async def _going_on(pbx: Pbx, app: App) -> set[str]:
+    """The uniqueids of every channel up on the PBX, and the calls its tracker holds.
+    NotYet until the PBX is resynced and the spool a crash left is written: its
+    records are calls the last ivr recorded live, to be found in the ledger."""
     from ivr.ami.client import AmiError
-    if not pbx.ready:
+    if not pbx.ready or app.ledger.spool.count:
         raise NotYet
     try:
         channels = await pbx.ami.action_list("CoreShowChannels")

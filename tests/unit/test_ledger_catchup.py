@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr import config as cfg
+from ivr.ami.codec import Message
 from ivr.app import build
 from ivr.config import AmiConfig, Config, LedgerConfig
 from ivr.journeys import JourneyEnded
@@ -59,8 +60,9 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 def start(store: Store, source: Path | Source = LAB, going: set[str] | None = None,
           now: float = END + 5, lookback_s: int = catchup.LOOKBACK_S) -> StartupBackfill:
+    """A start-up backfill; `going` is what the PBX says is in progress (a test changes it)."""
     async def in_progress() -> set[str]:
-        return set(going or ())
+        return set(going) if going is not None else set()
     return StartupBackfill(store, source if isinstance(source, Source) else Source(file=source),
                            PBX, in_progress, OVERFLOW, clock=lambda: now, interval=0.01,
                            margin_s=5, lookback_s=lookback_s)
@@ -78,7 +80,7 @@ async def test_the_gap_is_written_once_and_a_second_start_writes_nothing(
     await store.write([live(every[uid]) for uid in LIVE])
     caplog.set_level(logging.INFO, "ivr.ledger.catchup")
     first = start(store)
-    assert await first.step(set()) is False              # nothing in progress: done
+    assert await first.step() is False                   # nothing in progress: done
     have = await stored(store)
     assert set(have) == set(LIVE) | set(GAP)
     for uid in GAP:
@@ -90,7 +92,7 @@ async def test_the_gap_is_written_once_and_a_second_start_writes_nothing(
     assert "2026-12-01T09:33:44Z .. 2026-12-01T09:34:45Z" in line
     assert "9 stint(s) read, 6 call(s) and 7 visit(s) written" in line
     second = start(store, now=END + 60)
-    assert await second.step(set()) is False
+    assert await second.step() is False
     assert (second.calls, second.written) == (0, 0) and await stored(store) == have
     # A manual reconcile of the same span finds nothing missing in the ledger.
     log = queue_log.read_file(LAB, OVERFLOW)
@@ -102,11 +104,13 @@ async def test_a_call_in_progress_is_left_until_it_ends_then_written(store: Stor
     every = truth()
     await store.write([live(every[uid]) for uid in LIVE])
     talking = "1796117640.22"                            # its channel is still up
-    b = start(store, going={talking})
-    assert await b.step({talking}) is True               # another pass is needed
+    going = {talking}
+    b = start(store, going=going)
+    assert await b.step() is True                        # another pass is needed
     assert talking not in await stored(store)
     assert b.to_json()["state"] == "catching_up" and b.to_json()["in_progress"] == 1
-    assert await b.step(set()) is False                  # hung up: now it is written
+    going.clear()
+    assert await b.step() is False                       # hung up: now it is written
     assert (await stored(store))[talking].visits == every[talking].visits
     assert (b.state, b.calls, b.written) == ("done", 6, 7)
 
@@ -115,7 +119,7 @@ async def test_a_call_that_left_its_queues_long_before_the_gap_is_not_of_it(stor
     every = truth()
     await store.write([live(every[uid]) for uid in LIVE])
     b = start(store, lookback_s=30)                      # ...580.3's last row: 35 s before
-    assert await b.step(set()) is False
+    assert await b.step() is False
     assert set(await stored(store)) == set(LIVE) | set(GAP) - {"1796117580.3"}
 
 
@@ -128,10 +132,10 @@ async def test_a_call_ivr_ended_live_gets_only_its_missed_stints_never_a_second_
     ended_live = live(every[moved])
     ended_live = replace(ended_live, visits=ended_live.visits[1:])   # ivr saw only common
     b.on_fact(JourneyEnded(moved, "answered", ended_live))
-    assert await b.step(set()) is True                   # its live record is on its way
+    assert await b.step() is True                        # its live record is on its way
     assert moved not in await stored(store)
     await store.write([ended_live])                      # the writer's batch lands
-    assert await b.step(set()) is False
+    assert await b.step() is False
     record = (await stored(store))[moved]
     assert record.source == "live"
     assert sorted((v.queue, v.outcome) for v in record.visits) == [
@@ -149,7 +153,7 @@ async def test_a_queue_log_that_cannot_be_read_is_a_warning_and_changes_nothing(
         path.write_bytes(content)
     before = await stored(store)
     b = start(store, path)
-    assert await b.step(set()) is False
+    assert await b.step() is False
     assert await stored(store) == before
     assert b.calls == b.written == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -161,7 +165,7 @@ async def test_a_queue_log_that_cannot_be_read_is_a_warning_and_changes_nothing(
 
 async def test_an_empty_ledger_has_no_gap(store: Store) -> None:
     b = start(store)
-    assert await b.step(set()) is False
+    assert await b.step() is False
     assert b.state == "skipped" and await stored(store) == {}
 
 
@@ -169,7 +173,8 @@ async def test_run_waits_for_the_pbx_then_passes_until_nothing_is_in_progress(
         store: Store) -> None:
     every = truth()
     await store.write([live(every[uid]) for uid in LIVE])
-    answers: list[set[str] | None] = [None, None, {"1796117640.22"}, set()]
+    # Each pass asks twice: a look before it, and the answer after queue_log is read.
+    answers: list[set[str] | None] = [None, None, set(), {"1796117640.22"}, set(), set()]
 
     async def in_progress() -> set[str]:
         answer = answers.pop(0)
@@ -236,10 +241,10 @@ async def test_the_realtime_table_is_read_as_the_file_is(store: Store, tmp_path:
             conn.execute("INSERT INTO queue_log VALUES (?,?,?,?,?,?,?,?,?,?)",
                          (fields + [""] * 10)[:10])
     b = start(store, Source(db=url, table="queue_log"))
-    assert await b.step(set()) is False
+    assert await b.step() is False
     assert (b.state, b.calls, b.written) == ("done", 6, 7)
     missing = start(store, Source(db=url, table="no_such_table"), now=END + 60)
-    assert await missing.step(set()) is False
+    assert await missing.step() is False
     assert missing.state == "failed" and "no_such_table" in missing.error
 
 
@@ -250,7 +255,7 @@ class Broken(Store):
 
 async def test_a_bug_fails_the_backfill_not_ivr(tmp_path: Path) -> None:
     b = start(Broken(f"sqlite:///{tmp_path / 'ledger.db'}"))
-    assert await b.step(set()) is False
+    assert await b.step() is False
     assert b.state == "failed" and "RuntimeError: a bug" in b.error
 
 
@@ -259,6 +264,42 @@ async def test_calls_ended_live_are_held_only_while_the_backfill_lasts(store: St
     await store.write([live(every[uid]) for uid in LIVE])
     b = start(store)
     b.on_fact(JourneyEnded("1.1", "answered", live(every[LIVE[0]])))
-    assert await b.step(set()) is False
+    assert await b.step() is False
     b.on_fact(JourneyEnded("1.2", "answered", live(every[LIVE[1]])))
     assert b._ended_live == set()
+
+
+async def test_not_yet_from_the_pbx_changes_nothing(store: Store) -> None:
+    await store.write([live(truth()[uid]) for uid in LIVE])
+
+    async def not_yet() -> set[str]:
+        raise catchup.NotYet
+    b = StartupBackfill(store, Source(file=LAB), PBX, not_yet, OVERFLOW, clock=lambda: END + 5)
+    with pytest.raises(catchup.NotYet):
+        await b.step()
+    assert (b.state, b.from_s, b.calls) == ("waiting", None, 0)
+    assert set(await stored(store)) == set(LIVE)
+
+
+async def test_the_app_asks_the_pbx_once_resynced_and_the_spool_written(tmp_path: Path) -> None:
+    config = Config(ami=AmiConfig(port=free_port(), username="ivr"),
+                    ledger=LedgerConfig(url=f"sqlite:///{tmp_path / 'ledger.db'}",
+                                        queue_log=str(LAB)))
+    app = build(config)
+    b = catchup.for_app(app)
+    assert b is not None and b.on_fact in app.listeners
+    pbx = app.first
+
+    async def channels(name: str) -> list[Message]:
+        assert name == "CoreShowChannels"
+        return [Message((("Event", "CoreShowChannel"), ("Uniqueid", "1796117640.22"))),
+                Message((("Event", "CoreShowChannelsComplete"),))]
+    pbx.ami.action_list = channels  # type: ignore[method-assign,assignment]
+    with pytest.raises(catchup.NotYet):
+        await b.in_progress()                            # not resynced yet
+    pbx.ready = True
+    app.ledger.spool.append([live(truth()[LIVE[0]])])
+    with pytest.raises(catchup.NotYet):
+        await b.in_progress()                            # the last ivr's records first
+    app.ledger.spool.drop(len(app.ledger.spool.head(10)))
+    assert await b.in_progress() == {"1796117640.22"}
