@@ -132,6 +132,7 @@ async def test_sigkill_mid_traffic_then_the_restart_backfills_by_itself(
         _, err = second.communicate(timeout=15)
     assert second.returncode == 0, err
     assert "backfill from queue_log (pbx default)" in err, err
+    assert "call(s) in progress, looked at again" in err, err  # those across the restart
     until = int(time.time()) + 1
     truth = first_line_counts(lab, since, until)
     assert truth["offered"] == 9 and truth["payable"] >= 1, truth
