@@ -75,7 +75,8 @@ FOREVER_S = 2**53        # reconcile's window end when every stint of the chosen
 
 
 class NotYet(Exception):
-    """The PBX cannot say yet which calls are in progress (not logged in, or resyncing)."""
+    """The PBX cannot say yet which calls are in progress (not logged in, resyncing, or
+    the spool a crash left not written yet)."""
 
 
 @dataclass(frozen=True)
