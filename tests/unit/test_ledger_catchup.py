@@ -1,5 +1,5 @@
 """The start-up backfill (ivr/ledger/catchup.py) on the lab's queue_log fixture and a
-SQLite ledger that lacks some of its calls, as after a SIGKILL."""
+ledger (SQLite and PostgreSQL) that lacks some of its calls, as after a SIGKILL."""
 
 from __future__ import annotations
 
@@ -50,9 +50,12 @@ def live(record: CallRecord) -> CallRecord:
     return replace(record, source="live", precision="ms")
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_url")
+    s = Store(url)
     await s.migrate()
     yield s
     await s.close()
