@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from ivr import config as cfg
-from ivr.ledger import queue_log
+from ivr.ledger import catchup, queue_log
 from ivr.ledger.quarantine import Quarantine
 from ivr.ledger.quarantine import path_for as quarantine_path
 from ivr.ledger.text import clean
@@ -243,8 +243,7 @@ def _iso(us: int, zone: tzinfo) -> str:
 
 def _reconcile(args: argparse.Namespace) -> int:
     async def work(config: cfg.Config, store: Store) -> int:
-        overflow = {q.name: round(q.overflow_after_seconds) for q in config.queues
-                    if q.overflow_after_seconds is not None}
+        overflow = catchup.overflow_of(config)
         log = await _read_queue_log(args, overflow)
         from_s, to_s = _reconcile_window(args, config, log)
         await store.migrate()
@@ -267,17 +266,9 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 
 async def _read_queue_log(args: argparse.Namespace, overflow: dict[str, int]) -> queue_log.QueueLog:
-    if args.queue_log is not None:
-        try:
-            return await asyncio.to_thread(queue_log.read_file, args.queue_log, overflow)
-        except OSError as exc:
-            raise LedgerError(f"cannot read queue_log {args.queue_log}: {exc.strerror}") from None
-    source = Store(args.queue_log_db)
-    try:
-        rows = await source.rows(args.queue_log_table)
-    finally:
-        await source.close()
-    return queue_log.read_rows(rows, overflow)
+    # The same reader as ivr's start-up backfill.
+    return await catchup.read_queue_log(
+        catchup.Source(args.queue_log, args.queue_log_db or "", args.queue_log_table), overflow)
 
 
 def _reconcile_window(args: argparse.Namespace, config: cfg.Config,

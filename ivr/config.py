@@ -86,6 +86,12 @@ class LedgerConfig:
     spool: str = ""                 # empty: beside a SQLite ledger, else in the state directory
     spool_max_records: int = 200_000
     queue_log_decisions: bool = False   # write ivr's moves and escalations into queue_log
+    # Asterisk's queue_log, for the start-up backfill (ledger/catchup.py): its file, or
+    # the database and table of its realtime form; of queue_log_pbx (empty: the first PBX).
+    queue_log: str = ""
+    queue_log_db: str = field(default="", repr=False)
+    queue_log_table: str = "queue_log"
+    queue_log_pbx: str = ""
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,24 @@ def _check_ledger(cfg: Config) -> None:
         raise ConfigError(f"report.timezone: unknown time zone {cfg.report.timezone!r}") from None
     if cfg.ledger.spool_max_records < 1:
         raise ConfigError("ledger.spool_max_records: expected at least 1")
+    _check_queue_log(cfg.ledger, [p.name for p in cfg.pbxs])
+
+
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def _check_queue_log(ledger: LedgerConfig, pbxs: list[str]) -> None:
+    if ledger.queue_log and ledger.queue_log_db:
+        raise ConfigError("ledger.queue_log and ledger.queue_log_db: give one queue_log source, not both")
+    scheme, sep, _ = ledger.queue_log_db.partition("://")
+    if ledger.queue_log_db and (not sep or scheme.split("+", 1)[0].lower() not in LEDGER_SCHEMES):
+        raise ConfigError("ledger.queue_log_db: expected postgresql://USER@HOST/DB (or sqlite:///PATH)")
+    if not _TABLE.fullmatch(ledger.queue_log_table):
+        raise ConfigError(f"ledger.queue_log_table: expected a plain table name, "
+                          f"got {ledger.queue_log_table[:40]!r}")
+    if ledger.queue_log_pbx and ledger.queue_log_pbx not in pbxs:
+        raise ConfigError(f"ledger.queue_log_pbx: {ledger.queue_log_pbx!r} is not a PBX of the "
+                          f"config (known: {', '.join(pbxs)})")
 
 
 def _from_file(cfg: Config, path: Path) -> Config:
@@ -318,6 +342,8 @@ def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
         cfg = replace(cfg, api=replace(cfg.api, tokens_file=env["IVR_API_TOKENS_FILE"]))
     if "IVR_LEDGER_URL" in env:
         cfg = replace(cfg, ledger=replace(cfg.ledger, url=env["IVR_LEDGER_URL"]))
+    if "IVR_LEDGER_QUEUE_LOG_DB" in env:   # its password stays out of the file
+        cfg = replace(cfg, ledger=replace(cfg.ledger, queue_log_db=env["IVR_LEDGER_QUEUE_LOG_DB"]))
     if "IVR_LISTEN" in env:
         cfg = _with_listen(cfg, env["IVR_LISTEN"], "IVR_LISTEN")
     if "IVR_LOG_LEVEL" in env:

@@ -15,11 +15,14 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from ivr import api, dialplan_http
 from ivr.console.web import Console
 from ivr.desk import api as desk_api
+from ivr.ledger import catchup
 from ivr.app import App, Pbx
 
 log = logging.getLogger(__name__)
 APP = web.AppKey("ivr", App)
 CONSOLE = web.AppKey("console", Console)
+# None without a queue_log source (ledger.queue_log or ledger.queue_log_db).
+BACKFILL: web.AppKey[catchup.StartupBackfill | None] = web.AppKey("backfill")
 
 
 def make_web(app: App) -> web.Application:
@@ -28,6 +31,7 @@ def make_web(app: App) -> web.Application:
                         client_max_size=64 * 1024)
     w[APP] = app
     w[CONSOLE] = console
+    w[BACKFILL] = catchup.for_app(app)     # now: it hears every call ivr ends from the start
     w.add_routes(dialplan_http.routes(app))
     w.add_routes(api.routes(app))
     w.add_routes(desk_api.routes(app.desk, app.live_call))
@@ -66,7 +70,9 @@ async def readyz(request: web.Request) -> web.Response:
             # (`ivr ledger quarantine`); dropped: records lost since start.
             "ledger": {"ok": ledger.healthy, "backlog": ledger.backlog,
                        "write_errors": ledger.write_errors, "last_error": ledger.last_error or None,
-                       "quarantined": ledger.quarantine.count, "dropped": ledger.dropped}}
+                       "quarantined": ledger.quarantine.count, "dropped": ledger.dropped},
+            # What ivr missed while down, written back from queue_log at start (catchup.py).
+            "backfill": b.to_json() if (b := request.app[BACKFILL]) is not None else {"state": "off"}}
     return web.json_response(body, status=200 if app.ready else 503)
 
 
@@ -91,6 +97,8 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
              for pbx in app.pbxs.values()]
     tasks.append(asyncio.create_task(app.ledger.run(), name="ledger"))
     tasks.append(asyncio.create_task(app.load_desk(), name="desk"))
+    if (backfill := w[BACKFILL]) is not None:
+        tasks.append(asyncio.create_task(backfill.run(), name="backfill"))
     yield
     for pbx in app.pbxs.values():
         pbx.router.close()

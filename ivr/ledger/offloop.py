@@ -58,6 +58,13 @@ class OffLoop:
                     limit: int | None = None) -> list[rec.CallRecord]:
         return await self._run(self.store.calls(from_us, to_us, caller, account, pbx, limit))
 
+    async def newest_us(self, pbx: str) -> int | None:
+        return await self._run(self.store.newest_us(pbx))
+
+    async def backfill(self, records: Sequence[rec.CallRecord],
+                       visits: Sequence[tuple[str, str, rec.VisitRecord]]) -> None:
+        await self._run(self.store.backfill(records, visits))
+
     async def billing_calls(self, from_us: int, to_us: int) -> list[rec.BillingCall]:
         return await self._run(self.store.billing_calls(from_us, to_us))
 

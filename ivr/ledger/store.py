@@ -333,6 +333,12 @@ class Store:
         return await self._calls_where(and_(c.entered_us >= entered_from_us,
                                             c.ended_us >= ended_from_us))
 
+    async def newest_us(self, pbx: str) -> int | None:
+        """When the newest call of `pbx` ended (µs), or None without one: where the
+        start-up backfill (catchup.py) begins.  Read once at start."""
+        rows = await self._read(select(func.max(t.calls.c.ended_us)).where(t.calls.c.pbx == pbx))
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
+
     async def _calls_where(self, condition: Any) -> list[rec.CallRecord]:
         c = t.calls.c
         query = select(t.calls).where(condition).order_by(c.entered_us, c.pbx, c.uniqueid)
