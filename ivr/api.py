@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from ivr import actions, policy, roles
+from ivr import actions, calls_access, policy, roles
 from ivr.app import App, Pbx
 from ivr.desk.service import DeskError
 from ivr.journeys import Journey
@@ -110,6 +110,17 @@ def auth_middleware(app: App,
             allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
             return web.json_response({"error": exc.reason}, status=exc.status, headers=allow)
     return check_token
+
+
+def _refused(request: web.Request, call: calls_access.Call) -> web.Response | None:
+    """The call-action decision (calls_access): None, or its 403 before anything is done."""
+    actor = request[ACTOR]
+    refusal = calls_access.decide(actor, call)
+    if refusal is None:
+        return None
+    log.warning("call %s: %s %s refused (%s): %s", request.match_info.get("uniqueid", ""),
+                actor.role, actor.name, request.path.rsplit("/", 1)[-1], refusal.message)
+    return error(403, refusal.message, code=refusal.code)
 
 
 async def _json(request: web.Request) -> dict[str, Any] | web.Response:
@@ -257,7 +268,9 @@ class _Handlers:
         found = self._find(request)
         if isinstance(found, web.Response):
             return found
-        pbx, _ = found
+        pbx, journey = found
+        if (refused := _refused(request, calls_access.of_journey(pbx.name, journey))) is not None:
+            return refused
         decision = policy.move_by_hand(pbx.tracker, request.match_info["uniqueid"], queue)
         if isinstance(decision, str):
             return error(404 if decision == "unknown call" else 409, decision)
@@ -280,7 +293,8 @@ class _Handlers:
             return found
         if not found[1].answered or found[1].visit is not None:
             return error(409, f"only a call in progress with an operator{what}", code="not_in_call")
-        return found
+        refused = _refused(request, calls_access.of_journey(found[0].name, found[1]))
+        return refused if refused is not None else found
 
     async def warn(self, request: web.Request) -> web.Response:
         found = self._answered(request)
@@ -346,6 +360,7 @@ class _Handlers:
             return found                  # on several PBXs
         if not isinstance(found, web.Response):
             pbx_name, answered = found[0].name, found[1].answered
+            call = calls_access.of_journey(pbx_name, found[1])
         else:                             # no longer in progress: the ledger's
             try:
                 # A call that just ended may still be in the writer's batch.
@@ -356,6 +371,9 @@ class _Handlers:
             if not kept:
                 return error(404, "unknown call")
             pbx_name, answered = kept[-1].pbx, kept[-1].answered_member != ""
+            call = calls_access.of_record(kept[-1])
+        if (refused := _refused(request, call)) is not None:
+            return refused
         if not answered:
             return error(409, "the call was never answered: there is nothing to close",
                          code="never_answered")
