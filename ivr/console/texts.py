@@ -125,6 +125,8 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "bad_number": ("That number is mistyped (its check digit is wrong).",
                        "Номер набран с ошибкой (не сходится контрольная цифра)."),
         "no_number": ("There is no such number.", "Такого номера нет."),
+        "not_yours": ("This is not yours: another operator's call or item.",
+                      "Это не ваше: звонок или запись другого оператора."),
     },
     "status": {
         "400": ("The request was not understood.", "Запрос не понят."),
@@ -132,6 +134,8 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "403": ("Your role may not do this.", "Вашей роли это недоступно."),
         "404": ("Not found.", "Не найдено."),
         "409": ("Refused.", "Отказано."),
+        "429": ("Too many wrong tokens from here: wait and try again.",
+                "Слишком много неверных токенов отсюда: подождите и повторите."),
         "502": ("The PBX did not do it.", "АТС не выполнила команду."),
         "503": ("The ledger is not answering; try again.", "База звонков не отвечает; повторите."),
     },
