@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from ivr import actions, calls_access, policy, roles
+from ivr import actions, calls_access, policy, roles, throttle
 from ivr.app import App, Pbx
 from ivr.desk.service import DeskError
 from ivr.journeys import Journey
@@ -40,8 +40,9 @@ DISPOSITIONS = ("resolved", "ticket", "escalated", "incident_informed", "complai
                 "abuse_ended")
 
 
-def error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
+def error(status: int, message: str, headers: dict[str, str] | None = None,
+          **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status, headers=headers)
 
 
 def routes(app: App) -> list[web.RouteDef]:
@@ -87,9 +88,11 @@ def allowed(name: str, who: frozenset[str], handler: Handler) -> Handler:
 
 
 def auth_middleware(app: App,
-                    session_actor: Callable[[web.Request], roles.Actor | None] = lambda r: None
-                    ) -> Middleware:
-    """A bearer token, or (the console's pages) a session cookie with its CSRF header."""
+                    session_actor: Callable[[web.Request], roles.Actor | None] = lambda r: None,
+                    guard: throttle.Guard | None = None) -> Middleware:
+    """A bearer token, or (the console's pages) a session cookie with its CSRF header.
+    Wrong tokens are logged and throttled per source address (throttle.py)."""
+    guard = guard or throttle.Guard(None)
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/api/"):
@@ -98,7 +101,17 @@ def auth_middleware(app: App,
             return error(403, "the control API is off: no token configured (api.tokens_file, "
                               "api.token, IVR_API_TOKENS_FILE or IVR_API_TOKEN)")
         authorization = request.headers.get("Authorization", "")
-        actor = app.tokens.who(authorization) if authorization else session_actor(request)
+        if authorization:
+            source = throttle.source_of(request.remote)
+            if wait := guard.retry_after(source):
+                guard.refused(source, "api_token")
+                return error(429, f"too many wrong tokens from {source}: try again in {wait} s",
+                             code="throttled", headers={"Retry-After": str(wait)})
+            actor = app.tokens.who(authorization)
+            if actor is None:
+                guard.failed(source, "api_token", f"{request.method} {request.path[:100]}")
+        else:
+            actor = session_actor(request)
         if actor is None:
             return error(401, "missing or wrong bearer token")
         request[ACTOR] = actor
