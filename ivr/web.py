@@ -29,7 +29,7 @@ def make_web(app: App) -> web.Application:
                         client_max_size=64 * 1024)
     w[APP] = app
     w[CONSOLE] = console
-    w.add_routes(dialplan_http.routes(app))
+    w.add_routes(dialplan_http.routes(app, guard))
     w.add_routes(api.routes(app))
     w.add_routes(desk_api.routes(app.desk, app.live_call))
     w.add_routes(console.routes())
