@@ -125,10 +125,11 @@ def auth_middleware(app: App,
     return check_token
 
 
-def _refused(request: web.Request, call: calls_access.Call) -> web.Response | None:
+def _refused(request: web.Request, call: calls_access.Call,
+             closing: bool = False) -> web.Response | None:
     """The call-action decision (calls_access): None, or its 403 before anything is done."""
     actor = request[ACTOR]
-    refusal = calls_access.decide(actor, call)
+    refusal = calls_access.decide(actor, call, closing)
     if refusal is None:
         return None
     log.warning("call %s: %s %s refused (%s): %s", request.match_info.get("uniqueid", ""),
@@ -385,7 +386,7 @@ class _Handlers:
                 return error(404, "unknown call")
             pbx_name, answered = kept[-1].pbx, kept[-1].answered_member != ""
             call = calls_access.of_record(kept[-1])
-        if (refused := _refused(request, call)) is not None:
+        if (refused := _refused(request, call, closing=True)) is not None:
             return refused
         if not answered:
             return error(409, "the call was never answered: there is nothing to close",

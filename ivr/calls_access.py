@@ -7,7 +7,8 @@ session, so they meet the same decision; the dialplan acts as its PBX
 
 - an operator: only the call they are talking to, that is the call whose last
   answered visit their member answered (the queue member's name is the name of
-  the operator's token: `operator op1 TOKEN` answers as member op1);
+  the operator's token: `operator op1 TOKEN` answers as member op1); and a
+  disposition for any call they answered;
 - a supervisor: any call of the PBXs ivr follows (the contractor's center is
   all of them: ivr follows no PBX of another center);
 - the office and the admin: any call;
@@ -38,6 +39,7 @@ class Call:
 
     pbx: str
     handler: str       # the member who answered its last answered visit, or ""
+    answerers: frozenset[str] = frozenset()    # every member who answered a visit of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +49,16 @@ class Refusal:
 
 
 def of_journey(pbx: str, journey: Journey) -> Call:
-    return Call(pbx, last_answerer(journey.done))
+    return Call(pbx, last_answerer(journey.done), _answerers(journey.done))
 
 
 def of_record(record: CallRecord) -> Call:
-    return Call(record.pbx, last_answerer(record.visits) or record.answered_member)
+    return Call(record.pbx, last_answerer(record.visits) or record.answered_member,
+                _answerers(record.visits) | {record.answered_member} - {""})
+
+
+def _answerers(visits: Iterable[VisitRecord]) -> frozenset[str]:
+    return frozenset(v.member for v in visits if v.outcome == "answered" and v.member)
 
 
 def last_answerer(visits: Iterable[VisitRecord]) -> str:
@@ -63,8 +70,10 @@ def last_answerer(visits: Iterable[VisitRecord]) -> str:
     return found
 
 
-def decide(actor: roles.Actor, call: Call) -> Refusal | None:
-    """None when `actor` may act on `call`, else why not."""
+def decide(actor: roles.Actor, call: Call, closing: bool = False) -> Refusal | None:
+    """None when `actor` may act on `call`, else why not.  `closing`: a disposition,
+    which an operator gives for a call they answered even after handing it on (to a
+    supervisor at 9001, say), not only the one they are talking to now."""
     if actor.role in ANY_CALL:
         return None
     if actor.role == PBX:
@@ -72,7 +81,7 @@ def decide(actor: roles.Actor, call: Call) -> Refusal | None:
             return None
         return Refusal(f"pbx {actor.name} may not act on a call of pbx {call.pbx}")
     if actor.role == roles.OPERATOR:
-        if call.handler and call.handler == actor.name:
+        if (call.handler and call.handler == actor.name) or (closing and actor.name in call.answerers):
             return None
         # Not whose call it is: an operator learns nothing of another's calls.
         return Refusal(f"operator {actor.name} may act only on the call they are talking to")

@@ -145,6 +145,14 @@ def test_the_decision_itself() -> None:
     v1 = rec.VisitRecord(1, "first-line", 0, 1, "answered", 1, "op1")
     v2 = rec.VisitRecord(2, "supervisors", 2, 3, "answered", 1, "sup1")
     assert calls_access.last_answerer([v1, v2]) == "sup1"
+    # op1 is no longer talking to the caller, but gives the call's disposition.
+    call = rec.CallRecord("default", "1.1", "1.1", "79101", "", "", 0, 3, (v1, v2), "answered",
+                          True, rec.LIVE, rec.MS, 1, "first-line", "op1")
+    handed_on = calls_access.of_record(call)
+    op1 = roles.Actor("operator", "op1")
+    assert calls_access.decide(op1, handed_on) is not None
+    assert calls_access.decide(op1, handed_on, closing=True) is None
+    assert calls_access.decide(roles.Actor("operator", "op3"), handed_on, closing=True) is not None
 
 
 def test_tokens_of_the_suite_name_members() -> None:
