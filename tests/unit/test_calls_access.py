@@ -110,10 +110,20 @@ async def test_a_disposition_after_the_call_is_the_answering_operators(live: Any
     resp = await client.post("/api/v1/calls/1795996400.1/disposition", headers=auth("operator"),
                              data=json.dumps({"code": "resolved"}))
     assert resp.status == 403 and (await resp.json())["code"] == "not_yours"
-    assert actions_counted(app) == 0
+    assert actions_counted(app) == 0 and await without_disposition(client, app) == 3   # no row
     resp = await client.post("/api/v1/calls/1795996400.1/disposition", headers=as_op2(),
                              data=json.dumps({"code": "resolved"}))
     assert resp.status == 201 and actions_counted(app) == 1
+    assert await without_disposition(client, app) == 2
+
+
+async def without_disposition(client: TestClient[Any, Any], app: App) -> int:
+    """op2's answered calls the ledger keeps no disposition for (the statement's count)."""
+    await app.ledger.flush()
+    resp = await client.get("/api/v1/reports/billing?from=2026-11-29&to=2026-12-01",
+                            headers=auth("supervisor"))
+    [op2] = (await resp.json())["operators"]
+    return int(op2["without_disposition"])
 
 
 async def test_the_console_meets_the_same_decision(live: Any) -> None:
