@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Awaitable, Callable
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -36,6 +37,7 @@ from ivr.desk.service import DeskError
 from ivr.dialplan_auth import DialplanAuth
 
 log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 _NUMBER = re.compile(r"\+?[0-9A-Za-z*#().\- ]{1,32}")
 _ACCOUNT = re.compile(r"[0-9]{1,16}")
 # Asterisk's Uniqueid: epoch.sequence, behind the SystemName and a dash when one is set.
@@ -45,32 +47,21 @@ _UNIQUEID = re.compile(r"(?:[A-Za-z0-9_.-]{1,64}-)?[0-9]+\.[0-9]+")
 def routes(app: App, guard: throttle.Guard | None = None) -> list[web.RouteDef]:
     auth = DialplanAuth(app.config.pbxs, guard or throttle.Guard(None))
 
-    def asking(request: web.Request) -> Pbx | web.Response:
-        name = auth.pbx_of(request)
-        return name if isinstance(name, web.Response) else app.pbxs[name]
-
-    async def entry(request: web.Request) -> web.Response:
-        pbx = asking(request)
-        return _closing(pbx if isinstance(pbx, web.Response) else _entry(app, pbx, request))
-
-    async def escalate(request: web.Request) -> web.Response:
-        pbx = asking(request)
-        return _closing(pbx if isinstance(pbx, web.Response) else _escalate(app, pbx, request))
-
-    async def numbers(request: web.Request) -> web.Response:
-        pbx = asking(request)
-        return _closing(pbx if isinstance(pbx, web.Response) else _numbers(app, request))
-
-    async def status(request: web.Request) -> web.Response:
-        pbx = asking(request)
-        return _closing(pbx if isinstance(pbx, web.Response) else _status(app, request))
+    def answering(answer: Callable[[Pbx, web.Request], web.Response]) -> Handler:
+        """`answer` for the PBX whose secret the request carries; else the refusal."""
+        async def handler(request: web.Request) -> web.Response:
+            pbx = auth.pbx_of(request)
+            return _closing(pbx if isinstance(pbx, web.Response) else answer(app.pbxs[pbx], request))
+        return handler
 
     async def claim(request: web.Request) -> web.Response:
-        pbx = asking(request)
+        pbx = auth.pbx_of(request)
         return _closing(pbx if isinstance(pbx, web.Response) else await _claim(app, request))
 
-    return [web.get("/dialplan/v1/entry", entry), web.get("/dialplan/v1/escalate", escalate),
-            web.get("/dialplan/v1/numbers", numbers), web.get("/dialplan/v1/status", status),
+    return [web.get("/dialplan/v1/entry", answering(lambda pbx, r: _entry(app, pbx, r))),
+            web.get("/dialplan/v1/escalate", answering(lambda pbx, r: _escalate(app, pbx, r))),
+            web.get("/dialplan/v1/numbers", answering(lambda _, r: _numbers(app, r))),
+            web.get("/dialplan/v1/status", answering(lambda _, r: _status(app, r))),
             web.get("/dialplan/v1/claim", claim)]
 
 
