@@ -303,7 +303,7 @@ def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
     for var, key in _ENV_AMI.items():
         if var in env and cfg.pbx:
             raise ConfigError(f"{var} sets [ami], but the config has [pbx.NAME] tables: "
-                              f"use {pbx_env_prefix(cfg.pbx[0].name)}{var.rsplit('_', 1)[1]} "
+                              f"use {pbx_env_prefix(cfg.pbx[0].name)}{var.removeprefix('IVR_AMI_')} "
                               "(IVR_PBX_<NAME>_...) for each")
         if var in env:
             cfg = replace(cfg, ami=replace(cfg.ami, **{key: _typed(AmiConfig, key, env[var], var)}))

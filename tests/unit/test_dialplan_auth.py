@@ -163,3 +163,11 @@ def test_the_dialplan_keys_from_the_file_and_the_environment(tmp_path: Path) -> 
     assert paris.ami.dialplan_sources == ("10.0.0.5", "fd00::/8")
     assert lyon.ami.dialplan_secret == "from-the-environment"
     assert "from-the" not in repr(config)                   # never printed
+
+
+def test_the_environment_of_a_single_pbx_is_refused_with_tables(tmp_path: Path) -> None:
+    path = tmp_path / "ivr.toml"
+    path.write_text('[pbx.paris]\nport = 5038\n')
+    with pytest.raises(ConfigError) as caught:
+        load(path, {"IVR_AMI_DIALPLAN_SECRET": "for-the-one-pbx-0001"})
+    assert "use IVR_PBX_PARIS_DIALPLAN_SECRET" in str(caught.value)
