@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from ivr import actions, policy, roles
+from ivr import actions, calls_access, policy, roles, throttle
 from ivr.app import App, Pbx
 from ivr.desk.service import DeskError
 from ivr.journeys import Journey
@@ -40,8 +40,9 @@ DISPOSITIONS = ("resolved", "ticket", "escalated", "incident_informed", "complai
                 "abuse_ended")
 
 
-def error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
+def error(status: int, message: str, headers: dict[str, str] | None = None,
+          **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status, headers=headers)
 
 
 def routes(app: App) -> list[web.RouteDef]:
@@ -87,9 +88,11 @@ def allowed(name: str, who: frozenset[str], handler: Handler) -> Handler:
 
 
 def auth_middleware(app: App,
-                    session_actor: Callable[[web.Request], roles.Actor | None] = lambda r: None
-                    ) -> Middleware:
-    """A bearer token, or (the console's pages) a session cookie with its CSRF header."""
+                    session_actor: Callable[[web.Request], roles.Actor | None] = lambda r: None,
+                    guard: throttle.Guard | None = None) -> Middleware:
+    """A bearer token, or (the console's pages) a session cookie with its CSRF header.
+    Wrong tokens are logged and throttled per source address (throttle.py)."""
+    guard = guard or throttle.Guard(None)
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/api/"):
@@ -98,7 +101,17 @@ def auth_middleware(app: App,
             return error(403, "the control API is off: no token configured (api.tokens_file, "
                               "api.token, IVR_API_TOKENS_FILE or IVR_API_TOKEN)")
         authorization = request.headers.get("Authorization", "")
-        actor = app.tokens.who(authorization) if authorization else session_actor(request)
+        if authorization:
+            source = throttle.source_of(request.remote)
+            if wait := guard.retry_after(source):
+                guard.refused(source, "api_token")
+                return error(429, f"too many wrong tokens from {source}: try again in {wait} s",
+                             code="throttled", headers={"Retry-After": str(wait)})
+            actor = app.tokens.who(authorization)
+            if actor is None:
+                guard.failed(source, "api_token", f"{request.method} {request.path[:100]}")
+        else:
+            actor = session_actor(request)
         if actor is None:
             return error(401, "missing or wrong bearer token")
         request[ACTOR] = actor
@@ -110,6 +123,18 @@ def auth_middleware(app: App,
             allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
             return web.json_response({"error": exc.reason}, status=exc.status, headers=allow)
     return check_token
+
+
+def _refused(request: web.Request, call: calls_access.Call,
+             closing: bool = False) -> web.Response | None:
+    """The call-action decision (calls_access): None, or its 403 before anything is done."""
+    actor = request[ACTOR]
+    refusal = calls_access.decide(actor, call, closing)
+    if refusal is None:
+        return None
+    log.warning("call %s: %s %s refused (%s): %s", request.match_info.get("uniqueid", ""),
+                actor.role, actor.name, request.path.rsplit("/", 1)[-1], refusal.message)
+    return error(403, refusal.message, code=refusal.code)
 
 
 async def _json(request: web.Request) -> dict[str, Any] | web.Response:
@@ -257,7 +282,9 @@ class _Handlers:
         found = self._find(request)
         if isinstance(found, web.Response):
             return found
-        pbx, _ = found
+        pbx, journey = found
+        if (refused := _refused(request, calls_access.of_journey(pbx.name, journey))) is not None:
+            return refused
         decision = policy.move_by_hand(pbx.tracker, request.match_info["uniqueid"], queue)
         if isinstance(decision, str):
             return error(404 if decision == "unknown call" else 409, decision)
@@ -280,7 +307,8 @@ class _Handlers:
             return found
         if not found[1].answered or found[1].visit is not None:
             return error(409, f"only a call in progress with an operator{what}", code="not_in_call")
-        return found
+        refused = _refused(request, calls_access.of_journey(found[0].name, found[1]))
+        return refused if refused is not None else found
 
     async def warn(self, request: web.Request) -> web.Response:
         found = self._answered(request)
@@ -346,6 +374,7 @@ class _Handlers:
             return found                  # on several PBXs
         if not isinstance(found, web.Response):
             pbx_name, answered = found[0].name, found[1].answered
+            call = calls_access.of_journey(pbx_name, found[1])
         else:                             # no longer in progress: the ledger's
             try:
                 # A call that just ended may still be in the writer's batch.
@@ -356,6 +385,9 @@ class _Handlers:
             if not kept:
                 return error(404, "unknown call")
             pbx_name, answered = kept[-1].pbx, kept[-1].answered_member != ""
+            call = calls_access.of_record(kept[-1])
+        if (refused := _refused(request, call, closing=True)) is not None:
+            return refused
         if not answered:
             return error(409, "the call was never answered: there is nothing to close",
                          code="never_answered")

@@ -214,8 +214,8 @@ def load_config(args: argparse.Namespace, need_ami: bool = False) -> cfg.Config:
 
 
 def lab_routing(config: cfg.Config, lab: LabStatus) -> cfg.Config:
-    """On the lab, unless configured: its sample directory, prompts folder, API token and
-    the console's tokens (one per role)."""
+    """On the lab, unless configured: its sample directory, prompts folder, API token,
+    the console's tokens (one per role) and its dialplan secret."""
     r = config.routing
     routing = replace(r, directory=r.directory or lab.subscribers,
                       prompts_dir=r.prompts_dir or lab.prompts_dir)
@@ -223,7 +223,9 @@ def lab_routing(config: cfg.Config, lab: LabStatus) -> cfg.Config:
     if not api.tokens_file and lab.tokens_file:
         api = replace(api, tokens_file=lab.tokens_file)
     ledger = config.ledger if config.ledger.url else replace(config.ledger, url=lab.ledger)
-    return replace(config, routing=routing, api=api, ledger=ledger)
+    ami = config.ami if config.ami.dialplan_secret or config.pbx \
+        else replace(config.ami, dialplan_secret=lab.dialplan_secret)   # the lab's [globals]
+    return replace(config, routing=routing, api=api, ledger=ledger, ami=ami)
 
 
 def _megabytes(text: str) -> float:

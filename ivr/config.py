@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ivr import dialplan_secrets
 from ivr.ledger.records import DEFAULT_PBX   # the one PBX of a config with only [ami]
 
 
@@ -33,6 +34,9 @@ class AmiConfig:
     trace: bool = False
     # Ask Asterisk at login to send only what ivr follows (ami/server_filter.py).
     server_filter: bool = True
+    # What this PBX's dialplan sends ivr (X-Ivr-Secret); none: its questions get 401.
+    dialplan_secret: str = field(default="", repr=False)
+    dialplan_sources: tuple[str, ...] = ()    # CIDRs its questions may come from; none: any
 
 
 _PBX_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -156,7 +160,8 @@ def state_dir(env: Mapping[str, str]) -> Path:
 
 
 _ENV_AMI = {"IVR_AMI_HOST": "host", "IVR_AMI_PORT": "port",
-            "IVR_AMI_USERNAME": "username", "IVR_AMI_SECRET": "secret"}
+            "IVR_AMI_USERNAME": "username", "IVR_AMI_SECRET": "secret",
+            "IVR_AMI_DIALPLAN_SECRET": "dialplan_secret"}
 
 
 def load(path: Path | None = None, env: Mapping[str, str] | None = None,
@@ -172,6 +177,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
     if log_level is not None:
         cfg = replace(cfg, log_level=_level(log_level, "--log-level"))
     _check_ledger(cfg)
+    _check_dialplan(cfg)
     return cfg
 
 
@@ -322,7 +328,7 @@ def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
     for var, key in _ENV_AMI.items():
         if var in env and cfg.pbx:
             raise ConfigError(f"{var} sets [ami], but the config has [pbx.NAME] tables: "
-                              f"use {pbx_env_prefix(cfg.pbx[0].name)}{var.rsplit('_', 1)[1]} "
+                              f"use {pbx_env_prefix(cfg.pbx[0].name)}{var.removeprefix('IVR_AMI_')} "
                               "(IVR_PBX_<NAME>_...) for each")
         if var in env:
             cfg = replace(cfg, ami=replace(cfg.ami, **{key: _typed(AmiConfig, key, env[var], var)}))
@@ -389,6 +395,8 @@ def _typed(cls: Any, key: str, value: Any, where: str) -> Any:
             return _positive(_number(value))
         if kind.startswith("bool"):
             return _bool(value)
+        if kind.startswith("tuple"):
+            return _texts(value)
         return _text(value, required=key == "host")
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{label}: expected {kind.split(' ')[0]}, got {value!r}") from None
@@ -422,6 +430,21 @@ def _text(value: Any, required: bool) -> str:
     if not isinstance(value, str) or (required and not value):
         raise ValueError(value)
     return value
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(value)
+    return tuple(value)
+
+
+def _check_dialplan(cfg: Config) -> None:
+    for p in cfg.pbxs:
+        where = "ami." if not cfg.pbx else f"pbx.{p.name}."
+        problem = dialplan_secrets.problem(where, p.name, p.ami.dialplan_secret,
+                                           p.ami.dialplan_sources, cfg.pbxs)
+        if problem:
+            raise ConfigError(problem)
 
 
 def _bool(value: Any) -> bool:

@@ -7,8 +7,10 @@
     GET /dialplan/v1/claim?uniqueid=U&account=A[&caller=N][&pbx=NAME]
                                                      number=N, or error=...  (files the claim)
 
-`pbx` is the name ivr knows the asking PBX by (its [pbx.NAME] table; the
-dialplan's IVR_PBX global); without it, the first PBX of the config.
+Only the PBX may ask (dialplan_auth.py): its own secret in X-Ivr-Secret, from
+its dialplan_sources where given, else 401/403 with an empty body.  The
+secret names the PBX; `pbx` (the dialplan's IVR_PBX global), when sent, must
+be that PBX's name.
 
 The answer is a query string (`route=first-line&area=north&...`) that
 CURLOPT(hashcompat) turns into HASH(ivr,...).  A bad request gets a 400
@@ -24,49 +26,51 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Awaitable, Callable
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ivr import policy
-from ivr.app import App
+from ivr import policy, throttle
+from ivr.app import App, Pbx
 from ivr.desk.service import DeskError
+from ivr.dialplan_auth import DialplanAuth
 
 log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 _NUMBER = re.compile(r"\+?[0-9A-Za-z*#().\- ]{1,32}")
 _ACCOUNT = re.compile(r"[0-9]{1,16}")
 # Asterisk's Uniqueid: epoch.sequence, behind the SystemName and a dash when one is set.
 _UNIQUEID = re.compile(r"(?:[A-Za-z0-9_.-]{1,64}-)?[0-9]+\.[0-9]+")
 
 
-def routes(app: App) -> list[web.RouteDef]:
-    async def entry(request: web.Request) -> web.Response:
-        return _closing(_entry(app, request))
+def routes(app: App, guard: throttle.Guard | None = None) -> list[web.RouteDef]:
+    auth = DialplanAuth(app.config.pbxs, guard or throttle.Guard(None))
 
-    async def escalate(request: web.Request) -> web.Response:
-        return _closing(_escalate(app, request))
-
-    async def numbers(request: web.Request) -> web.Response:
-        return _closing(_numbers(app, request))
-
-    async def status(request: web.Request) -> web.Response:
-        return _closing(_status(app, request))
+    def answering(answer: Callable[[Pbx, web.Request], web.Response]) -> Handler:
+        """`answer` for the PBX whose secret the request carries; else the refusal."""
+        async def handler(request: web.Request) -> web.Response:
+            pbx = auth.pbx_of(request)
+            return _closing(pbx if isinstance(pbx, web.Response) else answer(app.pbxs[pbx], request))
+        return handler
 
     async def claim(request: web.Request) -> web.Response:
-        return _closing(await _claim(app, request))
+        pbx = auth.pbx_of(request)
+        return _closing(pbx if isinstance(pbx, web.Response) else await _claim(app, request))
 
-    return [web.get("/dialplan/v1/entry", entry), web.get("/dialplan/v1/escalate", escalate),
-            web.get("/dialplan/v1/numbers", numbers), web.get("/dialplan/v1/status", status),
+    return [web.get("/dialplan/v1/entry", answering(lambda pbx, r: _entry(app, pbx, r))),
+            web.get("/dialplan/v1/escalate", answering(lambda pbx, r: _escalate(app, pbx, r))),
+            web.get("/dialplan/v1/numbers", answering(lambda _, r: _numbers(app, r))),
+            web.get("/dialplan/v1/status", answering(lambda _, r: _status(app, r))),
             web.get("/dialplan/v1/claim", claim)]
 
 
-def _entry(app: App, request: web.Request) -> web.Response:
+def _entry(app: App, pbx: Pbx, request: web.Request) -> web.Response:
     started = time.perf_counter()
     q = request.query
     uid, caller, typed = q.get("uniqueid", ""), q.get("caller", ""), q.get("account", "")
-    pbx = app.pbx(q.get("pbx") or None)   # an unset IVR_PBX sends pbx=: the first PBX
     if not _UNIQUEID.fullmatch(uid) or (caller and not _NUMBER.fullmatch(caller)) \
-            or (typed and not _ACCOUNT.fullmatch(typed)) or pbx is None:
+            or (typed and not _ACCOUNT.fullmatch(typed)):
         log.warning("bad entry request from the dialplan: %s", request.query_string[:200])
         return web.Response(status=400)
     route = policy.entry(caller, typed, q.get("asked") == "1", app.directory, app.incidents,
@@ -79,11 +83,10 @@ def _entry(app: App, request: web.Request) -> web.Response:
     return web.Response(text=route.as_query())
 
 
-def _escalate(app: App, request: web.Request) -> web.Response:
+def _escalate(app: App, pbx: Pbx, request: web.Request) -> web.Response:
     started = time.perf_counter()
     uid = request.query.get("uniqueid", "")
-    pbx = app.pbx(request.query.get("pbx") or None)
-    if not _UNIQUEID.fullmatch(uid) or pbx is None:
+    if not _UNIQUEID.fullmatch(uid):
         log.warning("bad escalate request from the dialplan: %s", request.query_string[:200])
         return web.Response(status=400)
     journey = pbx.tracker.journeys.get(uid)
@@ -120,7 +123,7 @@ async def _claim(app: App, request: web.Request) -> web.Response:
     q = request.query
     uid, caller, account = q.get("uniqueid", ""), q.get("caller", ""), q.get("account", "")
     if not _UNIQUEID.fullmatch(uid) or (caller and not _NUMBER.fullmatch(caller)) \
-            or not _ACCOUNT.fullmatch(account) or app.pbx(q.get("pbx") or None) is None:
+            or not _ACCOUNT.fullmatch(account):
         return web.Response(status=400)
     try:
         item = await app.desk.claim_by_phone(uid, caller, account)

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from ivr import api, dialplan_http
+from ivr import api, dialplan_http, throttle
 from ivr.console.web import Console
 from ivr.desk import api as desk_api
 from ivr.ledger import catchup
@@ -26,13 +26,14 @@ BACKFILL: web.AppKey[catchup.StartupBackfill | None] = web.AppKey("backfill")
 
 
 def make_web(app: App) -> web.Application:
-    console = Console(app)
-    w = web.Application(middlewares=[api.auth_middleware(app, console.api_actor)],
+    guard = throttle.Guard(app.registry)    # wrong credentials of the API, console and dialplan
+    console = Console(app, guard)
+    w = web.Application(middlewares=[api.auth_middleware(app, console.api_actor, guard)],
                         client_max_size=64 * 1024)
     w[APP] = app
     w[CONSOLE] = console
     w[BACKFILL] = catchup.for_app(app)     # now: it hears every call ivr ends from the start
-    w.add_routes(dialplan_http.routes(app))
+    w.add_routes(dialplan_http.routes(app, guard))
     w.add_routes(api.routes(app))
     w.add_routes(desk_api.routes(app.desk, app.live_call))
     w.add_routes(console.routes())

@@ -16,6 +16,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "sign_in": ("Sign in", "Войти"),
     "sign_out": ("Sign out", "Выйти"),
     "bad_token": ("That token is not valid.", "Этот токен недействителен."),
+    "too_many": ("Too many wrong tokens from here: wait a minute and try again.",
+                 "Слишком много неверных токенов отсюда: подождите минуту и повторите."),
     "forbidden": ("Your role may not open this page.", "Вашей роли эта страница недоступна."),
     "language": ("Русский", "English"),
     # the pages
@@ -125,6 +127,10 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "bad_number": ("That number is mistyped (its check digit is wrong).",
                        "Номер набран с ошибкой (не сходится контрольная цифра)."),
         "no_number": ("There is no such number.", "Такого номера нет."),
+        "throttled": ("Too many wrong tokens from here: wait and try again.",
+                      "Слишком много неверных токенов отсюда: подождите и повторите."),
+        "not_yours": ("This is not yours: another operator's call or item.",
+                      "Это не ваше: звонок или запись другого оператора."),
     },
     "status": {
         "400": ("The request was not understood.", "Запрос не понят."),
@@ -132,6 +138,8 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "403": ("Your role may not do this.", "Вашей роли это недоступно."),
         "404": ("Not found.", "Не найдено."),
         "409": ("Refused.", "Отказано."),
+        "429": ("Too many wrong tokens from here: wait and try again.",
+                "Слишком много неверных токенов отсюда: подождите и повторите."),
         "502": ("The PBX did not do it.", "АТС не выполнила команду."),
         "503": ("The ledger is not answering; try again.", "База звонков не отвечает; повторите."),
     },

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from ivr import api, roles
+from ivr import api, roles, throttle
 from ivr.app import App
 from ivr.console import texts
 from ivr.console.live import Hub
@@ -63,8 +63,9 @@ class Session:
 
 
 class Console:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, guard: throttle.Guard | None = None) -> None:
         self.app = app
+        self.guard = guard or throttle.Guard(None)   # wrong tokens at sign-in, per source
         self.sessions: dict[str, Session] = {}
         self.hub = Hub(app)
         self.streams: set[asyncio.Task[Any]] = set()
@@ -140,10 +141,17 @@ class Console:
     async def sign_in(self, request: web.Request) -> web.StreamResponse:
         if not _same_origin(request):
             return web.Response(status=403, text="cross-site request refused")
+        source = throttle.source_of(request.remote)
+        if wait := self.guard.retry_after(source):     # the token is not even read
+            self.guard.refused(source, "console_sign_in")
+            response = self._sign_in_form(request, _texts(request)["too_many"], status=429)
+            response.headers["Retry-After"] = str(wait)
+            return response
         form = await request.post()
         authorization = f"Bearer {form.get('token', '')}"
         actor = self.app.tokens.who(authorization)
         if actor is None:
+            self.guard.failed(source, "console_sign_in", "wrong token at sign-in")
             return self._sign_in_form(request, _texts(request)["bad_token"], status=401)
         sid = secrets.token_urlsafe(32)
         now = time.time()

@@ -19,7 +19,7 @@ from aiohttp import web
 from ivr import roles
 from ivr.api import ACTOR, allowed
 from ivr.desk import tlog_api
-from ivr.desk.service import TICKET, COMPLAINT, CLAIM, Desk, DeskError, Item
+from ivr.desk.service import TICKET, COMPLAINT, CLAIM, Desk, DeskError, Item, may_read
 from ivr.ledger.records import CallRecord
 from ivr.reports.billing import ReportError, instant
 
@@ -31,7 +31,7 @@ ROLES: dict[str, frozenset[str]] = {
     "tickets": ALL, "ticket": ALL, "ticket_event": ALL,
     "file_complaint": frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
     "complaints": frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
-    "complaint": ALL, "complaint_event": frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
+    "complaint": frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}), "complaint_event": frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
     "file_claim": frozenset({roles.OPERATOR, roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
     "claim": ALL,
     "registry": frozenset({roles.OFFICE, roles.ADMIN}),
@@ -104,12 +104,13 @@ class _Handlers:
         return self._json(item, 201)
 
     async def tickets(self, request: web.Request) -> web.Response:
-        found = self.desk.tickets(request.query.get("state"))
+        found = [i for i in self.desk.tickets(request.query.get("state"))
+                 if may_read(request[ACTOR], i)]      # an operator: the ones they filed
         now = self.desk.now_us()
         return web.json_response({"tickets": [i.to_json(now) for i in found]})
 
     async def ticket(self, request: web.Request) -> web.Response:
-        return self._json(self.desk.find(request.match_info["number"], TICKET))
+        return self._json(self.desk.readable(request[ACTOR], request.match_info["number"], TICKET))
 
     async def ticket_event(self, request: web.Request) -> web.Response:
         return await self._event(request, TICKET)
@@ -135,11 +136,11 @@ class _Handlers:
     async def complaints(self, request: web.Request) -> web.Response:
         now = self.desk.now_us()
         found = [i for i in self.desk.items.values() if i.kind == COMPLAINT
-                 and request.query.get("state") in (None, i.state)]
+                 and request.query.get("state") in (None, i.state) and may_read(request[ACTOR], i)]
         return web.json_response({"complaints": [i.to_json(now) for i in found]})
 
     async def complaint(self, request: web.Request) -> web.Response:
-        return self._json(self.desk.find(request.match_info["number"], COMPLAINT))
+        return self._json(self.desk.readable(request[ACTOR], request.match_info["number"], COMPLAINT))
 
     async def file_claim(self, request: web.Request) -> web.Response:
         b = await body_of(request, {"account", "from", "to"})

@@ -52,6 +52,20 @@ NEAR_US = 15 * 60 * 1_000_000       # a complaint's call given by time: within 1
 HOUR_US, DAY_US = 3600 * 1_000_000, 86400 * 1_000_000
 
 
+# Who reads what the desk keeps, body and events: a complaint names an operator and
+# a caller's account, so not operators or engineers; a ticket, the roles that work
+# it.  An operator reads (and notes) the tickets they filed only: what they need to
+# tell a caller, and nothing of other operators' callers.  desk/api.py's ROLES say
+# who may call a route at all; this says which items.
+READERS = {TICKET: frozenset({roles.ENGINEER, roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
+           COMPLAINT: frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
+           CLAIM: roles.EVERYONE}
+
+
+def may_read(actor: roles.Actor, item: Item) -> bool:
+    return actor.role in READERS[item.kind] or (item.kind == TICKET and item.filed_by == actor)
+
+
 class DeskError(Exception):
     def __init__(self, status: int, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -231,7 +245,7 @@ class Desk:
     async def change(self, actor: roles.Actor, number: object, state: object,
                      note: object, kind: str | None = None) -> Item:
         """A state change or a note on a ticket or complaint (of that kind, if given)."""
-        item = self.find(number, kind)
+        item = self.readable(actor, number, kind)
         if item.kind == CLAIM:
             raise DeskError(409, f"claim {item.number} has no states")
         text = "" if note is None else _text(note, "note", required=False)
@@ -266,6 +280,14 @@ class Desk:
         item = self.items.get(digits)
         if item is None:
             raise DeskError(404, f"no {found_kind} {digits}", code="no_number")
+        return item
+
+    def readable(self, actor: roles.Actor, number: object, kind: str | None = None) -> Item:
+        """find(), for someone who may read the item (may_read), else a 403."""
+        item = self.find(number, kind)
+        if not may_read(actor, item):
+            raise DeskError(403, f"{actor.role} {actor.name} may not read {item.kind} {item.number}",
+                            code="not_yours")
         return item
 
     def tickets(self, state: str | None = None) -> list[Item]:

@@ -71,6 +71,7 @@ class LabStatus:
     queue_log: str          # Asterisk's queue_log file, read by `ivr ledger reconcile`
     ledger: str             # the ledger database ivr keeps for the lab
     tokens_file: str = ""   # the console's sign-in tokens, one per role (ROLE NAME TOKEN)
+    dialplan_secret: str = ""   # in the lab's [globals] (IVR_DIALPLAN_SECRET); ivr's on the lab
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -128,6 +129,7 @@ class Lab:
             api_token=self._secret("api-token"), prompts_dir=str(self.root / PROMPTS),
             subscribers=str(SUBSCRIBERS), queue_log=str(self.queue_log_path),
             ledger=self.ledger_url(), tokens_file=str(self._tokens_file()),
+            dialplan_secret=self._secret("dialplan"),
         )
 
     def _tokens_file(self) -> Path:
@@ -249,6 +251,7 @@ class Lab:
                 (conf / src.name).write_text(self._render(src.name))
         (conf / "pjsip.conf").write_text(self._pjsip())
         os.chmod(conf / "manager.conf", 0o600)
+        os.chmod(conf / "extensions.conf", 0o600)      # the dialplan secret
         os.chmod(conf / "pjsip.conf", 0o600)
         for d in VAR_DIRS:
             (self.root / d).mkdir(parents=True, exist_ok=True)
@@ -285,6 +288,7 @@ class Lab:
         rtp = 20000 + 200 * self.offset      # clear of SIPp's media ports (31000 on)
         values = {"ami_port": self.ami_port, "ami_user": AMI_USER, "sip_port": self.sip_port,
                   "ami_secret": self._secret("ami"), "timestampevents": "yes",
+                  "dialplan_secret": self._secret("dialplan"),
                   "pbx_name": self.name, "rtp_start": rtp, "rtp_end": rtp + 9999, **extra}
         return Template((FILES / template).read_text()).substitute(values)
 

@@ -37,8 +37,10 @@ def lab_b(lab: Lab) -> Iterator[Lab]:
 
 
 def _ami(lab: Lab) -> cfg.AmiConfig:
-    a = lab.status().ami
-    return cfg.AmiConfig(host=a.host, port=a.port, username=a.username, secret=a.secret)
+    status = lab.status()
+    a = status.ami
+    return cfg.AmiConfig(host=a.host, port=a.port, username=a.username, secret=a.secret,
+                         dialplan_secret=status.dialplan_secret)    # each lab's own
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ TOKENS = {"operator": ("op1", "operator-op1-token-0001"),
           "engineer": ("eng1", "engineer-eng1-token-0001"),
           "admin": ("root", "admin-root-token-0000001")}
 NOW = 1_796_000_000.0          # 2026-11-30T00:53:20Z
+DIALPLAN = {"X-Ivr-Secret": "dialplan-secret-of-default"}    # what the PBX's dialplan sends
 
 
 def auth(role: str) -> dict[str, str]:
@@ -58,7 +59,8 @@ def config_for(tmp_path: Path, url: str) -> Config:
     with socket.socket() as refusing:
         refusing.bind(("127.0.0.1", 0))
         port = refusing.getsockname()[1]
-    return Config(ami=AmiConfig(port=port), api=ApiConfig(tokens_file=str(tokens)),
+    return Config(ami=AmiConfig(port=port, dialplan_secret=DIALPLAN["X-Ivr-Secret"]),
+                  api=ApiConfig(tokens_file=str(tokens)),
                   ledger=LedgerConfig(url=url),
                   routing=RoutingConfig(directory=str(ROOT / "ivr/lab/files/subscribers.csv")),
                   desk=DeskConfig(ticket_due_hours=24.0, complaint_deadline_days=30.0))
@@ -320,7 +322,7 @@ async def test_verify_catches_tampering_in_postgresql(tmp_path: Path, pg_url: st
 
 async def dialplan(client: TestClient[Any, Any], path: str) -> dict[str, str]:
     from urllib.parse import parse_qsl
-    resp = await client.get(path)
+    resp = await client.get(path, headers=DIALPLAN)
     assert resp.status == 200
     return dict(parse_qsl(await resp.text(), keep_blank_values=True))
 
@@ -334,7 +336,7 @@ async def test_the_dialplan_reads_back_the_numbers_of_a_call(desk: Any) -> None:
     assert answer == {"numbers": f"{t['number']}-{c['number']}", "count": "2"}
     assert await dialplan(client, "/dialplan/v1/numbers?uniqueid=1795996400.9") == \
         {"numbers": "", "count": "0"}
-    assert (await client.get("/dialplan/v1/numbers?uniqueid=x;rm")).status == 400
+    assert (await client.get("/dialplan/v1/numbers?uniqueid=x;rm", headers=DIALPLAN)).status == 400
 
 
 async def test_a_caller_asks_for_a_state_by_number(desk: Any) -> None:
@@ -352,7 +354,8 @@ async def test_a_caller_asks_for_a_state_by_number(desk: Any) -> None:
 
 async def test_dispositions_and_the_statement(desk: Any) -> None:
     client, app, _ = desk
-    status, body = await post(client, "/api/v1/calls/1795996400.1/disposition", "operator",
+    # op2 answered it: op1 may not close it (tests/unit/test_calls_access.py), op2's supervisor may.
+    status, body = await post(client, "/api/v1/calls/1795996400.1/disposition", "supervisor",
                               {"code": "resolved"})
     assert status == 201 and body == {"result": "recorded", "code": "resolved"}
     status, body = await post(client, "/api/v1/calls/1795996400.1/disposition", "operator",

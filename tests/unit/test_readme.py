@@ -14,6 +14,7 @@ from ivr.directory import Directory
 from ivr.incidents import Incidents
 from ivr.journeys import Tracker
 from ivr.metrics import LiveCollector, Metrics
+from ivr.throttle import Guard
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -41,6 +42,7 @@ def exported() -> set[str]:
     Metrics(registry, queues, [30.0])
     registry.register(LiveCollector([_Pbx()], queues, incidents=Incidents(), ledger=_Ledger()))
     DeskMetrics(registry, Desk(None, Directory.empty(), Incidents()))  # type: ignore[arg-type]
+    Guard(registry)
     names = set()
     for family in registry.collect():
         names.add(family.name + ("_total" if family.type == "counter" else ""))

@@ -163,7 +163,7 @@ async def test_ivr_restarted_gives_a_redial_the_place_of_the_call_before_the_res
 
     from ivr.app import build
     from ivr.web import make_web
-    from tests.unit.test_desk_api import config_for
+    from tests.unit.test_desk_api import DIALPLAN, config_for
     clock = Clock()
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=clock)
     await app.store.migrate()
@@ -173,7 +173,8 @@ async def test_ivr_restarted_gives_a_redial_the_place_of_the_call_before_the_res
 
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=clock)
     async with TestClient(TestServer(make_web(app))) as client:       # starts as ivr run does
-        resp = await client.get("/dialplan/v1/entry?uniqueid=1796000000.7&caller=79101")
+        resp = await client.get("/dialplan/v1/entry?uniqueid=1796000000.7&caller=79101",
+                                headers=DIALPLAN)
         answer = parse_qs(await resp.text())
     assert answer["route"] == ["first-line"]
     assert answer["prio"] == [str(repeats.prio(lost.entered_us))]
