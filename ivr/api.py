@@ -27,6 +27,7 @@ from ivr.ledger.records import to_dict
 from ivr.ledger.store import LedgerError
 from ivr.reports import billing, downtime, service
 from ivr.reports.billing import ReportError
+from ivr.reports.bounded import in_thread, within
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -159,57 +160,63 @@ class _Handlers:
     async def queues(self, request: web.Request) -> web.Response:
         return web.json_response({"queues": self.app.queues_view()})
 
+    async def _report(self, request: web.Request, what: str,
+                      make: Callable[[billing.Period], Awaitable[Any]]) -> web.Response:
+        """The JSON of `make(period)` for ?from=&to=&tz=: a 400 for a bad or too long period,
+        a 503 past report.deadline_seconds.  Judging and rendering run off the event loop
+        (reports/bounded.py): /healthz and the calls' events go on meanwhile."""
+        q = request.query
+        try:
+            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
+            log.info("%s report %s .. %s (%s) for %s %s: started", what, q.get("from"), q.get("to"),
+                     p.tz, request[ACTOR].role, request[ACTOR].name)
+            text = await within(self.app.config.report.deadline_seconds, f"the {what} report",
+                                self._rendered(make(p)))
+        except ReportError as exc:
+            return error(400, str(exc))
+        except LedgerError as exc:            # ReportTimeout included
+            return error(503, str(exc))
+        return web.Response(text=text, content_type="application/json")
+
+    @staticmethod
+    async def _rendered(work: Awaitable[Any]) -> str:
+        found = await work
+        return await in_thread(json.dumps, found)
+
     async def calls(self, request: web.Request) -> web.Response:
         """A caller's history from the ledger: ?caller= or ?account=, from=, to=."""
         q = request.query
-        try:
-            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
-            found = await service.history(self.app.store, p, q.get("caller") or None,
+
+        async def found(p: billing.Period) -> dict[str, Any]:
+            calls = await service.history(self.app.store, p, q.get("caller") or None,
                                           q.get("account") or None)
-        except ReportError as exc:
-            return error(400, str(exc))
-        except LedgerError as exc:
-            return error(503, str(exc))
-        return web.json_response({"calls": [to_dict(c) for c in found]})
+            return await in_thread(lambda: {"calls": [to_dict(c) for c in calls]})
+        return await self._report(request, "calls", found)
 
     async def billing(self, request: web.Request) -> web.Response:
         """The contractor's statement: ?from=&to=&tz=[&calls=1]."""
-        q = request.query
-        try:
-            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
-            with_calls = q.get("calls") == "1"
+        with_calls = request.query.get("calls") == "1"
+
+        async def made(p: billing.Period) -> dict[str, Any]:
             statement = await service.statement(self.app.store, self.app.config, p, with_calls)
-        except ReportError as exc:
-            return error(400, str(exc))
-        except LedgerError as exc:
-            return error(503, str(exc))
-        return web.json_response(billing.to_json(statement, with_calls))
+            return await in_thread(billing.to_json, statement, with_calls)
+        return await self._report(request, "billing", made)
 
     async def downtime(self, request: web.Request) -> web.Response:
         """Every account's downtime of known incidents: ?from=&to=&tz= (for billing)."""
-        q = request.query
-        try:
-            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
-            accounts = self.app.directory.accounts()
+        accounts = self.app.directory.accounts()
+
+        async def made(p: billing.Period) -> dict[str, Any]:
             found = await service.downtimes(self.app.store, accounts, p.from_us, p.to_us,
                                             round(self.app.clock() * 1e6),
                                             self.app.incidents.active())
-        except ReportError as exc:
-            return error(400, str(exc))
-        except LedgerError as exc:
-            return error(503, str(exc))
-        return web.json_response(downtime.to_json(accounts, found, p.from_us, p.to_us))
+            return downtime.to_json(accounts, found, p.from_us, p.to_us)
+        return await self._report(request, "downtime", made)
 
     async def fcr(self, request: web.Request) -> web.Response:
         """First-contact resolution per queue and operator: ?from=&to=&tz=."""
-        q = request.query
-        try:
-            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
-            return web.json_response(await service.first_contact(self.app.store, p))
-        except ReportError as exc:
-            return error(400, str(exc))
-        except LedgerError as exc:
-            return error(503, str(exc))
+        return await self._report(request, "fcr",
+                                  lambda p: service.first_contact(self.app.store, p))
 
     async def call(self, request: web.Request) -> web.Response:
         view = self.app.call_view(request.match_info["uniqueid"], request.query.get("pbx"))
