@@ -121,7 +121,32 @@ async def _json(request: web.Request) -> dict[str, Any] | web.Response:
         return error(400, "the body is not valid JSON")
     if not isinstance(body, dict):
         return error(400, "the body must be a JSON object")
+    if (problem := not_unicode(body)) is not None:
+        return error(400, problem)
     return body
+
+
+def not_unicode(body: dict[str, Any]) -> str | None:
+    """What in a JSON body is not Unicode text (a lone surrogate such as "\\ud800", which
+    JSON lets through and UTF-8 cannot write), or None.  Refused here, before anything is
+    kept: else the desk's registry or a log line would fail half-way with a 500."""
+    def bad(value: Any) -> bool:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+            return False
+        if isinstance(value, dict):
+            return any(bad(k) or bad(v) for k, v in value.items())
+        return isinstance(value, list) and any(bad(v) for v in value)
+
+    for key, value in body.items():
+        if bad(key):
+            return "a field's name is not Unicode text (a lone surrogate)"
+        if bad(value):
+            return f"{key}: not Unicode text (a lone surrogate)"
+    return None
 
 
 class _Handlers:
@@ -331,7 +356,7 @@ class _Handlers:
         if isinstance(body, web.Response):
             return body
         to = body.get("to")
-        if to not in actions.TRANSFERS or set(body) - {"to"}:
+        if not isinstance(to, str) or to not in actions.TRANSFERS or set(body) - {"to"}:
             return error(400, f"to: one of {', '.join(actions.TRANSFERS)}")
         found = self._answered(request)
         if isinstance(found, web.Response):
@@ -345,7 +370,7 @@ class _Handlers:
         if isinstance(body, web.Response):
             return body
         code = body.get("code")
-        if code not in DISPOSITIONS or set(body) - {"code"}:
+        if not isinstance(code, str) or code not in DISPOSITIONS or set(body) - {"code"}:
             return error(400, f"code: one of {', '.join(DISPOSITIONS)}")
         uid = request.match_info["uniqueid"]
         found = self._find(request)

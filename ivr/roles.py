@@ -58,7 +58,7 @@ class Tokens:
         """Whose token has that fingerprint (what a console session keeps), or None."""
         found = None
         for token, actor in self._entries:
-            if hmac.compare_digest(fingerprint.encode(), _fingerprint(token).encode()):
+            if hmac.compare_digest(_bytes(fingerprint), _fingerprint(token).encode()):
                 found = actor
         return found
 
@@ -68,15 +68,23 @@ class Tokens:
         if scheme != "Bearer" or not given:
             return None
         found = None
+        sent = _bytes(given)
         for token, actor in self._entries:     # every one compared: no timing tells which
-            if hmac.compare_digest(given.encode(), token):
+            if hmac.compare_digest(sent, token):
                 found = actor
         return found
 
 
 def fingerprint(authorization: str) -> str:
     """The SHA-256 of the token of `Authorization: Bearer TOKEN`: kept in place of it."""
-    return _fingerprint(authorization.partition(" ")[2].encode())
+    return _fingerprint(_bytes(authorization.partition(" ")[2]))
+
+
+def _bytes(header: str) -> bytes:
+    """A header's text as bytes, whatever it holds: aiohttp hands bytes that are not UTF-8
+    over as lone surrogates, which a plain encode() refuses (a 500).  Such a header matches
+    no token (tokens are printable ASCII), so how the surrogates are written is moot."""
+    return header.encode("utf-8", "surrogatepass")
 
 
 def _fingerprint(token: bytes) -> str:
