@@ -46,10 +46,14 @@ class IncidentRows(Protocol):
 MAX_CALLS = 10_000   # a caller's history is for people: a page, not a dump
 
 
-def period(config: Config, start: str | None, end: str | None, tz: str | None) -> billing.Period:
+def period(config: Config, start: str | None, end: str | None, tz: str | None,
+           bounded: bool = True) -> billing.Period:
+    """[start, end) in tz (report.timezone), at most report.max_days long unless not
+    `bounded` (what filters a whole read, as the registry's export, needs no bound)."""
     if not start or not end:
         raise billing.ReportError("give both from and to (dates like 2026-11-01, or ISO 8601)")
-    return billing.period(start, end, tz or config.report.timezone, config.report.max_days)
+    return billing.period(start, end, tz or config.report.timezone,
+                          config.report.max_days if bounded else None)
 
 
 async def statement(store: Ledger, config: Config, p: billing.Period,
