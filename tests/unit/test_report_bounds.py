@@ -227,3 +227,57 @@ def wait_for(condition: Any, seconds: float, what: str, lines: list[str]) -> Non
     while not condition():
         assert time.monotonic() < deadline, f"{what} not seen within {seconds} s: {lines[-5:]}"
         time.sleep(0.02)
+
+
+HANGING = """
+import asyncio, sys, threading
+from aiohttp import web
+from ivr import service
+from ivr.config import AmiConfig, Config
+
+async def hang(self: web.AppRunner) -> None:
+    await asyncio.Event().wait()          # a cleanup that never ends
+
+web.AppRunner.cleanup = hang
+service.STOP_SECONDS = 1.0
+# A thread that is no daemon and never ends, as a driver's stuck in a query.
+threading.Thread(target=threading.Event().wait).start()
+config = Config(ami=AmiConfig(port=int(sys.argv[1]), username="ivr"), listen_port=int(sys.argv[2]))
+sys.exit(service.run(service.serve(config)))
+"""
+
+
+def test_sigterm_stops_ivr_even_when_its_cleanup_hangs(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", HANGING, str(free_port()), str(port)],
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "STATE_DIRECTORY": str(tmp_path)})
+    try:
+        assert proc.stderr is not None
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 30
+        while b"200" not in _health(port):
+            assert proc.poll() is None and time.monotonic() < deadline, lines[-5:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, "ivr still running 10 s after SIGTERM"
+            time.sleep(0.05)
+        reader.join(5)
+        assert proc.returncode == 1
+        assert any("exiting without it" in line for line in lines), lines[-5:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _health(port: int) -> bytes:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+            return str(resp.status).encode()
+    except OSError:
+        return b""
