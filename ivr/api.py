@@ -193,7 +193,7 @@ class _Handlers:
         q = request.query
         try:
             p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
-            log.info("%s report %s .. %s (%s) for %s %s: started", what, q.get("from"), q.get("to"),
+            log.info("%s report %r .. %r (%s) for %s %s: started", what, q.get("from"), q.get("to"),
                      p.tz, request[ACTOR].role, request[ACTOR].name)
             text = await within(self.app.config.report.deadline_seconds, f"the {what} report",
                                 self._rendered(make(p)))
