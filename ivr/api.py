@@ -27,6 +27,7 @@ from ivr.ledger.records import to_dict
 from ivr.ledger.store import LedgerError
 from ivr.reports import billing, downtime, service
 from ivr.reports.billing import ReportError
+from ivr.reports.bounded import in_thread, within
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -145,7 +146,32 @@ async def _json(request: web.Request) -> dict[str, Any] | web.Response:
         return error(400, "the body is not valid JSON")
     if not isinstance(body, dict):
         return error(400, "the body must be a JSON object")
+    if (problem := not_unicode(body)) is not None:
+        return error(400, problem)
     return body
+
+
+def not_unicode(body: dict[str, Any]) -> str | None:
+    """What in a JSON body is not Unicode text (a lone surrogate such as "\\ud800", which
+    JSON lets through and UTF-8 cannot write), or None.  Refused here, before anything is
+    kept: else the desk's registry or a log line would fail half-way with a 500."""
+    def bad(value: Any) -> bool:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+            return False
+        if isinstance(value, dict):
+            return any(bad(k) or bad(v) for k, v in value.items())
+        return isinstance(value, list) and any(bad(v) for v in value)
+
+    for key, value in body.items():
+        if bad(key):
+            return "a field's name is not Unicode text (a lone surrogate)"
+        if bad(value):
+            return f"{key}: not Unicode text (a lone surrogate)"
+    return None
 
 
 class _Handlers:
@@ -184,57 +210,63 @@ class _Handlers:
     async def queues(self, request: web.Request) -> web.Response:
         return web.json_response({"queues": self.app.queues_view()})
 
+    async def _report(self, request: web.Request, what: str,
+                      make: Callable[[billing.Period], Awaitable[Any]]) -> web.Response:
+        """The JSON of `make(period)` for ?from=&to=&tz=: a 400 for a bad or too long period,
+        a 503 past report.deadline_seconds.  Judging and rendering run off the event loop
+        (reports/bounded.py): /healthz and the calls' events go on meanwhile."""
+        q = request.query
+        try:
+            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
+            log.info("%s report %r .. %r (%s) for %s %s: started", what, q.get("from"), q.get("to"),
+                     p.tz, request[ACTOR].role, request[ACTOR].name)
+            text = await within(self.app.config.report.deadline_seconds, f"the {what} report",
+                                self._rendered(make(p)))
+        except ReportError as exc:
+            return error(400, str(exc))
+        except LedgerError as exc:            # ReportTimeout included
+            return error(503, str(exc))
+        return web.Response(text=text, content_type="application/json")
+
+    @staticmethod
+    async def _rendered(work: Awaitable[Any]) -> str:
+        found = await work
+        return await in_thread(json.dumps, found)
+
     async def calls(self, request: web.Request) -> web.Response:
         """A caller's history from the ledger: ?caller= or ?account=, from=, to=."""
         q = request.query
-        try:
-            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
-            found = await service.history(self.app.store, p, q.get("caller") or None,
+
+        async def found(p: billing.Period) -> dict[str, Any]:
+            calls = await service.history(self.app.store, p, q.get("caller") or None,
                                           q.get("account") or None)
-        except ReportError as exc:
-            return error(400, str(exc))
-        except LedgerError as exc:
-            return error(503, str(exc))
-        return web.json_response({"calls": [to_dict(c) for c in found]})
+            return await in_thread(lambda: {"calls": [to_dict(c) for c in calls]})
+        return await self._report(request, "calls", found)
 
     async def billing(self, request: web.Request) -> web.Response:
         """The contractor's statement: ?from=&to=&tz=[&calls=1]."""
-        q = request.query
-        try:
-            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
-            with_calls = q.get("calls") == "1"
+        with_calls = request.query.get("calls") == "1"
+
+        async def made(p: billing.Period) -> dict[str, Any]:
             statement = await service.statement(self.app.store, self.app.config, p, with_calls)
-        except ReportError as exc:
-            return error(400, str(exc))
-        except LedgerError as exc:
-            return error(503, str(exc))
-        return web.json_response(billing.to_json(statement, with_calls))
+            return await in_thread(billing.to_json, statement, with_calls)
+        return await self._report(request, "billing", made)
 
     async def downtime(self, request: web.Request) -> web.Response:
         """Every account's downtime of known incidents: ?from=&to=&tz= (for billing)."""
-        q = request.query
-        try:
-            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
-            accounts = self.app.directory.accounts()
+        accounts = self.app.directory.accounts()
+
+        async def made(p: billing.Period) -> dict[str, Any]:
             found = await service.downtimes(self.app.store, accounts, p.from_us, p.to_us,
                                             round(self.app.clock() * 1e6),
                                             self.app.incidents.active())
-        except ReportError as exc:
-            return error(400, str(exc))
-        except LedgerError as exc:
-            return error(503, str(exc))
-        return web.json_response(downtime.to_json(accounts, found, p.from_us, p.to_us))
+            return downtime.to_json(accounts, found, p.from_us, p.to_us)
+        return await self._report(request, "downtime", made)
 
     async def fcr(self, request: web.Request) -> web.Response:
         """First-contact resolution per queue and operator: ?from=&to=&tz=."""
-        q = request.query
-        try:
-            p = service.period(self.app.config, q.get("from"), q.get("to"), q.get("tz"))
-            return web.json_response(await service.first_contact(self.app.store, p))
-        except ReportError as exc:
-            return error(400, str(exc))
-        except LedgerError as exc:
-            return error(503, str(exc))
+        return await self._report(request, "fcr",
+                                  lambda p: service.first_contact(self.app.store, p))
 
     async def call(self, request: web.Request) -> web.Response:
         view = self.app.call_view(request.match_info["uniqueid"], request.query.get("pbx"))
@@ -352,7 +384,7 @@ class _Handlers:
         if isinstance(body, web.Response):
             return body
         to = body.get("to")
-        if to not in actions.TRANSFERS or set(body) - {"to"}:
+        if not isinstance(to, str) or to not in actions.TRANSFERS or set(body) - {"to"}:
             return error(400, f"to: one of {', '.join(actions.TRANSFERS)}")
         found = self._answered(request)
         if isinstance(found, web.Response):
@@ -366,7 +398,7 @@ class _Handlers:
         if isinstance(body, web.Response):
             return body
         code = body.get("code")
-        if code not in DISPOSITIONS or set(body) - {"code"}:
+        if not isinstance(code, str) or code not in DISPOSITIONS or set(body) - {"code"}:
             return error(400, f"code: one of {', '.join(DISPOSITIONS)}")
         uid = request.match_info["uniqueid"]
         found = self._find(request)

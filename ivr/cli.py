@@ -9,7 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ivr import cli_desk, cli_ledger, cli_replay
+from ivr import cli_desk, cli_ledger, cli_replay, cli_tokens
 from ivr import config as cfg
 from ivr.directory import DirectoryError
 from ivr.incidents import IncidentError
@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_ledger.add_parsers(sub)
     cli_replay.add_parsers(sub)
     cli_desk.add_parsers(sub)
+    cli_tokens.add_parsers(sub)
     prompts = sub.add_parser("prompts", help="generate the spoken prompts (espeak-ng, sox)",
                              description="Write the dialplan's prompts as 8 kHz WAV files into DIR "
                                          "(the dialplan's IVR_PROMPTS, /var/lib/asterisk/sounds/ivr).")

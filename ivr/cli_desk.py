@@ -19,9 +19,10 @@ import sys
 import textwrap
 
 from ivr import cli_registry, config as cfg
-from ivr.cli_ledger import LEDGER_EPILOG, _common, _period, _period_args, run_with_store
+from ivr.cli_ledger import LEDGER_EPILOG, _common, _period_args, run_with_store
 from ivr.desk import registry
 from ivr.ledger.store import Store
+from ivr.reports import service
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,7 +66,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     async def work(config: cfg.Config, store: Store) -> int:
-        p = _period(args, config)
+        # The whole registry is read to be verified: its period only filters, so it is
+        # not held to report.max_days.
+        p = service.period(config, args.start, args.end, args.tz, bounded=False)
         await store.migrate()
         rows, head = await store.registry()
         entries = [registry.of_row(r) for r in rows]

@@ -103,6 +103,8 @@ class ReportConfig:
     timezone: str = "UTC"
     short_abandon_seconds: float = 5.0
     pay_once_per_caller: bool = False   # the statement also counts one answer per caller per window
+    max_days: int = 366             # a longer period is refused (a report's size is bounded)
+    deadline_seconds: float = 60.0  # a report or history query of the API past this is a 503
 
 
 DEFAULT_QUEUES = (
@@ -195,8 +197,6 @@ def _check_ledger(cfg: Config) -> None:
         ZoneInfo(cfg.report.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"report.timezone: unknown time zone {cfg.report.timezone!r}") from None
-    if cfg.ledger.spool_max_records < 1:
-        raise ConfigError("ledger.spool_max_records: expected at least 1")
     _check_queue_log(cfg.ledger, [p.name for p in cfg.pbxs])
 
 
@@ -384,22 +384,53 @@ def _only(data: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
             raise ConfigError(f"unknown config key {prefix}{key} (known: {', '.join(sorted(allowed))})")
 
 
+# Every number a config can give, by key: (least, most, unit).  A ping every
+# microsecond or a deadline in 1e300 days is a typo that hurts at run time (45,927
+# Pings in 9 s; every complaint failing), so it is refused at start instead.
+BOUNDS: dict[str, tuple[float, float, str]] = {
+    "port": (1, 65535, ""),
+    "ping_interval": (0.5, 3600, "seconds"),
+    "ping_timeout": (0.5, 600, "seconds"),
+    "sla_seconds": (1, 3600, "seconds"),
+    "overflow_after_seconds": (1, 3600, "seconds"),
+    "ticket_due_hours": (0.1, 87_600, "hours"),           # ten years
+    "complaint_deadline_days": (0.1, 3650, "days"),       # ten years
+    "repeat_window_seconds": (1, 30 * 86_400, "seconds"),
+    "spool_max_records": (1, 100_000_000, "records"),
+    "short_abandon_seconds": (0.1, 600, "seconds"),
+    "max_days": (1, 3660, "days"),
+    "deadline_seconds": (1, 3600, "seconds"),
+}
+# Keys whose value is never shown in an error, only its type.
+SECRET_KEYS = ("secret", "token", "password", "url")
+
+
 def _typed(cls: Any, key: str, value: Any, where: str) -> Any:
     """Coerce `value` to the type of dataclass field `key`, or say why not."""
-    kind = str(next(f.type for f in fields(cls) if f.name == key))
+    kind = str(next(f.type for f in fields(cls) if f.name == key)).split(" ")[0]
     label = where + key if where.endswith(".") else where
+    shown = type(value).__name__ if any(s in key for s in SECRET_KEYS) else repr(value)
     try:
         if kind.startswith("int"):
-            return _port(_int(value)) if key == "port" else _int(value)
+            return _bounded(key, _int(value), label, kind)
         if kind.startswith("float"):
-            return _positive(_number(value))
+            return _bounded(key, _finite(_number(value)), label, kind)
         if kind.startswith("bool"):
             return _bool(value)
         if kind.startswith("tuple"):
             return _texts(value)
         return _text(value, required=key == "host")
     except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{label}: expected {kind.split(' ')[0]}, got {value!r}") from None
+        raise ConfigError(f"{label}: expected {kind}, got {shown}") from None
+
+
+def _bounded(key: str, value: Any, label: str, kind: str) -> Any:
+    """`value` if within BOUNDS[key], else a ConfigError naming the range."""
+    least, most, unit = BOUNDS.get(key, (float("-inf"), float("inf"), ""))
+    if not least <= value <= most:
+        raise ConfigError(f"{label}: expected {kind} from {least:g} to {most:g}"
+                          f"{' ' + unit if unit else ''}, got {value!r}")
+    return value
 
 
 def _int(value: Any) -> int:
@@ -408,20 +439,14 @@ def _int(value: Any) -> int:
     return int(value)
 
 
-def _port(value: int) -> int:
-    if not 1 <= value <= 65535:
-        raise ValueError(value)
-    return value
-
-
 def _number(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(value)
     return float(value)
 
 
-def _positive(value: float) -> float:
-    if not 0 < value < float("inf"):
+def _finite(value: float) -> float:
+    if value != value or value in (float("inf"), float("-inf")):   # NaN, or no bound at all
         raise ValueError(value)
     return value
 

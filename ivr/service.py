@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 from typing import Any, Coroutine, TypeVar
@@ -18,6 +19,11 @@ from ivr.web import make_web
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# SIGTERM stops ivr within 10 s whatever it is doing: requests still running (a long
+# report) are given HANDLERS_SECONDS and then cancelled, and the whole cleanup (the
+# ledger's last batch included) STOP_SECONDS.  systemd's TimeoutStopSec is longer.
+HANDLERS_SECONDS = 2.0
+STOP_SECONDS = 8.0
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -38,7 +44,7 @@ async def start(config: Config, recorder: Recorder | None = None) -> tuple[App, 
     """
     sock = _bind(config.listen_host, config.listen_port)
     app = build(config, recorder=recorder)
-    runner = web.AppRunner(make_web(app), access_log=None)
+    runner = web.AppRunner(make_web(app), access_log=None, shutdown_timeout=HANDLERS_SECONDS)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     log.info("ivr listening on http://%s:%d, AMI %s; event loop %s", config.listen_host,
@@ -75,5 +81,13 @@ async def serve(config: Config, recorder: Recorder | None = None) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping")
-    await runner.cleanup()
+    try:
+        await asyncio.wait_for(runner.cleanup(), STOP_SECONDS)
+    except asyncio.TimeoutError:
+        log.error("stopping: the cleanup was not done after %g s; exiting without it",
+                  STOP_SECONDS)
+        # A thread stuck in the database (a driver's, not a daemon) would keep the
+        # interpreter from exiting: SIGTERM must stop ivr all the same.
+        logging.shutdown()
+        os._exit(1)
     return 0

@@ -104,8 +104,10 @@ class Console:
     def api_actor(self, request: web.Request) -> roles.Actor | None:
         """The console's own calls to /api/v1: the session cookie and its CSRF header."""
         found = self.session(request)
+        # Bytes: compare_digest refuses text that is not ASCII (a header not UTF-8) with a 500.
         if found is None or not secrets.compare_digest(
-                request.headers.get("X-CSRF-Token", ""), found.csrf):
+                request.headers.get("X-CSRF-Token", "").encode("utf-8", "surrogatepass"),
+                found.csrf.encode()):
             return None
         return found.actor
 
@@ -331,7 +333,8 @@ def _may_watch(actor: roles.Actor, member: str) -> bool:
 
 def _hash(sid: str) -> str:
     """What the sessions are kept under: the cookie's SHA-256, never the cookie."""
-    return hashlib.sha256(sid.encode()).hexdigest()
+    # A cookie that is not UTF-8 comes as lone surrogates: it matches no session, never a 500.
+    return hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _lang(request: web.Request) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from ivr import roles
-from ivr.api import ACTOR, allowed
+from ivr.api import ACTOR, allowed, not_unicode
 from ivr.desk import tlog_api
 from ivr.desk.service import TICKET, COMPLAINT, CLAIM, Desk, DeskError, Item, may_read
 from ivr.ledger.records import CallRecord
@@ -53,6 +53,8 @@ async def body_of(request: web.Request, fields: set[str]) -> dict[str, Any]:
         raise DeskError(400, "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise DeskError(400, "the body must be a JSON object")
+    if (problem := not_unicode(body)) is not None:
+        raise DeskError(400, problem)
     unknown = set(body) - fields
     if unknown:
         raise DeskError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -165,12 +167,23 @@ class _Handlers:
                                   "intact": verdict.intact, "problem": verdict.problem})
 
 
+# An instant of the desk lies in [1970, 10000): epoch seconds past it (1e308, 2**63)
+# would overflow the ledger's 64-bit microseconds, and NaN or Infinity has no time.
+LAST_SECOND = 253_402_300_799           # 9999-12-31T23:59:59Z
+
+
 def _instant(value: object, name: str) -> int:
+    """`value` (ISO 8601 text, or epoch seconds) in µs since the epoch, or a DeskError 400."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not 0 <= value <= LAST_SECOND:      # False for NaN too
+            raise DeskError(400, f"{name}: epoch seconds from 0 to {LAST_SECOND}, got {value!r}")
         return int(value * 1e6)
     if not isinstance(value, str):
         raise DeskError(400, f"{name}: expected an ISO 8601 time or epoch seconds")
     try:
-        return instant(value, "UTC", name)
+        found = instant(value, "UTC", name)
     except ReportError as exc:
         raise DeskError(400, str(exc)) from None
+    if not 0 <= found <= LAST_SECOND * 1_000_000:
+        raise DeskError(400, f"{name}: {value!r} is not between 1970 and 9999")
+    return found

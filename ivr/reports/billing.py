@@ -102,17 +102,21 @@ class Period:
         return ZoneInfo(self.tz)
 
 
-def period(from_date: str, to_date: str, tz: str) -> Period:
-    """The statement period [from_date, to_date) in the zone `tz`."""
+def period(from_date: str, to_date: str, tz: str, max_days: int | None = None) -> Period:
+    """The statement period [from_date, to_date) in the zone `tz`, at most `max_days` long."""
     zone = _zone(tz)
     from_us = _parse_instant(from_date, zone, "--from")
     to_us = _parse_instant(to_date, zone, "--to")
     if from_us >= to_us:
         raise ReportError(f"--from {from_date} is not before --to {to_date}")
+    # Checked before the days are listed: ten thousand years of days is what froze ivr.
+    if max_days is not None and to_us - from_us > max_days * _DAY // _US:
+        raise ReportError(f"the period {from_date} .. {to_date} is longer than {max_days} days "
+                          "(report.max_days): ask for shorter periods")
     try:
         boundaries, dates = _days(from_us, to_us, zone)
     except OverflowError:
-        raise ReportError(f"--from {from_date} --to {to_date} reaches past year 9999") from None
+        raise ReportError(f"--from {from_date} --to {to_date} reaches outside the years 1 to 9999") from None
     return Period(from_us, to_us, zone.key, boundaries, dates)
 
 
@@ -136,7 +140,10 @@ def _parse_instant(text: str, zone: ZoneInfo, flag: str) -> int:
                           " or an ISO 8601 datetime") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return _to_us(moment)
+    try:
+        return _to_us(moment)
+    except OverflowError:   # year 1 east of UTC: before the first instant datetime has
+        raise ReportError(f"{flag} {text!r} is out of range") from None
 
 
 def _to_us(moment: datetime) -> int:

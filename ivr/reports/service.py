@@ -12,6 +12,7 @@ from ivr.config import Config
 from ivr.incidents import Incident
 from ivr.ledger.records import BillingCall, CallRecord
 from ivr.reports import billing, downtime, fcr
+from ivr.reports.bounded import in_thread
 from ivr.repeats import KINDS as REPEAT_KINDS
 
 
@@ -45,10 +46,14 @@ class IncidentRows(Protocol):
 MAX_CALLS = 10_000   # a caller's history is for people: a page, not a dump
 
 
-def period(config: Config, start: str | None, end: str | None, tz: str | None) -> billing.Period:
+def period(config: Config, start: str | None, end: str | None, tz: str | None,
+           bounded: bool = True) -> billing.Period:
+    """[start, end) in tz (report.timezone), at most report.max_days long unless not
+    `bounded` (what filters a whole read, as the registry's export, needs no bound)."""
     if not start or not end:
         raise billing.ReportError("give both from and to (dates like 2026-11-01, or ISO 8601)")
-    return billing.period(start, end, tz or config.report.timezone)
+    return billing.period(start, end, tz or config.report.timezone,
+                          config.report.max_days if bounded else None)
 
 
 async def statement(store: Ledger, config: Config, p: billing.Period,
@@ -57,21 +62,24 @@ async def statement(store: Ledger, config: Config, p: billing.Period,
     hashes (a GROUP BY and one pass); with them every call is read and judged here."""
     short_ms = round(config.report.short_abandon_seconds * 1000)
     undisposed = asyncio.ensure_future(store.undisposed(p.from_us, p.to_us))
-    if not with_calls:
-        tally, digest = await asyncio.gather(store.statement_tally(p.boundaries, short_ms),
-                                             store.statement_digest(p.from_us, p.to_us))
-        built = billing.from_tally(p, (billing.Tally(*row) for row in tally), digest, short_ms)
-    else:
-        calls = await store.billing_calls(p.from_us, p.to_us)
-        # A month is a million calls (0.85 s of work): never on the caller's event loop.
-        built = await asyncio.to_thread(billing.build, calls, p, short_ms)
-    missing = await undisposed
-    repeated = await store.repeat_counts(p.from_us, p.to_us)
-    once = None
-    if config.report.pay_once_per_caller:
-        window = round(config.routing.repeat_window_seconds * 1e6)
-        contacts = [fcr.Contact(*row) for row in await store.contacts(p.from_us, p.to_us)]
-        once = fcr.payable_once(contacts, window)
+    try:
+        if not with_calls:
+            tally, digest = await asyncio.gather(store.statement_tally(p.boundaries, short_ms),
+                                                 store.statement_digest(p.from_us, p.to_us))
+            built = billing.from_tally(p, (billing.Tally(*row) for row in tally), digest, short_ms)
+        else:
+            calls = await store.billing_calls(p.from_us, p.to_us)
+            # A month is a million calls (0.85 s of work): never on the caller's event loop.
+            built = await in_thread(billing.build, calls, p, short_ms)
+        missing = await undisposed
+        repeated = await store.repeat_counts(p.from_us, p.to_us)
+        once = None
+        if config.report.pay_once_per_caller:
+            window = round(config.routing.repeat_window_seconds * 1e6)
+            rows = await store.contacts(p.from_us, p.to_us)
+            once = await in_thread(lambda: fcr.payable_once([fcr.Contact(*r) for r in rows], window))
+    finally:
+        undisposed.cancel()             # cut short (a deadline): no orphan query left behind
     return replace(built, operators=tuple(
         replace(o, without_disposition=missing.get(o.operator, 0)) for o in built.operators),
         repeats=tuple((kind, repeated.get(kind, 0)) for kind in REPEAT_KINDS), payable_once=once)
@@ -80,8 +88,9 @@ async def statement(store: Ledger, config: Config, p: billing.Period,
 async def first_contact(store: Ledger, p: billing.Period) -> dict[str, Any]:
     """First-contact resolution of the calls answered in `p` (reports/fcr.py)."""
     rows = await store.contacts(p.from_us, p.to_us + fcr.WINDOWS[-1][1])
-    return {"from_us": p.from_us, "to_us": p.to_us,
-            **fcr.resolution((fcr.Contact(*r) for r in rows), p.from_us, p.to_us)}
+    resolution = await in_thread(
+        lambda: fcr.resolution((fcr.Contact(*r) for r in rows), p.from_us, p.to_us))
+    return {"from_us": p.from_us, "to_us": p.to_us, **resolution}
 
 
 async def history(store: Ledger, p: billing.Period, caller: str | None = None,

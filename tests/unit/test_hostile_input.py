@@ -413,7 +413,7 @@ def test_absurd_timestamp_is_skipped_not_fatal(timestamp: str) -> None:
 
 # -- HTTP: the dialplan's questions and the control API ----------------------------
 
-TOKEN = "t0ken"
+TOKEN = "t0ken-of-the-hostile-input-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SECRET = "dialplan-secret-hostile"
 DIALPLAN = {"X-Ivr-Secret": SECRET}

@@ -38,7 +38,7 @@ def test_a_token_names_its_holder_and_role(tmp_path: Path) -> None:
     (GOOD, 0o640, "others can read it"),
     ("operator op1\n", 0o600, "line 1: expected ROLE NAME TOKEN, got 2 field(s)"),
     ("boss op1 operator-op1-token-0001\n", 0o600, "line 1: unknown role 'boss'"),
-    ("operator op1 short\n", 0o600, "shorter than 16"),
+    ("operator op1 short\n", 0o600, "shorter than 22"),
     (GOOD + "operator op2 operator-op1-token-0001\n", 0o600, "line 2: the token of op2 is op1's too"),
     (GOOD + "operator op1 operator-op1-token-0002\n", 0o600, "line 2: operator op1 has a token already"),
     ("operator op/1 operator-op1-token-0001\n", 0o600, "name 'op/1'"),

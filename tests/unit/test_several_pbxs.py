@@ -15,7 +15,7 @@ from ivr.app import App, build
 from ivr.config import AmiConfig, ApiConfig, Config, LedgerConfig, PbxConfig
 from ivr.web import make_web
 
-TOKEN = "t0ken-for-the-tests"
+TOKEN = "t0ken-for-the-several-pbxs-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 UID = "1796000000.7"
 
