@@ -39,7 +39,7 @@ def two_pbxs(ports: tuple[int, int], tmp_path: Path, lyon_sources: tuple[str, ..
     return Config(pbx=(PbxConfig("paris", AmiConfig(port=ports[0], dialplan_secret=PARIS)),
                        PbxConfig("lyon", AmiConfig(port=ports[1], dialplan_secret=LYON,
                                                    dialplan_sources=lyon_sources))),
-                  api=ApiConfig(token="t0ken-for-the-tests"),
+                  api=ApiConfig(token="t0ken-for-the-dialplan-tests"),
                   routing=RoutingConfig(directory=str(ROOT / "ivr/lab/files/subscribers.csv")),
                   ledger=LedgerConfig(url=f"sqlite:///{tmp_path / 'ledger.db'}"))
 
@@ -124,7 +124,7 @@ async def test_a_burst_of_wrong_secrets_is_logged_and_throttled(two: Any,
 async def test_a_pbx_without_a_secret_is_never_answered(ports: tuple[int, int], tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    config = Config(ami=AmiConfig(port=ports[0]), api=ApiConfig(token="t0ken-for-the-tests"),
+    config = Config(ami=AmiConfig(port=ports[0]), api=ApiConfig(token="t0ken-for-the-dialplan-tests"),
                     ledger=LedgerConfig(url=f"sqlite:///{tmp_path / 'ledger.db'}"))
     app = build(config)
     async with TestClient(TestServer(make_web(app))) as client:
