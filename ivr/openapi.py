@@ -120,12 +120,12 @@ def _op(op_id: str, summary: str, who: list[str], ok: int, answer: Json | None,
 
 def _incident_ops() -> Json:
     new = _body(["area", "message", "expires_in"],
-               area=_str(description='"*" (every area) or a slug of a-z, 0-9 and -',
-                         pattern=r"^(\*|[a-z0-9-]+)$", examples=["west"]),
-               message=_str(minLength=1, maxLength=MAX_MESSAGE, examples=["A fibre cut."],
-                            description="what callers hear (no control characters)"),
-               expires_in={"type": "number", "minimum": 1, "maximum": MAX_EXPIRES_IN,
-                           "examples": [3600]})
+                area=_str(description='"*" (every area) or a slug of a-z, 0-9 and -',
+                          pattern=r"^(\*|[a-z0-9-]+)$", examples=["west"]),
+                message=_str(minLength=1, maxLength=MAX_MESSAGE, examples=["A fibre cut."],
+                             description="what callers hear (no control characters)"),
+                expires_in={"type": "number", "minimum": 1, "maximum": MAX_EXPIRES_IN,
+                            "examples": [3600]})
     return {
         "/api/v1/incidents": {
             "post": _op("open_incident", "open an incident", _INCIDENTS, 201, _ref("Incident"),
@@ -198,6 +198,7 @@ def _report_ops() -> Json:
     def report(op_id: str, summary: str, extra: tuple[Json, ...] = ()) -> Json:
         return {"get": _op(op_id, summary, _READERS, 200, {"type": "object"}, (400, 503),
                            [*_PERIOD, *extra])}
+
     return {
         "/api/v1/reports/billing": report(
             "billing", "the contractor's statement",
@@ -209,9 +210,11 @@ def _report_ops() -> Json:
 
 def _desk_ops() -> Json:
     text = functools.partial(_str, maxLength=MAX_TEXT)
+
     def moment(example: str) -> Json:
         return {"type": ["string", "number"], "examples": [example],
                 "description": "ISO 8601 (UTC without an offset) or epoch seconds"}
+
     state = _q("state", "only items in this state")
     items = {"type": "array", "items": _ref("Item")}
     item_ops = (400, 404)
@@ -252,7 +255,7 @@ def _desk_ops() -> Json:
             "file_claim", "claim a recalculation for an account's downtime", _FILERS, 201,
             _ref("Item"), (400, 404, 503),
             body=_body(["account", "from", "to"], account=_str(examples=[ACCOUNT]),
-                      **{"from": moment("2026-11-01"), "to": moment("2026-11-29")}))},
+                       **{"from": moment("2026-11-01"), "to": moment("2026-11-29")}))},
         "/api/v1/claims/{number}": {"get": _op(
             "claim", "one claim", EVERYONE, 200, _ref("Item"), item_ops, [_number(CLAIM)])},
         "/api/v1/registry": {"get": _op(
