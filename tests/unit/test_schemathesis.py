@@ -37,6 +37,8 @@ from ivr.app import build
 from ivr.web import make_web
 from tests.unit.test_desk_api import Clock, answered, auth, config_for
 
+# schemathesis's own strategies draw from `random`; hypothesis warns of it on every run.
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 SCHEMA = schemathesis.openapi.from_dict(openapi.spec())
 # The two the issue names, and the answers' bodies as described (JSON, of their schema).
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
