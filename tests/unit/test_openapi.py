@@ -127,7 +127,8 @@ async def test_only_get_is_open_and_nothing_else_passes_by_its_path(
         assert resp.status == 401 or "error" in await resp.json()
 
 
-async def test_x_roles_are_who_the_app_lets_through(client: tuple[TestClient[Any, Any], App]) -> None:
+async def test_x_roles_are_who_the_app_lets_through(
+        client: tuple[TestClient[Any, Any], App]) -> None:
     """Each role on each operation: a 403 "may not" exactly when it is not in x-roles
     (bodies that are not JSON, so an operation that is allowed refuses with a 400 or
     finds nothing, and nothing changes)."""
