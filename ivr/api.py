@@ -39,6 +39,7 @@ _OPERATORS = frozenset({roles.OPERATOR, roles.SUPERVISOR, roles.ADMIN})
 # How an operator closes an answered call.
 DISPOSITIONS = ("resolved", "ticket", "escalated", "incident_informed", "complaint", "claim",
                 "abuse_ended")
+OPENAPI_PATH = "/api/v1/openapi.json"   # the API's description (openapi.py): no secret, no token
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None,
@@ -96,7 +97,8 @@ def auth_middleware(app: App,
     guard = guard or throttle.Guard(None)
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/api/"):
+        described = request.method in ("GET", "HEAD") and request.path == OPENAPI_PATH
+        if not request.path.startswith("/api/") or described:
             return await handler(request)
         if not len(app.tokens):
             return error(403, "the control API is off: no token configured (api.tokens_file, "

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from ivr import api, dialplan_http, throttle
+from ivr import api, dialplan_http, openapi, throttle
 from ivr.console.web import Console
 from ivr.desk import api as desk_api
 from ivr.ledger import catchup
@@ -36,6 +36,7 @@ def make_web(app: App) -> web.Application:
     w.add_routes(dialplan_http.routes(app, guard))
     w.add_routes(api.routes(app))
     w.add_routes(desk_api.routes(app.desk, app.live_call))
+    w.add_routes(openapi.routes())
     w.add_routes(console.routes())
     w.on_shutdown.append(console.close_streams)
     w.router.add_get("/metrics", make_aiohttp_handler(app.registry))
