@@ -70,7 +70,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 async def serve(config: Config, recorder: Recorder | None = None) -> int:
     try:
-        _, runner = await start(config, recorder)
+        app, runner = await start(config, recorder)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", config.listen_host, config.listen_port,
                   (exc.strerror or str(exc)).lower())
@@ -84,8 +84,9 @@ async def serve(config: Config, recorder: Recorder | None = None) -> int:
     try:
         await asyncio.wait_for(runner.cleanup(), STOP_SECONDS)
     except asyncio.TimeoutError:
-        log.error("stopping: the cleanup was not done after %g s; exiting without it",
-                  STOP_SECONDS)
+        log.error("stopping: the cleanup was not done after %g s; exiting without it "
+                  "(%d ledger records to the spool)", STOP_SECONDS, len(app.ledger.pending))
+        app.ledger.spill()
         # A thread stuck in the database (a driver's, not a daemon) would keep the
         # interpreter from exiting: SIGTERM must stop ivr all the same.
         logging.shutdown()

@@ -227,3 +227,9 @@ class LedgerWriter:
     async def close(self) -> None:
         """On stop: one last write; what the database did not take is in the spool."""
         await self.flush()
+
+    def spill(self) -> None:
+        """On a forced exit (a stop whose cleanup hangs): what is pending goes to the
+        spool now, without the database.  A record a hung write was taking may be both
+        written and spooled; idempotent writes make that harmless at the next start."""
+        self._to_spool()

@@ -4,6 +4,7 @@ The database here is a real SQLite file; its outage is a store that raises."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -125,6 +126,36 @@ async def test_close_writes_or_spools_what_is_pending(store: Store, tmp_path: Pa
     writer.submit(call(1))
     await writer.close()
     assert writer.spool.count == 1 and writer.pending == []
+
+
+class Hung(Flaky):
+    """A database that takes a write and never answers."""
+
+    async def write(self, records: Sequence[rec.CallRecord],
+                    history: Mapping[str, Sequence[dict[str, Any]]] | None = None) -> int:
+        self.writes += 1
+        await asyncio.Event().wait()
+        return 0
+
+
+async def test_a_forced_exit_spills_what_a_hung_write_holds(store: Store, tmp_path: Path) -> None:
+    """SIGTERM whose cleanup hangs (service.serve): the writer's records reach the spool,
+    and the next start writes each once."""
+    db = Hung(store)
+    writer = LedgerWriter(db, Spool(tmp_path / "spool.jsonl", 100))
+    writer.submit(call(1))
+    writer.submit(call(2))
+    flushing = asyncio.create_task(writer.flush())
+    while not db.writes:               # the write has the batch and hangs
+        await asyncio.sleep(0.01)
+    writer.spill()
+    assert writer.pending == [] and writer.spool.count == 2
+    flushing.cancel()
+    again = LedgerWriter(store, Spool(tmp_path / "spool.jsonl", 100))
+    assert await again.flush()
+    assert sorted(c.uniqueid for c in await store.calls(0, 2**62)) == [call(1).uniqueid,
+                                                                        call(2).uniqueid]
+    assert again.spool.count == 0
 
 
 def test_one_broken_consumer_does_not_stop_the_others(tmp_path: Path) -> None:
