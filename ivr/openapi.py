@@ -6,10 +6,13 @@ path parameters), to the real role checks (`x-roles`: a role outside it gets
 the 403 "may not do this"), and schemathesis calls every operation of it
 against a real app and fails on a 5xx or a status not listed here.
 
-The statuses listed are the ones the code answers: 401 and 403 come from the
-auth middleware and the role check in front of every operation, 413 from the
-64 KiB body cap, 503 where the ledger or the desk's registry is read or
-written.  Every error body is {"error": "...", "code"?: "..."} (plus, for
+The statuses listed are the ones the code answers: 401, 403 and 429 come from
+the auth middleware, its per-source throttle (throttle.py) and the role check
+in front of every operation; 403 with code not_yours where the call or item
+is another's (calls_access.py, desk/service.py may_read); 413 from the
+64 KiB body cap; 503 where the ledger or the desk's registry is read or
+written, a report passes report.deadline_seconds, or the registry's key is
+unusable.  Every error body is {"error": "...", "code"?: "..."} (plus, for
 some, `incident` or `pbx`).
 """
 
@@ -24,27 +27,41 @@ from aiohttp import web
 from ivr import actions, roles
 from ivr.api import DISPOSITIONS, OPENAPI_PATH
 from ivr.desk import numbers
+from ivr.desk.api import ROLES as DESK_ROLES
 from ivr.desk.service import CLAIM, COMPLAINT, COMPLAINT_MOVES, MAX_TEXT, TICKET, TICKET_MOVES
 from ivr.incidents import MAX_EXPIRES_IN, MAX_MESSAGE
 
 Json = dict[str, Any]
 
 EVERYONE = sorted(roles.EVERYONE)
-_READERS = ["admin", "office", "supervisor"]                 # reports, complaints' list
+_READERS = ["admin", "office", "supervisor"]                 # reports
 _INCIDENTS = ["admin", "engineer", "office"]
 _OPERATORS = ["admin", "operator", "supervisor"]
-_FILERS = ["admin", "office", "operator", "supervisor"]      # tickets, claims
 
-_WHY = {
-    400: "a bad body, query or number: the message says which field",
+
+def _desk(op_id: str) -> list[str]:
+    """Who may call a desk route: its ROLES (desk/api.py), so the two cannot drift."""
+    return sorted(DESK_ROLES[op_id])
+
+
+_WHY: dict[int | str, str] = {
+    400: "a bad body, query or number, or a period longer than report.max_days: the "
+         "message says which field",
     401: "no bearer token, or one ivr does not know",
     403: "this role may not (the message names the roles that may), or the control API "
          "is off (no token configured)",
+    # The same status, where a call or an item may be another's (code not_yours).
+    "403mine": "this role may not (as 403), or the call or item is another's: code "
+               "not_yours (an operator acts only on the call they answered, reads only "
+               "the tickets they filed)",
     404: "no such call, incident, account or number",
     409: "refused: the message says why (and `code`, when it has one)",
     413: "the body is over 64 KiB",
+    429: "too many wrong tokens from this source address: every request presenting a "
+         "token, the right one too, is refused until Retry-After (code throttled)",
     502: "the PBX did not act",
-    503: "the ledger (or the desk's registry) cannot be read or written now",
+    503: "the ledger (or the desk's registry) cannot be read or written now, a report "
+         "passed report.deadline_seconds, or the registry's key is unusable",
 }
 
 
@@ -101,14 +118,17 @@ def _number(kind: str) -> Json:
 
 def _op(op_id: str, summary: str, who: list[str], ok: int, answer: Json | None,
         errors: tuple[int, ...] = (), params: list[Json] | None = None,
-        body: Json | None = None) -> Json:
-    """One operation: its success `ok` with the schema `answer`, then the errors the
-    code can give (401 and 403 always; 413 with a body)."""
-    statuses = sorted({401, 403, *errors, *((413,) if body else ())})
+        body: Json | None = None, mine: bool = False, content: Json | None = None) -> Json:
+    """One operation: its success `ok` with the schema `answer` (or another `content`),
+    then the errors the code can give (401, 403 and 429 always; 413 with a body; 403
+    names not_yours when `mine`: the call or item may be another's)."""
+    statuses = sorted({401, 403, 429, *errors, *((413,) if body else ())})
     responses: Json = {str(ok): {"description": summary,
-                                 **({"content": _json(answer)} if answer else {})}}
+                                 **({"content": _json(answer)} if answer else {}),
+                                 **({"content": content} if content else {})}}
     for s in statuses:
-        responses[str(s)] = {"$ref": f"#/components/responses/E{s}"}
+        name = "403mine" if s == 403 and mine else s
+        responses[str(s)] = {"$ref": f"#/components/responses/E{name}"}
     op: Json = {"operationId": op_id, "summary": summary, "x-roles": who,
                 "description": f"Roles: {', '.join(who)}.", "responses": responses}
     if params:
@@ -145,7 +165,8 @@ def _incident_ops() -> Json:
 def _call_ops() -> Json:
     def action(op_id: str, summary: str, who: list[str], answer: Json, body: Json | None = None,
                errors: tuple[int, ...] = (400, 404, 409, 502), ok: int = 202) -> Json:
-        return {"post": _op(op_id, summary, who, ok, answer, errors, [_UNIQUEID, _PBX], body)}
+        return {"post": _op(op_id, summary, who, ok, answer, errors, [_UNIQUEID, _PBX], body,
+                            mine=True)}
 
     result = functools.partial(_obj, ["result"])
     return {
@@ -220,52 +241,76 @@ def _desk_ops() -> Json:
     item_ops = (400, 404)
     return {
         "/api/v1/tickets": {
-            "post": _op("file_ticket", "file a repair ticket", _FILERS, 201, _ref("Item"),
+            "post": _op("file_ticket", "file a repair ticket", _desk("file_ticket"), 201, _ref("Item"),
                         (400, 404, 409, 503), body=_body(
                             ["problem"], account=_str(examples=[ACCOUNT]),
                             call=_str(examples=[CALL]), problem=text(examples=["No line."]),
                             insisted={"type": "boolean"})),
-            "get": _op("tickets", "the tickets", EVERYONE, 200, _obj(["tickets"], tickets=items),
+            "get": _op("tickets", "the tickets (an operator: the ones they filed)",
+                       _desk("tickets"), 200, _obj(["tickets"], tickets=items),
                        (400,), [{**state, "schema": _str(enum=list(TICKET_MOVES))}]),
         },
         "/api/v1/tickets/{number}": {"get": _op(
-            "ticket", "one ticket with its events", EVERYONE, 200, _ref("Item"), item_ops,
-            [_number(TICKET)])},
+            "ticket", "one ticket with its events", _desk("ticket"), 200, _ref("Item"), item_ops,
+            [_number(TICKET)], mine=True)},
         "/api/v1/tickets/{number}/events": {"post": _op(
-            "ticket_event", "a state change or a note", EVERYONE, 200, _ref("Item"),
-            (400, 404, 409, 503), [_number(TICKET)],
-            _body(state=_str(enum=list(TICKET_MOVES)), note=text()))},
+            "ticket_event", "a state change or a note", _desk("ticket_event"), 200,
+            _ref("Item"), (400, 404, 409, 503), [_number(TICKET)],
+            _body(state=_str(enum=list(TICKET_MOVES)), note=text()), mine=True)},
         "/api/v1/complaints": {
-            "post": _op("file_complaint", "file a complaint against an operator", _READERS, 201,
+            "post": _op("file_complaint", "file a complaint against an operator",
+                        _desk("file_complaint"), 201,
                         _ref("Item"), (400, 404, 409, 503), body=_body(
                             ["text"], call=_str(examples=[CALL]),
                             operator=_str(examples=[OPERATOR]), at=moment("2026-11-29T23:53:20"),
                             text=text(examples=["Rude."]))),
-            "get": _op("complaints", "the complaints", _READERS, 200,
+            "get": _op("complaints", "the complaints", _desk("complaints"), 200,
                        _obj(["complaints"], complaints=items), params=[state]),
         },
         "/api/v1/complaints/{number}": {"get": _op(
-            "complaint", "one complaint with its events", EVERYONE, 200, _ref("Item"), item_ops,
+            "complaint", "one complaint with its events", _desk("complaint"), 200, _ref("Item"), item_ops,
             [_number(COMPLAINT)])},
         "/api/v1/complaints/{number}/events": {"post": _op(
-            "complaint_event", "a state change or a note", _READERS, 200, _ref("Item"),
+            "complaint_event", "a state change or a note", _desk("complaint_event"), 200, _ref("Item"),
             (400, 404, 409, 503), [_number(COMPLAINT)],
             _body(state=_str(enum=list(COMPLAINT_MOVES)), note=text()))},
         "/api/v1/claims": {"post": _op(
-            "file_claim", "claim a recalculation for an account's downtime", _FILERS, 201,
+            "file_claim", "claim a recalculation for an account's downtime", _desk("file_claim"),
+            201,
             _ref("Item"), (400, 404, 503),
             body=_body(["account", "from", "to"], account=_str(examples=[ACCOUNT]),
                        **{"from": moment("2026-11-01"), "to": moment("2026-11-29")}))},
         "/api/v1/claims/{number}": {"get": _op(
-            "claim", "one claim", EVERYONE, 200, _ref("Item"), item_ops, [_number(CLAIM)])},
+            "claim", "one claim", _desk("claim"), 200, _ref("Item"), item_ops, [_number(CLAIM)])},
         "/api/v1/registry": {"get": _op(
-            "registry", "the registry's entries and the chain's check", ["admin", "office"], 200,
+            "registry", "the registry's entries and the chain's check", _desk("registry"), 200,
             _obj(["entries", "head", "intact", "problem"],
                  entries={"type": "array", "items": {"type": "object"}},
                  head=_obj(["seq", "hash"], seq={"type": "integer"}, hash=_str()),
                  intact={"type": "boolean"}, problem={"type": ["string", "null"]}),
             (400, 503), [_q("from", "entries made at or after (ISO 8601)", "2026-11-01"),
                          _q("to", "entries made before (ISO 8601)", "2026-12-01")])},
+        **_tlog_ops(),
+    }
+
+
+def _tlog_ops() -> Json:
+    """The registry as a transparency log (desk/tlog_api.py): 503 while its key is unusable."""
+    size = functools.partial(_q, type="string", pattern=r"^[0-9]{1,18}$")
+    return {
+        "/api/v1/registry/checkpoint": {"get": _op(
+            "registry_checkpoint", "the registry's signed checkpoint (a signed note: origin, "
+            "size, root hash, signature)", _desk("registry_checkpoint"), 200, None, (503,),
+            content={"text/plain": {"schema": _str()}})},
+        "/api/v1/registry/consistency": {"get": _op(
+            "registry_consistency", "a proof that the tree of size `from` is a prefix of the "
+            "tree of size `to`", _desk("registry_consistency"), 200,
+            _obj(["from", "to", "size", "proof"], **{"from": {"type": "integer"},
+                                                     "to": {"type": "integer"}},
+                 size={"type": "integer"}, proof={"type": "array", "items": _str()}),
+            (400, 503), [size("from", "a tree size (0 or more); required", "0"),
+                         size("to", "a tree size, at most the registry's size; required",
+                              "0")])},
     }
 
 
@@ -291,7 +336,12 @@ def _components() -> Json:
                          due={"type": ["string", "null"]}, overdue={"type": "boolean"},
                          events={"type": "array", "items": {"type": "object"}}),
         },
-        "responses": {f"E{s}": {"description": why, "content": _json(_ref("Error"))}
+        "responses": {f"E{s}": {"description": why, "content": _json(_ref("Error")),
+                                **({"headers": {"Retry-After": {
+                                    "description": "seconds until this source may present "
+                                                   "a token again",
+                                    "schema": {"type": "integer", "minimum": 1}}}}
+                                   if s == 429 else {})}
                       for s, why in _WHY.items()},
     }
 

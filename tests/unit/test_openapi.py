@@ -16,7 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
-from ivr import openapi, roles
+from ivr import openapi, roles, throttle
+from ivr.reports import billing
 from ivr.app import App, build
 from ivr.config import ApiConfig
 from ivr.web import make_web
@@ -140,7 +141,9 @@ async def test_x_roles_are_who_the_app_lets_through(
                 continue
             for role in roles.ROLES:
                 resp = await c.request(method.upper(), url, headers=auth(role), data=b"not json")
-                body = await resp.json()
+                # The checkpoint is text/plain when given (its 200), JSON when refused.
+                text = await resp.text()
+                body = json.loads(text) if resp.content_type == "application/json" else text
                 refused = resp.status == 403 and "may not do this" in body["error"]
                 assert refused == (role not in op["x-roles"]), (method, path, role, body)
                 assert str(resp.status) in op["responses"], (method, path, role, resp.status)
@@ -155,11 +158,75 @@ def test_the_description_is_plain_json() -> None:
                                   "/api/v1/reports/downtime", "/api/v1/reports/fcr"])
 async def test_a_period_of_thousands_of_years_is_refused_before_it_is_cut_into_days(
         client: tuple[TestClient[Any, Any], App], path: str) -> None:
-    """Found by schemathesis: 2026 to 8957 was seconds of a stalled event loop."""
+    """Found by schemathesis: 2026 to 8957 was seconds of a stalled event loop.  Now
+    report.max_days (366 by default) answers first, and a year is still given."""
     c, _ = client
     resp = await c.get(path, headers=auth("admin"),
                        params={"from": "2026-11-01", "to": "8957-01-13"})
-    assert resp.status == 400 and "at most 36600 days" in (await resp.json())["error"]
-    century = await c.get(path, headers=auth("admin"),
-                          params={"from": "2000-01-01", "to": "2100-01-01"})
-    assert century.status == 200
+    error = (await resp.json())["error"]
+    assert resp.status == 400 and "longer than 366 days (report.max_days)" in error
+    over = await c.get(path, headers=auth("admin"), params={"from": "2024-01-01",
+                                                            "to": "2025-01-03"})
+    assert over.status == 400 and "report.max_days" in (await over.json())["error"]
+    year = await c.get(path, headers=auth("admin"),
+                       params={"from": "2024-01-01", "to": "2025-01-01"})   # 366 days: given
+    assert year.status == 200
+
+
+def test_the_century_cap_holds_without_max_days() -> None:
+    """billing.MAX_PERIOD_DAYS: what bounds a period when no max_days is given (the
+    registry's export), so thousands of years are never cut into days."""
+    with pytest.raises(billing.ReportError, match=f"at most {billing.MAX_PERIOD_DAYS} days"):
+        billing.period("2026-11-01", "8957-01-13", "UTC", max_days=None)
+    century = billing.period("2000-01-01", "2100-01-01", "UTC", max_days=None)
+    assert len(century.boundaries) == 36525 + 1           # every day of the century, given
+
+
+def test_every_authenticated_operation_lists_the_throttle_and_its_retry_after() -> None:
+    spec = openapi.spec()
+    e429 = spec["components"]["responses"]["E429"]
+    assert e429["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            assert ("429" in op["responses"]) == (path != openapi.OPENAPI_PATH), (method, path)
+
+
+async def test_a_throttled_source_gets_the_described_429_even_with_the_right_token(
+        client: tuple[TestClient[Any, Any], App]) -> None:
+    c, _ = client
+    for n in range(throttle.LIMIT):
+        wrong = await c.get("/api/v1/queues", headers={"Authorization": f"Bearer wrong-{n}"})
+        assert wrong.status == 401
+    for path, item in openapi.spec()["paths"].items():
+        if path == openapi.OPENAPI_PATH:
+            continue
+        url = re.sub(r"{\w+}", "10000012", path)
+        for method, op in item.items():
+            resp = await c.request(method.upper(), url, headers=auth("admin"), data=b"{}")
+            assert resp.status == 429 and "429" in op["responses"], (method, path)
+            assert (await resp.json())["code"] == "throttled"
+            assert int(resp.headers["Retry-After"]) >= 1
+    assert (await c.get(openapi.OPENAPI_PATH)).status == 200     # the description stays open
+
+
+async def test_not_yours_is_described_where_an_operator_meets_it(
+        client: tuple[TestClient[Any, Any], App]) -> None:
+    """A ticket filed by the office: an operator may not read it or add to it (403
+    not_yours), and the description's 403 for those operations says so."""
+    c, _ = client
+    filed = await c.post("/api/v1/tickets", headers=auth("office"),
+                         json={"account": openapi.ACCOUNT, "problem": "No line."})
+    assert filed.status == 201, await filed.text()
+    number = (await filed.json())["number"]
+    spec = openapi.spec()
+    mine = spec["components"]["responses"]["E403mine"]["description"]
+    assert "not_yours" in mine
+    for method, path, url in (("get", "/api/v1/tickets/{number}", f"/api/v1/tickets/{number}"),
+                              ("post", "/api/v1/tickets/{number}/events",
+                               f"/api/v1/tickets/{number}/events")):
+        resp = await c.request(method.upper(), url, headers=auth("operator"),
+                               json={"note": "x"})
+        assert resp.status == 403 and (await resp.json())["code"] == "not_yours"
+        assert spec["paths"][path][method]["responses"]["403"]["$ref"].endswith("/E403mine")
+    for path in ("/api/v1/calls/{uniqueid}/escalate", "/api/v1/calls/{uniqueid}/disposition"):
+        assert spec["paths"][path]["post"]["responses"]["403"]["$ref"].endswith("/E403mine")

@@ -9,7 +9,9 @@ the JSON the description gives for its status (`content_type_conformance`,
 
 The app is the real one (ivr.web.make_web) with an SQLite ledger in tmp and an
 AMI port that refuses: no call is in progress, so the actions on a call answer
-404 or 409, which the description lists.  It runs in a thread of its own with
+404 or 409, which the description lists.  schemathesis also sends wrong and
+missing tokens; from 127.0.0.1 enough wrong ones throttle the source, and the
+429 that follows (for the right token too) is listed on every operation.  It runs in a thread of its own with
 its own event loop, since schemathesis's calls block.  Bounded and repeatable
 for CI: a fixed number of examples per operation, derandomized, no deadline.
 """
