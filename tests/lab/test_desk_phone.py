@@ -206,3 +206,43 @@ async def test_an_abusive_caller_is_warned_once_then_the_call_ended(
     rows = await ivr.app.store.operator_actions("default", uid)
     assert [(r["action"], r["value"]) for r in rows] == \
         [("warn", "abuse"), ("end", "abuse"), ("disposition", "abuse_ended")]
+
+
+def lab_token(lab: Lab, name: str) -> str:
+    """The console token of `name` in the lab's tokens file (ROLE NAME TOKEN lines)."""
+    for line in Path(lab.status().tokens_file).read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == name:
+            return parts[2]
+    raise AssertionError(f"no token of {name} in the lab's tokens file")
+
+
+async def test_an_operator_acts_only_on_the_call_they_answered(
+        lab: Lab, ivr: Running, api: Api, phones: list) -> None:  # noqa: F811
+    """On a real call: op1 never answers (its phone rings on), so the call is another
+    operator's; op1's warn and disposition are refused with nothing done, and the
+    supervisor's warn reaches the caller."""
+    phones.append(traffic.agent("op1", ring_ms=120_000))
+    phones += [traffic.agent(op, ring_ms=1000) for op in ("op2", "op3", "op4")]
+    op1, sup1 = lab_token(lab, "op1"), lab_token(lab, "sup1")
+    async with listening(lab) as heard:
+        # op1 may be rung first (rrmemory) for the queue's 15 s before another answers.
+        phones.append(traffic.callers(1, hold_ms=45_000, number_prefix="7915"))
+        await eventually(lambda: bool(ivr.of(jr.JourneyAnswered)), timeout=40,
+                         what="an operator answered")
+        [answered] = ivr.of(jr.JourneyAnswered)
+        uid = answered.uniqueid  # type: ignore[attr-defined]
+        assert answered.member in ("op2", "op3", "op4")  # type: ignore[attr-defined]
+        await eventually(lambda: heard.bridged[uid] >= 1, timeout=5, what="caller bridged")
+        for action, body in (("warn", None), ("end", {"reason": "abuse"}),
+                             ("transfer", {"to": "supervisor"}),
+                             ("disposition", {"code": "resolved"})):
+            status, reply = await api("POST", f"/api/v1/calls/{uid}/{action}", body, token=op1)
+            assert (status, reply.get("code")) == (403, "not_yours"), (action, reply)
+        assert ("ivr-abuse", "warn") not in heard.places[uid]
+        assert ivr.value("ivr_operator_actions_total", action="warn") == 0
+        status, reply = await api("POST", f"/api/v1/calls/{uid}/warn", token=sup1)
+        assert status == 202, reply
+        await eventually(lambda: ("ivr-abuse", "warn") in heard.places[uid], timeout=5,
+                         what=lambda: f"the warning (went to {heard.places[uid][-3:]})")
+    assert ivr.value("ivr_operator_actions_total", action="warn") == 1
