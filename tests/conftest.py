@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import Iterator
+from pathlib import Path
+from typing import AsyncIterator, Iterator
 
 import pytest
 
+from ivr.ledger.store import Store
 from tests import pg
 from tests.helpers import require
 
@@ -30,6 +32,17 @@ def pg_cluster() -> Iterator[pg.PgCluster]:
         yield cluster
     finally:
         cluster.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated ledger on each database (a test file's own `store` takes precedence)."""
+    url = (f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite"
+           else str(request.getfixturevalue("pg_url")))
+    s = Store(url)
+    await s.migrate()
+    yield s
+    await s.close()
 
 
 @pytest.fixture

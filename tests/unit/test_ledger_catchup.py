@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -48,17 +47,6 @@ def truth(text: str | None = None) -> dict[str, CallRecord]:
 
 def live(record: CallRecord) -> CallRecord:
     return replace(record, source="live", precision="ms")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    if request.param == "postgresql":
-        url = request.getfixturevalue("pg_url")
-    s = Store(url)
-    await s.migrate()
-    yield s
-    await s.close()
 
 
 def start(store: Store, source: Path | Source = LAB, going: set[str] | None = None,

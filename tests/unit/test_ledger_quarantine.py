@@ -9,7 +9,7 @@ import json
 import socket
 import sqlite3
 from pathlib import Path
-from typing import Any, AsyncIterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -37,15 +37,6 @@ def refused_call(n: int) -> rec.CallRecord:
 def escalation(uid: str, at_us: int) -> History:
     return History("escalations", {"pbx": "default", "uniqueid": uid, "at_us": at_us,
                                    "via": "api", "result": "accepted", "incident": ""})
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = (f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite"
-           else str(request.getfixturevalue("pg_url")))
-    s = Store(url)
-    yield s
-    await s.close()
 
 
 def quarantined(path: Path) -> list[dict[str, Any]]:

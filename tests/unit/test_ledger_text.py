@@ -47,15 +47,6 @@ def test_valid_replaces_nul_and_lone_surrogates_only() -> None:
         good, caller="Авария 😀")       # a real character (even a pair's) stays
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = (f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite"
-           else str(request.getfixturevalue("pg_url")))
-    s = Store(url)
-    yield s
-    await s.close()
-
-
 async def test_pbx_text_with_nul_or_a_surrogate_is_written_replaced(store: Store,
                                                                     tmp_path: Path) -> None:
     writer = LedgerWriter(store, Spool(tmp_path / "spool.jsonl", 100))
