@@ -442,3 +442,29 @@ async def test_make_demo_prints_the_console_and_its_desk_pops_on_the_demos_calls
         if demo.returncode is None:
             demo.terminate()
             await demo.wait()
+
+
+async def test_wrong_tokens_at_sign_in_are_throttled_in_the_pages_language(
+        lab: Lab, ivr_console: Running, browser: Any) -> None:
+    """Ten wrong tokens from one address, then even the right one is refused (429) with
+    words in Russian, and nobody is signed in; each failure is counted."""
+    from playwright.async_api import expect
+    page = await (await browser.new_context(locale="ru-RU")).new_page()
+    await page.goto(f"{base(ivr_console)}/console")
+    for n in range(10):
+        await page.get_by_label("Токен").fill(f"guess-{n:02}-not-a-token-of-anyone")
+        await page.get_by_role("button", name="Войти").click()
+        await expect(page.get_by_role("alert")).to_contain_text("Этот токен недействителен.")
+    await page.get_by_label("Токен").fill(TOKENS["operator"][1])
+    async with page.expect_response(lambda r: r.request.method == "POST") as answered:
+        await page.get_by_role("button", name="Войти").click()
+    response = await answered.value
+    assert response.status == 429 and int(response.headers["retry-after"]) > 0
+    await expect(page.get_by_role("alert")).to_contain_text(
+        "Слишком много неверных токенов отсюда: подождите минуту и повторите.")
+    await expect(page.get_by_role("button", name="Войти")).to_be_visible()   # not signed in
+    assert ivr_console.console.sessions == {}           # type: ignore[attr-defined]
+    failures = ivr_console.app.registry.get_sample_value(
+        "ivr_auth_failures_total", {"kind": "console_sign_in"})
+    assert failures == 10
+    await keep(page, "sign-in-throttled-ru")

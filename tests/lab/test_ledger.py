@@ -182,5 +182,7 @@ async def test_postgres_down_30s_with_traffic_loses_and_doubles_nothing(
         visits = sum(len(c.visits) for c in stored)
         assert visits == len(running.of(jr.Exited))          # 0 lost, 0 doubled
         assert running.value("ivr_ledger_backlog_records") == 0
+        # An outage is spooled and retried, never taken for bad data.
+        assert app.ledger.quarantine.count == 0 and app.ledger.dropped == 0
     finally:
         await runner.cleanup()
