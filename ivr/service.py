@@ -11,6 +11,7 @@ from typing import Any, Coroutine, TypeVar
 
 import uvloop
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ivr.ami.recording import Recorder
 from ivr.app import App, build
@@ -24,6 +25,24 @@ T = TypeVar("T")
 # ledger's last batch included) STOP_SECONDS.  systemd's TimeoutStopSec is longer.
 HANDLERS_SECONDS = 2.0
 STOP_SECONDS = 8.0
+
+
+class OneLineBadRequests(logging.Filter):
+    """aiohttp logs a request its parser refuses (a NUL in a header, say) as an ERROR with
+    a traceback, though it answers it 400 and nothing failed: anyone who reaches the port
+    could fill the log with tracebacks.  Such a record becomes one WARNING line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            first = (exc.message or type(exc).__name__).strip().splitlines()[0]
+            record.msg, record.args = "%s: refused (%d): %s", (record.getMessage(), exc.code, first)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+BAD_REQUESTS = OneLineBadRequests()
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -43,6 +62,7 @@ async def start(config: Config, recorder: Recorder | None = None) -> tuple[App, 
     Raises OSError if the port is taken.
     """
     sock = _bind(config.listen_host, config.listen_port)
+    logging.getLogger("aiohttp.server").addFilter(BAD_REQUESTS)   # once, however often started
     app = build(config, recorder=recorder)
     runner = web.AppRunner(make_web(app), access_log=None, shutdown_timeout=HANDLERS_SECONDS)
     await runner.setup()
