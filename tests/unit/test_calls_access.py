@@ -10,17 +10,16 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Mapping
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from ivr import calls_access, roles
 from ivr.ami.codec import Message
-from ivr.app import App, build
+from ivr.app import App
 from ivr.ledger import records as rec
-from ivr.web import make_web
-from tests.unit.test_desk_api import TOKENS, Clock, answered, auth, config_for
+from tests.unit.test_desk_access import OP2_TOKEN, with_op2
+from tests.unit.test_desk_api import TOKENS, answered, auth
 
 UID = "1796000000.5"
-OP2_TOKEN = "operator-op2-token-0002"
 
 
 class FakeAmi:
@@ -37,14 +36,7 @@ class FakeAmi:
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App, FakeAmi]]:
-    config = config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}")
-    tokens = Path(config.api.tokens_file)
-    tokens.write_text(tokens.read_text() + f"operator op2 {OP2_TOKEN}\n")
-    app = build(config, clock=Clock())
-    async with TestClient(TestServer(make_web(app))) as client:
-        await app.store.migrate()
-        await app.store.write([answered(n) for n in range(3)])    # answered by op2, ended
-        await app.desk.load()
+    async with with_op2(tmp_path) as (client, app):     # three calls op2 answered, ended
         pbx = app.pbxs["default"]
         fake = FakeAmi()
         pbx.ami.action = fake.action      # type: ignore[method-assign]
@@ -58,7 +50,6 @@ async def live(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App,
                         ("HoldTime", "2"))):
             pbx.on_event(Message(fields))
         yield client, app, fake
-        await app.store.close()
 
 
 def as_op2() -> dict[str, str]:

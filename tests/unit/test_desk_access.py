@@ -5,6 +5,7 @@ operator only the tickets they filed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -19,8 +20,10 @@ from tests.unit.test_desk_api import Clock, answered, config_for, get, post
 OP2_TOKEN = "operator-op2-token-0002"
 
 
-@pytest.fixture
-async def desk(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]]:
+@contextlib.asynccontextmanager
+async def with_op2(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]]:
+    """ivr over HTTP with a second operator's token, three calls op2 answered in the
+    ledger, and the desk loaded."""
     config = config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}")
     tokens = Path(config.api.tokens_file)
     tokens.write_text(tokens.read_text() + f"operator op2 {OP2_TOKEN}\n")
@@ -31,6 +34,12 @@ async def desk(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]
         await app.desk.load()
         yield client, app
         await app.store.close()
+
+
+@pytest.fixture
+async def desk(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]]:
+    async with with_op2(tmp_path) as found:
+        yield found
 
 
 async def as_op2(client: TestClient[Any, Any], method: str, path: str,
