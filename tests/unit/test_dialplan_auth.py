@@ -6,8 +6,7 @@ burst of wrong secrets is logged and throttled; with the right secret, as before
 from __future__ import annotations
 
 import logging
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from ivr.app import App, build
 from ivr.config import AmiConfig, ApiConfig, Config, ConfigError, LedgerConfig, PbxConfig, \
     RoutingConfig, load
 from ivr.web import CONSOLE, make_web
+from tests.unit.test_several_pbxs import ports  # noqa: F401  (the fixture: two AMI ports)
 
 ROOT = Path(__file__).resolve().parents[2]
 PARIS, LYON = "dialplan-secret-of-paris", "dialplan-secret-of-lyon-"
@@ -25,14 +25,6 @@ ENTRY = "/dialplan/v1/entry?uniqueid=1796000000.7&caller=79101"     # a known su
 PATHS = (ENTRY, "/dialplan/v1/escalate?uniqueid=1796000000.7",
          "/dialplan/v1/numbers?uniqueid=1796000000.7", "/dialplan/v1/status?number=10000012",
          "/dialplan/v1/claim?uniqueid=1796000000.7&account=100101&caller=79101")
-
-
-@pytest.fixture
-def ports() -> Iterator[tuple[int, int]]:
-    with socket.socket() as a, socket.socket() as b:
-        a.bind(("127.0.0.1", 0))
-        b.bind(("127.0.0.1", 0))
-        yield a.getsockname()[1], b.getsockname()[1]
 
 
 def two_pbxs(ports: tuple[int, int], tmp_path: Path, lyon_sources: tuple[str, ...] = ()) -> Config:
