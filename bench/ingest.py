@@ -46,12 +46,12 @@ from ivr.ami import events
 from ivr.ami.codec import Codec, Message
 from ivr.app import build, overflow_rules
 from ivr.config import AmiConfig, Config, LedgerConfig
-from ivr.journeys import Tracker
+from ivr.calls.journeys import Tracker
 from ivr.ledger.offloop import OffLoop
-from ivr.ledger.records import DEFAULT_PBX
+from ivr.calls.records import DEFAULT_PBX
 from ivr.ledger.store import Store
 from ivr.ledger.writer import LedgerWriter, Spool
-from ivr.metrics import Metrics
+from ivr.metrics.families import Metrics
 
 IVR = "ivr pipeline (Codec -> parse -> Tracker -> Metrics, ledger)"
 PANORAMISK = "panoramisk 1.4 parse (data_received -> from_line)"

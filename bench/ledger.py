@@ -50,7 +50,7 @@ if __package__ in (None, ""):                 # run as a script (bench/run.sh): 
 from sqlalchemy import func, select, text  # noqa: E402
 
 from bench.machine import describe  # noqa: E402
-from ivr.ledger import records as rec  # noqa: E402
+from ivr.calls import records as rec  # noqa: E402
 from ivr.ledger import schema as t  # noqa: E402
 from ivr.ledger.store import Store  # noqa: E402
 from tests.pg import PgCluster, missing  # noqa: E402

@@ -31,7 +31,7 @@ import resource
 import statistics
 import time
 
-from ivr import journeys as jr
+from ivr.calls import journeys as jr
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import run, start

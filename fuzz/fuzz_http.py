@@ -33,11 +33,11 @@ import atheris  # type: ignore[import-untyped]
 with atheris.instrument_imports(include=["ivr"]):
     from aiohttp import web
 
-    from ivr import dialplan_http
+    from ivr.http import dialplan as dialplan_http
     from ivr.ami import events as ev
     from ivr.app import App, build
     from ivr.config import AmiConfig, Config, RoutingConfig
-    from ivr.incidents import ALL_AREAS, MAX_EXPIRES_IN, MAX_MESSAGE, IncidentError, Incidents
+    from ivr.routing.incidents import ALL_AREAS, MAX_EXPIRES_IN, MAX_MESSAGE, IncidentError, Incidents
     from yarl import URL
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,24 +30,26 @@ from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
 
-from ivr import actions, policy, prompts, repeats, roles
+from ivr.pbx import actions
+from ivr.routing import policy, prompts, repeats
+from ivr.config import tokens as roles
 from ivr.ami import events, server_filter
 from ivr.ami.client import AmiClient, AmiError, AmiSettings
 from ivr.ami.recording import Recorder
 from ivr.ami.codec import Message
 from ivr.config import AmiConfig, Config
-from ivr.desk.metrics import DeskMetrics
+from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
-from ivr.directory import Directory
-from ivr.incidents import Incident, Incidents
-from ivr.journeys import FIRST_LINE, Fact, Journey, JourneyEnded, Tracker
+from ivr.routing.directory import Directory
+from ivr.routing.incidents import Incident, Incidents
+from ivr.calls.journeys import FIRST_LINE, Fact, Journey, JourneyEnded, Tracker
 from ivr.ledger.offloop import OffLoop
-from ivr.ledger.records import CallRecord
+from ivr.calls.records import CallRecord
 from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store, problem
 from ivr.ledger.writer import History, LedgerWriter, Spool
-from ivr.metrics import LiveCollector, Metrics
-from ivr.policy import OverflowRule, Rules
-from ivr.router import Router
+from ivr.metrics.families import LiveCollector, Metrics
+from ivr.routing.policy import OverflowRule, Rules
+from ivr.routing.router import Router
 
 log = logging.getLogger(__name__)
 # A call that ended within the repeat window may have entered this much before it.

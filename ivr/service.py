@@ -16,7 +16,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from ivr.ami.recording import Recorder
 from ivr.app import App, build
 from ivr.config import Config
-from ivr.web import make_web
+from ivr.http.app import make_web
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """Replay an AMI transcript captured from the lab through the real pipeline.
 
-The pipeline is ivr's own (ivr/replay.py, what `ivr replay` runs): bytes ->
+The pipeline is ivr's own (ivr/pbx/replay.py, what `ivr replay` runs): bytes ->
 Codec -> events.parse -> Tracker -> facts, with the snapshot's list replies
 handed to Tracker.resync.  This adds what the tests want on top: any
 chunking of the bytes, the filter switched off, and Metrics fed the facts.
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ivr.journeys import Fact
-from ivr.metrics import Metrics
-from ivr.replay import Replay as _Replay
+from ivr.calls.journeys import Fact
+from ivr.metrics.families import Metrics
+from ivr.pbx.replay import Replay as _Replay
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

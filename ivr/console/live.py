@@ -13,8 +13,8 @@ import asyncio
 import logging
 from typing import Any
 
-from ivr import journeys as jr
-from ivr import policy
+from ivr.calls import journeys as jr
+from ivr.routing import policy
 from ivr.app import App
 
 log = logging.getLogger(__name__)

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
-from ivr import roles
+from ivr.config import tokens as roles
 from ivr.config import DeskConfig
 from ivr.desk import numbers, registry
-from ivr.directory import Directory
-from ivr.incidents import Incidents
-from ivr.ledger.records import CallRecord
+from ivr.routing.directory import Directory
+from ivr.routing.incidents import Incidents
+from ivr.calls.records import CallRecord
 from ivr.ledger.store import LedgerError
 from ivr.reports import downtime, service
 

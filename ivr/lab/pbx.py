@@ -270,7 +270,7 @@ class Lab:
 
     def _prompts(self) -> None:
         """The spoken prompts, generated from text (espeak-ng, sox)."""
-        from ivr import prompts
+        from ivr.routing import prompts
         try:
             prompts.generate_static(self.root / PROMPTS)
         except prompts.PromptError as exc:

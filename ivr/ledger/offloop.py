@@ -6,7 +6,7 @@ import asyncio
 import threading
 from typing import Any, Coroutine, Mapping, Sequence, TypeVar
 
-from ivr.ledger import records as rec
+from ivr.calls import records as rec
 from ivr.ledger.store import Store
 
 T = TypeVar("T")

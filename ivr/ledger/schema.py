@@ -142,7 +142,7 @@ operator_actions = Table(
     Index("operator_actions_call", "pbx", "uniqueid"),
 )
 
-# Repeat callers (ivr/repeats.py): a call and the earlier one it repeats.
+# Repeat callers (ivr/routing/repeats.py): a call and the earlier one it repeats.
 repeats = Table(
     "repeats", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

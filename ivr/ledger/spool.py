@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ivr.config import ConfigError
-from ivr.ledger import records as rec
+from ivr.calls import records as rec
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ivr.journeys import FIRST_LINE
-from ivr.ledger import records as rec
+from ivr.calls.journeys import FIRST_LINE
+from ivr.calls import records as rec
 from ivr.ledger import schema as t
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import dataclasses
 import re
 from typing import Any
 
-from ivr.ledger import records as rec
+from ivr.calls import records as rec
 from ivr.ledger.spool import History, Item
 
 _BAD = re.compile("[\x00\ud800-\udfff]")

@@ -31,9 +31,9 @@ import logging
 import time
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from ivr import journeys as jr
+from ivr.calls import journeys as jr
 from ivr.ledger import quarantine as qr
-from ivr.ledger import records as rec
+from ivr.calls import records as rec
 from ivr.ledger.spool import History, Item, Spool, SpoolError
 from ivr.ledger.store import LedgerError, problem
 from ivr.ledger.text import valid

@@ -60,7 +60,7 @@ from operator import attrgetter, eq, lt
 from typing import Any, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
-from ivr.ledger.records import BillingCall, statement_line
+from ivr.calls.records import BillingCall, statement_line
 from ivr.reports.period import MAX_PERIOD_DAYS as MAX_PERIOD_DAYS, ReportError as ReportError
 from ivr.reports.period import Period as Period, instant as instant, period as period, _local
 
@@ -127,7 +127,7 @@ class Statement:
     operators: tuple[OperatorCounts, ...]   # sorted by operator
     calls: tuple[BillingCall, ...]          # the period's calls in canonical order
     digest: str
-    repeats: tuple[tuple[str, int], ...] = ()   # repeat calls by kind (ivr/repeats.py)
+    repeats: tuple[tuple[str, int], ...] = ()   # repeat calls by kind (ivr/routing/repeats.py)
     payable_once: int | None = None   # report.pay_once_per_caller: one answer per caller per window
 
 

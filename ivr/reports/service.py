@@ -9,11 +9,11 @@ from dataclasses import replace
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from ivr.config import Config
-from ivr.incidents import Incident
-from ivr.ledger.records import BillingCall, CallRecord
+from ivr.routing.incidents import Incident
+from ivr.calls.records import BillingCall, CallRecord
 from ivr.reports import billing, downtime, fcr
 from ivr.reports.bounded import in_thread
-from ivr.repeats import KINDS as REPEAT_KINDS
+from ivr.routing.repeats import KINDS as REPEAT_KINDS
 
 
 class Ledger(Protocol):

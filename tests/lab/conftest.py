@@ -25,11 +25,11 @@ import pytest
 from ivr import config as cfg
 from ivr.ami.recording import Recorder
 from ivr.app import App
-from ivr.cli import lab_routing
-from ivr.journeys import Fact, JourneyEnded
+from ivr.cli.main import lab_routing
+from ivr.calls.journeys import Fact, JourneyEnded
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
-from ivr.replay import ReplayedCall
+from ivr.pbx.replay import ReplayedCall
 from ivr.service import start
 from tests.helpers import eventually, require
 

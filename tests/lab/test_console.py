@@ -16,11 +16,11 @@ from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
-from ivr import journeys as jr
+from ivr.calls import journeys as jr
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import start
-from ivr.web import CONSOLE
+from ivr.http.app import CONSOLE
 from tests.helpers import eventually, require
 from tests.lab.conftest import Running, lab_config
 
@@ -273,7 +273,7 @@ async def test_a_role_without_access_gets_403(lab: Lab, ivr_console: Running, br
 async def test_keyboard_only_and_in_russian(lab: Lab, ivr_console: Running, browser: Any) -> None:
     from playwright.async_api import expect
 
-    from ivr.roles import Actor
+    from ivr.config.tokens import Actor
     ticket = await ivr_console.app.desk.file_ticket(Actor("operator", "op1"), "100101", None,
                                                     "Нет связи с утра", False)
     page = await (await browser.new_context(locale="ru-RU")).new_page()

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from ivr import journeys as jr
+from ivr.calls import journeys as jr
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from tests.helpers import require_tool, eventually, free_port, http_get

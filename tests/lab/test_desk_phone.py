@@ -13,8 +13,8 @@ from typing import AsyncIterator, Iterator
 
 import pytest
 
-from ivr import journeys as jr
-from ivr import prompts
+from ivr.calls import journeys as jr
+from ivr.routing import prompts
 from ivr.ami.codec import Message
 from ivr.lab import traffic
 from ivr.lab.pbx import PROMPTS, Lab

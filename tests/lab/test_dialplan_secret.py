@@ -11,7 +11,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from ivr import journeys as jr
+from ivr.calls import journeys as jr
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import start

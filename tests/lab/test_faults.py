@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr import journeys as jr
+from ivr.calls import journeys as jr
 from ivr.lab import traffic
 from ivr.lab.pbx import AMI_PORT, Lab, port_open
 from ivr.service import start

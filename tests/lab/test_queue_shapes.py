@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from ivr import journeys as jr
+from ivr.calls import journeys as jr
 from ivr.ami.client import AmiClient, AmiSettings
 from ivr.ami.codec import Message
 from ivr.lab import traffic

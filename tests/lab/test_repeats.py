@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr import journeys as jr
-from ivr import repeats
+from ivr.calls import journeys as jr
+from ivr.routing import repeats
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from tests.helpers import eventually

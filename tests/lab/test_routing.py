@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
-from ivr import journeys as jr
+from ivr.calls import journeys as jr
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from tests.fixtures.capture import Recorder

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ivr import config as cfg
-from ivr import journeys as jr
-from ivr.cli import lab_routing
+from ivr.calls import journeys as jr
+from ivr.cli.main import lab_routing
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import start

@@ -13,10 +13,10 @@ from collections import defaultdict
 
 import pytest
 
-from ivr import journeys as jr
+from ivr.calls import journeys as jr
 from ivr.lab import traffic
-from ivr.ledger import queue_log as ql
-from ivr.ledger.records import CallRecord
+from ivr.reconcile import queue_log as ql
+from ivr.calls.records import CallRecord
 from ivr.lab.pbx import Lab
 from tests.helpers import eventually
 from tests.lab.conftest import Running

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.app import App, build
-from ivr.web import make_web
+from ivr.http.app import make_web
 from tests.unit.test_desk_api import Clock, answered, auth, config_for
 
 HUGE = ["1e308", "NaN", "Infinity", "-Infinity", "-1", str(2**63), str(-2**63), "1e20",

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr.ledger.records import BillingCall
+from ivr.calls.records import BillingCall
 from ivr.reports import billing
 from ivr.reports.billing import ReportError, build, period
 

@@ -1,4 +1,4 @@
-"""Who may act on a call (ivr/calls_access.py), over ivr's real web app: an operator
+"""Who may act on a call (ivr/calls/access.py), over ivr's real web app: an operator
 only on the call they are talking to, a supervisor, the office and the admin on any;
 a refusal is a 403 with code not_yours that changes nothing (no AMI action, no
 ledger row, no metric)."""
@@ -12,10 +12,11 @@ from typing import Any, AsyncIterator, Mapping
 import pytest
 from aiohttp.test_utils import TestClient
 
-from ivr import calls_access, roles
+from ivr.calls import access as calls_access
+from ivr.config import tokens as roles
 from ivr.ami.codec import Message
 from ivr.app import App
-from ivr.ledger import records as rec
+from ivr.calls import records as rec
 from tests.unit.test_desk_access import OP2_TOKEN, with_op2
 from tests.unit.test_desk_api import TOKENS, answered, auth
 

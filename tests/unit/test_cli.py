@@ -22,7 +22,7 @@ import pytest
 from tests.helpers import free_port
 from tests.helpers import http_get as get
 
-from ivr.cli import main
+from ivr.cli.main import main
 
 IVR = Path(sys.executable).with_name("ivr")
 SECRET = "cli-Secr3t-never-logged"

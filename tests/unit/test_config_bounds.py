@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr import cli
+from ivr.cli import main as cli
 from ivr import config as cfg
 from ivr.config import BOUNDS, ConfigError, load
 

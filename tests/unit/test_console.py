@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.app import build
-from ivr.web import make_web
+from ivr.http.app import make_web
 from tests.unit.test_desk_api import TOKENS, Clock, answered, config_for
 
 
@@ -97,7 +97,7 @@ async def test_the_card_has_the_callers_calls_repeats_flagged_and_open_items(tmp
 
     from ivr.ami.codec import Message
     from ivr.console.live import Hub
-    from ivr.ledger import records as rec
+    from ivr.calls import records as rec
     from tests.unit.test_desk_api import Clock
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=Clock())
     await app.store.migrate()
@@ -107,7 +107,7 @@ async def test_the_card_has_the_callers_calls_repeats_flagged_and_open_items(tmp
                                                                None, ""),))
     await app.store.write([answered(0), lost])
     await app.desk.load()
-    from ivr.roles import Actor
+    from ivr.config.tokens import Actor
     op1, eng1 = Actor("operator", "op1"), Actor("engineer", "eng1")
     still_open = await app.desk.file_ticket(op1, "100101", None, "no link", False)
     done = await app.desk.file_ticket(op1, "100101", None, "slow", False)
@@ -160,11 +160,12 @@ def test_every_word_of_the_pages_is_in_both_languages() -> None:
 
 
 def test_every_code_the_pages_show_has_a_label_in_both_languages() -> None:
-    from ivr import api, roles
-    from ivr import journeys as jr
+    from ivr.http.api import calls as api
+    from ivr.config import tokens as roles
+    from ivr.calls import journeys as jr
     from ivr.console import texts
     from ivr.desk import service as desk
-    from ivr.ledger.records import UNOBSERVED
+    from ivr.calls.records import UNOBSERVED
     expected = {
         "role": set(roles.ROLES),
         "outcome": set(jr.OUTCOMES) | {"unanswered", "unknown", UNOBSERVED},
@@ -272,6 +273,7 @@ def test_every_error_code_of_the_api_has_words_in_both_languages() -> None:
              for c in re.findall(r'\bcode="([a-z_]+)"', path.read_text())}
     assert {"not_in_call", "incident", "warn_first", "state_order"} <= codes
     assert codes == set(texts.LABELS["error"])
-    statuses = {s for path in (root / "api.py", root / "desk" / "service.py", root / "desk" / "api.py")
+    statuses = {s for path in (root / "http" / "api" / "calls.py", root / "desk" / "service.py",
+                                   root / "http" / "api" / "desk.py")
                 for s in re.findall(r"\b(?:error|DeskError)\((\d{3})", path.read_text())}
     assert statuses <= set(texts.LABELS["status"]), statuses - set(texts.LABELS["status"])

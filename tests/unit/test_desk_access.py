@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.app import App, build
-from ivr.web import make_web
+from ivr.http.app import make_web
 from tests.unit.test_desk_api import Clock, answered, config_for, get, post
 
 OP2_TOKEN = "operator-op2-token-0002"

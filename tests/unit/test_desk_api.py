@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.app import App, build
 from ivr.config import AmiConfig, ApiConfig, Config, DeskConfig, LedgerConfig, RoutingConfig
-from ivr.ledger import records as rec
-from ivr.web import make_web
+from ivr.calls import records as rec
+from ivr.http.app import make_web
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = {"operator": ("op1", "operator-op1-token-0001"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.cli import main
+from ivr.cli.main import main
 from ivr.ledger.store import Store
 from tests.unit.test_desk_api import ROOT, answered
 

@@ -1,4 +1,4 @@
-"""The dialplan endpoints answer only the PBX (ivr/dialplan_auth.py), over ivr's real
+"""The dialplan endpoints answer only the PBX (ivr/http/dialplan_auth.py), over ivr's real
 web app: without its secret or with a wrong one 401 and nothing about the caller;
 from outside its dialplan_sources 403; a PBX's secret speaks for that PBX only; a
 burst of wrong secrets is logged and throttled; with the right secret, as before."""
@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivr.app import App, build
 from ivr.config import AmiConfig, ApiConfig, Config, ConfigError, LedgerConfig, PbxConfig, \
     RoutingConfig, load
-from ivr.web import CONSOLE, make_web
+from ivr.http.app import CONSOLE, make_web
 from tests.unit.test_several_pbxs import ports  # noqa: F401  (the fixture: two AMI ports)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import ivr
-from ivr.directory import Directory, DirectoryError, Subscriber, normalize_number
+from ivr.routing.directory import Directory, DirectoryError, Subscriber, normalize_number
 
 GOOD = """\
 # number,account,area

@@ -45,10 +45,10 @@ from ivr.ami import events as ev
 from ivr.ami.codec import Banner, Codec, MalformedFrame, Message, serialize
 from ivr.app import build
 from ivr.config import AmiConfig, ApiConfig, Config, ConfigError, RoutingConfig
-from ivr.directory import Directory, DirectoryError
-from ivr.incidents import ALL_AREAS, MAX_EXPIRES_IN, MAX_MESSAGE, IncidentError, Incidents
-from ivr.journeys import OUTCOMES, Entered, Exited, JourneyAnswered, Tracker, Unobserved
-from ivr.web import CONSOLE, make_web
+from ivr.routing.directory import Directory, DirectoryError
+from ivr.routing.incidents import ALL_AREAS, MAX_EXPIRES_IN, MAX_MESSAGE, IncidentError, Incidents
+from ivr.calls.journeys import OUTCOMES, Entered, Exited, JourneyAnswered, Tracker, Unobserved
+from ivr.http.app import CONSOLE, make_web
 from tests.replay import FIXTURES
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.incidents import ALL_AREAS, MAX_EXPIRES_IN, Incident, IncidentError, Incidents
+from ivr.routing.incidents import ALL_AREAS, MAX_EXPIRES_IN, Incident, IncidentError, Incidents
 
 T0 = 1_700_000_000.0   # 2023-11-14T22:13:20Z
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ivr.ami import events as ev
-from ivr.journeys import (Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed,
+from ivr.calls.journeys import (Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed,
                           Tracker, Unobserved)
 
 S = 1_000_000  # microseconds in a second

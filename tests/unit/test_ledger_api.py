@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.app import build
 from ivr.config import AmiConfig, ApiConfig, Config, LedgerConfig
-from ivr.web import make_web
+from ivr.http.app import make_web
 from tests.unit.test_ledger_writer import call
 
 TOKEN = "test-token-for-the-ledger-api"

@@ -1,4 +1,4 @@
-"""The start-up backfill (ivr/ledger/catchup.py) on the lab's queue_log fixture and a
+"""The start-up backfill (ivr/reconcile/catchup.py) on the lab's queue_log fixture and a
 ledger (SQLite and PostgreSQL) that lacks some of its calls, as after a SIGKILL."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from ivr import config as cfg
 from ivr.ami.codec import Message
 from ivr.app import build
 from ivr.config import AmiConfig, Config, LedgerConfig
-from ivr.journeys import JourneyEnded
-from ivr.ledger import catchup, queue_log
-from ivr.ledger.catchup import Source, StartupBackfill
-from ivr.ledger.records import CallRecord
+from ivr.calls.journeys import JourneyEnded
+from ivr.reconcile import catchup, queue_log
+from ivr.reconcile.catchup import Source, StartupBackfill
+from ivr.calls.records import CallRecord
 from ivr.ledger.store import Store
-from ivr.web import make_web
+from ivr.http.app import make_web
 from tests.helpers import free_port
 
 LAB = Path(__file__).parent.parent / "fixtures" / "queue_log" / "lab.queue_log"
@@ -69,7 +69,7 @@ async def test_the_gap_is_written_once_and_a_second_start_writes_nothing(
         store: Store, caplog: pytest.LogCaptureFixture) -> None:
     every = truth()
     await store.write([live(every[uid]) for uid in LIVE])
-    caplog.set_level(logging.INFO, "ivr.ledger.catchup")
+    caplog.set_level(logging.INFO, "ivr.reconcile.catchup")
     first = start(store)
     assert await first.step() is False                   # nothing in progress: done
     have = await stored(store)

@@ -15,14 +15,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import exc as sa_exc
 
-from ivr import cli
+from ivr.cli import main as cli
 from ivr.app import build
 from ivr.config import AmiConfig, Config, LedgerConfig
 from ivr.ledger import quarantine as qr
-from ivr.ledger import records as rec
+from ivr.calls import records as rec
 from ivr.ledger.store import LedgerError, Store
 from ivr.ledger.writer import History, LedgerWriter, Spool
-from ivr.web import make_web
+from ivr.http.app import make_web
 from tests.unit.test_ledger_writer import Flaky, call
 
 HUGE = 10**20      # AMI's `HoldTime: 99999999999999999999`, had it reached a record

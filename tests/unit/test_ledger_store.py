@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Connection, func, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ivr.ledger import records as rec
+from ivr.calls import records as rec
 from ivr.ledger import schema as t
 from ivr.ledger.store import MIGRATIONS, LedgerError, Store, driver_url
 from tests.pg import PgCluster

@@ -17,11 +17,11 @@ from ivr.ami.codec import Message
 from ivr.ami.events import parse
 from ivr.app import App, build
 from ivr.config import AmiConfig, ApiConfig, Config, LedgerConfig
-from ivr.incidents import IncidentError, Incidents
+from ivr.routing.incidents import IncidentError, Incidents
 from ivr.ledger.store import Store
 from ivr.ledger.text import valid
 from ivr.ledger.writer import History, LedgerWriter, Spool
-from ivr.web import make_web
+from ivr.http.app import make_web
 from tests.unit.test_ledger_writer import call
 
 TOKEN = "test-token-for-bad-text"

@@ -11,8 +11,8 @@ from typing import Any, Mapping, Sequence
 
 import pytest
 
-from ivr import journeys as jr
-from ivr.ledger import records as rec
+from ivr.calls import journeys as jr
+from ivr.calls import records as rec
 from ivr.ledger.store import Store
 from ivr.ledger.writer import History, LedgerWriter, Spool
 
@@ -180,7 +180,7 @@ def test_one_broken_consumer_does_not_stop_the_others(tmp_path: Path) -> None:
 async def test_incidents_are_kept_in_the_ledger_and_come_back_after_a_restart(tmp_path: Path) -> None:
     from ivr.app import build
     from ivr.config import Config, LedgerConfig, RoutingConfig
-    from ivr.incidents import Incidents
+    from ivr.routing.incidents import Incidents
     now = [1_796_000_000.0]
     file = tmp_path / "incidents.json"
     Incidents(lambda: now[0], file).open("north", "A fibre cut in the north.", 3600)

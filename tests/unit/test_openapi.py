@@ -1,4 +1,4 @@
-"""The OpenAPI description of /api/v1 (ivr/openapi.py) held to the real app: its
+"""The OpenAPI description of /api/v1 (ivr/http/openapi.py) held to the real app: its
 routes and methods, their path parameters, who may call each operation, and
 the document itself valid OpenAPI 3.1 and served to anyone."""
 
@@ -16,11 +16,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
-from ivr import openapi, roles, throttle
+from ivr.http import openapi, throttle
+from ivr.config import tokens as roles
 from ivr.reports import billing
 from ivr.app import App, build
 from ivr.config import ApiConfig
-from ivr.web import make_web
+from ivr.http.app import make_web
 from tests.unit.test_desk_api import TOKENS, Clock, auth, config_for
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}

@@ -20,13 +20,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from ivr.app import overflow_rules
 from ivr.config import Config
-from ivr.desk.metrics import DeskMetrics
+from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
-from ivr.directory import Directory
-from ivr.incidents import Incidents
-from ivr.journeys import Tracker
-from ivr import throttle
-from ivr.metrics import LiveCollector, Metrics
+from ivr.routing.directory import Directory
+from ivr.routing.incidents import Incidents
+from ivr.calls.journeys import Tracker
+from ivr.http import throttle
+from ivr.metrics.families import LiveCollector, Metrics
 from tests.replay import Replay, transcript
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"

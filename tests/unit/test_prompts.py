@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.prompts import (STATIC, PromptError, generate_static, incident_prompt,
+from ivr.routing.prompts import (STATIC, PromptError, generate_static, incident_prompt,
                          incident_prompt_path, remove_incident_prompt, synthesize)
 
 HAVE_TOOLS = bool(shutil.which("espeak-ng") and shutil.which("sox"))

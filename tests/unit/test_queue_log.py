@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ivr.journeys import OUTCOMES
-from ivr.ledger.queue_log import (Backfill, QueueLog, Stint, backfill, read_file, read_lines,
+from ivr.calls.journeys import OUTCOMES
+from ivr.reconcile.queue_log import (Backfill, QueueLog, Stint, backfill, read_file, read_lines,
                                   read_rows, reconcile)
-from ivr.ledger.records import QUEUE_LOG, SECONDS, UNOBSERVED, CallRecord, VisitRecord
+from ivr.calls.records import QUEUE_LOG, SECONDS, UNOBSERVED, CallRecord, VisitRecord
 
 S = 1_000_000
 T = 1_796_117_591                # an epoch second in the lab recording's range

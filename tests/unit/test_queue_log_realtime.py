@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ivr.cli import main
+from ivr.cli.main import main
 from ivr.ledger.store import Store
 
 LAB_LOG = Path(__file__).resolve().parents[1] / "fixtures" / "queue_log" / "lab.queue_log"

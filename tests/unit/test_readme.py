@@ -8,13 +8,13 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from ivr.config import Config
-from ivr.desk.metrics import DeskMetrics
+from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
-from ivr.directory import Directory
-from ivr.incidents import Incidents
-from ivr.journeys import Tracker
-from ivr.metrics import LiveCollector, Metrics
-from ivr.throttle import Guard
+from ivr.routing.directory import Directory
+from ivr.routing.incidents import Incidents
+from ivr.calls.journeys import Tracker
+from ivr.metrics.families import LiveCollector, Metrics
+from ivr.http.throttle import Guard
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -62,7 +62,7 @@ def _keys_table(after: str) -> dict[str, set[str]]:
 
 
 def test_readme_lists_the_statement_json_keys() -> None:
-    from ivr.ledger.records import BillingCall
+    from ivr.calls.records import BillingCall
     from ivr.reports import billing
     p = billing.period("2026-11-01", "2026-11-02", "UTC")
     call = BillingCall("default", "1.1", p.from_us + 1, 3000, "answered", "op1", True, "live")
@@ -78,7 +78,7 @@ def test_readme_lists_the_statement_json_keys() -> None:
 
 
 def test_readme_lists_the_reconcile_json_keys() -> None:
-    from ivr.ledger import queue_log
+    from ivr.reconcile import queue_log
     result = queue_log.reconcile(queue_log.read_lines([]), [], 0, 1)
     table = _keys_table("**Reconciliation with Asterisk's own account.**")
     assert set(table) == set(result.to_json())

@@ -16,8 +16,8 @@ from ivr.ami.client import AmiClient
 from ivr.ami.codec import Message, serialize
 from ivr.ami.recording import (MAGIC, RECEIVED, SENT, Recorder, mask_secret, read_records,
                                read_recording)
-from ivr.cli import main
-from ivr.replay import Replay, replay_files
+from ivr.cli.main import main
+from ivr.pbx.replay import Replay, replay_files
 from tests.helpers import free_port, http_get
 from tests.unit.test_cli import IVR, ami_env
 from tests.unit.test_cli import SECRET as CLI_SECRET

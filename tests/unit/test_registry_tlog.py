@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from sqlalchemy import text
 
-from ivr import cli
+from ivr.cli import main as cli
 from ivr.desk import keys, merkle, numbers, registry
 from ivr.ledger.store import Store
 

@@ -20,7 +20,7 @@ from ivr.app import App, build
 from ivr.config import Config
 from ivr.desk import keys, merkle, witness
 from ivr.desk.checkpoint import Verifier, open_checkpoint, unb64
-from ivr.web import make_web
+from ivr.http.app import make_web
 from tests.unit.test_desk_api import Clock, auth, config_for, post
 from tests.unit.test_registry_tlog import arename_and_rehash, asql
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr import repeats
-from ivr.ledger import records as rec
-from ivr.repeats import Repeats
+from ivr.routing import repeats
+from ivr.calls import records as rec
+from ivr.routing.repeats import Repeats
 
 T0 = 1_796_000_000.0
 S = 1_000_000
@@ -162,7 +162,7 @@ async def test_ivr_restarted_gives_a_redial_the_place_of_the_call_before_the_res
     from aiohttp.test_utils import TestClient, TestServer
 
     from ivr.app import build
-    from ivr.web import make_web
+    from ivr.http.app import make_web
     from tests.unit.test_desk_api import DIALPLAN, config_for
     clock = Clock()
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=clock)
@@ -192,7 +192,7 @@ async def test_a_ledger_that_does_not_answer_at_start_is_tried_once(
     from aiohttp.test_utils import TestClient, TestServer
 
     from ivr.app import build
-    from ivr.web import make_web
+    from ivr.http.app import make_web
     from tests.unit.test_desk_api import config_for
     with socket.socket() as refusing:
         refusing.bind(("127.0.0.1", 0))

@@ -13,8 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ivr.ami import events
-from ivr.journeys import Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed, Tracker
-from ivr.metrics import LiveCollector, Metrics
+from ivr.calls.journeys import Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed, Tracker
+from ivr.metrics.families import LiveCollector, Metrics
 from tests.replay import Replay, transcript
 
 QUEUES = ("first-line", "common", "engineers")

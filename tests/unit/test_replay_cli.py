@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from ivr.ami.recording import MAGIC, Recorder
-from ivr.cli import main
-from ivr.journeys import JourneyEnded
-from ivr.replay import Replay
+from ivr.cli.main import main
+from ivr.calls.journeys import JourneyEnded
+from ivr.pbx.replay import Replay
 from tests.replay import FIXTURES
 from tests.replay import Replay as LabReplay
 from tests.replay import transcript

@@ -25,11 +25,11 @@ from typing import Any, AsyncIterator, Iterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr import cli
+from ivr.cli import main as cli
 from ivr.app import App, build
 from ivr.config import ApiConfig, Config, LedgerConfig, ReportConfig
 from ivr.ledger.store import Store
-from ivr.web import make_web
+from ivr.http.app import make_web
 from tests.helpers import eventually, free_port
 
 NOVEMBER_US = 1_793_491_200_000_000      # 2026-11-01T00:00:00Z
@@ -113,7 +113,7 @@ async def test_a_year_is_allowed_and_max_days_is_config(served: Any) -> None:
 async def test_healthz_answers_while_a_big_report_is_drawn(served: Any,
                                                            caplog: pytest.LogCaptureFixture) -> None:
     client, _ = served
-    caplog.set_level(logging.INFO, logger="ivr.api")
+    caplog.set_level(logging.INFO, logger="ivr.http.api.calls")
     report = asyncio.create_task(client.get(f"/api/v1/reports/billing?{MONTH}&calls=1",
                                             headers=AUTH))
     await eventually(lambda: "billing report" in caplog.text, timeout=10, what="the report's start")
@@ -177,7 +177,7 @@ def ivr_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
                     f'[api]\ntokens_file = "{tokens_file(tmp_path)}"\n'
                     f'[ledger]\nurl = "sqlite:///{ledger}"\n')
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from ivr.cli import main; sys.exit(main())",
+        [sys.executable, "-c", "import sys; from ivr.cli.main import main; sys.exit(main())",
          "run", "--config", str(conf), "--listen", f"127.0.0.1:{port}"],
         stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         env={**os.environ, "STATE_DIRECTORY": str(tmp_path)})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr import roles
+from ivr.config import tokens as roles
 
 GOOD = "operator op1 operator-op1-token-0001\n"
 

@@ -7,12 +7,12 @@ from typing import Mapping
 
 import pytest
 
-from ivr import actions
+from ivr.pbx import actions
 from ivr.ami import events as ev
 from ivr.ami.codec import Message
-from ivr.journeys import Tracker
-from ivr.policy import Move, OverflowRule, decide
-from ivr.router import Router
+from ivr.calls.journeys import Tracker
+from ivr.routing.policy import Move, OverflowRule, decide
+from ivr.routing.router import Router
 from tests.helpers import eventually
 
 RULES = {"first-line": OverflowRule("first-line", "common", after_ms=30_000)}

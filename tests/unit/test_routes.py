@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from ivr import policy
-from ivr.directory import Directory, Subscriber
-from ivr.incidents import Incident, Incidents
+from ivr.routing import policy
+from ivr.routing.directory import Directory, Subscriber
+from ivr.routing.incidents import Incident, Incidents
 
 NOW = 1_795_530_000.0
 DIRECTORY = Directory([Subscriber("79101", "100101", "north"), Subscriber("79401", "100401", "south")])

@@ -34,9 +34,9 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                 response_schema_conformance,
                                                 status_code_conformance)
 
-from ivr import openapi
+from ivr.http import openapi
 from ivr.app import build
-from ivr.web import make_web
+from ivr.http.app import make_web
 from tests.unit.test_desk_api import Clock, answered, auth, config_for
 
 # schemathesis's own strategies draw from `random`; hypothesis warns of it on every run.

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivr.ami.codec import Message
 from ivr.app import App, build
 from ivr.config import AmiConfig, ApiConfig, Config, LedgerConfig, PbxConfig
-from ivr.web import make_web
+from ivr.http.app import make_web
 
 TOKEN = "t0ken-for-the-several-pbxs-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -88,9 +88,9 @@ async def test_the_same_uniqueid_on_two_pbxs_needs_its_pbx(two: tuple[App, TestC
 def test_the_demo_summary_reads_the_lab_pbx_series() -> None:
     from prometheus_client import CollectorRegistry
 
-    from ivr.demo import _summary
-    from ivr.journeys import Entered
-    from ivr.metrics import Metrics
+    from ivr.lab.demo import _summary
+    from ivr.calls.journeys import Entered
+    from ivr.metrics.families import Metrics
     registry = CollectorRegistry()
     metrics = Metrics(registry, ("first-line", "common"), [30.0, 30.0])
     metrics.record(Entered("1.1", "PJSIP/a-1", "first-line", 0, 1))

@@ -4,7 +4,7 @@ tests/lab/test_queue_shapes.py (and the lab tests marked `recorded`) check
 ivr's verdict on each shape against Asterisk's own on the real PBX; run with
 IVR_RECORD_FIXTURES=1 they keep the AMI stream ivr received and what they
 checked (tests/lab/conftest.py).  Here the recording goes through the
-replay pipeline (ivr/replay.py, `ivr replay`): the same calls, visits,
+replay pipeline (ivr/pbx/replay.py, `ivr replay`): the same calls, visits,
 outcomes and members, and each visit's wait within the second of
 queue_log's own figure for it.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ivr.replay import ReplayedCall, replay_files
+from ivr.pbx.replay import ReplayedCall, replay_files
 
 SHAPES = Path(__file__).parents[1] / "fixtures" / "shapes"
 CASES = sorted(SHAPES.glob("*.ami"))

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ivr import cli
+from ivr.cli import main as cli
 from ivr.app import build
 from ivr.config import AmiConfig, Config, ConfigError, LedgerConfig
 from ivr.ledger.spool import Spool, SpoolError

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ivr.ledger import records as rec
+from ivr.calls import records as rec
 from ivr.ledger.store import Store
 from ivr.reports import billing
 

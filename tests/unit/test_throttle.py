@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from ivr.app import App, build
-from ivr.throttle import Guard
-from ivr.web import make_web
+from ivr.http.throttle import Guard
+from ivr.http.app import make_web
 from tests.unit.test_desk_api import TOKENS, Clock, auth, config_for
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr import cli, roles
+from ivr.cli import main as cli
+from ivr.config import tokens as roles
 from ivr.lab.pbx import Lab
 
 

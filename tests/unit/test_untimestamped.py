@@ -15,7 +15,7 @@ from prometheus_client import generate_latest
 from ivr.ami.codec import Message
 from ivr.app import build
 from ivr.config import AmiConfig, Config, LedgerConfig
-from ivr.web import make_web
+from ivr.http.app import make_web
 
 
 def msg(*pairs: tuple[str, str]) -> Message:

@@ -1,0 +1,113 @@
+"""HTTP: /metrics, /healthz (alive), /readyz (logged in to AMI and resynced),
+/dialplan/v1 (routes for Asterisk), /api/v1 (the control API) and /console
+(the people's pages, console/)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from ivr.http.api import calls as api
+from ivr.http import dialplan as dialplan_http, openapi, throttle
+from ivr.console.pages import Console
+from ivr.http.api import desk as desk_api
+from ivr.reconcile import catchup
+from ivr.app import App, Pbx
+
+log = logging.getLogger(__name__)
+APP = web.AppKey("ivr", App)
+CONSOLE = web.AppKey("console", Console)
+# None without a queue_log source (ledger.queue_log or ledger.queue_log_db).
+BACKFILL: web.AppKey[catchup.StartupBackfill | None] = web.AppKey("backfill")
+
+
+def make_web(app: App) -> web.Application:
+    guard = throttle.Guard(app.registry)    # wrong credentials of the API, console and dialplan
+    console = Console(app, guard)
+    w = web.Application(middlewares=[api.auth_middleware(app, console.api_actor, guard)],
+                        client_max_size=64 * 1024)
+    w[APP] = app
+    w[CONSOLE] = console
+    w[BACKFILL] = catchup.for_app(app)     # now: it hears every call ivr ends from the start
+    w.add_routes(dialplan_http.routes(app, guard))
+    w.add_routes(api.routes(app))
+    w.add_routes(desk_api.routes(app.desk, app.live_call))
+    w.add_routes(openapi.routes())
+    w.add_routes(console.routes())
+    w.on_shutdown.append(console.close_streams)
+    w.router.add_get("/metrics", make_aiohttp_handler(app.registry))
+    w.router.add_get("/healthz", healthz)
+    w.router.add_get("/readyz", readyz)
+    w.cleanup_ctx.append(_ami_running)
+    return w
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"alive": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when every PBX is logged in and resynced.  The top-level AMI keys sum the
+    PBXs up (the first error names its PBX when there are several); `pbx` has each."""
+    app = request.app[APP]
+    ledger = app.ledger
+    pbxs = {p.name: _pbx_state(p) for p in app.pbxs.values()}
+    errors = [(name, s["last_error"]) for name, s in pbxs.items() if s["last_error"]]
+    several = len(pbxs) > 1
+    body = {"ready": app.ready, "ami_up": all(s["ami_up"] for s in pbxs.values()),
+            "last_error": (f"pbx {errors[0][0]}: {errors[0][1]}" if several else errors[0][1])
+            if errors else None,
+            # False once an event of this connection came without Timestamp: waits are
+            # then to the second, bounded by Asterisk's HoldTime.
+            "ami_timestamps": app.timestamps,
+            # The session's server-side event filter: advanced, regex, off, or why none.
+            "ami_event_filter": app.event_filter,
+            "pbx": pbxs,
+            # The ledger never makes ivr unready: routing goes on while records wait.
+            # quarantined: records the database refused, held in the quarantine file
+            # (`ivr ledger quarantine`); dropped: records lost since start.
+            "ledger": {"ok": ledger.healthy, "backlog": ledger.backlog,
+                       "write_errors": ledger.write_errors, "last_error": ledger.last_error or None,
+                       "quarantined": ledger.quarantine.count, "dropped": ledger.dropped},
+            # What ivr missed while down, written back from queue_log at start (catchup.py).
+            "backfill": b.to_json() if (b := request.app[BACKFILL]) is not None else {"state": "off"}}
+    return web.json_response(body, status=200 if app.ready else 503)
+
+
+def _pbx_state(pbx: Pbx) -> dict[str, Any]:
+    return {"ready": pbx.ready, "ami_up": pbx.ami.up, "last_error": pbx.ami.last_error,
+            "ami": pbx.address, "ami_timestamps": pbx.timestamps,
+            "ami_event_filter": pbx.event_filter}
+
+
+async def _ami_running(w: web.Application) -> AsyncIterator[None]:
+    """The AMI loop and the ledger writer live as long as the web app: started and
+    cancelled here.  On stop the ledger writes what it holds, or spools it."""
+    app = w[APP]
+    # What the ledger remembers comes back before the first call: incidents (after the
+    # schema's migration), then repeat callers and console sessions side by side.  A
+    # ledger that does not answer is waited for once, not three times.
+    if await app.restore_incidents():
+        await asyncio.gather(app.restore_repeats(), w[CONSOLE].restore_sessions())
+    else:
+        log.warning("repeat callers and console sessions start from nothing")
+    tasks = [asyncio.create_task(pbx.ami.run(), name=f"ami {pbx.name}")
+             for pbx in app.pbxs.values()]
+    tasks.append(asyncio.create_task(app.ledger.run(), name="ledger"))
+    tasks.append(asyncio.create_task(app.load_desk(), name="desk"))
+    if (backfill := w[BACKFILL]) is not None:
+        tasks.append(asyncio.create_task(backfill.run(), name="backfill"))
+    yield
+    for pbx in app.pbxs.values():
+        pbx.router.close()
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await app.ledger.close()
+    await app.store.close()

@@ -1,0 +1,144 @@
+"""Answers for the dialplan, asked through Asterisk's CURL() with a 1 s deadline.
+
+    GET /dialplan/v1/entry?uniqueid=U&caller=N[&account=A&asked=1][&pbx=NAME]
+    GET /dialplan/v1/escalate?uniqueid=U[&pbx=NAME]
+    GET /dialplan/v1/numbers?uniqueid=U[&pbx=NAME]   numbers=N1-N2  (filed during the call)
+    GET /dialplan/v1/status?number=N                 kind=ticket&state=open, or error=wrong|unknown
+    GET /dialplan/v1/claim?uniqueid=U&account=A[&caller=N][&pbx=NAME]
+                                                     number=N, or error=...  (files the claim)
+
+Only the PBX may ask (dialplan_auth.py): its own secret in X-Ivr-Secret, from
+its dialplan_sources where given, else 401/403 with an empty body.  The
+secret names the PBX; `pbx` (the dialplan's IVR_PBX global), when sent, must
+be that PBX's name.
+
+The answer is a query string (`route=first-line&area=north&...`) that
+CURLOPT(hashcompat) turns into HASH(ivr,...).  A bad request gets a 400
+with an empty body: the dialplan then takes its default route.
+
+Why HTTP and not FastAGI: Asterisk enforces the deadline itself
+(CURLOPT httptimeout), so a hung ivr can never hold a call, and the answer
+is one stateless request on the aiohttp app ivr already runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Awaitable, Callable
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from ivr.routing import policy
+from ivr.http import throttle
+from ivr.app import App, Pbx
+from ivr.desk.service import DeskError
+from ivr.http.dialplan_auth import DialplanAuth
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+_NUMBER = re.compile(r"\+?[0-9A-Za-z*#().\- ]{1,32}")
+_ACCOUNT = re.compile(r"[0-9]{1,16}")
+# Asterisk's Uniqueid: epoch.sequence, behind the SystemName and a dash when one is set.
+_UNIQUEID = re.compile(r"(?:[A-Za-z0-9_.-]{1,64}-)?[0-9]+\.[0-9]+")
+
+
+def routes(app: App, guard: throttle.Guard | None = None) -> list[web.RouteDef]:
+    auth = DialplanAuth(app.config.pbxs, guard or throttle.Guard(None))
+
+    def answering(answer: Callable[[Pbx, web.Request], web.Response]) -> Handler:
+        """`answer` for the PBX whose secret the request carries; else the refusal."""
+        async def handler(request: web.Request) -> web.Response:
+            pbx = auth.pbx_of(request)
+            return _closing(pbx if isinstance(pbx, web.Response) else answer(app.pbxs[pbx], request))
+        return handler
+
+    async def claim(request: web.Request) -> web.Response:
+        pbx = auth.pbx_of(request)
+        return _closing(pbx if isinstance(pbx, web.Response) else await _claim(app, request))
+
+    return [web.get("/dialplan/v1/entry", answering(lambda pbx, r: _entry(app, pbx, r))),
+            web.get("/dialplan/v1/escalate", answering(lambda pbx, r: _escalate(app, pbx, r))),
+            web.get("/dialplan/v1/numbers", answering(lambda _, r: _numbers(app, r))),
+            web.get("/dialplan/v1/status", answering(lambda _, r: _status(app, r))),
+            web.get("/dialplan/v1/claim", claim)]
+
+
+def _entry(app: App, pbx: Pbx, request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    q = request.query
+    uid, caller, typed = q.get("uniqueid", ""), q.get("caller", ""), q.get("account", "")
+    if not _UNIQUEID.fullmatch(uid) or (caller and not _NUMBER.fullmatch(caller)) \
+            or (typed and not _ACCOUNT.fullmatch(typed)):
+        log.warning("bad entry request from the dialplan: %s", request.query_string[:200])
+        return web.Response(status=400)
+    route = policy.entry(caller, typed, q.get("asked") == "1", app.directory, app.incidents,
+                         app.prompt_for)
+    if not route.ask_account:      # the last question of this call: is it a repeat?
+        route = app.judge_repeat(pbx, uid, caller, route)
+    app.metrics.decided(route, time.perf_counter() - started, pbx.name)
+    app.record_decision(uid, route.label, route.account, route.area, route.incident, pbx.name)
+    log.info("call %s (%s) on %s: %s", uid, caller or "no number", pbx.name, route.as_query())
+    return web.Response(text=route.as_query())
+
+
+def _escalate(app: App, pbx: Pbx, request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    uid = request.query.get("uniqueid", "")
+    if not _UNIQUEID.fullmatch(uid):
+        log.warning("bad escalate request from the dialplan: %s", request.query_string[:200])
+        return web.Response(status=400)
+    journey = pbx.tracker.journeys.get(uid)
+    route = policy.escalation(journey.area if journey else None, app.incidents, app.prompt_for)
+    app.metrics.decided(route, time.perf_counter() - started, pbx.name)
+    result = "accepted" if route.route == policy.ENGINEERS else "refused_incident"
+    app.escalated(uid, "transfer", result, route.incident, pbx)
+    log.info("call %s: escalation by transfer %s", uid,
+             "accepted" if route.route == policy.ENGINEERS else f"refused ({route.incident})")
+    return web.Response(text=route.as_query())
+
+
+def _numbers(app: App, request: web.Request) -> web.Response:
+    uid = request.query.get("uniqueid", "")
+    if not _UNIQUEID.fullmatch(uid):
+        return web.Response(status=400)
+    found = app.desk.numbers_for_call(uid)
+    log.info("call %s: the dialplan reads back %s", uid, ", ".join(found) or "no number")
+    return web.Response(text=urlencode({"numbers": "-".join(found), "count": len(found)}))
+
+
+def _status(app: App, request: web.Request) -> web.Response:
+    """A caller asks by phone for the state of a number they typed."""
+    try:
+        item = app.desk.find(request.query.get("number", ""))
+    except DeskError as exc:
+        answer = "wrong" if exc.status == 400 else "unknown" if exc.status == 404 else "desk"
+        log.info("a caller asked for number %r: %s", request.query.get("number", "")[:20], answer)
+        return web.Response(text=urlencode({"error": answer}))
+    return web.Response(text=urlencode({"kind": item.kind, "state": item.state}))
+
+
+async def _claim(app: App, request: web.Request) -> web.Response:
+    q = request.query
+    uid, caller, account = q.get("uniqueid", ""), q.get("caller", ""), q.get("account", "")
+    if not _UNIQUEID.fullmatch(uid) or (caller and not _NUMBER.fullmatch(caller)) \
+            or not _ACCOUNT.fullmatch(account):
+        return web.Response(status=400)
+    try:
+        item = await app.desk.claim_by_phone(uid, caller, account)
+    except DeskError as exc:
+        log.warning("call %s: no claim by phone: %s", uid, exc.message)
+        return web.Response(text=urlencode({"error": "refused" if exc.status < 500 else "desk"}))
+    log.info("call %s: claim %s filed by phone (%.0f s of downtime so far)", uid, item.number,
+             item.data["downtime_seconds"])
+    return web.Response(text=urlencode({"number": item.number}))
+
+
+def _closing(response: web.Response) -> web.Response:
+    """Each call asks from its own channel thread, whose CURL handle would keep
+    the connection open until the call ends: about 500 idle connections at
+    50 calls/s, each a file descriptor and an aiohttp handler in ivr."""
+    response.force_close()
+    return response
