@@ -4,7 +4,7 @@ One AMI event, from the socket to a metric (each PBX of the config is a Pbx
 with its own client, tracker and router; Asterisk sends only what ivr follows
 when the session filter is on: ami/server_filter.py):
     AmiClient (bytes -> Codec, which skips noise undecoded: events.wanted -> Message)
-    -> Pbx.on_event
+    -> Pbx.on_event -> Session.on_message (pbx/session.py, the path `ivr replay` takes too)
     -> events.parse_timed (typed event, Asterisk timestamp, or none)
     -> Tracker.handle (journey state machine) -> facts
     -> App.apply: Metrics.record with the PBX's name (counters, histograms),
@@ -33,11 +33,10 @@ from prometheus_client import CollectorRegistry
 from ivr.pbx import actions
 from ivr.routing import policy, prompts, repeats
 from ivr.config import tokens as roles
-from ivr.ami import events, server_filter
-from ivr.ami.client import AmiClient, AmiError, AmiSettings
+from ivr.ami import events
+from ivr.ami.client import AmiClient, AmiSettings
 from ivr.ami.recording import Recorder
-from ivr.ami.codec import Message
-from ivr.config import AmiConfig, Config
+from ivr.config import Config
 from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
 from ivr.routing.directory import Directory
@@ -47,6 +46,7 @@ from ivr.ledger.offloop import OffLoop
 from ivr.calls.records import CallRecord
 from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store, problem
 from ivr.ledger.writer import History, LedgerWriter, Spool
+from ivr.pbx.session import Pbx
 from ivr.metrics.families import LiveCollector, Metrics
 from ivr.routing.policy import OverflowRule, Rules
 from ivr.routing.router import Router
@@ -54,106 +54,6 @@ from ivr.routing.router import Router
 log = logging.getLogger(__name__)
 # A call that ended within the repeat window may have entered this much before it.
 REPEAT_LOOKBACK_US = 3600 * 1_000_000
-
-
-@dataclass(eq=False)
-class Pbx:
-    """One PBX ivr follows: its AMI session, its callers (tracker) and timers (router).
-
-    Each has its own connection, resync and state: a reconnect of one never
-    touches another's callers.  Its facts go to the app's consumers with its
-    name (metrics label them, records carry it as `pbx`)."""
-
-    name: str
-    config: AmiConfig
-    tracker: Tracker
-    app: App = field(repr=False)
-    ami: AmiClient = field(init=False)
-    router: Router = field(init=False)
-    ready: bool = False
-    timestamps: bool = True     # every event of this connection so far had Asterisk's Timestamp
-    event_filter: str = "off"   # this connection's: advanced, regex, off, or why none
-    # This PBX's own consumers of its facts (metrics with its name, its router, the ledger).
-    consumers: list[Callable[[Fact], None]] = field(default_factory=list)
-
-    @property
-    def address(self) -> str:
-        return f"{self.config.host}:{self.config.port}"
-
-    def on_event(self, msg: Message) -> None:
-        try:
-            event, timed = events.parse_timed(msg, self.app.clock())
-        except (KeyError, ValueError) as exc:
-            log.warning("pbx %s: skipping %s event: %s", self.name, msg.event, exc)
-            return
-        if event is None:
-            return
-        if not timed:
-            self._untimestamped(msg)
-        self.app.apply(self.tracker.handle(event, timed), self)
-
-    def _untimestamped(self, msg: Message) -> None:
-        self.app.metrics.untimestamped.labels(pbx=self.name).inc()
-        if self.timestamps:
-            self.timestamps = False     # until the next login
-            log.warning("AMI %s (pbx %s) sends events without Timestamp (%s, for one): "
-                        "manager.conf has timestampevents = no, so waits are timed when ivr "
-                        "reads them and kept within 1 s of Asterisk's HoldTime; set "
-                        "timestampevents = yes", self.address, self.name, msg.event)
-
-    async def resync(self, ami: AmiClient) -> None:
-        """After every login: take a fresh snapshot instead of trusting memory."""
-        self.ready = False
-        self.timestamps = True
-        await self.install_filter(ami)
-        taken_at = self.app.clock()
-        status = await ami.action_list("QueueStatus")
-        channels = await ami.action_list("CoreShowChannels")
-        self.app.apply(self.tracker.resync(events.snapshot(status, channels, taken_at)), self)
-        self.ready = True
-        log.info("pbx %s resynced: %d callers waiting, %d queue members", self.name,
-                 sum(map(len, self.tracker.waiting_by_queue().values())),
-                 len(self.tracker.members))
-
-    async def install_filter(self, ami: AmiClient) -> None:
-        """Ask Asterisk to send only what ivr follows, for this session (server_filter.py).
-        Include filters drop everything else: a set only partly installed would lose
-        events, so a failure after the first rule opens the session to all again."""
-        if not self.config.server_filter:
-            self.event_filter = "off"
-            return
-        try:
-            version = (await ami.action("CoreSettings")).get("AsteriskVersion") or ""
-        except AmiError:     # no permission for it: the regex filters work since Asterisk 10
-            version = ""
-        kind = server_filter.dialect(version)
-        first, *rest = server_filter.rules(kind)
-        try:
-            await ami.action("Filter", first.fields())
-        except AmiError as exc:
-            self._no_filter(f"none: Filter refused ({exc})")
-            return
-        try:
-            await asyncio.gather(*(ami.action("Filter", r.fields()) for r in rest))
-        except AmiError as exc:
-            await ami.action("Filter", server_filter.Rule(None, ".").fields())   # all again
-            self._no_filter(f"none: a Filter rule refused ({exc})")
-            return
-        if self.event_filter != kind:
-            log.info("AMI (pbx %s): Asterisk %s filters events for ivr (%s filters, %d rules)",
-                     self.name, version or "of unknown version", kind, 1 + len(rest))
-        self.event_filter = kind
-
-    def _no_filter(self, why: str) -> None:
-        if self.event_filter != why:
-            log.warning("AMI (pbx %s): no server-side event filter (%s): Asterisk sends every "
-                        "event. Give the AMI user write = system, or its eventfilter lines "
-                        "(deploy/asterisk/manager_ivr.conf)", self.name, why.removeprefix("none: "))
-        self.event_filter = why
-
-    def on_ami_state(self, up: bool) -> None:
-        if not up:
-            self.ready = False
 
 
 @dataclass
@@ -446,7 +346,8 @@ def build(config: Config, clock: Callable[[], float] = time.time,
     DeskMetrics(registry, app.desk)
     decisions = config.ledger.queue_log_decisions
     for i, p in enumerate(config.pbxs):
-        pbx = app.pbxs[p.name] = Pbx(p.name, p.ami, Tracker(thresholds, pbx=p.name), app)
+        pbx = app.pbxs[p.name] = Pbx(p.name, p.ami, Tracker(thresholds, pbx=p.name), clock,
+                                     app.apply, metrics.untimestamped.labels(pbx=p.name).inc)
         a = p.ami
         pbx.ami = AmiClient(
             AmiSettings(a.host, a.port, a.username, a.secret, ping_interval=a.ping_interval,

@@ -1,8 +1,8 @@
 """Replay an AMI transcript captured from the lab through the real pipeline.
 
 The pipeline is ivr's own (ivr/pbx/replay.py, what `ivr replay` runs): bytes ->
-Codec -> events.parse -> Tracker -> facts, with the snapshot's list replies
-handed to Tracker.resync.  This adds what the tests want on top: any
+Codec -> pbx/session.Session, the service's own path (events.parse_timed ->
+Tracker -> facts), with the snapshot's list replies handed to Tracker.resync.  This adds what the tests want on top: any
 chunking of the bytes, the filter switched off, and Metrics fed the facts.
 """
 

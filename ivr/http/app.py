@@ -17,7 +17,8 @@ from ivr.http import dialplan as dialplan_http, openapi, throttle
 from ivr.console.pages import Console
 from ivr.http.api import desk as desk_api
 from ivr.reconcile import catchup
-from ivr.app import App, Pbx
+from ivr.app import App
+from ivr.pbx.session import Pbx
 
 log = logging.getLogger(__name__)
 APP = web.AppKey("ivr", App)

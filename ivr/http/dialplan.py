@@ -33,7 +33,8 @@ from aiohttp import web
 
 from ivr.routing import policy
 from ivr.http import throttle
-from ivr.app import App, Pbx
+from ivr.app import App
+from ivr.pbx.session import Pbx
 from ivr.desk.service import DeskError
 from ivr.http.dialplan_auth import DialplanAuth
 

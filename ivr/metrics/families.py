@@ -215,7 +215,7 @@ class _Children(dict[str | tuple[str, ...], Family]):
 
 
 class LivePbx(Protocol):
-    """What the live gauges read of one PBX (app.Pbx)."""
+    """What the live gauges read of one PBX (pbx/session.Pbx)."""
 
     @property
     def name(self) -> str: ...

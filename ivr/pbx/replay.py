@@ -1,18 +1,21 @@
-"""Replay AMI bytes through the real pipeline, as the service would have seen them.
+"""Replay AMI bytes through the service's own pipeline, as it would have seen them.
 
-    bytes -> Codec(keep=events.wanted) -> events.parse_timed(msg, now) -> Tracker.handle -> facts
+    bytes -> Codec(keep=events.wanted) -> Session.on_message(msg, now) -> facts
 
-`now` is what Pbx.on_event would have read from its clock: the arrival time
-of the chunk a message came in (a recording, ivr/ami/recording.py), or, for a
-plain transcript that has none, the wall clock as the message is decoded.
-Never a constant: an event without a Timestamp header is timed by `now`, and
-a constant would make every such wait 0 (the tracker then keeps an answered
-wait within 1 s of Asterisk's HoldTime, as it does live).  Events with a
-Timestamp are timed by it whatever `now` is.
+Session (pbx/session.py) is the very code the service's Pbx runs for each
+event; only the clock differs.  `now` is what Pbx.on_event would have read
+from its clock: the arrival time of the chunk a message came in (a
+recording, ivr/ami/recording.py), or, for a plain transcript that has none,
+the wall clock as the message is decoded.  Never a constant: an event without
+a Timestamp header is timed by `now`, and a constant would make every such
+wait 0 (the tracker then keeps an answered wait within 1 s of Asterisk's
+HoldTime, as it does live).  Events with a Timestamp are timed by it whatever
+`now` is.
 
 List replies of a snapshot (QueueStatus, then CoreShowChannels: events that
-carry an ActionID) are collected, not followed, and handed to Tracker.resync
-when the CoreShowChannels list completes, as App.resync does after a login.
+carry an ActionID) are collected, not followed, as AmiClient does, and handed
+to Session.on_snapshot when the CoreShowChannels list completes, as
+Pbx.resync does after a login.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ivr.ami.codec import Codec, Message
 from ivr.ami.recording import RECEIVED, read_records
 from ivr.calls.journeys import Fact, Journey, JourneyEnded, Tracker
 from ivr.calls.records import CallRecord
+from ivr.pbx.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +80,24 @@ class Replay:
     skip_noise: bool = True          # events.wanted, as the service decodes
     facts: list[Fact] = field(default_factory=list)
     lists: dict[str, list[Message]] = field(default_factory=dict)   # ActionID -> list items
-    events: int = 0                  # followed events parsed
-    untimed: int = 0                 # ... of them timed by the wall clock (no Timestamp, no arrival)
+    untimed: int = 0                 # followed events timed by the wall clock (no Timestamp, no arrival)
     malformed: int = 0
+    session: Session = field(init=False, repr=False)
+    _at: float | None = field(default=None, init=False, repr=False)   # the message's arrival
     _codec: Codec | None = field(default=None, init=False, repr=False)
     _sent: Codec = field(default_factory=Codec, init=False, repr=False)
     # QueueStatus ActionID -> when it was sent, or when its reply began.
     _asked: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _opened: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _status: tuple[str, list[Message]] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.session = Session(self.tracker, self.apply, self._untimestamped, self.tracker.pbx)
+
+    @property
+    def events(self) -> int:
+        """Followed events parsed."""
+        return self.session.events
 
     # -- input ---------------------------------------------------------------
 
@@ -143,18 +156,12 @@ class Replay:
             elif msg.event is not None:
                 self.lists.setdefault(action_id, []).append(msg)
             return
-        # From here on, Pbx.on_event's own steps.
-        try:
-            event, timed = events.parse_timed(msg, now)
-        except (KeyError, ValueError) as exc:
-            log.warning("skipping %s event: %s", msg.event, exc)
-            return
-        if event is None:
-            return
-        self.events += 1
-        if not timed and at is None:
+        self._at = at
+        self.session.on_message(msg, now)     # what Pbx.on_event runs
+
+    def _untimestamped(self, msg: Message) -> None:
+        if self._at is None:
             self.untimed += 1
-        self.apply(self.tracker.handle(event, timed))
 
     def _list_complete(self, action_id: str, name: str, now: float) -> None:
         items = self.lists.get(action_id, [])
@@ -163,14 +170,12 @@ class Replay:
         elif name == _CHANNELS_DONE and self._status is not None:
             status_id, status = self._status
             self._status = None
-            # App takes the snapshot's time just before it asks for QueueStatus.
+            # Pbx.resync takes the snapshot's time just before it asks for QueueStatus.
             taken_at = self._asked.get(status_id, self._opened.get(status_id, now))
             try:
-                snap = events.snapshot(status, items, taken_at)
+                self.session.on_snapshot(status, items, taken_at)
             except (KeyError, ValueError) as exc:
                 log.warning("skipping the snapshot of %s: %s", status_id, exc)
-                return
-            self.apply(self.tracker.resync(snap))
 
     def apply(self, facts: list[Fact]) -> None:
         self.facts += facts

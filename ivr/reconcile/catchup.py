@@ -60,7 +60,8 @@ from ivr.calls.records import CallRecord, VisitRecord
 from ivr.ledger.store import LedgerError, Store
 
 if TYPE_CHECKING:
-    from ivr.app import App, Pbx
+    from ivr.app import App
+    from ivr.pbx.session import Pbx
     from ivr.config import Config
 
 log = logging.getLogger(__name__)

@@ -126,7 +126,7 @@ async def test_an_untimestamped_event_with_a_huge_holdtime_is_skipped_and_the_le
     """The issue's stall: the HoldTime reached the ledger and its batch failed for good."""
     app, client = app_client
     pbx = app.first
-    with caplog.at_level(logging.WARNING, logger="ivr.app"):
+    with caplog.at_level(logging.WARNING, logger="ivr.pbx.session"):
         pbx.on_event(msg(("Event", "QueueCallerJoin"), ("Uniqueid", "1.7"),
                          ("Channel", "PJSIP/x-1"), ("Queue", "first-line"),
                          ("CallerIDNum", "79001")))

@@ -42,7 +42,7 @@ async def test_untimestamped_events_are_counted_warned_once_and_shown(
             assert counter(app) == 0 and app.timestamps
             assert (await (await client.get("/readyz")).json())["ami_timestamps"] is True
 
-            with caplog.at_level(logging.WARNING, logger="ivr.app"):
+            with caplog.at_level(logging.WARNING, logger="ivr.pbx.session"):
                 app.first.on_event(msg(("Event", "QueueCallerJoin"), ("Uniqueid", "1.1"),
                                  ("Channel", "PJSIP/x-1"), ("Queue", "first-line")))
                 app.first.on_event(msg(("Event", "Hangup"), ("Uniqueid", "1.1")))

@@ -23,7 +23,8 @@ from ivr.calls import access as calls_access
 from ivr.routing import policy
 from ivr.config import tokens as roles
 from ivr.http import throttle
-from ivr.app import App, Pbx
+from ivr.app import App
+from ivr.pbx.session import Pbx
 from ivr.desk.service import DeskError
 from ivr.calls.journeys import Journey
 from ivr.routing.incidents import IncidentError
