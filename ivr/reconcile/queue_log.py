@@ -64,7 +64,8 @@ from decimal import Decimal
 from os import PathLike
 from types import MappingProxyType
 
-from ivr.calls.journeys import EXIT_WITH_KEY, FIRST_LINE
+from ivr.calls import judge
+from ivr.calls.judge import FIRST_LINE, MOVE_REASONS, Outcome
 from ivr.calls.records import QUEUE_LOG, SECONDS, UNOBSERVED, CallRecord, VisitRecord
 
 US = 1_000_000                 # microseconds in a second
@@ -72,15 +73,14 @@ TEXT_LIMIT = 120               # how much of a bad line is kept for the report
 MOVE_SLACK_S = 5               # an IVRMOVE row may land a little after the ABANDON
 WAIT_TOLERANCE_S = 1.0         # queue_log waits are whole seconds, the ledger's ms
 QUEUE_LEVEL_IDS = ("NONE", "REALTIME")
-MOVE_REASONS = ("timeout", "withdrawn")   # what the tracker accepts in IVR_MOVE
 COLUMNS = ("time", "callid", "queuename", "agent", "event",
            "data1", "data2", "data3", "data4", "data5")
 
 ENTERQUEUE, CONNECT, ABANDON, IVRMOVE = "ENTERQUEUE", "CONNECT", "ABANDON", "IVRMOVE"
 # The rows that end a stint, and which data field holds its wait (1-based).
 _END_OUTCOME = {
-    CONNECT: "answered", ABANDON: "abandoned", "EXITWITHTIMEOUT": "timeout",
-    "EXITEMPTY": "empty", "EXITWITHKEY": EXIT_WITH_KEY, "WITHDRAW": "withdrawn",
+    CONNECT: Outcome.ANSWERED, ABANDON: Outcome.ABANDONED, "EXITWITHTIMEOUT": Outcome.TIMEOUT,
+    "EXITEMPTY": Outcome.EMPTY, "EXITWITHKEY": Outcome.EXIT_WITH_KEY, "WITHDRAW": Outcome.WITHDRAWN,
 }
 _WAIT_FIELD = {CONNECT: 1, ABANDON: 3, "EXITWITHTIMEOUT": 3, "EXITEMPTY": 3,
                "EXITWITHKEY": 4, "WITHDRAW": 3}
@@ -111,7 +111,7 @@ class Stint:
     queue: str
     entered_s: int
     left_s: int | None           # the end row's time; None while open or when unobserved
-    outcome: str | None          # journeys.OUTCOMES, UNOBSERVED; None while open
+    outcome: str | None          # judge.OUTCOMES, UNOBSERVED; None while open
     wait_s: int | None           # Asterisk's holdtime or waittime
     member: str = ""             # who answered, for an answered stint
     caller: str = ""             # ENTERQUEUE's callerid
@@ -410,15 +410,10 @@ def _move_reason(stint: Stint, moves: list[_Row]) -> str:
 def _rejudge(stint: Stint, overflow_s: Mapping[str, int]) -> Stint:
     if stint.end != ABANDON:
         return stint
-    if stint.move_reason:
-        outcome = stint.move_reason
-    elif not stint.moved_to:
-        outcome = "abandoned"
-    else:
-        limit = overflow_s.get(stint.queue)
-        reached = limit is not None and stint.wait_s is not None and stint.wait_s >= limit
-        outcome = "timeout" if reached else "transferred"
-    return replace(stint, outcome=outcome)
+    limit = overflow_s.get(stint.queue)
+    reached = limit is not None and stint.wait_s is not None and stint.wait_s >= limit
+    return replace(stint, outcome=judge.unanswered_exit(stint.move_reason, bool(stint.moved_to),
+                                                        reached))
 
 
 # -- reconciling with the ledger ------------------------------------------------
@@ -667,13 +662,13 @@ def _call_record(pbx: str, log: QueueLog, callid: str, first_line: str,
     stints = log.by_call.get(callid, ())
     if not stints or any(s.is_open for s in stints):
         return None
-    answer = next((s for s in stints if s.outcome == "answered"), None)
+    answer = next((s for s in stints if s.outcome == Outcome.ANSWERED), None)
     return CallRecord(
         pbx=pbx, uniqueid=callid, linkedid=callid, caller=stints[0].caller,
         account="", area="", entered_us=stints[0].entered_s * US,
         ended_us=log.last_s.get(callid, stints[-1].entered_s) * US,
         visits=tuple(_visit(s, s.seq) for s in stints),
-        outcome=_call_outcome(stints, answer),
+        outcome=judge.call_outcome(answer is not None, stints[-1].outcome),
         payable=_payable(stints, answer, first_line, threshold_s),
         source=QUEUE_LOG, precision=SECONDS,
         answered_us=None if answer is None or answer.left_s is None else answer.left_s * US,
@@ -681,23 +676,16 @@ def _call_record(pbx: str, log: QueueLog, callid: str, first_line: str,
         answered_member=answer.member if answer else "")
 
 
-def _call_outcome(stints: tuple[Stint, ...], answer: Stint | None) -> str:
-    # As journeys._journey_outcome: a move is not an abandon, a hang-up is.
-    if answer is not None:
-        return "answered"
-    return "abandoned" if stints[-1].outcome == "abandoned" else "unanswered"
-
-
 def _payable(stints: tuple[Stint, ...], answer: Stint | None, first_line: str,
              threshold_s: int) -> bool:
-    """Answered first in first-line within the threshold of first entering it (inclusive)."""
+    """judge.payable, with the wait from first entering first-line to the first answer."""
     if answer is None or answer.queue != first_line:
         return False
     first = next(s for s in stints if s.queue == first_line)
+    waited: int | None = None
     if answer is first and answer.wait_s is not None:
         waited = answer.wait_s      # Asterisk's own holdtime for that stay
     elif answer.left_s is not None:
         waited = answer.left_s - first.entered_s
-    else:
-        return False
-    return waited <= threshold_s
+    return judge.payable(answer.queue, first_line, None if waited is None else waited * 1000,
+                         threshold_s * 1000)

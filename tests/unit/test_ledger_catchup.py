@@ -17,7 +17,7 @@ from ivr import config as cfg
 from ivr.ami.codec import Message
 from ivr.app import build
 from ivr.config import AmiConfig, Config, LedgerConfig
-from ivr.calls.journeys import JourneyEnded
+from ivr.calls.facts import JourneyEnded
 from ivr.reconcile import catchup, queue_log
 from ivr.reconcile.catchup import Source, StartupBackfill
 from ivr.calls.records import CallRecord

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ivr.calls.journeys import OUTCOMES
+from ivr.calls.judge import OUTCOMES
 from ivr.reconcile.queue_log import (Backfill, QueueLog, Stint, backfill, read_file, read_lines,
                                   read_rows, reconcile)
 from ivr.calls.records import QUEUE_LOG, SECONDS, UNOBSERVED, CallRecord, VisitRecord

@@ -12,7 +12,7 @@ from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incidents
-from ivr.calls.journeys import Tracker
+from ivr.calls.tracker import Tracker
 from ivr.metrics.families import LiveCollector, Metrics
 from ivr.http.throttle import Guard
 
