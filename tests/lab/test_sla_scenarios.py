@@ -15,7 +15,8 @@ import pytest
 
 from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded
 from ivr.lab import traffic
-from ivr.reconcile import queue_log as ql
+from ivr.reconcile.compare import reconcile
+from ivr.reconcile.read import read_lines
 from ivr.calls.records import CallRecord
 from ivr.lab.pbx import Lab
 from tests.helpers import eventually
@@ -61,8 +62,8 @@ async def ledger_agrees(ivr: Running, lab: Lab, since: float) -> list[CallRecord
         answered = [f for f in ivr.of(JourneyAnswered) if f.uniqueid == uid]
         assert call.payable == any(f.payable for f in answered)  # type: ignore[attr-defined]
     overflow = {FIRST: 30}
-    log = ql.read_lines(lab.queue_log().splitlines(), overflow)
-    result = ql.reconcile(log, calls.values(), int(since), int(time.time()) + 1, overflow)
+    log = read_lines(lab.queue_log().splitlines(), overflow)
+    result = reconcile(log, calls.values(), int(since), int(time.time()) + 1, overflow)
     assert result.matched == sum(len(c.visits) for c in calls.values())
     assert not result.missing_in_ledger and not result.missing_in_queue_log
     assert not result.disagreements, result.to_text()

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ivr.calls.judge import OUTCOMES
-from ivr.reconcile.queue_log import (Backfill, QueueLog, Stint, backfill, read_file, read_lines,
-                                  read_rows, reconcile)
+from ivr.reconcile.backfill import Backfill, backfill
+from ivr.reconcile.compare import reconcile
+from ivr.reconcile.read import QueueLog, Stint, read_file, read_lines, read_rows
 from ivr.calls.records import QUEUE_LOG, SECONDS, UNOBSERVED, CallRecord, VisitRecord
 
 S = 1_000_000

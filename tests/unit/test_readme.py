@@ -78,7 +78,8 @@ def test_readme_lists_the_statement_json_keys() -> None:
 
 
 def test_readme_lists_the_reconcile_json_keys() -> None:
-    from ivr.reconcile import queue_log
-    result = queue_log.reconcile(queue_log.read_lines([]), [], 0, 1)
+    from ivr.reconcile.compare import reconcile
+    from ivr.reconcile.read import read_lines
+    result = reconcile(read_lines([]), [], 0, 1)
     table = _keys_table("**Reconciliation with Asterisk's own account.**")
     assert set(table) == set(result.to_json())
