@@ -33,6 +33,8 @@ judged against what follows:
   when the waittime reached that queue's overflow threshold, else transferred;
 * else the caller hung up: abandoned.
 
+That judgement is ivr/calls/judge.py's `unanswered_exit`, the tracker's own rule.
+
 A stint with no end row yet is *open* (still waiting).  A stint followed by
 another ENTERQUEUE of the same call without an end row in between lost its end
 row: its outcome is UNOBSERVED, as for a visit ivr did not see end.  Waits are
