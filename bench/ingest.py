@@ -46,7 +46,7 @@ from ivr.ami import events
 from ivr.ami.codec import Codec, Message
 from ivr.app import build, overflow_rules
 from ivr.config import AmiConfig, Config, LedgerConfig
-from ivr.calls.journeys import Tracker
+from ivr.calls.tracker import Tracker
 from ivr.ledger.offloop import OffLoop
 from ivr.calls.records import DEFAULT_PBX
 from ivr.ledger.store import Store

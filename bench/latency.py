@@ -42,7 +42,7 @@ from prometheus_client import generate_latest
 from ivr.ami.codec import Codec, Message
 from ivr.app import build
 from ivr.config import AmiConfig, Config
-from ivr.calls.journeys import Entered
+from ivr.calls.facts import Entered
 
 WARM_UP_JOINS = 500
 SCRAPE_EVERY_S = 15.0

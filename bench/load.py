@@ -31,7 +31,7 @@ import resource
 import statistics
 import time
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Entered, Exited, Fact, Unobserved
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import run, start
@@ -73,11 +73,11 @@ async def one_rate(lab: Lab, rate: int, seconds: int, server_filter: bool) -> di
             break
         await asyncio.sleep(0.1)
     lags: list[float] = []
-    facts: list[jr.Fact] = []
+    facts: list[Fact] = []
 
-    def listen(fact: jr.Fact) -> None:
+    def listen(fact: Fact) -> None:
         facts.append(fact)
-        if isinstance(fact, jr.Entered) and not fact.recovered:
+        if isinstance(fact, Entered) and not fact.recovered:
             lags.append(time.time() - fact.at_us / 1e6)
     app.listeners.append(listen)
     # How late ivr's event loop wakes for a 10 ms timer: if the lag above is
@@ -113,28 +113,28 @@ async def one_rate(lab: Lab, rate: int, seconds: int, server_filter: bool) -> di
 
     # Only this tier's callers: a resync may recover stragglers of the tier
     # before.  A recovered caller's entry time is known to the second only.
-    ours = {f.uniqueid for f in facts if isinstance(f, jr.Entered) and f.at_us >= (since - 1) * 1e6}
+    ours = {f.uniqueid for f in facts if isinstance(f, Entered) and f.at_us >= (since - 1) * 1e6}
 
     def count(kinds: tuple[type, ...]) -> int:
         return sum(1 for f in facts if isinstance(f, kinds) and getattr(f, "queue", "") == "first-line"
                    and getattr(f, "uniqueid", "") in ours)
     # An overloaded Asterisk delivers the last exits late: wait for them (30 s at most).
     settle = time.monotonic() + 30
-    while count((jr.Exited, jr.Unobserved)) < count((jr.Entered,)) and time.monotonic() < settle:
+    while count((Exited, Unobserved)) < count((Entered,)) and time.monotonic() < settle:
         await asyncio.sleep(0.5)
     # Callers an overloaded Asterisk has not let go of yet: ivr's view and Asterisk's own.
-    recovered = sum(1 for f in facts if isinstance(f, jr.Entered) and f.recovered)
+    recovered = sum(1 for f in facts if isinstance(f, Entered) and f.recovered)
     waiting = app.tracker.waiting("first-line")
     still_all = len(waiting)      # waiting, as Asterisk counts
     still_ivr = sum(1 for j in waiting if j.uniqueid in ours)
     leaving = sum(1 for j in app.tracker.journeys.values() if j.uniqueid in ours
-                  and j.visit is not None and j.visit.queue == "first-line") - still_ivr
+                  and j.queue == "first-line") - still_ivr
     still_asterisk = _queue_size(lab)
     # Every call the dialplan reached ivr with: callers who hang up during the
     # greeting or the account prompt are routed but never queued.
     routed = app.registry.get_sample_value("ivr_route_decision_seconds_count", {"pbx": "default"}) or 0.0
     await runner.cleanup()
-    entered, exited = count((jr.Entered,)), count((jr.Exited, jr.Unobserved))
+    entered, exited = count((Entered,)), count((Exited, Unobserved))
     lags.sort()
     stalls.sort()
     return {

@@ -41,7 +41,10 @@ from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incident, Incidents
-from ivr.calls.journeys import FIRST_LINE, Fact, Journey, JourneyEnded, Tracker
+from ivr.calls.facts import Fact, JourneyEnded
+from ivr.calls.journeys import Journey
+from ivr.calls.judge import FIRST_LINE
+from ivr.calls.tracker import Tracker
 from ivr.ledger.offloop import OffLoop
 from ivr.calls.records import CallRecord
 from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store, problem
@@ -155,7 +158,7 @@ class App:
         """The route with the caller's place (QUEUE_PRIO by their first join); a caller
         already waiting on another line is told so instead.  Repeats are counted and kept."""
         waiting = [j for p in self.pbxs.values() for j in p.tracker.journeys.values()
-                   if j.visit is not None]
+                   if j.in_queue]
         verdict = self.repeats.judge(uniqueid, caller, route.account, waiting)
         if verdict.kind is not None:
             self.metrics.repeats.labels(pbx=pbx.name, kind=verdict.kind).inc()
@@ -292,8 +295,8 @@ class App:
                 view[q]["waiting"] += [
                     {"pbx": pbx.name, "uniqueid": j.uniqueid, "caller": j.caller,
                      "account": j.account, "area": j.area,
-                     "wait_seconds": round((now_us - j.visit.entered_us) / 1e6, 3)}
-                    for j in by_queue.get(q, []) if j.visit is not None]
+                     "wait_seconds": round(j.queue_wait_us(now_us) / 1e6, 3)}
+                    for j in by_queue.get(q, [])]
                 view[q]["agents"] += [{"pbx": pbx.name, "name": name, "state": m.state}
                                       for (queue, name), m in sorted(pbx.tracker.members.items())
                                       if queue == q]
@@ -306,7 +309,7 @@ class App:
         where, j = found[0]
         return {"pbx": where.name, "uniqueid": j.uniqueid, "caller": j.caller,
                 "account": j.account, "area": j.area, "path": list(j.path),
-                "answered": j.answered, "queue": j.visit.queue if j.visit else None}
+                "answered": j.answered, "queue": j.queue}
 
 
 def _incident_row(incident: Incident, by: str) -> dict[str, Any]:

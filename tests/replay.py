@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ivr.calls.journeys import Fact
+from ivr.calls.facts import Fact
 from ivr.metrics.families import Metrics
 from ivr.pbx.replay import Replay as _Replay
 

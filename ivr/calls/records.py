@@ -29,7 +29,7 @@ class VisitRecord:
     queue: str
     entered_us: int
     left_us: int | None          # None when the exit was unobserved
-    outcome: str                 # journeys.OUTCOMES, or UNOBSERVED
+    outcome: str                 # judge.OUTCOMES, or UNOBSERVED
     wait_ms: int | None          # None when the exit was unobserved
     member: str = ""             # who answered, for an answered visit
 

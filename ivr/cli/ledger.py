@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from ivr import config as cfg
-from ivr.reconcile import catchup, queue_log
+from ivr.reconcile import catchup
+from ivr.reconcile.backfill import backfill
+from ivr.reconcile.compare import reconcile
+from ivr.reconcile.read import QueueLog
 from ivr.ledger.quarantine import Quarantine
 from ivr.ledger.quarantine import path_for as quarantine_path
 from ivr.ledger.text import clean
@@ -252,12 +255,12 @@ def _reconcile(args: argparse.Namespace) -> int:
         pbx = args.pbx or names[0]
         if pbx not in names:
             raise cfg.ConfigError(f"--pbx {pbx}: not a PBX of the config (known: {', '.join(names)})")
-        result = queue_log.reconcile(log, calls, from_s, to_s, overflow, pbx)
+        result = reconcile(log, calls, from_s, to_s, overflow, pbx)
         if args.backfill:
             first = store.first_line
-            fill = queue_log.backfill(result, log, calls, pbx, first,
-                                      round(next((q.sla_seconds for q in config.queues
-                                                  if q.name == first), 30.0)))
+            fill = backfill(result, log, calls, pbx, first,
+                            round(next((q.sla_seconds for q in config.queues
+                                        if q.name == first), 30.0)))
             await store.backfill(fill.calls, fill.visits)
             result = replace(result, backfilled=fill.count)
         print(json.dumps(result.to_json(), indent=2) if args.json else result.to_text())
@@ -265,14 +268,14 @@ def _reconcile(args: argparse.Namespace) -> int:
     return run_with_store(args, work)
 
 
-async def _read_queue_log(args: argparse.Namespace, overflow: dict[str, int]) -> queue_log.QueueLog:
+async def _read_queue_log(args: argparse.Namespace, overflow: dict[str, int]) -> QueueLog:
     # The same reader as ivr's start-up backfill.
     return await catchup.read_queue_log(
         catchup.Source(args.queue_log, args.queue_log_db or "", args.queue_log_table), overflow)
 
 
 def _reconcile_window(args: argparse.Namespace, config: cfg.Config,
-                      log: queue_log.QueueLog) -> tuple[int, int]:
+                      log: QueueLog) -> tuple[int, int]:
     if args.start or args.end:
         if not (args.start and args.end):
             raise billing.ReportError("give --from and --to together")

@@ -15,7 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ivr.calls.journeys import DEFAULT_THRESHOLD_MS, FIRST_LINE, Tracker
+from ivr.calls.judge import DEFAULT_THRESHOLD_MS, FIRST_LINE
+from ivr.calls.tracker import Tracker
 from ivr.pbx.replay import Replay, ReplayedCall, replay_files, to_json
 
 REPLAY_EPILOG = """\

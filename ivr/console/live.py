@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Any
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Fact, JourneyAnswered, JourneyEnded
 from ivr.routing import policy
 from ivr.app import App
 
@@ -36,32 +36,26 @@ class Hub:
     def unsubscribe(self, member: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self.desks.get(member, set()).discard(queue)
 
-    def on_fact(self, fact: jr.Fact) -> None:
-        if isinstance(fact, jr.JourneyAnswered) and self.desks.get(fact.member):
+    def on_fact(self, fact: Fact) -> None:
+        if isinstance(fact, JourneyAnswered) and self.desks.get(fact.member):
             task = asyncio.get_running_loop().create_task(self._send_card(fact))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        elif isinstance(fact, jr.JourneyEnded):
+        elif isinstance(fact, JourneyEnded):
             member = fact.record.answered_member
             for queue in self.desks.get(member, ()):
                 _put(queue, {"event": "ended", "uniqueid": fact.uniqueid})
 
-    def current(self, member: str) -> jr.JourneyAnswered | None:
+    def current(self, member: str) -> JourneyAnswered | None:
         """The call that member has now (its last visit answered by them), if any."""
-        found: tuple[int, jr.JourneyAnswered] | None = None
+        found: tuple[int, JourneyAnswered] | None = None
         for pbx in self.app.pbxs.values():
-            for j in pbx.tracker.journeys.values():
-                last = j.done[-1] if j.done and j.visit is None else None
-                if last is None or last.outcome != "answered" or last.member != member \
-                        or last.left_us is None:
-                    continue
-                if found is None or last.left_us > found[0]:
-                    wait_ms = max(0, last.left_us - j.first_entered_us) // 1000
-                    found = (last.left_us, jr.JourneyAnswered(j.uniqueid, last.queue, member,
-                                                              wait_ms, j.payable))
+            on = pbx.tracker.on_call(member)
+            if on is not None and (found is None or on[0] > found[0]):
+                found = on
         return found[1] if found else None
 
-    async def _send_card(self, fact: jr.JourneyAnswered) -> None:
+    async def _send_card(self, fact: JourneyAnswered) -> None:
         try:
             card = await self.card(fact.uniqueid, fact.member, fact.wait_ms)
         except Exception:

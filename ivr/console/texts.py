@@ -93,7 +93,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "office": ("office", "офис"), "engineer": ("engineer", "инженер"),
         "admin": ("admin", "администратор"),
     },
-    "outcome": {     # journeys.OUTCOMES, and the ledger's own
+    "outcome": {     # judge.OUTCOMES, and the ledger's own
         "answered": ("answered", "отвечен"), "abandoned": ("abandoned", "брошен"),
         "timeout": ("timed out", "истекло ожидание"), "withdrawn": ("withdrawn", "снят с очереди"),
         "empty": ("no agents", "нет операторов"), "transferred": ("transferred", "переведён"),
@@ -101,7 +101,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "unanswered": ("unanswered", "не отвечен"), "unknown": ("unknown", "неизвестно"),
         "unobserved": ("not observed", "не отслежен"),
     },
-    "agent": {       # journeys.AGENT_STATES
+    "agent": {       # tracker.AGENT_STATES
         "available": ("available", "свободен"), "ringing": ("ringing", "вызов"),
         "in_call": ("in a call", "разговаривает"), "paused": ("paused", "на паузе"),
         "unavailable": ("unavailable", "недоступен"),

@@ -31,7 +31,7 @@ import logging
 import time
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Fact, JourneyEnded
 from ivr.ledger import quarantine as qr
 from ivr.calls import records as rec
 from ivr.ledger.spool import History, Item, Spool, SpoolError
@@ -75,8 +75,8 @@ class LedgerWriter:
 
     # -- the hot path: called for every fact --------------------------------
 
-    def on_fact(self, fact: jr.Fact) -> None:
-        if isinstance(fact, jr.JourneyEnded):
+    def on_fact(self, fact: Fact) -> None:
+        if isinstance(fact, JourneyEnded):
             self.submit(fact.record)
 
     def submit(self, item: Item) -> None:

@@ -15,7 +15,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import (Entered, Exited, Fact, JourneyAnswered, JourneyEnded, Overflowed,
+                             Unobserved)
+from ivr.calls.judge import OUTCOMES
+from ivr.calls.tracker import Tracker
 from ivr.calls.records import DEFAULT_PBX
 from ivr.routing.repeats import KINDS as REPEAT_KINDS
 
@@ -138,7 +141,7 @@ class Metrics:
             for family in (self.entered, self.within_sla, self.answer_wait,
                            self.abandon_wait, self.unobserved):
                 family.labels(pbx=pbx, queue=q)
-            for outcome in jr.OUTCOMES:
+            for outcome in OUTCOMES:
                 self.exits.labels(pbx=pbx, queue=q, outcome=outcome)
         for from_queue, to_queue in overflows:
             self.overflow.labels(pbx=pbx, from_queue=from_queue, to_queue=to_queue)
@@ -156,26 +159,26 @@ class Metrics:
                        self.decision_seconds):
             family.labels(pbx=pbx)
 
-    def recorder(self, pbx: str) -> Callable[[jr.Fact], None]:
+    def recorder(self, pbx: str) -> Callable[[Fact], None]:
         """`record` for the facts of one PBX: a consumer of its tracker's facts."""
-        def record(fact: jr.Fact) -> None:
+        def record(fact: Fact) -> None:
             self.record(fact, pbx)
         return record
 
-    def record(self, fact: jr.Fact, pbx: str = DEFAULT_PBX) -> None:
-        if isinstance(fact, jr.Entered):
+    def record(self, fact: Fact, pbx: str = DEFAULT_PBX) -> None:
+        if isinstance(fact, Entered):
             self._entered[pbx, fact.queue].inc()
-        elif isinstance(fact, jr.Exited):
+        elif isinstance(fact, Exited):
             self._exited(fact, pbx)
-        elif isinstance(fact, jr.Overflowed):
+        elif isinstance(fact, Overflowed):
             self._overflow[pbx, fact.from_queue, fact.to_queue].inc()
-        elif isinstance(fact, jr.JourneyAnswered):
+        elif isinstance(fact, JourneyAnswered):
             self._journey_wait[pbx].observe(fact.wait_ms / 1000)
             if fact.payable:
                 self._payable[pbx].inc()
-        elif isinstance(fact, jr.JourneyEnded):
+        elif isinstance(fact, JourneyEnded):
             self._journeys[pbx, fact.outcome].inc()
-        elif isinstance(fact, jr.Unobserved):
+        elif isinstance(fact, Unobserved):
             self._unobserved[pbx, fact.queue].inc()
 
     def decided(self, route: Route, seconds: float, pbx: str = DEFAULT_PBX) -> None:
@@ -187,7 +190,7 @@ class Metrics:
     def escalated(self, result: str, pbx: str = DEFAULT_PBX) -> None:
         self.escalations.labels(pbx=pbx, result=result).inc()
 
-    def _exited(self, fact: jr.Exited, pbx: str) -> None:
+    def _exited(self, fact: Exited, pbx: str) -> None:
         self._exits[pbx, fact.queue, fact.outcome].inc()
         if fact.outcome == "answered":
             self._answer_wait[pbx, fact.queue].observe(fact.wait_ms / 1000)
@@ -220,7 +223,7 @@ class LivePbx(Protocol):
     @property
     def name(self) -> str: ...
     @property
-    def tracker(self) -> jr.Tracker: ...
+    def tracker(self) -> Tracker: ...
     @property
     def ami(self) -> AmiHealth: ...
 
@@ -274,10 +277,9 @@ class LiveCollector(Collector):
             by_queue = pbx.tracker.waiting_by_queue()
             for q in self.queues:
                 callers = by_queue.get(q, [])
-                entered = [j.visit.entered_us for j in callers if j.visit is not None]
+                longest = max((j.queue_wait_us(now_us) for j in callers), default=0)
                 waiting.add_metric([pbx.name, q], len(callers))
-                oldest.add_metric([pbx.name, q],
-                                  max(0, now_us - min(entered)) / 1e6 if entered else 0.0)
+                oldest.add_metric([pbx.name, q], max(0, longest) / 1e6)
                 threshold.add_metric([pbx.name, q], pbx.tracker.threshold_ms(q) / 1000)
         return (waiting, oldest, threshold)
 

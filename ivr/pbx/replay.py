@@ -29,7 +29,9 @@ from typing import Any, Callable, Iterable
 from ivr.ami import events
 from ivr.ami.codec import Codec, Message
 from ivr.ami.recording import RECEIVED, read_records
-from ivr.calls.journeys import Fact, Journey, JourneyEnded, Tracker
+from ivr.calls.facts import Fact, JourneyEnded
+from ivr.calls.journeys import Journey
+from ivr.calls.tracker import Tracker
 from ivr.calls.records import CallRecord
 from ivr.pbx.session import Session
 
@@ -194,8 +196,8 @@ class Replay:
 
 def _in_progress(j: Journey) -> ReplayedCall:
     visits = [ReplayedVisit(v.queue, v.outcome, v.wait_ms, v.member) for v in j.done]
-    if j.visit is not None:
-        visits.append(ReplayedVisit(j.visit.queue, j.visit.state.value, None))
+    if j.queue is not None:
+        visits.append(ReplayedVisit(j.queue, j.state.value, None))
     return ReplayedCall(j.uniqueid, j.caller, j.payable, True, tuple(visits), j.first_entered_us)
 
 

@@ -19,8 +19,8 @@ closes that gap itself, for one PBX (`ledger.queue_log_pbx`, else the first):
    gap, those still in progress now, and those absent from the ledger whose
    last row is within LOOKBACK_S before the gap: a call going on at the kill
    whose queue_log rows ended before it (it left its queue for the rest of
-   the dialplan, and hung up while ivr was down).  queue_log.reconcile() holds
-   them against the ledger and queue_log.backfill() builds what the ledger
+   the dialplan, and hung up while ivr was down).  compare.reconcile() holds
+   them against the ledger and backfill.backfill() builds what the ledger
    lacks (whole calls, or the stints missed of calls it has): this module
    restates none of their rules, it only chooses the calls and the moment.
 4. A call *in progress* is left for later, never backfilled: a channel of it
@@ -54,10 +54,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, Protocol, Sequence
 
-from ivr.calls.journeys import FIRST_LINE, Fact, JourneyEnded
-from ivr.reconcile import queue_log
+from ivr.calls.facts import Fact, JourneyEnded
+from ivr.calls.judge import FIRST_LINE
 from ivr.calls.records import CallRecord, VisitRecord
 from ivr.ledger.store import LedgerError, Store
+from ivr.reconcile.backfill import backfill
+from ivr.reconcile.compare import reconcile
+from ivr.reconcile.read import QueueLog, read_file, read_rows
 
 if TYPE_CHECKING:
     from ivr.app import App
@@ -103,12 +106,12 @@ def source_of(config: Config) -> Source | None:
     return None
 
 
-async def read_queue_log(source: Source, overflow: Mapping[str, int]) -> queue_log.QueueLog:
+async def read_queue_log(source: Source, overflow: Mapping[str, int]) -> QueueLog:
     """queue_log from its file or table (`ivr ledger reconcile` reads it here too).
     Raises LedgerError when it cannot be read."""
     if source.file is not None:
         try:
-            return await asyncio.to_thread(queue_log.read_file, source.file, overflow)
+            return await asyncio.to_thread(read_file, source.file, overflow)
         except OSError as exc:
             raise LedgerError(f"cannot read queue_log {source.file}: "
                               f"{exc.strerror or exc}") from None
@@ -117,7 +120,7 @@ async def read_queue_log(source: Source, overflow: Mapping[str, int]) -> queue_l
         rows = await db.rows(source.table)
     finally:
         await db.close()
-    return queue_log.read_rows(rows, overflow)
+    return read_rows(rows, overflow)
 
 
 def overflow_of(config: Config) -> dict[str, int]:
@@ -274,13 +277,13 @@ class StartupBackfill:
                  f"{self.interval:.0f} s" if done.left else "")
         return bool(done.left)
 
-    def _of_gap(self, ql: queue_log.QueueLog, uid: str, going: set[str], have: set[str]) -> bool:
+    def _of_gap(self, ql: QueueLog, uid: str, going: set[str], have: set[str]) -> bool:
         """A call of the gap (step 3): its last row in it, going on now, or, its last row
         within lookback_s before it, absent from the ledger (it was going on at the kill)."""
         assert self.from_s is not None
         return ql.last_s[uid] >= self.from_s or uid in going or uid not in have
 
-    async def _settle(self, ql: queue_log.QueueLog, chosen: set[str], going: set[str],
+    async def _settle(self, ql: QueueLog, chosen: set[str], going: set[str],
                       now_s: int, first: bool) -> Pass:
         if not chosen:
             self._left = set()
@@ -297,8 +300,8 @@ class StartupBackfill:
         settled = chosen - self._left
         part = replace(ql, by_call={uid: s for uid, s in ql.by_call.items() if uid in settled},
                        bad_lines=())
-        result = queue_log.reconcile(part, calls, 0, FOREVER_S, self.overflow, self.pbx)
-        fill = queue_log.backfill(result, part, calls, self.pbx, self.first_line, self.threshold_s)
+        result = reconcile(part, calls, 0, FOREVER_S, self.overflow, self.pbx)
+        fill = backfill(result, part, calls, self.pbx, self.first_line, self.threshold_s)
         if fill.count:
             await self.ledger.backfill(fill.calls, fill.visits)
             for c in fill.calls:
@@ -328,10 +331,10 @@ def for_app(app: App) -> StartupBackfill | None:
     pbx = app.pbxs.get(app.config.ledger.queue_log_pbx) or app.first
     first = app.store.first_line
     threshold = next((q.sla_seconds for q in app.config.queues if q.name == first), 30.0)
-    backfill = StartupBackfill(app.store, source, pbx.name, lambda: _going_on(pbx, app),
-                               overflow_of(app.config), first, round(threshold), app.clock)
-    app.listeners.append(backfill.on_fact)
-    return backfill
+    startup = StartupBackfill(app.store, source, pbx.name, lambda: _going_on(pbx, app),
+                              overflow_of(app.config), first, round(threshold), app.clock)
+    app.listeners.append(startup.on_fact)
+    return startup
 
 
 async def _going_on(pbx: Pbx, app: App) -> set[str]:

@@ -17,7 +17,9 @@ from urllib.parse import urlencode
 
 from ivr.routing.directory import Subscriber
 from ivr.routing.incidents import Incident
-from ivr.calls.journeys import FIRST_LINE, Entered, Tracker, VisitState
+from ivr.calls.facts import Entered
+from ivr.calls.judge import FIRST_LINE
+from ivr.calls.tracker import Tracker
 
 ENGINEERS = "engineers"
 
@@ -44,7 +46,7 @@ def move_by_hand(tracker: Tracker, uniqueid: str, to_queue: str) -> Move | str:
     v = j.visit if j is not None else None
     if j is None:
         return "unknown call"
-    if v is None or v.state is not VisitState.WAITING:
+    if v is None or not j.waiting:
         return "the caller is not waiting in a queue"
     if v.queue == to_queue:
         return f"the caller is already waiting in {to_queue}"
@@ -64,7 +66,7 @@ def decide(tracker: Tracker, uniqueid: str, visit: int, rules: Rules) -> Move | 
     """Move the caller on if it is still waiting in the very same visit."""
     j = tracker.journeys.get(uniqueid)
     v = j.visit if j is not None else None
-    if j is None or v is None or v.id != visit or v.state is not VisitState.WAITING:
+    if j is None or v is None or v.id != visit or not j.waiting:
         return None
     rule = rules.get(v.queue)
     if rule is None:

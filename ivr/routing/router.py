@@ -12,29 +12,30 @@ import logging
 import time
 from typing import Awaitable, Callable
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Entered, Exited, Fact, Unobserved
+from ivr.calls.tracker import Tracker
 from ivr.routing import policy
 
 log = logging.getLogger(__name__)
 
 
 class Router:
-    def __init__(self, tracker: jr.Tracker, rules: policy.Rules,
+    def __init__(self, tracker: Tracker, rules: policy.Rules,
                  act: Callable[[policy.Move], Awaitable[None]],
                  clock: Callable[[], float] = time.time) -> None:
         self.tracker, self.rules, self.act, self.clock = tracker, rules, act, clock
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def on_fact(self, fact: jr.Fact) -> None:
-        if isinstance(fact, jr.Entered):
+    def on_fact(self, fact: Fact) -> None:
+        if isinstance(fact, Entered):
             self._schedule(fact)
-        elif isinstance(fact, (jr.Exited, jr.Unobserved)):
+        elif isinstance(fact, (Exited, Unobserved)):
             timer = self._timers.pop(fact.visit, None)
             if timer is not None:
                 timer.cancel()
 
-    def _schedule(self, entered: jr.Entered) -> None:
+    def _schedule(self, entered: Entered) -> None:
         due = policy.due_us(entered, self.rules)
         if due is None:
             return

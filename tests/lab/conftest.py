@@ -26,7 +26,7 @@ from ivr import config as cfg
 from ivr.ami.recording import Recorder
 from ivr.app import App
 from ivr.cli.main import lab_routing
-from ivr.calls.journeys import Fact, JourneyEnded
+from ivr.calls.facts import Fact, JourneyEnded
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.pbx.replay import ReplayedCall

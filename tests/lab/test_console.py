@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import start
@@ -143,7 +143,7 @@ async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
     phones.append(traffic.agent("op1", ring_ms=1000))
     phones += [traffic.agent(eng, ring_ms=1000) for eng in ("eng1", "eng2")]
     phones.append(traffic.callers(1, hold_ms=30_000, number_prefix="7910"))     # 79101: 100101
-    await eventually(lambda: bool(ivr.of(jr.JourneyAnswered)), timeout=20, what="op1 answered")
+    await eventually(lambda: bool(ivr.of(JourneyAnswered)), timeout=20, what="op1 answered")
     answered_at = time.monotonic()
     await expect(card).to_contain_text("100101", timeout=1000)     # within 1 s of the answer
     popped = time.monotonic() - answered_at
@@ -152,7 +152,7 @@ async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
     escalate = page.get_by_role("button", name="Escalate")
     await expect(escalate).to_be_enabled()
     await escalate.click()
-    await eventually(lambda: any(f.queue == "engineers" for f in ivr.of(jr.Entered)),  # type: ignore[attr-defined]
+    await eventually(lambda: any(f.queue == "engineers" for f in ivr.of(Entered)),  # type: ignore[attr-defined]
                      timeout=10, what="the caller in engineers (seen on AMI)")
     await expect(page.get_by_role("status")).to_contain_text("Escalate")
     print(f"the card popped {popped * 1000:.0f} ms after the answer reached ivr")
@@ -164,7 +164,7 @@ async def test_a_desk_opened_during_a_call_gets_that_calls_card(
     ivr = ivr_console
     phones.append(traffic.agent("op1", ring_ms=1000))
     phones.append(traffic.callers(1, hold_ms=25_000, number_prefix="7910"))     # 79101: 100101
-    await eventually(lambda: bool(ivr.of(jr.JourneyAnswered)), timeout=20, what="op1 answered")
+    await eventually(lambda: bool(ivr.of(JourneyAnswered)), timeout=20, what="op1 answered")
     page = await signed_in(browser, ivr, "operator")                # the desk opens now
     card = page.get_by_role("region", name="Caller")
     await expect(card).to_contain_text("Account: 100101 · north", timeout=2000)
@@ -212,8 +212,8 @@ async def test_a_complaint_from_the_board_is_found_at_the_office(
     ivr = ivr_console
     phones.append(traffic.agent("op1", ring_ms=1000))
     phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7910"))
-    await eventually(lambda: bool(ivr.of(jr.JourneyEnded)), timeout=30, what="a call answered and over")
-    [ended] = ivr.of(jr.JourneyEnded)
+    await eventually(lambda: bool(ivr.of(JourneyEnded)), timeout=30, what="a call answered and over")
+    [ended] = ivr.of(JourneyEnded)
     await ivr.app.ledger.flush()
 
     board = await signed_in(browser, ivr, "supervisor")
@@ -334,9 +334,9 @@ async def test_the_board_moves_a_waiting_caller(lab: Lab, ivr_console: Running, 
     move = board.get_by_role("button", name="Move 79101 → common")
     await expect(move).to_be_visible(timeout=15_000)
     await move.click()
-    await eventually(lambda: any(f.queue == "common" for f in ivr.of(jr.Entered)),  # type: ignore[attr-defined]
+    await eventually(lambda: any(f.queue == "common" for f in ivr.of(Entered)),  # type: ignore[attr-defined]
                      timeout=10, what="the caller moved to common")
-    [left] = [f for f in ivr.of(jr.Exited) if f.queue == "first-line"]  # type: ignore[attr-defined]
+    [left] = [f for f in ivr.of(Exited) if f.queue == "first-line"]  # type: ignore[attr-defined]
     assert left.outcome == "withdrawn"  # type: ignore[attr-defined]
 
 
@@ -352,7 +352,7 @@ async def test_the_desk_sends_the_caller_to_a_supervisor(
     await expect(page.get_by_role("region", name="Caller")).to_contain_text("100101", timeout=20_000)
     await page.get_by_role("button", name="To supervisor").click()
     await eventually(lambda: any(f.queue == "supervisors" and f.outcome == "answered"  # type: ignore[attr-defined]
-                                 for f in ivr.of(jr.Exited)), timeout=15,
+                                 for f in ivr.of(Exited)), timeout=15,
                      what="a supervisor answered the caller")
     await expect(page.get_by_role("status")).to_contain_text("9001")
 

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Exited, JourneyEnded
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from tests.helpers import require_tool, eventually, free_port, http_get
@@ -88,9 +88,9 @@ async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus
     # Hangs up about 1.5 s after queueing (the greeting and its 0.5 s for a key take
     # about 4 s), before any operator answers: a short abandon.
     phones.append(traffic.callers(1, hold_ms=5500, rate=1, number_prefix="7980"))
-    await eventually(lambda: len(ivr.of(jr.JourneyEnded)) >= 4, timeout=30, interval=0.2,
+    await eventually(lambda: len(ivr.of(JourneyEnded)) >= 4, timeout=30, interval=0.2,
                      what="4 journeys ended")
-    assert {f.outcome for f in ivr.of(jr.JourneyEnded)} == {"answered", "abandoned"}  # type: ignore[attr-defined]
+    assert {f.outcome for f in ivr.of(JourneyEnded)} == {"answered", "abandoned"}  # type: ignore[attr-defined]
 
     queries = panel_queries()
     assert len(queries) >= 14
@@ -116,5 +116,5 @@ async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus
         raw = {expr: query(prometheus, expr) for expr in (
             'ivr_queue_answered_within_sla_total{queue="first-line"}[15m]',
             'ivr_queue_exits_total{queue="first-line",outcome="answered"}[15m]')}
-        ends = [(f.queue, f.outcome, f.wait_ms, f.within_sla) for f in ivr.of(jr.Exited)]  # type: ignore[attr-defined]
+        ends = [(f.queue, f.outcome, f.wait_ms, f.within_sla) for f in ivr.of(Exited)]  # type: ignore[attr-defined]
         raise AssertionError(f"{e}; samples {raw}; exits {ends}") from None

@@ -13,7 +13,7 @@ from typing import AsyncIterator, Iterator
 
 import pytest
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded
 from ivr.routing import prompts
 from ivr.ami.codec import Message
 from ivr.lab import traffic
@@ -71,8 +71,8 @@ async def listening(lab: Lab) -> AsyncIterator[Heard]:
         yield heard
 
 
-def answered_in(ivr: Running, queue: str) -> list[jr.Exited]:
-    return [f for f in ivr.of(jr.Exited) if f.queue == queue  # type: ignore[attr-defined]
+def answered_in(ivr: Running, queue: str) -> list[Exited]:
+    return [f for f in ivr.of(Exited) if f.queue == queue  # type: ignore[attr-defined]
             and f.outcome == "answered"]  # type: ignore[attr-defined]
 
 
@@ -90,7 +90,7 @@ async def test_a_complaint_through_a_supervisor_read_back_at_9002(
                          what="a supervisor answered")
         [by_sup] = answered_in(ivr, "supervisors")
         uid = by_sup.uniqueid
-        [by_op] = ivr.of(jr.JourneyAnswered)          # the first answer: the operator
+        [by_op] = ivr.of(JourneyAnswered)          # the first answer: the operator
         status, complaint = await api("POST", "/api/v1/complaints",
                                       {"call": uid, "text": "the operator was rude"})
         assert status == 201, complaint
@@ -119,7 +119,7 @@ async def test_the_state_of_a_number_by_phone(lab: Lab, ivr: Running, api: Api, 
             what=lambda: f"both callers told (heard {calls()})")
     told = sorted(p[1:3] for p in calls().values())
     assert told == [["enter-number", "number-wrong"], ["enter-number", "state-open"]]
-    assert not ivr.of(jr.Entered)                  # neither went to a queue
+    assert not ivr.of(Entered)                  # neither went to a queue
 
 
 async def test_a_claim_during_a_known_incident(lab: Lab, ivr: Running, api: Api,  # noqa: F811
@@ -193,10 +193,10 @@ async def test_an_abusive_caller_is_warned_once_then_the_call_ended(
         # Then back with the operator: bridged a second time, the call goes on.
         await eventually(lambda: heard.bridged[uid] >= 2, timeout=15,
                          what=lambda: f"bridged again (heard {heard.of(uid)})")
-        assert not ivr.of(jr.JourneyEnded)
+        assert not ivr.of(JourneyEnded)
         status, body = await api("POST", f"/api/v1/calls/{uid}/end", {"reason": "abuse"})
         assert status == 202, body
-        await eventually(lambda: bool(ivr.of(jr.JourneyEnded)), timeout=15, what="the call ended")
+        await eventually(lambda: bool(ivr.of(JourneyEnded)), timeout=15, what="the call ended")
         assert heard.places[uid][-1] == ("ivr-abuse", "end")
     status, body = await api("POST", f"/api/v1/calls/{uid}/disposition", {"code": "abuse_ended"})
     assert status == 201, body
@@ -228,9 +228,9 @@ async def test_an_operator_acts_only_on_the_call_they_answered(
     async with listening(lab) as heard:
         # op1 may be rung first (rrmemory) for the queue's 15 s before another answers.
         phones.append(traffic.callers(1, hold_ms=45_000, number_prefix="7915"))
-        await eventually(lambda: bool(ivr.of(jr.JourneyAnswered)), timeout=40,
+        await eventually(lambda: bool(ivr.of(JourneyAnswered)), timeout=40,
                          what="an operator answered")
-        [answered] = ivr.of(jr.JourneyAnswered)
+        [answered] = ivr.of(JourneyAnswered)
         uid = answered.uniqueid  # type: ignore[attr-defined]
         assert answered.member in ("op2", "op3", "op4")  # type: ignore[attr-defined]
         await eventually(lambda: heard.bridged[uid] >= 1, timeout=5, what="caller bridged")

@@ -11,7 +11,8 @@ from typing import AsyncIterator
 
 import pytest
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Entered
+from ivr.calls.journeys import Journey
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import start
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.lab
 OPERATORS = ("op1", "op2", "op3", "op4")
 
 
-def queued(ivr: Running) -> list[jr.Journey]:
-    uids = [f.uniqueid for f in ivr.of(jr.Entered) if f.queue == "first-line"]  # type: ignore[attr-defined]
+def queued(ivr: Running) -> list[Journey]:
+    uids = [f.uniqueid for f in ivr.of(Entered) if f.queue == "first-line"]  # type: ignore[attr-defined]
     return [j for u in uids if (j := ivr.app.tracker.journeys.get(u)) is not None]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.calls import journeys as jr
+from ivr.calls.judge import OUTCOMES
 from ivr.lab import traffic
 from ivr.lab.pbx import AMI_PORT, Lab, port_open
 from ivr.service import start
@@ -29,7 +29,7 @@ IVR = str(Path(sys.executable).with_name("ivr"))
 
 def invariants(ivr: Running, queue: str) -> None:
     """entered = exits + unobserved + waiting, and no gauge below zero."""
-    exits = sum(ivr.value("ivr_queue_exits_total", queue=queue, outcome=o) for o in jr.OUTCOMES)
+    exits = sum(ivr.value("ivr_queue_exits_total", queue=queue, outcome=o) for o in OUTCOMES)
     unobserved = ivr.value("ivr_queue_exits_unobserved_total", queue=queue)
     waiting = ivr.value("ivr_queue_waiting_calls", queue=queue)
     assert ivr.value("ivr_queue_entered_total", queue=queue) == exits + unobserved + waiting

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Exited, JourneyEnded
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import start
@@ -159,7 +159,7 @@ async def test_postgres_down_30s_with_traffic_loses_and_doubles_nothing(
         phones += [traffic.agent(op, ring_ms=1000) for op in ("op1", "op2", "op3", "op4")]
         # Unknown numbers: greeting and the 3 s account prompt, then first-line.
         phones.append(traffic.callers(40, hold_ms=12_000, rate=1, number_prefix="7960"))
-        await eventually(lambda: len(running.of(jr.JourneyEnded)) >= 3, timeout=20)
+        await eventually(lambda: len(running.of(JourneyEnded)) >= 3, timeout=20)
         await asyncio.to_thread(pg_cluster.stop)
         down = time.monotonic()
         await eventually(lambda: app.ledger.last_error != "", timeout=10, what="outage seen")
@@ -172,15 +172,15 @@ async def test_postgres_down_30s_with_traffic_loses_and_doubles_nothing(
         await asyncio.to_thread(phones[-1].wait, 90)
         w = app.ledger
         await eventually(lambda: w.backlog == 0 and w.healthy and
-                         len(running.of(jr.JourneyEnded)) >= 40, timeout=30,
+                         len(running.of(JourneyEnded)) >= 40, timeout=30,
                          what=lambda: f"flushed: backlog {w.backlog}, error {w.last_error!r}, "
-                                      f"{len(running.of(jr.JourneyEnded))} ended")
+                                      f"{len(running.of(JourneyEnded))} ended")
         assert held > 0 and app.ledger.write_errors > 0
-        ended = [f.uniqueid for f in running.of(jr.JourneyEnded)]
+        ended = [f.uniqueid for f in running.of(JourneyEnded)]
         stored = await app.store.calls(0, 2**62)
         assert sorted(c.uniqueid for c in stored) == sorted(ended) and len(ended) == 40
         visits = sum(len(c.visits) for c in stored)
-        assert visits == len(running.of(jr.Exited))          # 0 lost, 0 doubled
+        assert visits == len(running.of(Exited))          # 0 lost, 0 doubled
         assert running.value("ivr_ledger_backlog_records") == 0
         # An outage is spooled and retried, never taken for bad data.
         assert app.ledger.quarantine.count == 0 and app.ledger.dropped == 0

@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Exited, JourneyEnded
+from ivr.calls.judge import Outcome
 from ivr.ami.client import AmiClient, AmiSettings
 from ivr.ami.codec import Message
 from ivr.lab import traffic
@@ -47,8 +48,8 @@ async def other_ami_client(lab: Lab, on_event: Callable[[Message], None] = lambd
         await asyncio.gather(task, return_exceptions=True)
 
 
-def exits_in(ivr: Running, queue: str) -> list[jr.Exited]:
-    return [f for f in ivr.of(jr.Exited) if f.queue == queue]  # type: ignore[attr-defined]
+def exits_in(ivr: Running, queue: str) -> list[Exited]:
+    return [f for f in ivr.of(Exited) if f.queue == queue]  # type: ignore[attr-defined]
 
 
 async def test_a_key_pressed_while_waiting_is_an_exit_with_key(lab: Lab, ivr: Running,
@@ -58,14 +59,14 @@ async def test_a_key_pressed_while_waiting_is_an_exit_with_key(lab: Lab, ivr: Ru
                                         number_prefix="7961", service="8701"))
     await finished(ivr, 1, timeout=20)
     [left] = exits_in(ivr, "shape-key")
-    assert left.outcome == jr.EXIT_WITH_KEY
+    assert left.outcome == Outcome.EXIT_WITH_KEY
     assert 1500 <= left.wait_ms <= 4000
     rows = queue_log(lab, since)[left.uniqueid]
     exit_row = [(e, d) for q, e, d in rows if q == "shape-key" and e == "EXITWITHKEY"]
     assert exit_row and exit_row[0][1][0] == "1", rows       # Asterisk: left by key 1
     assert not [e for _q, e, _d in rows if e == "ABANDON"]
     assert ivr.value("ivr_queue_exits_total", queue="shape-key", outcome="abandoned") == 0
-    assert ivr.value("ivr_queue_exits_total", queue="shape-key", outcome=jr.EXIT_WITH_KEY) == 1
+    assert ivr.value("ivr_queue_exits_total", queue="shape-key", outcome=Outcome.EXIT_WITH_KEY) == 1
 
 
 async def test_a_caller_redirected_away_by_another_client_is_transferred(
@@ -88,7 +89,7 @@ async def test_a_caller_redirected_away_by_another_client_is_transferred(
     # Asterisk itself writes an ABANDON for it: the reason ivr has to know better.
     rows = queue_log(lab, since)[left.uniqueid]
     assert [e for q, e, _d in rows if q == "shape-redir"][-1] == "ABANDON", rows
-    [ended] = ivr.of(jr.JourneyEnded)
+    [ended] = ivr.of(JourneyEnded)
     assert ended.outcome == "unanswered"  # type: ignore[attr-defined]
 
 
@@ -125,7 +126,7 @@ async def test_without_timestamps_waits_stay_within_holdtime(lab: Lab, ivr: Runn
     for fact in answered:
         [holdtime] = [int(d[0]) for q, e, d in asterisk[fact.uniqueid] if e == "CONNECT"]
         assert abs(fact.wait_ms - holdtime * 1000) <= 1000, (fact, holdtime)
-    records = [f.record for f in ivr.of(jr.JourneyEnded)]  # type: ignore[attr-defined]
+    records = [f.record for f in ivr.of(JourneyEnded)]  # type: ignore[attr-defined]
     assert {r.precision for r in records} == {"s"}
 
 
@@ -184,7 +185,7 @@ async def test_a_local_member_with_n_rings_then_answers(lab: Lab, ivr: Running,
     [(agent, data)] = connect_rows(lab, since, fact.uniqueid, "shape-local")
     assert agent == "op1-local" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
     await finished(ivr, 1, timeout=20)
-    [ended] = ivr.of(jr.JourneyEnded)
+    [ended] = ivr.of(JourneyEnded)
     assert ended.record.answered_member == "op1-local"  # type: ignore[attr-defined]
 
 
@@ -199,7 +200,7 @@ async def test_a_local_member_without_n_is_optimised_away_and_still_answers(
     assert fact.outcome == "answered"
     [(agent, data)] = connect_rows(lab, since, fact.uniqueid, "shape-local-opt")
     assert agent == "op2-opt" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
-    [ended] = ivr.of(jr.JourneyEnded)
+    [ended] = ivr.of(JourneyEnded)
     assert ended.record.answered_member == "op2-opt"  # type: ignore[attr-defined]
 
 
@@ -216,7 +217,7 @@ async def test_a_member_whose_confirm_step_refuses_is_never_connected(
     assert fact.outcome == "answered"
     rows = connect_rows(lab, since, fact.uniqueid, "shape-confirm")
     assert [agent for agent, _ in rows] == ["op3"]            # Asterisk: connected to op3 only
-    [ended] = ivr.of(jr.JourneyEnded)
+    [ended] = ivr.of(JourneyEnded)
     assert ended.record.answered_member == "op3"  # type: ignore[attr-defined]
     # The refusing member rang first: the wait covers its ring and refusal too.
     assert fact.wait_ms >= 3000
@@ -245,7 +246,7 @@ async def test_an_app_agent_pool_agent_answers_through_agentrequest(
     [(agent, data)] = connect_rows(lab, since, fact.uniqueid, "shape-agent")
     assert agent == "agent1001" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
     await finished(ivr, 1, timeout=20)
-    [ended] = ivr.of(jr.JourneyEnded)
+    [ended] = ivr.of(JourneyEnded)
     assert ended.record.answered_member == "agent1001"  # type: ignore[attr-defined]
     # The caller hung up; the agent is still logged in, back in its holding bridge.
     await eventually(lambda: state() == "available", timeout=5,
@@ -269,7 +270,7 @@ async def test_ringall_with_a_member_that_never_answers(lab: Lab, ivr: Running,
     [(agent, data)] = connect_rows(lab, since, fact.uniqueid, "shape-ringall")
     assert agent == "op2" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
     await finished(ivr, 1, timeout=20)
-    [ended] = ivr.of(jr.JourneyEnded)
+    [ended] = ivr.of(JourneyEnded)
     assert ended.record.answered_member == "op2"  # type: ignore[attr-defined]
     # op1 rang the whole time and was let go when op2 answered (queue_log writes
     # nothing of it); it took no call.
@@ -284,7 +285,7 @@ async def test_leave_when_empty(lab: Lab, ivr: Running, phones: list) -> None:
     assert left.outcome == "empty"
     rows = queue_log(lab, since)[left.uniqueid]
     assert [e for q, e, _d in rows if q == "shape-empty"][-1] == "EXITEMPTY", rows
-    [ended] = ivr.of(jr.JourneyEnded)
+    [ended] = ivr.of(JourneyEnded)
     assert ended.outcome == "unanswered"  # type: ignore[attr-defined]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import JourneyEnded
 from ivr.routing import repeats
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
@@ -31,8 +31,8 @@ async def test_a_caller_who_calls_again_keeps_their_place(lab: Lab, ivr: Running
                                                           phones: list) -> None:
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]   # nobody answers
     phones.append(traffic.callers(1, hold_ms=9000, number_prefix="7920"))
-    await eventually(lambda: bool(ivr.of(jr.JourneyEnded)), timeout=20, what="the first call over")
-    [first] = ivr.of(jr.JourneyEnded)
+    await eventually(lambda: bool(ivr.of(JourneyEnded)), timeout=20, what="the first call over")
+    [first] = ivr.of(JourneyEnded)
     assert first.outcome == "abandoned"  # type: ignore[attr-defined]
     first_joined = first.record.entered_us  # type: ignore[attr-defined]
     phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7920"))
@@ -61,9 +61,9 @@ async def test_a_caller_keeps_their_place_across_a_restart_of_ivr(lab: Lab, tmp_
         before = Running(app)
         await eventually(lambda: app.ready, timeout=15, what="ivr ready")
         phones.append(traffic.callers(1, hold_ms=9000, number_prefix="7930"))
-        await eventually(lambda: bool(before.of(jr.JourneyEnded)), timeout=20,
+        await eventually(lambda: bool(before.of(JourneyEnded)), timeout=20,
                          what="the first call over")
-        [first] = before.of(jr.JourneyEnded)
+        [first] = before.of(JourneyEnded)
         assert first.outcome == "abandoned"  # type: ignore[attr-defined]
     finally:
         await runner.cleanup()                      # the ledger writes what it holds

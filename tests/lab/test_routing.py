@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Entered, Exited, JourneyEnded
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from tests.fixtures.capture import Recorder
@@ -47,11 +47,11 @@ async def api(ivr: Running) -> AsyncIterator[Api]:
 
 
 def first_line_call(ivr: Running) -> str:
-    return next(f.uniqueid for f in ivr.of(jr.Entered) if f.queue == "first-line")  # type: ignore[attr-defined]
+    return next(f.uniqueid for f in ivr.of(Entered) if f.queue == "first-line")  # type: ignore[attr-defined]
 
 
 def answered_in(ivr: Running, queue: str) -> list[str]:
-    return [f.uniqueid for f in ivr.of(jr.Exited)  # type: ignore[attr-defined]
+    return [f.uniqueid for f in ivr.of(Exited)  # type: ignore[attr-defined]
             if f.queue == queue and f.outcome == "answered"]  # type: ignore[attr-defined]
 
 
@@ -113,7 +113,7 @@ async def test_escalation_by_operator_transfer_reaches_an_engineer(lab: Lab, ivr
     phones += [traffic.transferring_agent(op, ring_ms=1000, talk_ms=2000) for op in OPERATORS]
     phones += [traffic.agent(eng, ring_ms=1000) for eng in ENGINEERS]
     phones.append(traffic.callers(1, hold_ms=15_000, rate=1, number_prefix="7970"))
-    await eventually(lambda: bool(ivr.of(jr.JourneyEnded)), timeout=30, interval=0.2)
+    await eventually(lambda: bool(ivr.of(JourneyEnded)), timeout=30, interval=0.2)
     uid = answered_in(ivr, "engineers")[0]
     assert answered_in(ivr, "first-line") == [uid]
     events = [(q, e) for q, e, _ in queue_log(lab, since)[uid]]
@@ -128,7 +128,7 @@ async def test_transfer_refused_during_an_incident_ends_politely(lab: Lab, ivr: 
     phones += [traffic.agent(eng, ring_ms=1000) for eng in ENGINEERS]
     async with Recorder(lab) as rec:
         phones.append(traffic.callers(1, hold_ms=30_000, rate=1, number_prefix="7970"))
-        await eventually(lambda: bool(ivr.of(jr.JourneyEnded)), timeout=40, interval=0.2,
+        await eventually(lambda: bool(ivr.of(JourneyEnded)), timeout=40, interval=0.2,
                          what="the call ended")
     data = bytes(rec.data)
     assert b"ivr/escalation-refused" in data           # the polite goodbye played
@@ -140,14 +140,14 @@ async def test_waiting_caller_moved_by_hand(lab: Lab, ivr: Running, api: Api, ph
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]      # nobody answers
     phones += [traffic.agent(g, ring_ms=1000) for g in ("gen1", "gen2")]
     phones.append(traffic.callers(1, hold_ms=20_000, rate=1, number_prefix="7910"))
-    await eventually(lambda: bool(ivr.of(jr.Entered)), timeout=10, interval=0.1)
+    await eventually(lambda: bool(ivr.of(Entered)), timeout=10, interval=0.1)
     uid = first_line_call(ivr)
     status, queues = await api("GET", "/api/v1/queues")
     assert status == 200 and [c["uniqueid"] for c in queues["queues"]["first-line"]["waiting"]] == [uid]
     status, body = await api("POST", f"/api/v1/calls/{uid}/move", {"queue": "common"})
     assert status == 202 and body == {"result": "moved", "from": "first-line", "to": "common"}
     await eventually(lambda: bool(answered_in(ivr, "common")), timeout=10, interval=0.1)
-    (left,) = [f for f in ivr.of(jr.Exited) if f.queue == "first-line"]  # type: ignore[attr-defined]
+    (left,) = [f for f in ivr.of(Exited) if f.queue == "first-line"]  # type: ignore[attr-defined]
     assert left.outcome == "withdrawn" and left.wait_ms < 10_000  # type: ignore[attr-defined]
     assert ivr.value("ivr_queue_overflow_total", from_queue="first-line", to_queue="common") == 1
 
@@ -218,7 +218,7 @@ async def test_unknown_caller_types_an_account_number(lab: Lab, ivr: Running, ph
     # 5550x is not in the directory: after the greeting ivr asks for the account.
     # After the greeting (which takes one key: 2 to check a number).
     phones.append(traffic.typing_caller("100201#", type_after_ms=4500, hold_ms=8000))
-    await eventually(lambda: bool(ivr.of(jr.Entered)), timeout=20, interval=0.1, what="caller queued")
+    await eventually(lambda: bool(ivr.of(Entered)), timeout=20, interval=0.1, what="caller queued")
     journey = ivr.app.tracker.journeys[first_line_call(ivr)]
     assert (journey.caller, journey.account, journey.area) == ("55501", "100201", "south")
     assert ivr.value("ivr_route_decisions_total", route="ask-account") == 1

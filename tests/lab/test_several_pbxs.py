@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ivr import config as cfg
-from ivr.calls import journeys as jr
+from ivr.calls.facts import JourneyEnded, Unobserved
 from ivr.cli.main import lab_routing
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
@@ -63,9 +63,9 @@ async def test_calls_on_two_pbxs_at_once(lab: Lab, lab_b: Lab, ivr2: Running,
     phones.append(traffic.callers(2, hold_ms=9000, rate=2, number_prefix="7910"))
     phones.append(traffic.callers(3, hold_ms=9000, rate=3, number_prefix="7930",
                                   sip_port=lab_b.sip_port))
-    await eventually(lambda: len(ivr2.of(jr.JourneyEnded)) >= 5, timeout=40, interval=0.2,
+    await eventually(lambda: len(ivr2.of(JourneyEnded)) >= 5, timeout=40, interval=0.2,
                      what="5 journeys ended")
-    records = [f.record for f in ivr2.of(jr.JourneyEnded)]  # type: ignore[attr-defined]
+    records = [f.record for f in ivr2.of(JourneyEnded)]  # type: ignore[attr-defined]
     assert sorted(r.pbx for r in records) == ["b", "b", "b", "default", "default"]
     assert all(r.payable for r in records)
     for pbx, calls in (("default", 2), ("b", 3)):
@@ -97,7 +97,7 @@ async def test_a_pbx_going_away_leaves_the_others_callers_alone(
         await eventually(lambda: not b.ready, timeout=15, what="ivr noticed PBX b went away")
         assert default.ready and ivr2.value("ivr_ami_up", pbx="default") == 1
         assert {j.uniqueid for j in default.tracker.waiting("first-line")} == waiting
-        assert not ivr2.of(jr.Unobserved)
+        assert not ivr2.of(Unobserved)
         assert ivr2.value("ivr_ami_reconnects_total", pbx="default") == 0
     finally:
         lab_b.up()

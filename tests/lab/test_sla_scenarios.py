@@ -13,9 +13,10 @@ from collections import defaultdict
 
 import pytest
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded
 from ivr.lab import traffic
-from ivr.reconcile import queue_log as ql
+from ivr.reconcile.compare import reconcile
+from ivr.reconcile.read import read_lines
 from ivr.calls.records import CallRecord
 from ivr.lab.pbx import Lab
 from tests.helpers import eventually
@@ -37,32 +38,32 @@ def queue_log(lab: Lab, since: float) -> dict[str, list[tuple[str, str, list[str
     return rows
 
 
-def exits(ivr: Running, queue: str) -> dict[str, jr.Exited]:
-    return {f.uniqueid: f for f in ivr.of(jr.Exited) if f.queue == queue}  # type: ignore[attr-defined]
+def exits(ivr: Running, queue: str) -> dict[str, Exited]:
+    return {f.uniqueid: f for f in ivr.of(Exited) if f.queue == queue}  # type: ignore[attr-defined]
 
 
 async def finished(ivr: Running, calls: int, timeout: float) -> None:
-    await eventually(lambda: len(ivr.of(jr.JourneyEnded)) >= calls, timeout=timeout,
+    await eventually(lambda: len(ivr.of(JourneyEnded)) >= calls, timeout=timeout,
                      interval=0.2, what=f"{calls} journeys ended")
 
 
 async def ledger_agrees(ivr: Running, lab: Lab, since: float) -> list[CallRecord]:
     """The ledger holds every journey ivr ended, with the same outcomes, waits and
     payable verdicts as the metrics, and agrees with Asterisk's queue_log."""
-    ended = {f.uniqueid for f in ivr.of(jr.JourneyEnded)}
+    ended = {f.uniqueid for f in ivr.of(JourneyEnded)}
     await eventually(lambda: ivr.app.ledger.written >= len(ended) and ivr.app.ledger.backlog == 0,
                      timeout=5, what="the ledger written")
     calls = {c.uniqueid: c for c in await ivr.app.store.calls(0, 2**62)}
     assert set(calls) == ended
     for uid, call in calls.items():
-        exited = [f for f in ivr.of(jr.Exited) if f.uniqueid == uid]
+        exited = [f for f in ivr.of(Exited) if f.uniqueid == uid]
         assert [(v.queue, v.outcome, v.wait_ms) for v in call.visits] == [
             (f.queue, f.outcome, f.wait_ms) for f in exited]  # type: ignore[attr-defined]
-        answered = [f for f in ivr.of(jr.JourneyAnswered) if f.uniqueid == uid]
+        answered = [f for f in ivr.of(JourneyAnswered) if f.uniqueid == uid]
         assert call.payable == any(f.payable for f in answered)  # type: ignore[attr-defined]
     overflow = {FIRST: 30}
-    log = ql.read_lines(lab.queue_log().splitlines(), overflow)
-    result = ql.reconcile(log, calls.values(), int(since), int(time.time()) + 1, overflow)
+    log = read_lines(lab.queue_log().splitlines(), overflow)
+    result = reconcile(log, calls.values(), int(since), int(time.time()) + 1, overflow)
     assert result.matched == sum(len(c.visits) for c in calls.values())
     assert not result.missing_in_ledger and not result.missing_in_queue_log
     assert not result.disagreements, result.to_text()
@@ -156,8 +157,8 @@ async def test_operator_answering_just_before_30s_is_payable(lab: Lab, ivr: Runn
         await ami.action("QueuePause", {"Queue": FIRST, "Interface": f"PJSIP/{op}", "Paused": "true"})
     try:
         phones.append(traffic.callers(1, hold_ms=40_000, rate=1, number_prefix="7940"))
-        await eventually(lambda: bool(ivr.of(jr.Entered)), timeout=10, what="caller queued")
-        entered = ivr.of(jr.Entered)[0]
+        await eventually(lambda: bool(ivr.of(Entered)), timeout=10, what="caller queued")
+        entered = ivr.of(Entered)[0]
         # ...until op1 is free 26 s after the caller queued, and rings 3 s.
         await eventually(lambda: time.time() >= entered.at_us / 1e6 + 26, timeout=30)  # type: ignore[attr-defined]
         await ami.action("QueuePause", {"Queue": FIRST, "Interface": "PJSIP/op1", "Paused": "false"})
@@ -168,7 +169,7 @@ async def test_operator_answering_just_before_30s_is_payable(lab: Lab, ivr: Runn
 
     (fact,) = exits(ivr, FIRST).values()
     assert fact.outcome == "answered" and 29_000 <= fact.wait_ms <= 30_000 and fact.within_sla
-    (journey,) = ivr.of(jr.JourneyAnswered)
+    (journey,) = ivr.of(JourneyAnswered)
     assert journey.payable  # type: ignore[attr-defined]
     connect = [d for q, e, d in queue_log(lab, since)[fact.uniqueid] if e == "CONNECT"]
     # Asterisk's holdtime is a difference of whole-second clocks: 29 or 30 for a 29.x s wait.

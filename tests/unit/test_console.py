@@ -162,14 +162,15 @@ def test_every_word_of_the_pages_is_in_both_languages() -> None:
 def test_every_code_the_pages_show_has_a_label_in_both_languages() -> None:
     from ivr.http.api import calls as api
     from ivr.config import tokens as roles
-    from ivr.calls import journeys as jr
+    from ivr.calls.judge import OUTCOMES
+    from ivr.calls.tracker import AGENT_STATES
     from ivr.console import texts
     from ivr.desk import service as desk
     from ivr.calls.records import UNOBSERVED
     expected = {
         "role": set(roles.ROLES),
-        "outcome": set(jr.OUTCOMES) | {"unanswered", "unknown", UNOBSERVED},
-        "agent": set(jr.AGENT_STATES),
+        "outcome": set(OUTCOMES) | {"unanswered", "unknown", UNOBSERVED},
+        "agent": set(AGENT_STATES),
         "kind": {desk.TICKET, desk.COMPLAINT, desk.CLAIM},
         "state": set(desk.TICKET_MOVES) | set(desk.COMPLAINT_MOVES) | {"filed"},
         "disposition": set(api.DISPOSITIONS),

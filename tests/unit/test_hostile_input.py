@@ -47,7 +47,9 @@ from ivr.app import build
 from ivr.config import AmiConfig, ApiConfig, Config, ConfigError, RoutingConfig
 from ivr.routing.directory import Directory, DirectoryError
 from ivr.routing.incidents import ALL_AREAS, MAX_EXPIRES_IN, MAX_MESSAGE, IncidentError, Incidents
-from ivr.calls.journeys import OUTCOMES, Entered, Exited, JourneyAnswered, Tracker, Unobserved
+from ivr.calls.facts import Entered, Exited, JourneyAnswered, Unobserved
+from ivr.calls.judge import OUTCOMES
+from ivr.calls.tracker import Tracker
 from ivr.http.app import CONSOLE, make_web
 from tests.replay import FIXTURES
 

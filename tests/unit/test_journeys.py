@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ivr.ami import events as ev
-from ivr.calls.journeys import (Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed,
-                          Tracker, Unobserved)
+from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed, Unobserved
+from ivr.calls.journeys import TRANSITIONS, BadStep, CallState, Journey, Step
+from ivr.calls.tracker import Tracker
 
 S = 1_000_000  # microseconds in a second
 T0 = 1_795_530_000 * S
@@ -275,3 +278,57 @@ def test_a_local_member_that_answers_is_in_a_call_without_a_status_event() -> No
     assert tracker.agent_counts("q")["in_call"] == 1
     tracker.handle(ev.MemberState(T0 + 9 * S, "q", "op1-local", 1, False, False, local=True))
     assert tracker.agent_counts("q")["available"] == 1
+
+
+def where(tracker: Tracker, uid: str = UID) -> tuple[CallState, bool, bool, bool, str | None]:
+    j = tracker.journeys[uid]
+    return j.state, j.waiting, j.in_queue, j.with_operator, j.queue
+
+
+def test_a_callers_state_is_named_once_through_the_journey() -> None:
+    tracker = Tracker()
+    tracker.handle(join("first-line", 0))
+    assert where(tracker) == (CallState.WAITING, True, True, False, "first-line")
+    tracker.handle(leave("first-line", 5))
+    assert where(tracker) == (CallState.LEAVING, False, True, False, "first-line")
+    tracker.handle(connect("first-line", 5))
+    assert where(tracker) == (CallState.WITH_OPERATOR, False, False, True, None)
+    tracker.handle(join("common", 60))      # the operator put the caller in a queue again
+    assert where(tracker) == (CallState.WAITING, True, True, False, "common")
+    tracker.handle(leave("common", 61))
+    tracker.handle(var("QUEUESTATUS", "TIMEOUT", 61))
+    assert where(tracker) == (CallState.BETWEEN, False, False, False, None)
+    assert tracker.journeys[UID].queue_wait_us(T0 + 70 * S) == 0
+    tracker.handle(hangup(62))
+    assert UID not in tracker.journeys
+
+
+def test_queue_wait_is_from_entering_the_current_queue() -> None:
+    tracker = Tracker()
+    tracker.handle(join("first-line", 0))
+    assert tracker.journeys[UID].queue_wait_us(T0 + 12 * S) == 12 * S
+
+
+def test_transitions_are_one_table_and_a_step_outside_it_is_refused() -> None:
+    assert TRANSITIONS[CallState.WAITING, Step.LEAVE] is CallState.LEAVING
+    assert all(to is not CallState.NEW for to in TRANSITIONS.values())
+    assert not any(state is CallState.ENDED for state, _ in TRANSITIONS)
+    j = Journey(UID, CHAN, "79001", T0)
+    assert not j.can(Step.LEAVE)
+    with pytest.raises(BadStep):
+        j.step(Step.LEAVE)
+    assert j.state is CallState.NEW
+
+
+def test_the_call_a_member_is_on_is_the_latest_they_answered() -> None:
+    tracker = Tracker()
+    run(join("first-line", 0), leave("first-line", 4), connect("first-line", 4),
+        join("first-line", 1, uid="2"), leave("first-line", 9, uid="2"),
+        connect("first-line", 9, uid="2"), tracker=tracker)
+    on = tracker.on_call("op1")
+    assert on is not None and on[0] == T0 + 9 * S
+    assert on[1] == JourneyAnswered("2", "first-line", "op1", 8000, True)
+    assert tracker.on_call("op2") is None
+    tracker.handle(join("common", 20, uid="2"))        # back in a queue: with nobody now
+    on = tracker.on_call("op1")
+    assert on is not None and on[1].uniqueid == UID

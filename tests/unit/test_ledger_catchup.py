@@ -17,8 +17,11 @@ from ivr import config as cfg
 from ivr.ami.codec import Message
 from ivr.app import build
 from ivr.config import AmiConfig, Config, LedgerConfig
-from ivr.calls.journeys import JourneyEnded
-from ivr.reconcile import catchup, queue_log
+from ivr.calls.facts import JourneyEnded
+from ivr.reconcile import catchup
+from ivr.reconcile.backfill import backfill
+from ivr.reconcile.compare import reconcile
+from ivr.reconcile.read import read_file, read_lines
 from ivr.reconcile.catchup import Source, StartupBackfill
 from ivr.calls.records import CallRecord
 from ivr.ledger.store import Store
@@ -40,9 +43,9 @@ GAP = ("1796117580.3", "1796117590.9", "1796117630.16", "1796117631.17", "179611
 
 def truth(text: str | None = None) -> dict[str, CallRecord]:
     """Every call of the fixture as a backfill builds it, by uniqueid."""
-    log = queue_log.read_lines((text or LAB.read_text()).splitlines(), OVERFLOW)
-    result = queue_log.reconcile(log, [], 0, 2**40, OVERFLOW, PBX)
-    return {c.uniqueid: c for c in queue_log.backfill(result, log, [], PBX).calls}
+    log = read_lines((text or LAB.read_text()).splitlines(), OVERFLOW)
+    result = reconcile(log, [], 0, 2**40, OVERFLOW, PBX)
+    return {c.uniqueid: c for c in backfill(result, log, [], PBX).calls}
 
 
 def live(record: CallRecord) -> CallRecord:
@@ -86,8 +89,8 @@ async def test_the_gap_is_written_once_and_a_second_start_writes_nothing(
     assert await second.step() is False
     assert (second.calls, second.written) == (0, 0) and await stored(store) == have
     # A manual reconcile of the same span finds nothing missing in the ledger.
-    log = queue_log.read_file(LAB, OVERFLOW)
-    after = queue_log.reconcile(log, list(have.values()), END - 60, END + 1, OVERFLOW, PBX)
+    log = read_file(LAB, OVERFLOW)
+    after = reconcile(log, list(have.values()), END - 60, END + 1, OVERFLOW, PBX)
     assert after.missing_in_ledger == ()
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ivr.ami import events
-from ivr.calls.journeys import JourneyEnded, Tracker
+from ivr.calls.facts import JourneyEnded
+from ivr.calls.tracker import Tracker
 from ivr.calls import records as rec
 from ivr.ledger.store import Store
 from tests.replay import Replay, transcript

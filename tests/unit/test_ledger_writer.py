@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import pytest
 
-from ivr.calls import journeys as jr
+from ivr.calls.facts import Fact, JourneyEnded
 from ivr.calls import records as rec
 from ivr.ledger.store import Store
 from ivr.ledger.writer import History, LedgerWriter, Spool
@@ -53,9 +53,9 @@ async def store(tmp_path: Path) -> Any:
     await s.close()
 
 
-def ended(n: int) -> jr.JourneyEnded:
+def ended(n: int) -> JourneyEnded:
     r = call(n)
-    return jr.JourneyEnded(r.uniqueid, r.outcome, r)
+    return JourneyEnded(r.uniqueid, r.outcome, r)
 
 
 async def test_records_are_batched_into_one_write(store: Store, tmp_path: Path) -> None:
@@ -163,9 +163,9 @@ def test_one_broken_consumer_does_not_stop_the_others(tmp_path: Path) -> None:
     from ivr.config import Config, LedgerConfig
     app = build(Config(ledger=LedgerConfig(url=f"sqlite:///{tmp_path / 'l.db'}",
                                            spool=str(tmp_path / "spool.jsonl"))))
-    seen: list[jr.Fact] = []
+    seen: list[Fact] = []
 
-    def broken(fact: jr.Fact) -> None:
+    def broken(fact: Fact) -> None:
         raise RuntimeError("a bug in one consumer")
     app.first.consumers.insert(0, broken)       # ahead of metrics, router and ledger
     app.listeners.append(seen.append)

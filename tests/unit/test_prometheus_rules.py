@@ -24,7 +24,7 @@ from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incidents
-from ivr.calls.journeys import Tracker
+from ivr.calls.tracker import Tracker
 from ivr.http import throttle
 from ivr.metrics.families import LiveCollector, Metrics
 from tests.replay import Replay, transcript

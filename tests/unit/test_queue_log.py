@@ -4,6 +4,7 @@ tests/fixtures/queue_log)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from dataclasses import replace
@@ -14,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ivr.calls.journeys import OUTCOMES
-from ivr.reconcile.queue_log import (Backfill, QueueLog, Stint, backfill, read_file, read_lines,
-                                  read_rows, reconcile)
+from ivr.calls.judge import OUTCOMES
+from ivr.reconcile.backfill import Backfill, backfill
+from ivr.reconcile.compare import reconcile
+from ivr.reconcile.read import QueueLog, Stint, read_file, read_lines, read_rows
+from ivr.reconcile.rows import BadLine, Row, parse_lines
 from ivr.calls.records import QUEUE_LOG, SECONDS, UNOBSERVED, CallRecord, VisitRecord
 
 S = 1_000_000
@@ -514,3 +517,12 @@ def test_any_lines_read_reconcile_and_backfill_without_raising(lines: list[str])
 def test_any_rows_read_without_raising(rows: list[object]) -> None:
     log = read_rows(rows)
     assert log.rows == len(rows)
+
+
+def test_lines_are_parsed_one_at_a_time() -> None:
+    # An endless source: parsing must yield as it reads, never hold the whole file.
+    endless = itertools.cycle([f"{T}|1.1|first-line|NONE|ENTERQUEUE||79201|1\n", "\n", "bad\n"])
+    first = list(itertools.islice(parse_lines(endless), 3))
+    assert [type(x) for x in first] == [Row, BadLine, Row]
+    assert isinstance(first[0], Row) and (first[0].line, first[0].event) == (1, "ENTERQUEUE")
+    assert isinstance(first[1], BadLine) and first[1].line == 3

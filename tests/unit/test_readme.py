@@ -12,7 +12,7 @@ from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incidents
-from ivr.calls.journeys import Tracker
+from ivr.calls.tracker import Tracker
 from ivr.metrics.families import LiveCollector, Metrics
 from ivr.http.throttle import Guard
 
@@ -78,7 +78,8 @@ def test_readme_lists_the_statement_json_keys() -> None:
 
 
 def test_readme_lists_the_reconcile_json_keys() -> None:
-    from ivr.reconcile import queue_log
-    result = queue_log.reconcile(queue_log.read_lines([]), [], 0, 1)
+    from ivr.reconcile.compare import reconcile
+    from ivr.reconcile.read import read_lines
+    result = reconcile(read_lines([]), [], 0, 1)
     table = _keys_table("**Reconciliation with Asterisk's own account.**")
     assert set(table) == set(result.to_json())

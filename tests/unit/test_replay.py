@@ -13,7 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ivr.ami import events
-from ivr.calls.journeys import Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed, Tracker
+from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed
+from ivr.calls.tracker import Tracker
 from ivr.metrics.families import LiveCollector, Metrics
 from tests.replay import Replay, transcript
 

@@ -16,7 +16,7 @@ import pytest
 
 from ivr.ami.recording import MAGIC, Recorder
 from ivr.cli.main import main
-from ivr.calls.journeys import JourneyEnded
+from ivr.calls.facts import JourneyEnded
 from ivr.pbx.replay import Replay
 from tests.replay import FIXTURES
 from tests.replay import Replay as LabReplay

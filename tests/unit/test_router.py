@@ -10,7 +10,7 @@ import pytest
 from ivr.pbx import actions
 from ivr.ami import events as ev
 from ivr.ami.codec import Message
-from ivr.calls.journeys import Tracker
+from ivr.calls.tracker import Tracker
 from ivr.routing.policy import Move, OverflowRule, decide
 from ivr.routing.router import Router
 from tests.helpers import eventually

@@ -6,7 +6,7 @@ import pytest
 
 from ivr.ami import events, server_filter as sf
 from ivr.ami.codec import Codec, Message
-from ivr.calls.journeys import Tracker
+from ivr.calls.tracker import Tracker
 from tests.replay import FIXTURES
 
 

@@ -89,7 +89,7 @@ def test_the_demo_summary_reads_the_lab_pbx_series() -> None:
     from prometheus_client import CollectorRegistry
 
     from ivr.lab.demo import _summary
-    from ivr.calls.journeys import Entered
+    from ivr.calls.facts import Entered
     from ivr.metrics.families import Metrics
     registry = CollectorRegistry()
     metrics = Metrics(registry, ("first-line", "common"), [30.0, 30.0])

@@ -344,7 +344,7 @@ class _Handlers:
         found = self._find(request)
         if isinstance(found, web.Response):
             return found
-        if not found[1].answered or found[1].visit is not None:
+        if not found[1].with_operator:
             return error(409, f"only a call in progress with an operator{what}", code="not_in_call")
         refused = _refused(request, calls_access.of_journey(found[0].name, found[1]))
         return refused if refused is not None else found

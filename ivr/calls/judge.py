@@ -1,0 +1,87 @@
+"""The money rules: how a stay in a queue and a whole call are judged, and
+whether a call is payable.  The only copy: the tracker (ivr/calls/tracker.py)
+judges what it sees over AMI with these functions, and the queue_log
+reconciliation (ivr/reconcile/) judges Asterisk's own account with the same
+ones, so the two can only disagree about facts, never about rules.
+
+The functions are pure and take plain values (outcomes, waits, thresholds);
+waits are whole milliseconds, judged against a threshold inclusively: 30.000 s
+is within 30 s.  The outcome strings are a contract (the ledger, the metrics'
+labels, the README): the enums below name them, their values never change.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """How one visit (a stay in one queue) ended."""
+
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"        # the caller hung up while waiting
+    TIMEOUT = "timeout"            # moved on at the queue's threshold
+    WITHDRAWN = "withdrawn"        # moved by hand
+    EMPTY = "empty"                # no member to wait for (JOINEMPTY, LEAVEEMPTY, FULL...)
+    TRANSFERRED = "transferred"    # taken out of the queue by someone else
+    EXIT_WITH_KEY = "exit_with_key"   # queue_log's EXITWITHKEY: a key of the queue's context
+
+
+class CallOutcome(StrEnum):
+    """How a whole call (a journey through the queues) ended."""
+
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"        # its last queue ended with the caller hanging up
+    UNANSWERED = "unanswered"      # it left the queues otherwise, never answered
+    UNKNOWN = "unknown"            # its end was not seen (the PBX stopped, ivr was away)
+    IN_PROGRESS = "in_progress"    # not over yet (a record asked for early)
+
+
+OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)   # the visit outcomes, in order
+MOVE_REASONS = (Outcome.TIMEOUT, Outcome.WITHDRAWN)   # what ivr's moves may give as a reason
+FIRST_LINE = "first-line"          # the queue a call's payability is judged in
+DEFAULT_THRESHOLD_MS = 30_000      # a queue's SLA threshold when none is configured
+
+
+def wait_ms(entered_us: int, left_us: int) -> int:
+    """A wait in whole milliseconds, floored, never below 0."""
+    return max(0, left_us - entered_us) // 1000
+
+
+def within_sla(outcome: str, waited_ms: int, threshold_ms: int) -> bool:
+    """A visit answered within its queue's threshold, inclusively."""
+    return outcome == Outcome.ANSWERED and waited_ms <= threshold_ms
+
+
+def unanswered_exit(move_reason: str | None, moved_on: bool, overflowed: bool = False) -> str:
+    """How a visit ended that was left without an answer and without a word from
+    Asterisk on why: ivr's own move reason first; else a caller who went on to
+    another queue was moved (at the overflow threshold: a timeout, else a
+    transfer); else the caller hung up.  A move is never an abandon."""
+    if move_reason:
+        return move_reason
+    if not moved_on:
+        return Outcome.ABANDONED
+    return Outcome.TIMEOUT if overflowed else Outcome.TRANSFERRED
+
+
+def call_outcome(answered: bool, last_outcome: str | None, end_seen: bool = True) -> CallOutcome:
+    """A call's outcome from whether it was ever answered and how its last visit
+    ended: an abandon only when the last queue ended with a hang-up."""
+    if answered:
+        return CallOutcome.ANSWERED
+    if not end_seen:
+        return CallOutcome.UNKNOWN
+    if last_outcome == Outcome.ABANDONED:
+        return CallOutcome.ABANDONED
+    return CallOutcome.UNANSWERED
+
+
+def payable(answered_queue: str | None, first_line: str, first_line_wait_ms: int | None,
+            threshold_ms: int) -> bool:
+    """A call is payable when its first answer was in first-line, within the
+    threshold (inclusive) of first entering first-line.  `first_line_wait_ms` is
+    that wait, None when it is not known."""
+    if answered_queue != first_line or first_line_wait_ms is None:
+        return False
+    return first_line_wait_ms <= threshold_ms

@@ -1,0 +1,200 @@
+"""The ledger held against queue_log: `reconcile(log, calls, from_s, to_s)`.
+
+A call is its uniqueid; within it the k-th stint in a queue is the k-th visit
+to that queue.  Pairs that tell different things are disagreements, stints
+the ledger lacks are missing in the ledger (what `backfill` writes), visits
+queue_log lacks are missing in queue_log.  Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from ivr.calls.records import QUEUE_LOG, UNOBSERVED, CallRecord, VisitRecord
+from ivr.reconcile.read import QueueLog, Stint
+from ivr.reconcile.rows import US, BadLine
+
+WAIT_TOLERANCE_S = 1.0         # queue_log waits are whole seconds, the ledger's ms
+
+
+@dataclass(frozen=True, slots=True)
+class MissingVisit:
+    """A ledger visit queue_log has no stint for."""
+
+    pbx: str
+    uniqueid: str
+    visit: VisitRecord
+    source: str
+
+    def to_json(self) -> dict[str, object]:
+        v = self.visit
+        return {"pbx": self.pbx, "uniqueid": self.uniqueid, "queue": v.queue, "seq": v.seq,
+                "entered_s": v.entered_us // US, "outcome": v.outcome,
+                "wait_ms": v.wait_ms, "source": self.source}
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    """A visit and its stint that tell different things.
+
+    kind is the field ("outcome" or "wait"), or "unobserved" when the ledger did
+    not see the visit end and queue_log says how it did: worth knowing, not wrong."""
+
+    uniqueid: str
+    queue: str
+    seq: int                     # the ledger visit's seq
+    kind: str
+    field: str
+    ledger: str | float | None
+    queue_log: str | int | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"uniqueid": self.uniqueid, "queue": self.queue, "seq": self.seq,
+                "kind": self.kind, "field": self.field,
+                "ledger": self.ledger, "queue_log": self.queue_log}
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    from_s: int
+    to_s: int
+    matched: int                 # finished stints paired with a visit, disagreeing or not
+    missing_in_ledger: tuple[Stint, ...]
+    missing_in_queue_log: tuple[MissingVisit, ...]
+    disagreements: tuple[Disagreement, ...]
+    open: int                    # stints still waiting: neither matched nor missing
+    bad_lines: tuple[BadLine, ...]
+    backfilled: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "matched": self.matched,
+            "missing_in_ledger": [s.to_json() for s in self.missing_in_ledger],
+            "missing_in_queue_log": [m.to_json() for m in self.missing_in_queue_log],
+            "disagreements": [d.to_json() for d in self.disagreements],
+            "backfilled": self.backfilled,
+            "bad_lines": [b.to_json() for b in self.bad_lines],
+            "open": self.open,
+        }
+
+    def to_text(self, limit: int = 20) -> str:
+        """A few aligned lines: the counts, then up to `limit` items of each list."""
+        counts = [("matched", self.matched), ("missing in ledger", len(self.missing_in_ledger)),
+                  ("missing in queue_log", len(self.missing_in_queue_log)),
+                  ("disagreements", len(self.disagreements)), ("open", self.open),
+                  ("bad lines", len(self.bad_lines)), ("backfilled", self.backfilled)]
+        lines = [f"queue_log vs ledger, {_utc(self.from_s)} .. {_utc(self.to_s)}"]
+        lines += [f"  {name:<22}{n:>7}" for name, n in counts]
+        lines += [f"  missing in ledger     {s.callid} {s.queue} #{s.seq} {_utc(s.entered_s)} "
+                  f"{s.outcome} {s.wait_s} s" for s in self.missing_in_ledger[:limit]]
+        lines += [f"  missing in queue_log  {m.uniqueid} {m.visit.queue} #{m.visit.seq} "
+                  f"{_utc(m.visit.entered_us // US)} {m.visit.outcome}"
+                  for m in self.missing_in_queue_log[:limit]]
+        lines += [f"  {d.kind:<22}{d.uniqueid} {d.queue} #{d.seq} ledger {d.ledger} "
+                  f"queue_log {d.queue_log}" for d in self.disagreements[:limit]]
+        lines += [f"  bad line {b.line:<13}{b.reason}: {b.text}" for b in self.bad_lines[:limit]]
+        return "\n".join(lines)
+
+
+def _utc(epoch_s: int) -> str:
+    try:
+        return datetime.fromtimestamp(epoch_s, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return str(epoch_s)         # an open-ended period ("until forever") still renders
+
+
+def reconcile(log: QueueLog, calls: Iterable[CallRecord], from_s: int, to_s: int,
+              overflow_s: Mapping[str, int] | None = None, pbx: str | None = None) -> Reconciliation:
+    """Hold the ledger's calls against queue_log over [from_s, to_s).
+
+    A call is its uniqueid; within it the k-th stint in a queue is the k-th visit
+    to that queue (by entry time).  A pair belongs to the period by its stint's
+    entry, an unpaired visit by its own.  `overflow_s`, when given, re-judges the
+    log's ABANDONs; `pbx` keeps only that PBX's calls (uniqueids repeat across PBXs).
+    """
+    if overflow_s is not None:
+        log = log.judged(overflow_s)
+    ledger = {c.uniqueid: c for c in calls if pbx is None or c.pbx == pbx}
+    tally = _Tally(from_s, to_s)
+    for callid, stints in log.by_call.items():
+        call = ledger.get(callid)
+        if call is None:
+            tally.unpaired(stints)
+        else:
+            _pair_call(call, stints, tally)
+    for call in ledger.values():
+        if call.uniqueid not in log.by_call:
+            tally.unseen(call, call.visits)
+    return Reconciliation(from_s, to_s, tally.matched, tuple(tally.missing_in_ledger),
+                          tuple(tally.missing_in_queue_log), tuple(tally.disagreements),
+                          tally.open, log.bad_lines)
+
+
+@dataclass(slots=True)
+class _Tally:
+    from_s: int
+    to_s: int
+    matched: int = 0
+    open: int = 0
+    missing_in_ledger: list[Stint] = field(default_factory=list)
+    missing_in_queue_log: list[MissingVisit] = field(default_factory=list)
+    disagreements: list[Disagreement] = field(default_factory=list)
+
+    def within(self, epoch_s: int) -> bool:
+        return self.from_s <= epoch_s < self.to_s
+
+    def unpaired(self, stints: Iterable[Stint]) -> None:
+        for s in stints:
+            if not self.within(s.entered_s):
+                continue
+            if s.is_open:
+                self.open += 1          # still waiting: the ledger cannot have it yet
+            else:
+                self.missing_in_ledger.append(s)
+
+    def unseen(self, call: CallRecord, visits: Iterable[VisitRecord]) -> None:
+        if call.source == QUEUE_LOG:
+            return                      # built from queue_log: nothing to hold it against
+        self.missing_in_queue_log += [MissingVisit(call.pbx, call.uniqueid, v, call.source)
+                                      for v in visits if self.within(v.entered_us // US)]
+
+    def pair(self, stint: Stint, visit: VisitRecord) -> None:
+        if not self.within(stint.entered_s):
+            return
+        if stint.is_open:
+            self.open += 1              # queue_log is behind the ledger: not a disagreement
+            return
+        self.matched += 1
+        self.disagreements += _compare(stint, visit)
+
+
+def _pair_call(call: CallRecord, stints: tuple[Stint, ...], tally: _Tally) -> None:
+    queues = dict.fromkeys([s.queue for s in stints] + [v.queue for v in call.visits])
+    for queue in queues:
+        in_log = [s for s in stints if s.queue == queue]
+        in_ledger = sorted((v for v in call.visits if v.queue == queue),
+                           key=lambda v: (v.entered_us, v.seq))
+        for stint, visit in zip(in_log, in_ledger):
+            tally.pair(stint, visit)
+        tally.unpaired(in_log[len(in_ledger):])
+        tally.unseen(call, in_ledger[len(in_log):])
+
+
+def _compare(stint: Stint, visit: VisitRecord) -> list[Disagreement]:
+    def differ(kind: str, name: str, ledger: str | float | None,
+               queue_log: str | int | None) -> Disagreement:
+        return Disagreement(stint.callid, stint.queue, visit.seq, kind, name, ledger, queue_log)
+
+    if stint.outcome == UNOBSERVED:
+        return []                       # queue_log lost the end row: the ledger knows more
+    if visit.outcome == UNOBSERVED:
+        return [differ(UNOBSERVED, "outcome", visit.outcome, stint.outcome)]
+    found = []
+    if visit.outcome != stint.outcome:
+        found.append(differ("outcome", "outcome", visit.outcome, stint.outcome))
+    if visit.wait_ms is not None and stint.wait_s is not None \
+            and abs(visit.wait_ms / 1000 - stint.wait_s) > WAIT_TOLERANCE_S:
+        found.append(differ("wait", "wait_s", visit.wait_ms / 1000, stint.wait_s))
+    return found
