@@ -23,7 +23,8 @@ from typing import Callable
 from ivr.ami import events
 from ivr.ami.client import AmiClient
 from ivr.ami.codec import Message
-from ivr.calls.journeys import Fact, Tracker
+from ivr.calls.facts import Fact
+from ivr.calls.tracker import Tracker
 from ivr.config import AmiConfig
 from ivr.pbx import snapshot
 from ivr.routing.router import Router

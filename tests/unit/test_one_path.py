@@ -41,7 +41,9 @@ from ivr.ami.client import AmiClient
 from ivr.ami.codec import Codec, Message
 from ivr.ami.recording import SENT, read_records
 from ivr.app import App, build
-from ivr.calls.journeys import DEFAULT_THRESHOLD_MS, FIRST_LINE, Fact, Tracker
+from ivr.calls.facts import Fact
+from ivr.calls.judge import DEFAULT_THRESHOLD_MS, FIRST_LINE
+from ivr.calls.tracker import Tracker
 from ivr.config import AmiConfig, Config, LedgerConfig
 from ivr.pbx.replay import Replay, replay_files
 from ivr.pbx.session import Pbx, Session
