@@ -42,10 +42,12 @@ from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incident, Incidents
-from ivr.calls.journeys import FIRST_LINE, Fact, Journey, JourneyEnded, Tracker
+from ivr.calls.journeys import Fact, Journey, JourneyEnded, Tracker
 from ivr.ledger.offloop import OffLoop
-from ivr.calls.records import CallRecord
-from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store, problem
+from ivr.calls.records import FIRST_LINE, CallRecord
+from ivr.ledger.db import LedgerError, problem
+from ivr.ledger.history import INCIDENT_CLOSES
+from ivr.ledger.store import Store
 from ivr.ledger.writer import History, LedgerWriter, Spool
 from ivr.metrics.families import LiveCollector, Metrics
 from ivr.routing.policy import OverflowRule, Rules

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 # The PBX's configured name while ivr follows one PBX.
 DEFAULT_PBX = "default"
+# The queue whose answers the contractor is paid for, unless configured otherwise.
+FIRST_LINE = "first-line"
 # Where a record came from, and how precise its times are.
 LIVE, RESYNC, QUEUE_LOG = "live", "resync", "queue_log"
 SOURCES = (LIVE, RESYNC, QUEUE_LOG)

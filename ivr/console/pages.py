@@ -36,7 +36,7 @@ from ivr.app import App
 from ivr.console import texts
 from ivr.console.live import Hub
 from ivr.desk.service import TICKET_MOVES
-from ivr.ledger.store import LedgerError, problem
+from ivr.ledger.db import LedgerError, problem
 from ivr.reports import billing, service
 
 log = logging.getLogger(__name__)

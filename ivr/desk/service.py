@@ -36,7 +36,7 @@ from ivr.desk import numbers, registry
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incidents
 from ivr.calls.records import CallRecord
-from ivr.ledger.store import LedgerError
+from ivr.ledger.db import LedgerError
 from ivr.reports import downtime, service
 
 log = logging.getLogger(__name__)

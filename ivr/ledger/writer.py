@@ -35,7 +35,7 @@ from ivr.calls import journeys as jr
 from ivr.ledger import quarantine as qr
 from ivr.calls import records as rec
 from ivr.ledger.spool import History, Item, Spool, SpoolError
-from ivr.ledger.store import LedgerError, problem
+from ivr.ledger.db import LedgerError, problem
 from ivr.ledger.text import valid
 
 __all__ = ["History", "Item", "LedgerWriter", "Spool", "Target"]

@@ -64,8 +64,8 @@ from decimal import Decimal
 from os import PathLike
 from types import MappingProxyType
 
-from ivr.calls.journeys import EXIT_WITH_KEY, FIRST_LINE
-from ivr.calls.records import QUEUE_LOG, SECONDS, UNOBSERVED, CallRecord, VisitRecord
+from ivr.calls.journeys import EXIT_WITH_KEY
+from ivr.calls.records import FIRST_LINE, QUEUE_LOG, SECONDS, UNOBSERVED, CallRecord, VisitRecord
 
 US = 1_000_000                 # microseconds in a second
 TEXT_LIMIT = 120               # how much of a bad line is kept for the report

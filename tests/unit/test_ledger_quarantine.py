@@ -20,7 +20,8 @@ from ivr.app import build
 from ivr.config import AmiConfig, Config, LedgerConfig
 from ivr.ledger import quarantine as qr
 from ivr.calls import records as rec
-from ivr.ledger.store import LedgerError, Store
+from ivr.ledger.db import LedgerError
+from ivr.ledger.store import Store
 from ivr.ledger.writer import History, LedgerWriter, Spool
 from ivr.http.app import make_web
 from tests.unit.test_ledger_writer import Flaky, call

@@ -28,7 +28,7 @@ from ivr.desk.service import DeskError
 from ivr.calls.journeys import Journey
 from ivr.routing.incidents import IncidentError
 from ivr.calls.records import to_dict
-from ivr.ledger.store import LedgerError
+from ivr.ledger.db import LedgerError
 from ivr.reports import billing, downtime, service
 from ivr.reports.billing import ReportError
 from ivr.reports.bounded import in_thread, within
