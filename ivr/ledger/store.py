@@ -18,7 +18,8 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import (Any, Callable, Concatenate, Coroutine, Mapping, ParamSpec, Protocol, Sequence,
+                    TypeVar)
 
 from sqlalchemy import Connection, String, and_, case, cast, func, update
 
@@ -33,9 +34,30 @@ from ivr.ledger.statement import StatementStore
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Ledger(Protocol):
+    """What callers hold: a Store, or one on a loop of its own (offloop.OffLoop).  A query
+    is a Store method and its arguments, `await ledger.run(Store.calls, from_us, to_us)`:
+    written once, in Store, and checked by mypy at every call."""
+
+    url: str
+    first_line: str
+
+    async def run(self, query: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]], /,
+                  *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+    async def close(self) -> None: ...
 
 
 class Store(CallReads, StatementStore, HistoryStore, DeskStore):
+    async def run(self, query: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]], /,
+                  *args: P.args, **kwargs: P.kwargs) -> T:
+        """`query(self, *args, **kwargs)`, in the caller's loop (see Ledger)."""
+        return await query(self, *args, **kwargs)
+
     # -- schema -------------------------------------------------------------
 
     async def migrate(self) -> str:

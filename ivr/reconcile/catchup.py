@@ -52,13 +52,13 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from ivr.calls.journeys import Fact, JourneyEnded
 from ivr.reconcile import queue_log
-from ivr.calls.records import FIRST_LINE, CallRecord, VisitRecord
+from ivr.calls.records import FIRST_LINE
 from ivr.ledger.db import LedgerError
-from ivr.ledger.store import Store
+from ivr.ledger.store import Ledger, Store
 
 if TYPE_CHECKING:
     from ivr.app import App, Pbx
@@ -124,17 +124,6 @@ def overflow_of(config: Config) -> dict[str, int]:
     """Each queue's move threshold in whole seconds, as queue_log judges ABANDONs with."""
     return {q.name: round(q.overflow_after_seconds) for q in config.queues
             if q.overflow_after_seconds is not None}
-
-
-class Ledger(Protocol):
-    async def newest_us(self, pbx: str) -> int | None: ...
-
-    async def calls(self, from_us: int, to_us: int, caller: str | None = None,
-                    account: str | None = None, pbx: str | None = None,
-                    limit: int | None = None) -> list[CallRecord]: ...
-
-    async def backfill(self, records: Sequence[CallRecord],
-                       visits: Sequence[tuple[str, str, VisitRecord]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -240,7 +229,7 @@ class StartupBackfill:
         now_s = int(self.clock())
         from_s = self.from_s
         if from_s is None:
-            newest = await self.ledger.newest_us(self.pbx)
+            newest = await self.ledger.run(Store.newest_us, self.pbx)
             if newest is None:
                 self.state = "skipped"
                 log.info("backfill from queue_log (pbx %s): the ledger has no call of this "
@@ -286,7 +275,7 @@ class StartupBackfill:
             self._left = set()
             return Pass(0, 0, 0, 0)
         entered = min(s.entered_s for uid in chosen for s in ql.by_call[uid])
-        calls = await self.ledger.calls((entered - LEDGER_SLACK_S) * US, (now_s + 1) * US,
+        calls = await self.ledger.run(Store.calls, (entered - LEDGER_SLACK_S) * US, (now_s + 1) * US,
                                         pbx=self.pbx)
         have = {c.uniqueid for c in calls}
         if first:
@@ -300,7 +289,7 @@ class StartupBackfill:
         result = queue_log.reconcile(part, calls, 0, FOREVER_S, self.overflow, self.pbx)
         fill = queue_log.backfill(result, part, calls, self.pbx, self.first_line, self.threshold_s)
         if fill.count:
-            await self.ledger.backfill(fill.calls, fill.visits)
+            await self.ledger.run(Store.backfill, fill.calls, fill.visits)
             for c in fill.calls:
                 log.info("call %s: backfilled from queue_log (%s, %d visit(s))",
                          c.uniqueid, c.outcome, len(c.visits))
