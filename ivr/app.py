@@ -47,7 +47,9 @@ from ivr.calls.judge import FIRST_LINE
 from ivr.calls.tracker import Tracker
 from ivr.ledger.offloop import OffLoop
 from ivr.calls.records import CallRecord
-from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store, problem
+from ivr.ledger.db import LedgerError, problem
+from ivr.ledger.history import INCIDENT_CLOSES
+from ivr.ledger.store import Store
 from ivr.ledger.writer import History, LedgerWriter, Spool
 from ivr.pbx.session import Pbx
 from ivr.metrics.families import LiveCollector, Metrics
@@ -181,8 +183,8 @@ class App:
         since = window_start - REPEAT_LOOKBACK_US
         try:
             records, firsts = await asyncio.wait_for(asyncio.gather(
-                self.store.ended_since(window_start, since),
-                self.store.repeat_firsts(since, now + 1)), timeout)
+                self.store.run(Store.ended_since, window_start, since),
+                self.store.run(Store.repeat_firsts, since, now + 1)), timeout)
         except Exception as exc:    # unreachable or slow: repeats start from nothing
             reason = str(exc) if isinstance(exc, LedgerError) else problem(exc) or "timed out"
             log.warning("repeat callers: the ledger cannot be read (%s); calls before this "
@@ -216,11 +218,11 @@ class App:
         routing.incidents_file go into the ledger (the file's migration).  Whether the
         ledger answered (its schema is then this code's)."""
         try:
-            await asyncio.wait_for(self.store.migrate(), timeout)
-            await asyncio.wait_for(self.store.history(
+            await asyncio.wait_for(self.store.run(Store.migrate), timeout)
+            await asyncio.wait_for(self.store.run(Store.history, 
                 "incidents", [_incident_row(i, "incidents_file") for i in self.incidents.active()]),
                 timeout)
-            rows = await asyncio.wait_for(self.store.open_incidents(round(self.clock() * 1e6)), timeout)
+            rows = await asyncio.wait_for(self.store.run(Store.open_incidents, round(self.clock() * 1e6)), timeout)
         except Exception as exc:    # unreachable, slow or broken: calls go on without it
             reason = str(exc) if isinstance(exc, LedgerError) else problem(exc) or "timed out"
             log.warning("incidents: the ledger cannot be read (%s); only those in memory or in "

@@ -28,7 +28,8 @@ from ivr.ledger.quarantine import Quarantine
 from ivr.ledger.quarantine import path_for as quarantine_path
 from ivr.ledger.text import clean
 from ivr.calls.records import to_dict
-from ivr.ledger.store import LedgerError, Store, redact
+from ivr.ledger.db import LedgerError, redact
+from ivr.ledger.store import Store
 from ivr.reports import billing, service
 
 LEDGER_EPILOG = """\

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from ivr.calls.facts import Fact, JourneyAnswered, JourneyEnded
+from ivr.ledger.store import Store
 from ivr.routing import policy
 from ivr.app import App
 
@@ -77,7 +78,7 @@ class Hub:
         recent: list[dict[str, Any]] = []
         if caller or account:
             try:
-                calls = await app.store.calls(now_us - RECENT_US, now_us, caller=caller or None,
+                calls = await app.store.run(Store.calls, now_us - RECENT_US, now_us, caller=caller or None,
                                               account=None if caller else account, limit=20)
             except Exception as exc:      # the ledger away: the card without history
                 log.warning("call %s: no recent calls on the card: %s", uniqueid, exc)

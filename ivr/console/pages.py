@@ -36,7 +36,8 @@ from ivr.app import App
 from ivr.console import texts
 from ivr.console.live import Hub
 from ivr.desk.service import TICKET_MOVES
-from ivr.ledger.store import LedgerError, problem
+from ivr.ledger.db import LedgerError, problem
+from ivr.ledger.store import Store
 from ivr.reports import billing, service
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class Console:
         """At start: the sessions the ledger keeps whose token is still in the tokens file
         (a token taken away or replaced ends its sessions)."""
         try:
-            rows = await asyncio.wait_for(self.app.store.sessions(round(time.time() * 1e6)),
+            rows = await asyncio.wait_for(self.app.store.run(Store.sessions, round(time.time() * 1e6)),
                                           timeout)
         except Exception as exc:      # unreachable or slow: people sign in again
             reason = str(exc) if isinstance(exc, LedgerError) else problem(exc) or "timed out"
@@ -163,7 +164,7 @@ class Console:
                                                        now + SESSION_SECONDS,
                                                        roles.fingerprint(authorization))
         try:
-            await self.app.store.session_put({
+            await self.app.store.run(Store.session_put, {
                 "sid_hash": _hash(sid), "role": actor.role, "name": actor.name,
                 "token_sha256": session.token, "csrf": session.csrf,
                 "created_us": round(now * 1e6), "expires_us": round(session.expires * 1e6)})
@@ -184,7 +185,7 @@ class Console:
         if found is not None:
             log.info("console: %s %s signed out", found.actor.role, found.actor.name)
             try:
-                await self.app.store.session_drop(sid)
+                await self.app.store.run(Store.session_drop, sid)
             except LedgerError as exc:
                 log.warning("console: %s %s's session stays in the ledger until it expires "
                             "(%s); it is over in this ivr", found.actor.role, found.actor.name, exc)

@@ -28,7 +28,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from ivr.config import tokens as roles
 from ivr.config import DeskConfig
@@ -36,7 +36,8 @@ from ivr.desk import numbers, registry
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incidents
 from ivr.calls.records import CallRecord
-from ivr.ledger.store import LedgerError
+from ivr.ledger.db import LedgerError
+from ivr.ledger.store import Ledger, Store
 from ivr.reports import downtime, service
 
 log = logging.getLogger(__name__)
@@ -72,15 +73,6 @@ class DeskError(Exception):
         self.status, self.message, self.extra = status, message, extra
 
 
-class Store(Protocol):
-    async def registry_append(self, entry: dict[str, Any]) -> None: ...
-    async def registry(self, from_us: int | None = None, to_us: int | None = None
-                       ) -> tuple[list[dict[str, Any]], tuple[int, str] | None]: ...
-    async def incidents_between(self, from_us: int, to_us: int) -> list[dict[str, Any]]: ...
-    async def call(self, uniqueid: str) -> list[CallRecord]: ...
-    async def answered_by(self, member: str, from_us: int, to_us: int) -> list[CallRecord]: ...
-
-
 @dataclass
 class Item:
     """A ticket, complaint or claim as its entries have it so far."""
@@ -111,7 +103,7 @@ def iso(us: int) -> str:
 
 
 class Desk:
-    def __init__(self, store: Store, directory: Directory, incidents: Incidents,
+    def __init__(self, store: Ledger, directory: Directory, incidents: Incidents,
                  config: DeskConfig = DeskConfig(), clock: Callable[[], float] = time.time) -> None:
         self.store, self.directory, self.incidents = store, directory, incidents
         self.config, self.clock = config, clock
@@ -131,7 +123,7 @@ class Desk:
     async def load(self) -> None:
         """Fold the whole registry (at start).  A broken chain is logged, not fatal:
         `ivr registry verify` names the entry; new entries follow the head."""
-        rows, head = await self.store.registry()
+        rows, head = await self.store.run(Store.registry)
         entries = [registry.of_row(r) for r in rows]
         verdict = registry.verify(entries, head)
         if not verdict.intact:
@@ -154,7 +146,7 @@ class Desk:
         entry = registry.make(self.head, at_us if at_us is not None else self.now_us(), kind,
                               number, event, actor.role, actor.name, data)
         try:
-            await self.store.registry_append(entry.row())
+            await self.store.run(Store.registry_append, entry.row())
         except LedgerError as exc:
             raise DeskError(503, f"the registry could not be written: {exc}") from None
         self.head = (entry.seq, entry.hash)
@@ -193,7 +185,7 @@ class Desk:
 
     async def verify(self) -> registry.Verdict:
         try:
-            rows, head = await self.store.registry()
+            rows, head = await self.store.run(Store.registry)
         except LedgerError as exc:
             raise DeskError(503, str(exc)) from None
         return registry.verify((registry.of_row(r) for r in rows), head)
@@ -201,7 +193,7 @@ class Desk:
     async def entries(self, from_us: int | None = None, to_us: int | None = None
                       ) -> list[registry.Entry]:
         try:
-            rows, _ = await self.store.registry(from_us, to_us)
+            rows, _ = await self.store.run(Store.registry, from_us, to_us)
         except LedgerError as exc:
             raise DeskError(503, str(exc)) from None
         return [registry.of_row(r) for r in rows]
@@ -325,7 +317,7 @@ class Desk:
 
     async def _calls_answered(self, member: str, at_us: int) -> list[CallRecord]:
         try:
-            return await self.store.answered_by(member, at_us - NEAR_US, at_us + NEAR_US)
+            return await self.store.run(Store.answered_by, member, at_us - NEAR_US, at_us + NEAR_US)
         except LedgerError as exc:
             raise DeskError(503, str(exc)) from None
 
@@ -333,7 +325,7 @@ class Desk:
         if not isinstance(uniqueid, str) or not uniqueid:
             raise DeskError(400, "call: expected the call's uniqueid")
         try:
-            found = await self.store.call(uniqueid)
+            found = await self.store.run(Store.call, uniqueid)
         except LedgerError as exc:
             raise DeskError(503, str(exc)) from None
         if not found:

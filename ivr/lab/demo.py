@@ -25,7 +25,8 @@ from ivr.config import Config
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.calls.records import DEFAULT_PBX
-from ivr.ledger.store import LedgerError, Store
+from ivr.ledger.db import LedgerError
+from ivr.ledger.store import Store
 from ivr.reports import billing, service
 from ivr.service import start
 

@@ -38,7 +38,7 @@ from typing import Any, Iterator
 from sqlalchemy import exc as sa_exc
 
 from ivr.ledger import spool as sp
-from ivr.ledger.store import problem
+from ivr.ledger.db import problem
 
 log = logging.getLogger(__name__)
 

@@ -1,105 +1,71 @@
 """The ledger store: SQLite (embedded default) or PostgreSQL, one interface.
 
-SQLAlchemy 2 Core over aiosqlite or asyncpg.  Every write is one
-transaction and idempotent: rows are keyed (pbx, uniqueid) and (pbx,
-uniqueid, seq) and inserted with ON CONFLICT DO NOTHING, so writing a call
-that is already there (a resync, a replay, a restart, a flushed spool)
+Every write is one transaction and idempotent: rows are keyed (pbx, uniqueid)
+and (pbx, uniqueid, seq) and inserted with ON CONFLICT DO NOTHING, so writing a
+call that is already there (a resync, a replay, a restart, a flushed spool)
 changes nothing.  Migrations are Alembic's (ivr/ledger/migrations), run by
 `migrate()`; a database at a revision this code does not know is refused.
-The statement of a month is counted and hashed here, where the calls are
-(statement_tally, statement_digest).  ivr's app drives a Store from a thread
-of its own (offloop.py).
+
+Store is the one interface: the calls' writes are here, and the reads come from
+its parts, one module a concern (reads.py the calls, statement.py the month's
+statement, history.py the history tables, desk_store.py the registry and the
+console's sessions; db.py the engine under them all).  ivr's app drives a Store
+from a thread of its own (offloop.py).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
-import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import (Any, Callable, Concatenate, Coroutine, Mapping, ParamSpec, Protocol, Sequence,
+                    TypeVar)
 
-from sqlalchemy import (Connection, String, and_, case, cast, delete, event, func, insert,
-                        literal, literal_column, select, text, update)
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Connection, String, and_, case, cast, func, update
 
 from ivr.calls.judge import FIRST_LINE
 from ivr.calls import records as rec
 from ivr.ledger import schema as t
+from ivr.ledger.db import LedgerError
+from ivr.ledger.desk_store import DeskStore
+from ivr.ledger.history import HistoryStore
+from ivr.ledger.reads import CallReads
+from ivr.ledger.statement import StatementStore
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-INCIDENT_CLOSES = "incident_closes"   # a pseudo-table for history(): closes an incident
-_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
-            "postgres": "postgresql+asyncpg"}
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-class LedgerError(Exception):
-    """A ledger problem a person can act on; the message is one line."""
+class Ledger(Protocol):
+    """What callers hold: a Store, or one on a loop of its own (offloop.OffLoop).  A query
+    is a Store method and its arguments, `await ledger.run(Store.calls, from_us, to_us)`:
+    written once, in Store, and checked by mypy at every call."""
+
+    url: str
+    first_line: str
+
+    async def run(self, query: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]], /,
+                  *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+    async def close(self) -> None: ...
 
 
-def driver_url(url: str) -> str:
-    """`sqlite:///path` or `postgresql://...` as SQLAlchemy's async drivers want it."""
-    scheme, sep, rest = url.partition("://")
-    base = scheme.split("+", 1)[0].lower()
-    if not sep or base not in _DRIVERS:
-        raise LedgerError(f"ledger.url {redact(url)!r}: unknown scheme "
-                          f"(expected sqlite:///PATH or postgresql://USER@HOST/DB)")
-    return f"{_DRIVERS[base]}://{rest}"
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url.split("@")[-1]
-
-
-def problem(exc: BaseException) -> str:
-    """One line naming a database failure (drivers' messages run to several)."""
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()
-    return f"{type(orig).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-class Store:
-    def __init__(self, url: str, first_line: str = FIRST_LINE) -> None:
-        self.url = url
-        self.first_line = first_line
-        target = driver_url(url)
-        self.dialect = "sqlite" if target.startswith("sqlite") else "postgresql"
-        if self.dialect == "sqlite":
-            self._sqlite_folder(target)
-            self.engine: AsyncEngine = create_async_engine(target)
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        else:
-            self.engine = create_async_engine(target, pool_pre_ping=True, pool_size=2,
-                                              connect_args={"timeout": 5})
-
-    @staticmethod
-    def _sqlite_folder(target: str) -> None:
-        path = make_url(target).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-    async def close(self) -> None:
-        await self.engine.dispose()
+class Store(CallReads, StatementStore, HistoryStore, DeskStore):
+    async def run(self, query: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]], /,
+                  *args: P.args, **kwargs: P.kwargs) -> T:
+        """`query(self, *args, **kwargs)`, in the caller's loop (see Ledger)."""
+        return await query(self, *args, **kwargs)
 
     # -- schema -------------------------------------------------------------
 
     async def migrate(self) -> str:
         """Upgrade the database in place to this code's schema; the revision it is at."""
-        try:
+        with self._failing():
             async with self.engine.begin() as conn:
                 return await conn.run_sync(_upgrade)
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
 
     async def revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
@@ -173,10 +139,6 @@ class Store:
                                    .values(fl_line=_line_sql()))
         return len(rows)
 
-    def _insert(self, table: Any, keys: tuple[str, ...]) -> Any:
-        dialect = sqlite if self.dialect == "sqlite" else postgresql
-        return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
-
     def _call_row(self, r: rec.CallRecord) -> tuple[Any, ...]:
         """The calls row, in schema.calls' column order (tests hold the two equal)."""
         fl = r.first_visit(self.first_line)
@@ -189,326 +151,6 @@ class Store:
         return (r.pbx, r.uniqueid, r.linkedid, r.caller, r.account, r.area, r.entered_us,
                 r.ended_us, r.outcome, r.payable, r.source, r.precision, r.answered_us,
                 r.answered_queue, r.answered_member) + first
-
-    async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        """Append rows to a history table: escalations, route_decisions, incidents
-        (an incident already kept is left alone), or incident_closes (the closing of one)."""
-        if rows:
-            async with self.engine.begin() as conn:
-                await self._history(conn, table, rows)
-
-    async def _history(self, conn: Any, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        if table == INCIDENT_CLOSES:
-            for row in rows:
-                await conn.execute(update(t.incidents)
-                                   .where(t.incidents.c.id == row["id"],
-                                          t.incidents.c.closed_us.is_(None))
-                                   .values(closed_us=row["closed_us"], closed_by=row["closed_by"]))
-        elif table == "incidents":
-            await conn.execute(self._insert(t.incidents, ("id",)), list(rows))
-        else:
-            await conn.execute(insert(t.metadata.tables[table]), list(rows))
-
-    async def open_incidents(self, now_us: int) -> list[dict[str, Any]]:
-        """Incidents neither closed nor expired, oldest first."""
-        c = t.incidents.c
-        query = (select(t.incidents).where(c.closed_us.is_(None), c.expires_us > now_us)
-                 .order_by(c.opened_us))
-        return [dict(r) for r in await self._read(query, mappings=True)]
-
-    async def _read(self, query: Any, mappings: bool = False) -> Sequence[Any]:
-        """All rows of a query (as mappings if asked); a database failure is a LedgerError."""
-        try:
-            async with self.engine.connect() as conn:
-                result = await conn.execute(query)
-                return result.mappings().all() if mappings else result.all()
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
-
-    # -- the service desk's registry (ivr/desk/registry.py) -------------------
-
-    async def registry_append(self, entry: dict[str, Any]) -> None:
-        """One entry and the new head, in one transaction: both or neither.  An
-        entry whose seq is taken fails (IntegrityError), so a chain never forks."""
-        head = {"id": 1, "seq": entry["seq"], "hash": entry["hash"]}
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(insert(t.registry), [entry])
-                if entry["seq"] == 1:
-                    await conn.execute(insert(t.registry_head), [head])
-                else:
-                    done = await conn.execute(update(t.registry_head)
-                                              .where(t.registry_head.c.id == 1,
-                                                     t.registry_head.c.seq == entry["seq"] - 1)
-                                              .values(seq=head["seq"], hash=head["hash"]))
-                    if done.rowcount != 1:
-                        raise LedgerError(f"registry head is not at entry {entry['seq'] - 1}: "
-                                          f"run ivr registry verify")
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
-
-    async def registry(self, from_us: int | None = None,
-                       to_us: int | None = None) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
-        """The registry's entries in seq order (those made in [from_us, to_us) if given),
-        and its head (seq, hash), None if there is none."""
-        c = t.registry.c
-        query = select(t.registry).order_by(c.seq)
-        if from_us is not None:
-            query = query.where(c.at_us >= from_us)
-        if to_us is not None:
-            query = query.where(c.at_us < to_us)
-        try:
-            async with self.engine.connect() as conn:
-                rows = [dict(r) for r in (await conn.execute(query)).mappings()]
-                head = (await conn.execute(select(t.registry_head.c.seq, t.registry_head.c.hash)
-                                           .where(t.registry_head.c.id == 1))).first()
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
-        return rows, (int(head[0]), str(head[1])) if head is not None else None
-
-    async def undisposed(self, from_us: int, to_us: int) -> dict[str, int]:
-        """Per operator, the calls they answered in first-line (entered in [from_us, to_us))
-        that have no disposition."""
-        c, a = t.calls.c, t.operator_actions.c
-        disposed = (select(literal(1)).where(a.pbx == c.pbx, a.uniqueid == c.uniqueid,
-                                             a.action == "disposition").exists())
-        query = (select(c.fl_member, func.count()).where(
-            c.fl_entered_us >= from_us, c.fl_entered_us < to_us, c.fl_outcome == "answered",
-            ~disposed).group_by(c.fl_member))
-        return {str(key): int(n) for key, n in await self._read(query)}
-
-    async def contacts(self, from_us: int, to_us: int) -> list[tuple[Any, ...]]:
-        """Every call that entered in [from_us, to_us), lightly: uniqueid, caller, account,
-        entered_us, ended_us, answered_queue, answered_member, payable (reports/fcr.py)."""
-        c = t.calls.c
-        query = (select(c.uniqueid, c.caller, c.account, c.entered_us, c.ended_us,
-                        c.answered_queue, c.answered_member, c.payable)
-                 .where(c.entered_us >= from_us, c.entered_us < to_us).order_by(c.entered_us))
-        return [tuple(r) for r in await self._read(query)]
-
-    async def repeat_counts(self, from_us: int, to_us: int) -> dict[str, int]:
-        """Repeat calls judged in [from_us, to_us), by kind."""
-        r = t.repeats.c
-        query = (select(r.kind, func.count()).where(r.at_us >= from_us, r.at_us < to_us)
-                 .group_by(r.kind))
-        return {str(key): int(n) for key, n in await self._read(query)}
-
-    async def repeat_firsts(self, from_us: int, to_us: int) -> dict[str, int]:
-        """Repeat calls judged in [from_us, to_us): uniqueid -> their chain's first join."""
-        r = t.repeats.c
-        query = select(r.uniqueid, r.first_us).where(r.at_us >= from_us, r.at_us < to_us)
-        return {str(uid): int(first) for uid, first in await self._read(query)}
-
-    async def operator_actions(self, pbx: str, uniqueid: str) -> list[dict[str, Any]]:
-        a = t.operator_actions.c
-        query = (select(t.operator_actions).where(a.pbx == pbx, a.uniqueid == uniqueid)
-                 .order_by(a.at_us, a.id))
-        return [dict(r) for r in await self._read(query, mappings=True)]
-
-    async def incidents_between(self, from_us: int, to_us: int) -> list[dict[str, Any]]:
-        """Incidents that were open at some time in [from_us, to_us), oldest first; an
-        incident ends at its close, or at its expiry if never closed."""
-        c = t.incidents.c
-        ends = func.coalesce(c.closed_us, c.expires_us)
-        query = (select(t.incidents).where(c.opened_us < to_us, ends > from_us)
-                 .order_by(c.opened_us, c.id))
-        return [dict(r) for r in await self._read(query, mappings=True)]
-
-    async def call(self, uniqueid: str) -> list[rec.CallRecord]:
-        """The call of that uniqueid, with its visits (one per PBX that has it)."""
-        return await self._calls_where(t.calls.c.uniqueid == uniqueid)
-
-    async def answered_by(self, member: str, from_us: int, to_us: int) -> list[rec.CallRecord]:
-        """Calls a member answered in [from_us, to_us)."""
-        c = t.calls.c
-        return await self._calls_where(and_(c.answered_member == member,
-                                            c.answered_us >= from_us, c.answered_us < to_us))
-
-    async def ended_since(self, ended_from_us: int, entered_from_us: int) -> list[rec.CallRecord]:
-        """Calls that ended at or after ended_from_us (and entered at or after
-        entered_from_us, which the index finds), for the repeat callers at start."""
-        c = t.calls.c
-        return await self._calls_where(and_(c.entered_us >= entered_from_us,
-                                            c.ended_us >= ended_from_us))
-
-    async def newest_us(self, pbx: str) -> int | None:
-        """When the newest call of `pbx` ended (µs), or None without one: where the
-        start-up backfill (catchup.py) begins.  Read once at start."""
-        rows = await self._read(select(func.max(t.calls.c.ended_us)).where(t.calls.c.pbx == pbx))
-        return None if not rows or rows[0][0] is None else int(rows[0][0])
-
-    async def _calls_where(self, condition: Any) -> list[rec.CallRecord]:
-        c = t.calls.c
-        query = select(t.calls).where(condition).order_by(c.entered_us, c.pbx, c.uniqueid)
-        try:
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).mappings().all()
-                if not rows:
-                    return []
-                keys = [(r["pbx"], r["uniqueid"]) for r in rows]
-                visits = await self._visits(conn, keys, min(r["entered_us"] for r in rows),
-                                            max(r["entered_us"] for r in rows) + 1)
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
-        return [_record(r, visits.get((r["pbx"], r["uniqueid"]), ())) for r in rows]
-
-    # -- reads --------------------------------------------------------------
-
-    async def calls(self, from_us: int, to_us: int, caller: str | None = None,
-                    account: str | None = None, pbx: str | None = None,
-                    limit: int | None = None) -> list[rec.CallRecord]:
-        """Calls that entered a queue in [from_us, to_us), oldest first, with their visits."""
-        c = t.calls.c
-        query = select(t.calls).where(c.entered_us >= from_us, c.entered_us < to_us)
-        if caller is not None:
-            query = query.where(c.caller == caller)
-        if account is not None:
-            query = query.where(c.account == account)
-        if pbx is not None:
-            query = query.where(c.pbx == pbx)
-        query = query.order_by(c.entered_us, c.pbx, c.uniqueid)
-        if limit is not None:
-            query = query.limit(limit)
-        try:
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).mappings().all()
-                visits = await self._visits(conn, [(r["pbx"], r["uniqueid"]) for r in rows],
-                                            from_us, to_us)
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
-        return [_record(r, visits.get((r["pbx"], r["uniqueid"]), ())) for r in rows]
-
-    async def _visits(self, conn: Any, keys: list[tuple[str, str]], from_us: int,
-                      to_us: int) -> dict[tuple[str, str], list[rec.VisitRecord]]:
-        if not keys:
-            return {}
-        wanted = set(keys)
-        v = t.visits.c
-        # A call's visits start at or after its first entry: bound the scan by the period,
-        # then keep those of the calls asked for.
-        query = (select(*t.visits.c)
-                 .select_from(t.visits.join(t.calls, and_(t.calls.c.pbx == v.pbx,
-                                                          t.calls.c.uniqueid == v.uniqueid)))
-                 .where(t.calls.c.entered_us >= from_us, t.calls.c.entered_us < to_us)
-                 .order_by(v.pbx, v.uniqueid, v.entered_us, v.seq))
-        found: dict[tuple[str, str], list[rec.VisitRecord]] = {}
-        for r in (await conn.execute(query)).mappings():
-            key = (r["pbx"], r["uniqueid"])
-            if key in wanted:
-                found.setdefault(key, []).append(rec.VisitRecord(
-                    r["seq"], r["queue"], r["entered_us"], r["left_us"], r["outcome"],
-                    r["wait_ms"], r["member"]))
-        return found
-
-    async def billing_calls(self, from_us: int, to_us: int) -> list[rec.BillingCall]:
-        """Every call whose first visit to first-line began in [from_us, to_us)."""
-        c = t.calls.c
-        query = (select(c.pbx, c.uniqueid, c.fl_entered_us, c.fl_wait_ms, c.fl_outcome,
-                        c.fl_member, c.payable, c.source)
-                 .where(c.fl_entered_us >= from_us, c.fl_entered_us < to_us)
-                 # The statement's own order: its build skips the sort (0.85 s, not 2 s, per 1M).
-                 .order_by(c.fl_entered_us, c.pbx, c.uniqueid))
-        try:
-            async with self.engine.connect() as conn:
-                result = await conn.execute(query)
-                return [rec.BillingCall(pbx, uid, entered, wait, outcome, member or "",
-                                        bool(payable), source)
-                        for pbx, uid, entered, wait, outcome, member, payable, source in result]
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
-
-
-    # -- the statement, counted where the calls are -------------------------
-
-    async def statement_tally(self, boundaries: Sequence[int],
-                              short_abandon_ms: int) -> list[tuple[int, str, bool, str, int, int]]:
-        """First-line calls of [boundaries[0], boundaries[-1]) counted by (day, operator,
-        payable, outcome), days cut at boundaries[1:-1]: rows of (day, operator, payable,
-        outcome, short abandons, calls).  A month is a GROUP BY, not a million rows."""
-        c = t.calls.c
-        cuts = list(boundaries[1:-1])
-        day = _bucket(c.fl_entered_us, cuts).label("day")
-        operator = func.coalesce(c.fl_member, "").label("operator")
-        short = func.sum(case((and_(c.fl_outcome == "abandoned",
-                                    c.fl_wait_ms <= short_abandon_ms), 1), else_=0))
-        # A one-day period has no cut: its day is the constant 0, which a GROUP BY would
-        # read as a column's position (SQLite and PostgreSQL alike).
-        query = (select(day, operator, c.payable, c.fl_outcome, short, func.count())
-                 .where(c.fl_entered_us >= boundaries[0], c.fl_entered_us < boundaries[-1])
-                 .group_by(*([day] if cuts else []), operator, c.payable, c.fl_outcome))
-        try:
-            async with self.engine.connect() as conn:
-                return [(int(d), op, bool(paid), outcome, int(n_short or 0), int(n))
-                        for d, op, paid, outcome, n_short, n in await conn.execute(query)]
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
-
-    async def statement_digest(self, from_us: int, to_us: int) -> str:
-        """SHA-256 over the canonical call lines of the period (reports/billing.py
-        defines them; tests hold the two equal), computed without loading the calls."""
-        c = t.calls.c
-        period = and_(c.fl_entered_us >= from_us, c.fl_entered_us < to_us)
-        try:
-            async with self.engine.connect() as conn:
-                if self.dialect == "postgresql":
-                    return await self._pg_digest(conn, period)
-                return await _sqlite_digest(conn, from_us, to_us)
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
-
-    @staticmethod
-    async def _pg_digest(conn: Any, period: Any) -> str:
-        """The server hashes: one answer instead of a million lines on the wire.
-        COLLATE "C" orders pbx and uniqueid by bytes, as Python compares them."""
-        from sqlalchemy.dialects.postgresql import aggregate_order_by
-        c = t.calls.c
-        lines = func.string_agg(c.fl_line, aggregate_order_by(
-            literal(""), c.fl_entered_us, c.pbx.collate("C"), c.uniqueid.collate("C")))
-        query = select(func.encode(func.sha256(func.convert_to(lines, "UTF8")), "hex")).where(period)
-        found = (await conn.execute(query)).scalar()
-        return str(found) if found is not None else hashlib.sha256(b"").hexdigest()
-
-    # -- console sessions (console/web.py): not figures, so they may be deleted ---------
-
-    async def session_put(self, row: dict[str, Any]) -> None:
-        await self._change(insert(t.console_sessions), [row])
-
-    async def session_drop(self, sid_hash: str) -> None:
-        await self._change(delete(t.console_sessions)
-                           .where(t.console_sessions.c.sid_hash == sid_hash))
-
-    async def sessions(self, now_us: int) -> list[dict[str, Any]]:
-        """The sessions still valid at now_us; the expired ones are deleted."""
-        c = t.console_sessions.c
-        await self._change(delete(t.console_sessions).where(c.expires_us <= now_us))
-        return [dict(r) for r in await self._read(select(t.console_sessions), mappings=True)]
-
-    async def _change(self, statement: Any, rows: Sequence[dict[str, Any]] | None = None) -> None:
-        try:
-            async with self.engine.begin() as conn:
-                if rows is None:
-                    await conn.execute(statement)
-                else:
-                    await conn.execute(statement, rows)
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"ledger {redact(self.url)}: {problem(exc)}") from None
-
-    async def rows(self, table: str) -> list[tuple[Any, ...]]:
-        """A realtime queue_log table (contrib/realtime layout), oldest first."""
-        if not _IDENTIFIER.fullmatch(table):
-            raise LedgerError(f"queue_log table {table!r}: expected a plain table name")
-        columns = "time, callid, queuename, agent, event, data1, data2, data3, data4, data5"
-        try:
-            async with self.engine.connect() as conn:
-                result = await conn.execute(text(f'SELECT {columns} FROM "{table}" ORDER BY time'))
-                return [tuple(r) for r in result]
-        except (OSError, SQLAlchemyError) as exc:
-            raise LedgerError(f"queue_log table {table} in {redact(self.url)}: {problem(exc)}") from None
-
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 @functools.cache
@@ -538,19 +180,6 @@ async def _pg_insert(conn: Any, table: Any, keys: tuple[str, ...],
     return new
 
 
-async def _sqlite_digest(conn: Any, from_us: int, to_us: int) -> str:
-    """The lines straight from the driver, in the covering index's order: SQLAlchemy's
-    rows cost 1.8 s a million where aiosqlite's tuples cost 0.7 s."""
-    raw = (await conn.get_raw_connection()).driver_connection
-    sha = hashlib.sha256()
-    async with raw.execute("SELECT fl_line FROM calls WHERE fl_entered_us >= ? AND "
-                           "fl_entered_us < ? ORDER BY fl_entered_us, pbx, uniqueid",
-                           (from_us, to_us)) as cursor:
-        while rows := await cursor.fetchmany(50_000):
-            sha.update("".join([r[0] for r in rows]).encode())
-    return sha.hexdigest()
-
-
 def _line_sql() -> Any:
     """records.statement_line in SQL, for a call whose first-line visit came later (a backfill)."""
     c = t.calls.c
@@ -559,16 +188,6 @@ def _line_sql() -> Any:
             + func.coalesce(c.fl_member, "") + "|" + case((c.payable, "1"), else_="0")
             + "|" + c.source + "\n")
 
-
-def _bucket(column: Any, cuts: list[int], first: int = 0) -> Any:
-    """The index of the interval of `column` among sorted `cuts`, as a balanced CASE:
-    log2(days) comparisons a row.  Numbers are inlined, so the SELECT and the GROUP BY
-    are one expression to PostgreSQL."""
-    if not cuts:
-        return literal_column(str(int(first)))
-    mid = len(cuts) // 2
-    return case((column < literal_column(str(int(cuts[mid]))), _bucket(column, cuts[:mid], first)),
-                else_=_bucket(column, cuts[mid + 1:], first + mid + 1))
 
 
 def _upgrade(conn: Connection) -> str:
@@ -596,18 +215,6 @@ def _upgrade(conn: Connection) -> str:
     return str(head)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")     # readers never block the writer
-    cursor.execute("PRAGMA synchronous=NORMAL")   # durable at each checkpoint, safe in WAL
-    cursor.execute("PRAGMA busy_timeout=5000")
-    # Five indexes with random keys (caller, account) want their pages at hand, and
-    # fewer checkpoints: 10,700 -> 12,900 records/s in interleaved runs here.
-    cursor.execute("PRAGMA cache_size=-65536")    # 64 MiB a connection, as it fills
-    cursor.execute("PRAGMA temp_store=MEMORY")
-    cursor.execute("PRAGMA wal_autocheckpoint=10000")
-    cursor.close()
-
 
 def _visit_row(pbx: str, uniqueid: str, v: rec.VisitRecord, source: str) -> tuple[Any, ...]:
     """The visits row, in schema.visits' column order."""
@@ -615,8 +222,3 @@ def _visit_row(pbx: str, uniqueid: str, v: rec.VisitRecord, source: str) -> tupl
             v.member, source)
 
 
-def _record(r: Any, visits: Iterable[rec.VisitRecord]) -> rec.CallRecord:
-    return rec.CallRecord(
-        r["pbx"], r["uniqueid"], r["linkedid"], r["caller"], r["account"], r["area"],
-        r["entered_us"], r["ended_us"], tuple(visits), r["outcome"], bool(r["payable"]),
-        r["source"], r["precision"], r["answered_us"], r["answered_queue"], r["answered_member"])

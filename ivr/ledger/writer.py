@@ -29,28 +29,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 from ivr.calls.facts import Fact, JourneyEnded
 from ivr.ledger import quarantine as qr
 from ivr.calls import records as rec
 from ivr.ledger.spool import History, Item, Spool, SpoolError
-from ivr.ledger.store import LedgerError, problem
+from ivr.ledger.db import LedgerError, problem
+from ivr.ledger.store import Ledger, Store
 from ivr.ledger.text import valid
 
-__all__ = ["History", "Item", "LedgerWriter", "Spool", "Target"]
+__all__ = ["History", "Item", "LedgerWriter", "Spool"]
 
 log = logging.getLogger(__name__)
 
 
-class Target(Protocol):
-    async def migrate(self) -> str: ...
-    async def write(self, records: Sequence[rec.CallRecord],
-                    history: Mapping[str, Sequence[dict[str, Any]]] | None = None) -> int: ...
-
-
 class LedgerWriter:
-    def __init__(self, store: Target, spool: Spool, batch: int = 2000,
+    def __init__(self, store: Ledger, spool: Spool, batch: int = 2000,
                  interval: float = 0.25, timeout: float = 10.0, max_backoff: float = 5.0,
                  quarantine: qr.Quarantine | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -125,7 +120,7 @@ class LedgerWriter:
     async def _flush(self) -> bool:
         try:
             if not self.migrated:
-                await asyncio.wait_for(self.store.migrate(), self.timeout)
+                await asyncio.wait_for(self.store.run(Store.migrate), self.timeout)
                 self.migrated = True
             while self.spool.count:
                 items = self.spool.head(self.batch)
@@ -179,7 +174,7 @@ class LedgerWriter:
         for i in items:
             if isinstance(i, History) and i.table:
                 history.setdefault(i.table, []).append(i.row)
-        await asyncio.wait_for(self.store.write(calls, history), self.timeout)
+        await asyncio.wait_for(self.store.run(Store.write, calls, history), self.timeout)
         self.written += len(calls)
 
     def _quarantine(self, item: Item, exc: BaseException) -> None:

@@ -52,12 +52,12 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from ivr.calls.facts import Fact, JourneyEnded
 from ivr.calls.judge import FIRST_LINE
-from ivr.calls.records import CallRecord, VisitRecord
-from ivr.ledger.store import LedgerError, Store
+from ivr.ledger.db import LedgerError
+from ivr.ledger.store import Ledger, Store
 from ivr.reconcile.backfill import backfill
 from ivr.reconcile.compare import reconcile
 from ivr.reconcile.read import QueueLog, read_file, read_rows
@@ -127,17 +127,6 @@ def overflow_of(config: Config) -> dict[str, int]:
     """Each queue's move threshold in whole seconds, as queue_log judges ABANDONs with."""
     return {q.name: round(q.overflow_after_seconds) for q in config.queues
             if q.overflow_after_seconds is not None}
-
-
-class Ledger(Protocol):
-    async def newest_us(self, pbx: str) -> int | None: ...
-
-    async def calls(self, from_us: int, to_us: int, caller: str | None = None,
-                    account: str | None = None, pbx: str | None = None,
-                    limit: int | None = None) -> list[CallRecord]: ...
-
-    async def backfill(self, records: Sequence[CallRecord],
-                       visits: Sequence[tuple[str, str, VisitRecord]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -243,7 +232,7 @@ class StartupBackfill:
         now_s = int(self.clock())
         from_s = self.from_s
         if from_s is None:
-            newest = await self.ledger.newest_us(self.pbx)
+            newest = await self.ledger.run(Store.newest_us, self.pbx)
             if newest is None:
                 self.state = "skipped"
                 log.info("backfill from queue_log (pbx %s): the ledger has no call of this "
@@ -289,7 +278,7 @@ class StartupBackfill:
             self._left = set()
             return Pass(0, 0, 0, 0)
         entered = min(s.entered_s for uid in chosen for s in ql.by_call[uid])
-        calls = await self.ledger.calls((entered - LEDGER_SLACK_S) * US, (now_s + 1) * US,
+        calls = await self.ledger.run(Store.calls, (entered - LEDGER_SLACK_S) * US, (now_s + 1) * US,
                                         pbx=self.pbx)
         have = {c.uniqueid for c in calls}
         if first:
@@ -303,7 +292,7 @@ class StartupBackfill:
         result = reconcile(part, calls, 0, FOREVER_S, self.overflow, self.pbx)
         fill = backfill(result, part, calls, self.pbx, self.first_line, self.threshold_s)
         if fill.count:
-            await self.ledger.backfill(fill.calls, fill.visits)
+            await self.ledger.run(Store.backfill, fill.calls, fill.visits)
             for c in fill.calls:
                 log.info("call %s: backfilled from queue_log (%s, %d visit(s))",
                          c.uniqueid, c.outcome, len(c.visits))

@@ -15,7 +15,7 @@ import asyncio
 import threading
 from typing import Any, Awaitable, Callable, TypeVar
 
-from ivr.ledger.store import LedgerError
+from ivr.ledger.db import LedgerError
 
 T = TypeVar("T")
 

@@ -6,41 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Mapping
 
 from ivr.config import Config
 from ivr.routing.incidents import Incident
-from ivr.calls.records import BillingCall, CallRecord
+from ivr.calls.records import CallRecord
+from ivr.ledger.store import Ledger, Store
 from ivr.reports import billing, downtime, fcr
 from ivr.reports.bounded import in_thread
 from ivr.routing.repeats import KINDS as REPEAT_KINDS
-
-
-class Ledger(Protocol):
-    """What is read here: a Store, or the app's OffLoop one."""
-
-    async def calls(self, from_us: int, to_us: int, caller: str | None = None,
-                    account: str | None = None, pbx: str | None = None,
-                    limit: int | None = None) -> list[CallRecord]: ...
-
-    async def billing_calls(self, from_us: int, to_us: int) -> list[BillingCall]: ...
-
-    async def statement_tally(self, boundaries: Sequence[int],
-                              short_abandon_ms: int) -> list[tuple[int, str, bool, str, int, int]]: ...
-
-    async def statement_digest(self, from_us: int, to_us: int) -> str: ...
-
-    async def undisposed(self, from_us: int, to_us: int) -> dict[str, int]: ...
-
-    async def repeat_counts(self, from_us: int, to_us: int) -> dict[str, int]: ...
-
-    async def contacts(self, from_us: int, to_us: int) -> list[tuple[Any, ...]]: ...
-
-
-class IncidentRows(Protocol):
-    """What the downtime reads (the desk's store has it too)."""
-
-    async def incidents_between(self, from_us: int, to_us: int) -> list[dict[str, Any]]: ...
 
 
 MAX_CALLS = 10_000   # a caller's history is for people: a page, not a dump
@@ -61,22 +35,22 @@ async def statement(store: Ledger, config: Config, p: billing.Period,
     """The statement of period `p`.  Without its call lines the database counts and
     hashes (a GROUP BY and one pass); with them every call is read and judged here."""
     short_ms = round(config.report.short_abandon_seconds * 1000)
-    undisposed = asyncio.ensure_future(store.undisposed(p.from_us, p.to_us))
+    undisposed = asyncio.ensure_future(store.run(Store.undisposed, p.from_us, p.to_us))
     try:
         if not with_calls:
-            tally, digest = await asyncio.gather(store.statement_tally(p.boundaries, short_ms),
-                                                 store.statement_digest(p.from_us, p.to_us))
+            tally, digest = await asyncio.gather(store.run(Store.statement_tally, p.boundaries, short_ms),
+                                                 store.run(Store.statement_digest, p.from_us, p.to_us))
             built = billing.from_tally(p, (billing.Tally(*row) for row in tally), digest, short_ms)
         else:
-            calls = await store.billing_calls(p.from_us, p.to_us)
+            calls = await store.run(Store.billing_calls, p.from_us, p.to_us)
             # A month is a million calls (0.85 s of work): never on the caller's event loop.
             built = await in_thread(billing.build, calls, p, short_ms)
         missing = await undisposed
-        repeated = await store.repeat_counts(p.from_us, p.to_us)
+        repeated = await store.run(Store.repeat_counts, p.from_us, p.to_us)
         once = None
         if config.report.pay_once_per_caller:
             window = round(config.routing.repeat_window_seconds * 1e6)
-            rows = await store.contacts(p.from_us, p.to_us)
+            rows = await store.run(Store.contacts, p.from_us, p.to_us)
             once = await in_thread(lambda: fcr.payable_once([fcr.Contact(*r) for r in rows], window))
     finally:
         undisposed.cancel()             # cut short (a deadline): no orphan query left behind
@@ -87,7 +61,7 @@ async def statement(store: Ledger, config: Config, p: billing.Period,
 
 async def first_contact(store: Ledger, p: billing.Period) -> dict[str, Any]:
     """First-contact resolution of the calls answered in `p` (reports/fcr.py)."""
-    rows = await store.contacts(p.from_us, p.to_us + fcr.WINDOWS[-1][1])
+    rows = await store.run(Store.contacts, p.from_us, p.to_us + fcr.WINDOWS[-1][1])
     resolution = await in_thread(
         lambda: fcr.resolution((fcr.Contact(*r) for r in rows), p.from_us, p.to_us))
     return {"from_us": p.from_us, "to_us": p.to_us, **resolution}
@@ -95,16 +69,16 @@ async def first_contact(store: Ledger, p: billing.Period) -> dict[str, Any]:
 
 async def history(store: Ledger, p: billing.Period, caller: str | None = None,
                   account: str | None = None) -> list[CallRecord]:
-    return await store.calls(p.from_us, p.to_us, caller=caller, account=account, limit=MAX_CALLS)
+    return await store.run(Store.calls, p.from_us, p.to_us, caller=caller, account=account, limit=MAX_CALLS)
 
 
-async def downtimes(store: IncidentRows, accounts: Mapping[str, str], from_us: int, to_us: int,
+async def downtimes(store: Ledger, accounts: Mapping[str, str], from_us: int, to_us: int,
                     now_us: int, open_now: Iterable[Incident] = ()) -> dict[str, downtime.Downtime]:
     """Each account's downtime in [from_us, to_us) (accounts: account -> area), counted
     up to now.  The incidents are the ledger's, and those `open_now` in this process
     the ledger has not got yet (its writer batches): a claim and the report agree.
     Raises LedgerError."""
-    rows = await store.incidents_between(from_us, to_us)
+    rows = await store.run(Store.incidents_between, from_us, to_us)
     kept = {r["id"] for r in rows}
     rows += [{"id": i.id, "area": i.area, "message": i.message, "closed_us": None,
               "opened_us": round(i.started_at * 1e6), "expires_us": round(i.expires_at * 1e6)}

@@ -14,6 +14,7 @@ from typing import AsyncIterator, Iterator
 import pytest
 
 from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded
+from ivr.ledger.store import Store
 from ivr.routing import prompts
 from ivr.ami.codec import Message
 from ivr.lab import traffic
@@ -203,7 +204,7 @@ async def test_an_abusive_caller_is_warned_once_then_the_call_ended(
     for action in ("warn", "end", "disposition"):
         assert ivr.value("ivr_operator_actions_total", action=action) == 1
     await ivr.app.ledger.flush()
-    rows = await ivr.app.store.operator_actions("default", uid)
+    rows = await ivr.app.store.run(Store.operator_actions, "default", uid)
     assert [(r["action"], r["value"]) for r in rows] == \
         [("warn", "abuse"), ("end", "abuse"), ("disposition", "abuse_ended")]
 

@@ -23,6 +23,7 @@ import pytest
 from ivr.calls.facts import Exited, JourneyEnded
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
+from ivr.ledger.store import Store
 from ivr.service import start
 from tests.helpers import eventually, free_port, http_get
 from tests.lab.conftest import Running, lab_config
@@ -177,7 +178,7 @@ async def test_postgres_down_30s_with_traffic_loses_and_doubles_nothing(
                                       f"{len(running.of(JourneyEnded))} ended")
         assert held > 0 and app.ledger.write_errors > 0
         ended = [f.uniqueid for f in running.of(JourneyEnded)]
-        stored = await app.store.calls(0, 2**62)
+        stored = await app.store.run(Store.calls, 0, 2**62)
         assert sorted(c.uniqueid for c in stored) == sorted(ended) and len(ended) == 40
         visits = sum(len(c.visits) for c in stored)
         assert visits == len(running.of(Exited))          # 0 lost, 0 doubled

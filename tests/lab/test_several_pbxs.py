@@ -18,6 +18,7 @@ from ivr.calls.facts import JourneyEnded, Unobserved
 from ivr.cli.main import lab_routing
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
+from ivr.ledger.store import Store
 from ivr.service import start
 from tests.helpers import eventually
 from tests.lab.conftest import Running
@@ -78,7 +79,7 @@ async def test_calls_on_two_pbxs_at_once(lab: Lab, lab_b: Lab, ivr2: Running,
     # The ledger keeps each call with its PBX's name.
     await eventually(lambda: ivr2.app.ledger.written >= 5 and ivr2.app.ledger.backlog == 0,
                      timeout=5, what="the ledger written")
-    stored = await ivr2.app.store.calls(0, 2**62)
+    stored = await ivr2.app.store.run(Store.calls, 0, 2**62)
     assert sorted(c.pbx for c in stored) == ["b", "b", "b", "default", "default"]
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded
 from ivr.lab import traffic
+from ivr.ledger.store import Store
 from ivr.reconcile.compare import reconcile
 from ivr.reconcile.read import read_lines
 from ivr.calls.records import CallRecord
@@ -53,7 +54,7 @@ async def ledger_agrees(ivr: Running, lab: Lab, since: float) -> list[CallRecord
     ended = {f.uniqueid for f in ivr.of(JourneyEnded)}
     await eventually(lambda: ivr.app.ledger.written >= len(ended) and ivr.app.ledger.backlog == 0,
                      timeout=5, what="the ledger written")
-    calls = {c.uniqueid: c for c in await ivr.app.store.calls(0, 2**62)}
+    calls = {c.uniqueid: c for c in await ivr.app.store.run(Store.calls, 0, 2**62)}
     assert set(calls) == ended
     for uid, call in calls.items():
         exited = [f for f in ivr.of(Exited) if f.uniqueid == uid]

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.app import App, build
 from ivr.http.app import make_web
+from ivr.ledger.store import Store
 from tests.unit.test_desk_api import Clock, answered, auth, config_for
 
 HUGE = ["1e308", "NaN", "Infinity", "-Infinity", "-1", str(2**63), str(-2**63), "1e20",
@@ -36,8 +37,8 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Ap
     server = make_web(app)
     server.middlewares.insert(0, record)
     async with TestClient(TestServer(server)) as client:
-        await app.store.migrate()
-        await app.store.write([answered(n) for n in range(3)])
+        await app.store.run(Store.migrate)
+        await app.store.run(Store.write, [answered(n) for n in range(3)])
         await app.desk.load()
         yield client, app, seen
 

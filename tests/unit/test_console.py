@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.app import build
 from ivr.http.app import make_web
+from ivr.ledger.store import Store
 from tests.unit.test_desk_api import TOKENS, Clock, answered, config_for
 
 
@@ -19,8 +20,8 @@ from tests.unit.test_desk_api import TOKENS, Clock, answered, config_for
 async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=Clock())
     async with TestClient(TestServer(make_web(app))) as c:
-        await app.store.migrate()
-        await app.store.write([answered(n) for n in range(3)])
+        await app.store.run(Store.migrate)
+        await app.store.run(Store.write, [answered(n) for n in range(3)])
         await app.desk.load()
         yield c
 
@@ -100,12 +101,12 @@ async def test_the_card_has_the_callers_calls_repeats_flagged_and_open_items(tmp
     from ivr.calls import records as rec
     from tests.unit.test_desk_api import Clock
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=Clock())
-    await app.store.migrate()
+    await app.store.run(Store.migrate)
     lost = replace(answered(3), uniqueid="1795996400.9", linkedid="1795996400.9",
                    outcome="abandoned", payable=False, answered_us=None, answered_queue="",
                    answered_member="", visits=(rec.VisitRecord(1, "first-line", 0, 1, "abandoned",
                                                                None, ""),))
-    await app.store.write([answered(0), lost])
+    await app.store.run(Store.write, [answered(0), lost])
     await app.desk.load()
     from ivr.config.tokens import Actor
     op1, eng1 = Actor("operator", "op1"), Actor("engineer", "eng1")

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.app import App, build
 from ivr.http.app import make_web
+from ivr.ledger.store import Store
 from tests.unit.test_desk_api import Clock, answered, config_for, get, post
 
 OP2_TOKEN = "operator-op2-token-0002"
@@ -29,8 +30,8 @@ async def with_op2(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], 
     tokens.write_text(tokens.read_text() + f"operator op2 {OP2_TOKEN}\n")
     app = build(config, clock=Clock())
     async with TestClient(TestServer(make_web(app))) as client:
-        await app.store.migrate()
-        await app.store.write([answered(n) for n in range(3)])
+        await app.store.run(Store.migrate)
+        await app.store.run(Store.write, [answered(n) for n in range(3)])
         await app.desk.load()
         yield client, app
         await app.store.close()

@@ -20,6 +20,7 @@ from ivr.app import App, build
 from ivr.config import AmiConfig, ApiConfig, Config, DeskConfig, LedgerConfig, RoutingConfig
 from ivr.calls import records as rec
 from ivr.http.app import make_web
+from ivr.ledger.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = {"operator": ("op1", "operator-op1-token-0001"),
@@ -71,8 +72,8 @@ async def desk(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App,
     clock = Clock()
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=clock)
     async with TestClient(TestServer(make_web(app))) as client:
-        await app.store.migrate()
-        await app.store.write([answered(n) for n in range(3)])
+        await app.store.run(Store.migrate)
+        await app.store.run(Store.write, [answered(n) for n in range(3)])
         await app.desk.load()
         yield client, app, clock
 
@@ -251,7 +252,7 @@ async def test_the_registry_survives_a_restart(tmp_path: Path) -> None:
     config = config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}")
     first = build(config, clock=Clock())
     async with TestClient(TestServer(make_web(first))) as client:
-        await first.store.migrate()
+        await first.store.run(Store.migrate)
         await first.desk.load()
         await post(client, "/api/v1/tickets", "operator", {"account": "100101", "problem": "x"})
     again = build(config, clock=Clock())
@@ -268,7 +269,7 @@ async def test_the_registry_survives_a_restart(tmp_path: Path) -> None:
 async def filed(config: Config, n: int) -> None:
     app = build(config, clock=Clock())
     async with TestClient(TestServer(make_web(app))) as client:
-        await app.store.migrate()
+        await app.store.run(Store.migrate)
         await app.desk.load()
         for i in range(n):
             status, _ = await post(client, "/api/v1/tickets", "operator",
@@ -408,8 +409,8 @@ async def test_the_statement_pays_once_per_caller_when_asked(tmp_path: Path) -> 
     config = replace(config, report=replace(config.report, pay_once_per_caller=True))
     app = build(config, clock=Clock())
     async with TestClient(TestServer(make_web(app))) as client:
-        await app.store.migrate()
-        await app.store.write([answered(n) for n in range(3)])
+        await app.store.run(Store.migrate)
+        await app.store.run(Store.write, [answered(n) for n in range(3)])
         status, statement = await get(client, "/api/v1/reports/billing?from=2026-11-29&to=2026-12-01",
                                       "office")
         assert status == 200
@@ -436,7 +437,7 @@ async def test_a_claim_and_the_report_agree_before_the_ledger_has_the_incident(d
     client, app, clock = desk
     await post(client, "/api/v1/incidents", "engineer", {"area": "north", "message": "cut", "expires_in": 7200})
     clock.now += 600
-    assert await app.store.incidents_between(0, 2**62) == []     # not written yet
+    assert await app.store.run(Store.incidents_between, 0, 2**62) == []     # not written yet
     status, body = await get(client, "/api/v1/reports/downtime?from=2026-11-30&to=2026-12-02", "office")
     assert status == 200
     assert {a["account"]: a["downtime_seconds"] for a in body["accounts"]}["100101"] == 600

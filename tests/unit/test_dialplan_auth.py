@@ -17,6 +17,7 @@ from ivr.app import App, build
 from ivr.config import AmiConfig, ApiConfig, Config, ConfigError, LedgerConfig, PbxConfig, \
     RoutingConfig, load
 from ivr.http.app import CONSOLE, make_web
+from ivr.ledger.store import Store
 from tests.unit.test_several_pbxs import ports  # noqa: F401  (the fixture: two AMI ports)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def two_pbxs(ports: tuple[int, int], tmp_path: Path, lyon_sources: tuple[str, ..
 async def two(ports: tuple[int, int], tmp_path: Path) -> AsyncIterator[tuple[App, TestClient[Any, Any]]]:
     app = build(two_pbxs(ports, tmp_path, lyon_sources=("10.9.9.0/24",)))
     async with TestClient(TestServer(make_web(app))) as client:
-        await app.store.migrate()
+        await app.store.run(Store.migrate)
         await app.desk.load()
         yield app, client
         await app.store.close()

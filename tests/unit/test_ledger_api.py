@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivr.app import build
 from ivr.config import AmiConfig, ApiConfig, Config, LedgerConfig
 from ivr.http.app import make_web
+from ivr.ledger.store import Store
 from tests.unit.test_ledger_writer import call
 
 TOKEN = "test-token-for-the-ledger-api"
@@ -29,8 +30,8 @@ async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
                         ledger=LedgerConfig(url=f"sqlite:///{tmp_path / 'ledger.db'}"))
         app = build(config)
         async with TestClient(TestServer(make_web(app))) as c:
-            await app.store.migrate()
-            await app.store.write([call(n) for n in range(3)])
+            await app.store.run(Store.migrate)
+            await app.store.run(Store.write, [call(n) for n in range(3)])
             yield c
 
 

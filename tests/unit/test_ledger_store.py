@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ivr.calls import records as rec
 from ivr.ledger import schema as t
-from ivr.ledger.store import MIGRATIONS, LedgerError, Store, driver_url
+from ivr.ledger.db import LedgerError, driver_url
+from ivr.ledger.store import MIGRATIONS, Store
 from tests.pg import PgCluster
 
 HEAD, PREVIOUS = "0007", "0001"

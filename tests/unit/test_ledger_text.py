@@ -136,7 +136,7 @@ async def test_an_untimestamped_event_with_a_huge_holdtime_is_skipped_and_the_le
     skipped = [r.getMessage() for r in caplog.records if "skipping AgentConnect" in r.getMessage()]
     assert len(skipped) == 1 and "1.7" in skipped[0]
     assert await app.ledger.flush()
-    assert [c.uniqueid for c in await app.store.calls(0, 2**62)] == ["1.7"]
+    assert [c.uniqueid for c in await app.store.run(Store.calls, 0, 2**62)] == ["1.7"]
     ledger = (await (await client.get("/readyz")).json())["ledger"]
     assert ledger["quarantined"] == 0 and ledger["backlog"] == 0
     assert json.dumps(ledger)   # plain JSON

@@ -18,6 +18,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from ivr.http import openapi, throttle
 from ivr.config import tokens as roles
+from ivr.ledger.store import Store
 from ivr.reports import billing
 from ivr.app import App, build
 from ivr.config import ApiConfig
@@ -58,7 +59,7 @@ def described(spec: dict[str, Any]) -> dict[str, dict[str, set[str]]]:
 async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]]:
     app = build(config_for(tmp_path, sqlite(tmp_path)), clock=Clock())
     async with TestClient(TestServer(make_web(app))) as c:
-        await app.store.migrate()
+        await app.store.run(Store.migrate)
         await app.desk.load()
         yield c, app
 

@@ -21,6 +21,7 @@ from ivr.config import Config
 from ivr.desk import keys, merkle, witness
 from ivr.desk.checkpoint import Verifier, open_checkpoint, unb64
 from ivr.http.app import make_web
+from ivr.ledger.store import Store
 from tests.unit.test_desk_api import Clock, auth, config_for, post
 from tests.unit.test_registry_tlog import arename_and_rehash, asql
 
@@ -37,7 +38,7 @@ async def ivr(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App, 
     config = configured(tmp_path)
     app = build(config, clock=Clock())
     async with TestClient(TestServer(make_web(app))) as client:
-        await app.store.migrate()
+        await app.store.run(Store.migrate)
         await app.desk.load()
         yield client, app, config
 
@@ -94,7 +95,7 @@ async def test_a_key_file_others_may_read_stops_checkpoints_not_the_desk(tmp_pat
     Path(config.desk.registry_key).chmod(0o644)
     app = build(config, clock=Clock())
     async with TestClient(TestServer(make_web(app))) as client:
-        await app.store.migrate()
+        await app.store.run(Store.migrate)
         await app.desk.load()
         await file(client, 1)
         resp = await client.get("/api/v1/registry/checkpoint", headers=auth("office"))

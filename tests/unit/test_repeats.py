@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.ledger.store import Store
 from ivr.routing import repeats
 from ivr.calls import records as rec
 from ivr.routing.repeats import Repeats
@@ -166,9 +167,9 @@ async def test_ivr_restarted_gives_a_redial_the_place_of_the_call_before_the_res
     from tests.unit.test_desk_api import DIALPLAN, config_for
     clock = Clock()
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=clock)
-    await app.store.migrate()
+    await app.store.run(Store.migrate)
     lost = ended("1795999900.1", "79101", "100101", T0 - 60, "abandoned")
-    await app.store.write([lost])
+    await app.store.run(Store.write, [lost])
     await app.store.close()
 
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=clock)

@@ -37,6 +37,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
 from ivr.http import openapi
 from ivr.app import build
 from ivr.http.app import make_web
+from ivr.ledger.store import Store
 from tests.unit.test_desk_api import Clock, answered, auth, config_for
 
 # schemathesis's own strategies draw from `random`; hypothesis warns of it on every run.
@@ -71,8 +72,8 @@ class Served:
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
-        await app.store.migrate()
-        await app.store.write([answered(n) for n in range(3)])   # calls to complain about
+        await app.store.run(Store.migrate)
+        await app.store.run(Store.write, [answered(n) for n in range(3)])   # calls to complain about
         await app.desk.load()
         host, port = self.runner.addresses[0][:2]
         return f"http://{host}:{port}"

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from ivr.app import App, build
 from ivr.http.throttle import Guard
 from ivr.http.app import make_web
+from ivr.ledger.store import Store
 from tests.unit.test_desk_api import TOKENS, Clock, auth, config_for
 
 
@@ -22,7 +23,7 @@ from tests.unit.test_desk_api import TOKENS, Clock, auth, config_for
 async def web(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]]:
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=Clock())
     async with TestClient(TestServer(make_web(app))) as client:
-        await app.store.migrate()
+        await app.store.run(Store.migrate)
         yield client, app
         await app.store.close()
 

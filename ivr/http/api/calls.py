@@ -29,7 +29,8 @@ from ivr.desk.service import DeskError
 from ivr.calls.journeys import Journey
 from ivr.routing.incidents import IncidentError
 from ivr.calls.records import to_dict
-from ivr.ledger.store import LedgerError
+from ivr.ledger.db import LedgerError
+from ivr.ledger.store import Store
 from ivr.reports import billing, downtime, service
 from ivr.reports.billing import ReportError
 from ivr.reports.bounded import in_thread, within
@@ -418,7 +419,7 @@ class _Handlers:
             try:
                 # A call that just ended may still be in the writer's batch.
                 await self.app.ledger.flush()
-                kept = await self.app.store.call(uid)
+                kept = await self.app.store.run(Store.call, uid)
             except LedgerError as exc:
                 return error(503, str(exc))
             if not kept:

@@ -1,0 +1,120 @@
+"""The ledger's database: the engine, its errors, and the few helpers every part of
+the store shares (store.py composes the parts into the one Store).
+
+SQLAlchemy 2 Core over aiosqlite or asyncpg.  A database failure reaches callers
+as a LedgerError with a one-line message, never a driver's exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ivr.calls.judge import FIRST_LINE
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+            "postgres": "postgresql+asyncpg"}
+
+
+class LedgerError(Exception):
+    """A ledger problem a person can act on; the message is one line."""
+
+
+def driver_url(url: str) -> str:
+    """`sqlite:///path` or `postgresql://...` as SQLAlchemy's async drivers want it."""
+    scheme, sep, rest = url.partition("://")
+    base = scheme.split("+", 1)[0].lower()
+    if not sep or base not in _DRIVERS:
+        raise LedgerError(f"ledger.url {redact(url)!r}: unknown scheme "
+                          f"(expected sqlite:///PATH or postgresql://USER@HOST/DB)")
+    return f"{_DRIVERS[base]}://{rest}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+
+
+def problem(exc: BaseException) -> str:
+    """One line naming a database failure (drivers' messages run to several)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class Database:
+    """The engine of one ledger URL; the store's parts (store.py) build on it."""
+
+    def __init__(self, url: str, first_line: str = FIRST_LINE) -> None:
+        self.url = url
+        self.first_line = first_line
+        target = driver_url(url)
+        self.dialect = "sqlite" if target.startswith("sqlite") else "postgresql"
+        if self.dialect == "sqlite":
+            self._sqlite_folder(target)
+            self.engine: AsyncEngine = create_async_engine(target)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_async_engine(target, pool_pre_ping=True, pool_size=2,
+                                              connect_args={"timeout": 5})
+
+    @staticmethod
+    def _sqlite_folder(target: str) -> None:
+        path = make_url(target).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @contextlib.contextmanager
+    def _failing(self, what: str = "ledger") -> Iterator[None]:
+        """A database failure inside becomes a LedgerError naming `what` and the URL."""
+        try:
+            yield
+        except (OSError, SQLAlchemyError) as exc:
+            raise LedgerError(f"{what} {redact(self.url)}: {problem(exc)}") from None
+
+    async def _read(self, query: Any, mappings: bool = False) -> Sequence[Any]:
+        """All rows of a query (as mappings if asked); a database failure is a LedgerError."""
+        with self._failing():
+            async with self.engine.connect() as conn:
+                result = await conn.execute(query)
+                return result.mappings().all() if mappings else result.all()
+
+    async def _change(self, statement: Any, rows: Sequence[dict[str, Any]] | None = None) -> None:
+        with self._failing():
+            async with self.engine.begin() as conn:
+                if rows is None:
+                    await conn.execute(statement)
+                else:
+                    await conn.execute(statement, rows)
+
+    def _insert(self, table: Any, keys: tuple[str, ...]) -> Any:
+        dialect = sqlite if self.dialect == "sqlite" else postgresql
+        return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")     # readers never block the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")   # durable at each checkpoint, safe in WAL
+    cursor.execute("PRAGMA busy_timeout=5000")
+    # Five indexes with random keys (caller, account) want their pages at hand, and
+    # fewer checkpoints: 10,700 -> 12,900 records/s in interleaved runs here.
+    cursor.execute("PRAGMA cache_size=-65536")    # 64 MiB a connection, as it fills
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    cursor.close()
+
