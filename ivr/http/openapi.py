@@ -26,7 +26,8 @@ from aiohttp import web
 
 from ivr.pbx import actions
 from ivr.config import tokens as roles
-from ivr.http.api.calls import DISPOSITIONS, OPENAPI_PATH
+from ivr.calls.service import DISPOSITIONS
+from ivr.http.api.auth import OPENAPI_PATH
 from ivr.desk import numbers
 from ivr.http.api.desk import ROLES as DESK_ROLES
 from ivr.desk.service import CLAIM, COMPLAINT, COMPLAINT_MOVES, MAX_TEXT, TICKET, TICKET_MOVES

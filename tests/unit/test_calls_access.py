@@ -69,7 +69,7 @@ def actions_counted(app: App) -> float:
 async def test_an_operator_may_not_act_on_anothers_call(live: Any, path: str,
                                                         body: dict[str, Any]) -> None:
     client, app, fake = live
-    app.warned.add(("default", UID))          # so that end is refused for whose call it is
+    app.calls.warned.add(("default", UID))          # so that end is refused for whose call it is
     resp = await client.post(f"/api/v1/calls/{UID}/{path}", headers=as_op2(), data=json.dumps(body))
     answer = await resp.json()
     assert resp.status == 403 and answer["code"] == "not_yours", answer
