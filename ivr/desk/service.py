@@ -55,7 +55,7 @@ HOUR_US, DAY_US = 3600 * 1_000_000, 86400 * 1_000_000
 # Who reads what the desk keeps, body and events: a complaint names an operator and
 # a caller's account, so not operators or engineers; a ticket, the roles that work
 # it.  An operator reads (and notes) the tickets they filed only: what they need to
-# tell a caller, and nothing of other operators' callers.  desk/api.py's ROLES say
+# tell a caller, and nothing of other operators' callers.  http/api/desk.py's ROLES say
 # who may call a route at all; this says which items.
 READERS = {TICKET: frozenset({roles.ENGINEER, roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
            COMPLAINT: frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
@@ -244,7 +244,7 @@ class Desk:
                     "account": account, "area": area, "call": uniqueid, "problem": text,
                     "insisted": insisted, "incident": incident.id})
                 raise Conflict(f"a known incident covers area {area}: the engineers are "
-                                     f"on it already", incident=incident.id, code="incident")
+                               f"on it already", incident=incident.id, code="incident")
             now = self.now_us()
             number = numbers.issue(TICKET, self.filed[TICKET] + 1)
             due = now + round(self.config.ticket_due_hours * HOUR_US)
@@ -285,12 +285,12 @@ class Desk:
         movers = (roles.ENGINEER, roles.ADMIN) if item.kind == TICKET else (roles.OFFICE, roles.ADMIN)
         if actor.role not in movers:
             raise NotAllowed(f"a {actor.role} may add a note to {item.kind} {item.number}, "
-                                 f"not change its state")
+                             f"not change its state")
         async with self._lock:
             if state not in moves[item.state]:
                 allowed = ", ".join(moves[item.state]) or "none"
                 raise Conflict(f"{item.kind} {item.number} is {item.state}: it cannot go "
-                                     f"to {state} (next: {allowed})", code="state_order")
+                               f"to {state} (next: {allowed})", code="state_order")
             await self._append(item.kind, item.number, "state", actor, {"state": state, "note": text})
         return item
 
@@ -331,11 +331,11 @@ class Desk:
             near = await self._calls_answered(operator, at_us)
             if not near:
                 raise NotFound(f"the ledger has no call answered by {operator} within "
-                                     f"15 minutes of {iso(at_us)}")
+                               f"15 minutes of {iso(at_us)}")
             call = min(near, key=lambda c: abs((c.answered_us or 0) - at_us))
         if not call.answered_member or call.answered_us is None:
             raise Conflict(f"call {call.uniqueid} was never answered: there is no "
-                                 f"operator to complain about", code="never_answered")
+                           f"operator to complain about", code="never_answered")
         async with self._lock:
             now = self.now_us()
             number = numbers.issue(COMPLAINT, self.filed[COMPLAINT] + 1)

@@ -110,7 +110,7 @@ async def test_a_year_is_allowed_and_max_days_is_config(served: Any) -> None:
     async with TestClient(TestServer(make_web(week))) as client:
         resp = await client.get("/api/v1/reports/billing?from=2025-01-01&to=2025-01-09",
                                 headers=AUTH)
-    assert resp.status == 400 and "report.max_days" in (await resp.json())["error"]
+        assert resp.status == 400 and "report.max_days" in (await resp.json())["error"]
 
 
 async def test_healthz_answers_while_a_big_report_is_drawn(served: Any,

@@ -1,9 +1,9 @@
 """The service desk over HTTP: /api/v1/tickets, /complaints, /claims, /registry
-(its checkpoint and consistency proofs: tlog_api.py).
+(its checkpoint and consistency proofs: registry.py).
 
-Thin: each handler reads its input, asks the Desk (service.py), and maps a
-DeskError to its JSON 4xx/5xx in one place (http/errors.py).  Who may call what is ROLES,
-checked by `allowed` before any handler runs; the desk itself refuses a
+Thin: each handler reads its input and asks the Desk (desk/service.py); a
+DeskError becomes its JSON 4xx/5xx in one place (http/errors.py).  Who may call
+what is ROLES, checked by `allowed` before any handler runs; the desk refuses a
 state change by a role that may only add notes.  There is no DELETE and no
 PUT: aiohttp answers 405 for them, with the methods that exist.
 """

@@ -1,7 +1,7 @@
 """GET /api/v1/registry/checkpoint and /consistency: the registry's signed
 checkpoint and the proofs a witness (witness.py) checks it with.
 
-Who may read them (desk/api.py ROLES): office, admin and engineer, the
+Who may read them (http/api/desk.py ROLES): office, admin and engineer, the
 provider's roles, whose witness runs with one of their tokens; and the
 contractor's supervisor too, since a checkpoint is a size and a hash that
 hides nothing and holds ivr to its word for anyone who keeps it.  Not
