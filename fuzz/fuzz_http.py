@@ -48,7 +48,7 @@ NOW = 1_795_530_600.0
 KNOWN_UID = "1795530561.42"
 SECRET = "dialplan-secret-of-the-fuzzer"    # the PBX's own: the questions past its check
 
-# What api._json answers with a 400.  Anything else escaping is a 500.
+# What http/api/body.py's body_of answers with a 400.  Anything else escaping is a 500.
 API_400 = (ValueError, RecursionError)
 
 
@@ -120,7 +120,7 @@ def dialplan(endpoint: str, raw_query: bytes) -> None:
 
 
 def incident_body(raw: bytes) -> None:
-    """As api._json then api.open_incident: json.loads on the body's bytes."""
+    """As body_of (http/api/body.py) then Routing.open_incident: json.loads on the body's bytes."""
     try:
         body = json.loads(raw)
     except API_400:

@@ -1,6 +1,6 @@
 """Who may act on a call: the one decision the API, the console and the dialplan share.
 
-The route tables (api.py) say which roles may take an action at all; this
+The route tables (http/api/calls.py) say which roles may take an action at all; this
 module says on which calls.  The console's pages call the same API with a
 session, so they meet the same decision; the dialplan acts as its PBX
 (`Actor("pbx", NAME)`, named by the dialplan secret that matched).

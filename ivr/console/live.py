@@ -67,13 +67,13 @@ class Hub:
 
     async def card(self, uniqueid: str, member: str, wait_ms: int) -> dict[str, Any]:
         app = self.app
-        found = app.find_call(uniqueid)
+        found = app.calls.find(uniqueid)
         journey = found[0][1] if found else None
         caller = journey.caller if journey else ""
         account = journey.account if journey else ""
         area = journey.area if journey else ""
         incident = app.incidents.covering(area or None)
-        route = policy.escalation(area or None, app.incidents, app.prompt_for)
+        route = app.calls.escalation(area or None)
         now_us = round(app.clock() * 1e6)
         recent: list[dict[str, Any]] = []
         if caller or account:

@@ -6,7 +6,7 @@ SameSite=Strict).  Sessions are kept in the ledger database too (the SHA-256
 of the cookie and of the token, never either), so a restart of ivr signs
 nobody out; a session whose token is no longer in the tokens file is not
 restored.  The pages call the same JSON API as everyone else, with the
-session and its CSRF token in a header (api.auth_middleware accepts both), so
+session and its CSRF token in a header (http/api/auth.py's auth_middleware accepts both), so
 the console adds no second way to act on a call.  A form posted from another
 origin is refused.  Each role has its pages; any other is 403.
 """
@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from ivr.http.api import calls as api
+from ivr.calls import service as calls, views
 from ivr.config import tokens as roles
 from ivr.http import throttle
 from ivr.app import App
@@ -214,7 +214,7 @@ class Console:
             lang = _lang(request)
             settings = {"page": name, "member": member, "csrf": found.csrf,
                         "actor": found.actor.to_json(), "lang": lang, "t": t,
-                        "labels": LABELS[lang], "dispositions": api.DISPOSITIONS,
+                        "labels": LABELS[lang], "dispositions": calls.DISPOSITIONS,
                         "ticket_moves": TICKET_MOVES}
             role = LABELS[lang]["role"][found.actor.role]
             body = (f'<header><span>{html.escape(role)} '
@@ -279,7 +279,7 @@ class Console:
                 self.hub.unsubscribe(member, queue)
         board = found.actor.role in PAGES["board"]
         while True:       # ivr's live queues, pushed each second; the board's figures to it only
-            queues = self.app.queues_view()
+            queues = views.queues(self.app.config, self.app.pbxs.values(), self.app.clock())
             data: dict[str, Any] = {
                 "queues": queues,
                 # The registry's head: a page reloads its lists when it moves.

@@ -143,7 +143,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "502": ("The PBX did not do it.", "АТС не выполнила команду."),
         "503": ("The ledger is not answering; try again.", "База звонков не отвечает; повторите."),
     },
-    "disposition": {   # api.DISPOSITIONS
+    "disposition": {   # calls/service.py DISPOSITIONS
         "resolved": ("resolved", "решено"), "ticket": ("ticket filed", "оформлена заявка"),
         "escalated": ("escalated", "передано инженерам"),
         "incident_informed": ("told of the incident", "сообщено об аварии"),

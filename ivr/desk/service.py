@@ -17,8 +17,8 @@ The rules:
 - a claim is the downtime of the caller's area over a period (reports/downtime.py).
 - the contractor's roles file and comment; nobody alters or deletes.
 
-Every method raises DeskError (an HTTP status and a one-line message) for
-bad input, and writes nothing then.
+Every method raises a DeskError (BadInput, NotAllowed, NotFound, Conflict or
+Unavailable, with a one-line message) for what it refuses, and writes nothing then.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ HOUR_US, DAY_US = 3600 * 1_000_000, 86400 * 1_000_000
 # Who reads what the desk keeps, body and events: a complaint names an operator and
 # a caller's account, so not operators or engineers; a ticket, the roles that work
 # it.  An operator reads (and notes) the tickets they filed only: what they need to
-# tell a caller, and nothing of other operators' callers.  desk/api.py's ROLES say
+# tell a caller, and nothing of other operators' callers.  http/api/desk.py's ROLES say
 # who may call a route at all; this says which items.
 READERS = {TICKET: frozenset({roles.ENGINEER, roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
            COMPLAINT: frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN}),
@@ -68,9 +68,32 @@ def may_read(actor: roles.Actor, item: Item) -> bool:
 
 
 class DeskError(Exception):
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
+    """Refused or failed, and nothing written; `extra` is what else the answer says
+    (a `code`, the incident).  What a client is told for each kind (an HTTP status, a
+    word for the dialplan) is http/errors.py's."""
+    def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
-        self.status, self.message, self.extra = status, message, extra
+        self.message, self.extra = message, extra
+
+
+class BadInput(DeskError):
+    """The request's own fault: a bad value, a missing field."""
+
+
+class NotAllowed(DeskError):
+    """Not for this actor (an item they may not read, a state they may not set)."""
+
+
+class NotFound(DeskError):
+    """No such item, account or call."""
+
+
+class Conflict(DeskError):
+    """Not now, or not for this item (an incident covers it, a state out of order)."""
+
+
+class Unavailable(DeskError):
+    """The registry or the ledger does not answer (or is not read yet)."""
 
 
 @dataclass
@@ -142,13 +165,13 @@ class Desk:
     async def _append(self, kind: str, number: str, event: str, actor: roles.Actor,
                       data: dict[str, Any], at_us: int | None = None) -> registry.Entry:
         if not self.loaded:
-            raise DeskError(503, "the service desk has not read its registry yet")
+            raise Unavailable("the service desk has not read its registry yet")
         entry = registry.make(self.head, at_us if at_us is not None else self.now_us(), kind,
                               number, event, actor.role, actor.name, data)
         try:
             await self.store.run(Store.registry_append, entry.row())
         except LedgerError as exc:
-            raise DeskError(503, f"the registry could not be written: {exc}") from None
+            raise Unavailable(f"the registry could not be written: {exc}") from None
         self.head = (entry.seq, entry.hash)
         item = self._fold(entry)
         for listener in self.listeners:
@@ -187,7 +210,7 @@ class Desk:
         try:
             rows, head = await self.store.run(Store.registry)
         except LedgerError as exc:
-            raise DeskError(503, str(exc)) from None
+            raise Unavailable(str(exc)) from None
         return registry.verify((registry.of_row(r) for r in rows), head)
 
     async def entries(self, from_us: int | None = None, to_us: int | None = None
@@ -195,7 +218,7 @@ class Desk:
         try:
             rows, _ = await self.store.run(Store.registry, from_us, to_us)
         except LedgerError as exc:
-            raise DeskError(503, str(exc)) from None
+            raise Unavailable(str(exc)) from None
         return [registry.of_row(r) for r in rows]
 
     # -- tickets --------------------------------------------------------------
@@ -204,7 +227,7 @@ class Desk:
                           problem: object, insisted: object) -> Item:
         text = _text(problem, "problem")
         if not isinstance(insisted, bool):
-            raise DeskError(400, "insisted: expected true or false")
+            raise BadInput("insisted: expected true or false")
         account, area, uniqueid = self._whose(account, call)
         async with self._lock:
             incident = self.incidents.covering(area)
@@ -212,8 +235,8 @@ class Desk:
                 await self._append(TICKET, "", "refused", actor, {
                     "account": account, "area": area, "call": uniqueid, "problem": text,
                     "insisted": insisted, "incident": incident.id})
-                raise DeskError(409, f"a known incident covers area {area}: the engineers are "
-                                     f"on it already", incident=incident.id, code="incident")
+                raise Conflict(f"a known incident covers area {area}: the engineers are "
+                               f"on it already", incident=incident.id, code="incident")
             now = self.now_us()
             number = numbers.issue(TICKET, self.filed[TICKET] + 1)
             due = now + round(self.config.ticket_due_hours * HOUR_US)
@@ -226,12 +249,13 @@ class Desk:
         if call is not None and call.account:
             return call.account, call.area, call.uniqueid
         if not isinstance(account, str) or not account:
-            raise DeskError(400 if call is None else 409, "give an account or a call"
-                            if call is None else f"call {call.uniqueid} has no account (the "
-                            f"caller was not identified): give the account too")
+            if call is None:
+                raise BadInput("give an account or a call")
+            raise Conflict(f"call {call.uniqueid} has no account (the caller was not "
+                           f"identified): give the account too")
         subscriber = self.directory.by_account(account)
         if subscriber is None:
-            raise DeskError(404, f"unknown account {account!r}")
+            raise NotFound(f"unknown account {account!r}")
         return subscriber.account, subscriber.area, call.uniqueid if call is not None else None
 
     async def change(self, actor: roles.Actor, number: object, state: object,
@@ -239,26 +263,26 @@ class Desk:
         """A state change or a note on a ticket or complaint (of that kind, if given)."""
         item = self.readable(actor, number, kind)
         if item.kind == CLAIM:
-            raise DeskError(409, f"claim {item.number} has no states")
+            raise Conflict(f"claim {item.number} has no states")
         text = "" if note is None else _text(note, "note", required=False)
         if state is None:
             if not text:
-                raise DeskError(400, "give a state, a note, or both")
+                raise BadInput("give a state, a note, or both")
             async with self._lock:
                 await self._append(item.kind, item.number, "note", actor, {"note": text})
             return item
         moves = TICKET_MOVES if item.kind == TICKET else COMPLAINT_MOVES
         if not isinstance(state, str) or state not in moves:
-            raise DeskError(400, f"state: one of {', '.join(moves)}")
+            raise BadInput(f"state: one of {', '.join(moves)}")
         movers = (roles.ENGINEER, roles.ADMIN) if item.kind == TICKET else (roles.OFFICE, roles.ADMIN)
         if actor.role not in movers:
-            raise DeskError(403, f"a {actor.role} may add a note to {item.kind} {item.number}, "
-                                 f"not change its state")
+            raise NotAllowed(f"a {actor.role} may add a note to {item.kind} {item.number}, "
+                             f"not change its state")
         async with self._lock:
             if state not in moves[item.state]:
                 allowed = ", ".join(moves[item.state]) or "none"
-                raise DeskError(409, f"{item.kind} {item.number} is {item.state}: it cannot go "
-                                     f"to {state} (next: {allowed})", code="state_order")
+                raise Conflict(f"{item.kind} {item.number} is {item.state}: it cannot go "
+                               f"to {state} (next: {allowed})", code="state_order")
             await self._append(item.kind, item.number, "state", actor, {"state": state, "note": text})
         return item
 
@@ -266,25 +290,25 @@ class Desk:
         try:
             found_kind, digits = numbers.parse(str(number))
         except numbers.NumberError as exc:
-            raise DeskError(400, str(exc), code="bad_number") from None
+            raise BadInput(str(exc), code="bad_number") from None
         if kind is not None and found_kind != kind:
-            raise DeskError(404, f"{digits} is a {found_kind} number, not a {kind} number")
+            raise NotFound(f"{digits} is a {found_kind} number, not a {kind} number")
         item = self.items.get(digits)
         if item is None:
-            raise DeskError(404, f"no {found_kind} {digits}", code="no_number")
+            raise NotFound(f"no {found_kind} {digits}", code="no_number")
         return item
 
     def readable(self, actor: roles.Actor, number: object, kind: str | None = None) -> Item:
         """find(), for someone who may read the item (may_read), else a 403."""
         item = self.find(number, kind)
         if not may_read(actor, item):
-            raise DeskError(403, f"{actor.role} {actor.name} may not read {item.kind} {item.number}",
+            raise NotAllowed(f"{actor.role} {actor.name} may not read {item.kind} {item.number}",
                             code="not_yours")
         return item
 
     def tickets(self, state: str | None = None) -> list[Item]:
         if state is not None and state not in TICKET_MOVES:
-            raise DeskError(400, f"state: one of {', '.join(TICKET_MOVES)}")
+            raise BadInput(f"state: one of {', '.join(TICKET_MOVES)}")
         return [i for i in self.items.values() if i.kind == TICKET
                 and (state is None or i.state == state)]
 
@@ -295,15 +319,15 @@ class Desk:
         body = _text(text, "text")
         if call is None:
             if not isinstance(operator, str) or not operator or at_us is None:
-                raise DeskError(400, "give the call, or the operator and the time (at)")
+                raise BadInput("give the call, or the operator and the time (at)")
             near = await self._calls_answered(operator, at_us)
             if not near:
-                raise DeskError(404, f"the ledger has no call answered by {operator} within "
-                                     f"15 minutes of {iso(at_us)}")
+                raise NotFound(f"the ledger has no call answered by {operator} within "
+                               f"15 minutes of {iso(at_us)}")
             call = min(near, key=lambda c: abs((c.answered_us or 0) - at_us))
         if not call.answered_member or call.answered_us is None:
-            raise DeskError(409, f"call {call.uniqueid} was never answered: there is no "
-                                 f"operator to complain about", code="never_answered")
+            raise Conflict(f"call {call.uniqueid} was never answered: there is no "
+                           f"operator to complain about", code="never_answered")
         async with self._lock:
             now = self.now_us()
             number = numbers.issue(COMPLAINT, self.filed[COMPLAINT] + 1)
@@ -319,17 +343,17 @@ class Desk:
         try:
             return await self.store.run(Store.answered_by, member, at_us - NEAR_US, at_us + NEAR_US)
         except LedgerError as exc:
-            raise DeskError(503, str(exc)) from None
+            raise Unavailable(str(exc)) from None
 
     async def ledger_call(self, uniqueid: object) -> CallRecord:
         if not isinstance(uniqueid, str) or not uniqueid:
-            raise DeskError(400, "call: expected the call's uniqueid")
+            raise BadInput("call: expected the call's uniqueid")
         try:
             found = await self.store.run(Store.call, uniqueid)
         except LedgerError as exc:
-            raise DeskError(503, str(exc)) from None
+            raise Unavailable(str(exc)) from None
         if not found:
-            raise DeskError(404, f"the ledger has no call {uniqueid} (a call is there once it ended)")
+            raise NotFound(f"the ledger has no call {uniqueid} (a call is there once it ended)")
         return found[-1]
 
     # -- claims ---------------------------------------------------------------
@@ -340,7 +364,7 @@ class Desk:
             found = await service.downtimes(self.store, {area: area}, from_us, to_us,
                                             self.now_us(), self.incidents.active())
         except LedgerError as exc:
-            raise DeskError(503, str(exc)) from None
+            raise Unavailable(str(exc)) from None
         return found[area]
 
     async def claim_by_phone(self, uniqueid: str, caller: str, account: str) -> Item:
@@ -350,10 +374,10 @@ class Desk:
         dialplan at entry."""
         subscriber = self.directory.by_account(account) if account else None
         if subscriber is None:
-            raise DeskError(409, f"call {uniqueid}: the caller was not identified")
+            raise Conflict(f"call {uniqueid}: the caller was not identified")
         incident = self.incidents.covering(subscriber.area)
         if incident is None:
-            raise DeskError(409, f"no known incident covers area {subscriber.area!r} now")
+            raise Conflict(f"no known incident covers area {subscriber.area!r} now")
         return await self.file_claim(roles.Actor(CALLER, caller or "unknown"), subscriber.account,
                                      int(incident.started_at * 1e6),
                                      int(incident.expires_at * 1e6), call=uniqueid)
@@ -366,14 +390,14 @@ class Desk:
     async def file_claim(self, actor: roles.Actor, account: object, from_us: int,
                          to_us: int, call: str | None = None) -> Item:
         if not isinstance(account, str) or not account:
-            raise DeskError(400, "account: expected the caller's account")
+            raise BadInput("account: expected the caller's account")
         subscriber = self.directory.by_account(account)
         if subscriber is None:
-            raise DeskError(404, f"unknown account {account!r}")
+            raise NotFound(f"unknown account {account!r}")
         if from_us >= to_us:
-            raise DeskError(400, "from must be before to")
+            raise BadInput("from must be before to")
         if from_us > self.now_us():
-            raise DeskError(400, "from is in the future")
+            raise BadInput("from is in the future")
         found = await self.downtime(subscriber.area, from_us, to_us)
         async with self._lock:
             number = numbers.issue(CLAIM, self.filed[CLAIM] + 1)
@@ -393,10 +417,10 @@ class Desk:
 
 def _text(value: object, name: str, required: bool = True) -> str:
     if not isinstance(value, str):
-        raise DeskError(400, f"{name}: expected text")
+        raise BadInput(f"{name}: expected text")
     text = value.strip()
     if required and not text:
-        raise DeskError(400, f"{name}: must not be empty")
+        raise BadInput(f"{name}: must not be empty")
     if len(text) > MAX_TEXT:
-        raise DeskError(400, f"{name}: at most {MAX_TEXT} characters")
+        raise BadInput(f"{name}: at most {MAX_TEXT} characters")
     return text

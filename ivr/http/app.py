@@ -12,13 +12,14 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from ivr.http.api import calls as api
+from ivr.http.api import auth, calls, desk, incidents, reports
 from ivr.http import dialplan as dialplan_http, openapi, throttle
 from ivr.console.pages import Console
-from ivr.http.api import desk as desk_api
 from ivr.reconcile import catchup
 from ivr.app import App
 from ivr.pbx.session import Pbx
+from ivr.desk.service import Desk
+from ivr.ledger.db import LedgerError
 
 log = logging.getLogger(__name__)
 APP = web.AppKey("ivr", App)
@@ -30,14 +31,13 @@ BACKFILL: web.AppKey[catchup.StartupBackfill | None] = web.AppKey("backfill")
 def make_web(app: App) -> web.Application:
     guard = throttle.Guard(app.registry)    # wrong credentials of the API, console and dialplan
     console = Console(app, guard)
-    w = web.Application(middlewares=[api.auth_middleware(app, console.api_actor, guard)],
-                        client_max_size=64 * 1024)
+    checked = auth.auth_middleware(app.tokens, console.api_actor, guard)
+    w = web.Application(middlewares=[checked], client_max_size=64 * 1024)
     w[APP] = app
     w[CONSOLE] = console
     w[BACKFILL] = catchup.for_app(app)     # now: it hears every call ivr ends from the start
     w.add_routes(dialplan_http.routes(app, guard))
-    w.add_routes(api.routes(app))
-    w.add_routes(desk_api.routes(app.desk, app.live_call))
+    w.add_routes(auth.routes(api_routes(app)))
     w.add_routes(openapi.routes())
     w.add_routes(console.routes())
     w.on_shutdown.append(console.close_streams)
@@ -46,6 +46,13 @@ def make_web(app: App) -> web.Application:
     w.router.add_get("/readyz", readyz)
     w.cleanup_ctx.append(_ami_running)
     return w
+
+
+def api_routes(app: App) -> list[auth.Route]:
+    """Every /api/v1 route but the description, with the roles that may call it."""
+    return (incidents.routes(app.routing, app.clock) + calls.routes(app.calls, app.config)
+            + reports.routes(app.store, app.config, app.directory, app.incidents, app.clock)
+            + desk.routes(app.desk, app.calls.live_call))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -93,14 +100,14 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
     # What the ledger remembers comes back before the first call: incidents (after the
     # schema's migration), then repeat callers and console sessions side by side.  A
     # ledger that does not answer is waited for once, not three times.
-    if await app.restore_incidents():
-        await asyncio.gather(app.restore_repeats(), w[CONSOLE].restore_sessions())
+    if await app.routing.restore_incidents():
+        await asyncio.gather(app.routing.restore_repeats(), w[CONSOLE].restore_sessions())
     else:
         log.warning("repeat callers and console sessions start from nothing")
     tasks = [asyncio.create_task(pbx.ami.run(), name=f"ami {pbx.name}")
              for pbx in app.pbxs.values()]
     tasks.append(asyncio.create_task(app.ledger.run(), name="ledger"))
-    tasks.append(asyncio.create_task(app.load_desk(), name="desk"))
+    tasks.append(asyncio.create_task(load_desk(app.desk), name="desk"))
     if (backfill := w[BACKFILL]) is not None:
         tasks.append(asyncio.create_task(backfill.run(), name="backfill"))
     yield
@@ -112,3 +119,15 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
             await task
     await app.ledger.close()
     await app.store.close()
+
+
+async def load_desk(desk: Desk, retry: float = 5.0) -> None:
+    """Read the registry into the desk; until the ledger answers, try again."""
+    while True:
+        try:
+            await desk.load()
+            return
+        except LedgerError as exc:
+            log.warning("service desk: cannot read the registry (%s); retrying in %.0f s",
+                        exc, retry)
+            await asyncio.sleep(retry)

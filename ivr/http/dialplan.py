@@ -31,8 +31,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ivr.routing import policy
-from ivr.http import throttle
+from ivr.http import errors, throttle
 from ivr.app import App
 from ivr.pbx.session import Pbx
 from ivr.desk.service import DeskError
@@ -75,12 +74,7 @@ def _entry(app: App, pbx: Pbx, request: web.Request) -> web.Response:
             or (typed and not _ACCOUNT.fullmatch(typed)):
         log.warning("bad entry request from the dialplan: %s", request.query_string[:200])
         return web.Response(status=400)
-    route = policy.entry(caller, typed, q.get("asked") == "1", app.directory, app.incidents,
-                         app.prompt_for)
-    if not route.ask_account:      # the last question of this call: is it a repeat?
-        route = app.judge_repeat(pbx, uid, caller, route)
-    app.metrics.decided(route, time.perf_counter() - started, pbx.name)
-    app.record_decision(uid, route.label, route.account, route.area, route.incident, pbx.name)
+    route = app.routing.entry(pbx.name, uid, caller, typed, q.get("asked") == "1", started)
     log.info("call %s (%s) on %s: %s", uid, caller or "no number", pbx.name, route.as_query())
     return web.Response(text=route.as_query())
 
@@ -91,13 +85,7 @@ def _escalate(app: App, pbx: Pbx, request: web.Request) -> web.Response:
     if not _UNIQUEID.fullmatch(uid):
         log.warning("bad escalate request from the dialplan: %s", request.query_string[:200])
         return web.Response(status=400)
-    journey = pbx.tracker.journeys.get(uid)
-    route = policy.escalation(journey.area if journey else None, app.incidents, app.prompt_for)
-    app.metrics.decided(route, time.perf_counter() - started, pbx.name)
-    result = "accepted" if route.route == policy.ENGINEERS else "refused_incident"
-    app.escalated(uid, "transfer", result, route.incident, pbx)
-    log.info("call %s: escalation by transfer %s", uid,
-             "accepted" if route.route == policy.ENGINEERS else f"refused ({route.incident})")
+    route = app.calls.escalate_by_transfer(pbx, uid, started)
     return web.Response(text=route.as_query())
 
 
@@ -115,7 +103,7 @@ def _status(app: App, request: web.Request) -> web.Response:
     try:
         item = app.desk.find(request.query.get("number", ""))
     except DeskError as exc:
-        answer = "wrong" if exc.status == 400 else "unknown" if exc.status == 404 else "desk"
+        answer = errors.dialplan_word(exc, errors.STATUS_WORDS)
         log.info("a caller asked for number %r: %s", request.query.get("number", "")[:20], answer)
         return web.Response(text=urlencode({"error": answer}))
     return web.Response(text=urlencode({"kind": item.kind, "state": item.state}))
@@ -131,7 +119,7 @@ async def _claim(app: App, request: web.Request) -> web.Response:
         item = await app.desk.claim_by_phone(uid, caller, account)
     except DeskError as exc:
         log.warning("call %s: no claim by phone: %s", uid, exc.message)
-        return web.Response(text=urlencode({"error": "refused" if exc.status < 500 else "desk"}))
+        return web.Response(text=urlencode({"error": errors.dialplan_word(exc, errors.CLAIM_WORDS)}))
     log.info("call %s: claim %s filed by phone (%.0f s of downtime so far)", uid, item.number,
              item.data["downtime_seconds"])
     return web.Response(text=urlencode({"number": item.number}))

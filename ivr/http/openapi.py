@@ -9,7 +9,7 @@ against a real app and fails on a 5xx or a status not listed here.
 The statuses listed are the ones the code answers: 401, 403 and 429 come from
 the auth middleware, its per-source throttle (throttle.py) and the role check
 in front of every operation; 403 with code not_yours where the call or item
-is another's (calls_access.py, desk/service.py may_read); 413 from the
+is another's (calls/access.py, desk/service.py may_read); 413 from the
 64 KiB body cap; 503 where the ledger or the desk's registry is read or
 written, a report passes report.deadline_seconds, or the registry's key is
 unusable.  Every error body is {"error": "...", "code"?: "..."} (plus, for
@@ -26,8 +26,10 @@ from aiohttp import web
 
 from ivr.pbx import actions
 from ivr.config import tokens as roles
-from ivr.http.api.calls import DISPOSITIONS, OPENAPI_PATH
+from ivr.calls.service import DISPOSITIONS
+from ivr.http.api.auth import OPENAPI_PATH
 from ivr.desk import numbers
+from ivr.http.api import calls as calls_api, incidents as incidents_api, reports as reports_api
 from ivr.http.api.desk import ROLES as DESK_ROLES
 from ivr.desk.service import CLAIM, COMPLAINT, COMPLAINT_MOVES, MAX_TEXT, TICKET, TICKET_MOVES
 from ivr.routing.incidents import MAX_EXPIRES_IN, MAX_MESSAGE
@@ -35,13 +37,15 @@ from ivr.routing.incidents import MAX_EXPIRES_IN, MAX_MESSAGE
 Json = dict[str, Any]
 
 EVERYONE = sorted(roles.EVERYONE)
-_READERS = ["admin", "office", "supervisor"]                 # reports
-_INCIDENTS = ["admin", "engineer", "office"]
-_OPERATORS = ["admin", "operator", "supervisor"]
+# Who may call a route: its module's route table's, so the two cannot drift.
+_READERS = sorted(reports_api.READERS)
+_INCIDENTS = sorted(incidents_api.WHO)
+_OPERATORS = sorted(calls_api.OPERATORS)
+_SUPERVISORS = sorted(calls_api.SUPERVISORS)
 
 
 def _desk(op_id: str) -> list[str]:
-    """Who may call a desk route: its ROLES (desk/api.py), so the two cannot drift."""
+    """Who may call a desk route: its ROLES (http/api/desk.py), so the two cannot drift."""
     return sorted(DESK_ROLES[op_id])
 
 
@@ -193,7 +197,7 @@ def _call_ops() -> Json:
             "escalate", "send the caller to the engineers", _OPERATORS,
             result(result=_str(const="accepted"), queue=_str()), errors=(404, 409, 502)),
         "/api/v1/calls/{uniqueid}/move": action(
-            "move", "move a waiting caller to another queue", ["admin", "supervisor"],
+            "move", "move a waiting caller to another queue", _SUPERVISORS,
             result(result=_str(const="moved"), **{"from": _str(), "to": _str()}),
             _obj(["queue"], queue=_str(description="a configured queue's name",
                                        examples=["common"]))),
@@ -296,7 +300,7 @@ def _desk_ops() -> Json:
 
 
 def _tlog_ops() -> Json:
-    """The registry as a transparency log (desk/tlog_api.py): 503 while its key is unusable."""
+    """The registry as a transparency log (http/api/registry.py): 503 while its key is unusable."""
     size = functools.partial(_q, type="string", pattern=r"^[0-9]{1,18}$")
     return {
         "/api/v1/registry/checkpoint": {"get": _op(

@@ -181,9 +181,12 @@ class Metrics:
         elif isinstance(fact, Unobserved):
             self._unobserved[pbx, fact.queue].inc()
 
-    def decided(self, route: Route, seconds: float, pbx: str = DEFAULT_PBX) -> None:
+    def decided(self, route: Route, seconds: float | None, pbx: str = DEFAULT_PBX) -> None:
+        """A route decided; `seconds` the dialplan waited for it (None: nobody asked, as
+        for a person's escalation or move, which the latency histogram does not count)."""
         self.route_decisions.labels(pbx=pbx, route=route.label).inc()
-        self.decision_seconds.labels(pbx=pbx).observe(seconds)
+        if seconds is not None:
+            self.decision_seconds.labels(pbx=pbx).observe(seconds)
         if route.announce:
             self.announcements.labels(pbx=pbx).inc()
 

@@ -69,7 +69,7 @@ def actions_counted(app: App) -> float:
 async def test_an_operator_may_not_act_on_anothers_call(live: Any, path: str,
                                                         body: dict[str, Any]) -> None:
     client, app, fake = live
-    app.warned.add(("default", UID))          # so that end is refused for whose call it is
+    app.calls.warned.add(("default", UID))          # so that end is refused for whose call it is
     resp = await client.post(f"/api/v1/calls/{UID}/{path}", headers=as_op2(), data=json.dumps(body))
     answer = await resp.json()
     assert resp.status == 403 and answer["code"] == "not_yours", answer
@@ -159,3 +159,18 @@ def test_the_decision_itself() -> None:
 
 def test_tokens_of_the_suite_name_members() -> None:
     assert TOKENS["operator"][0] == "op1"
+
+
+async def test_an_escalation_by_api_is_counted_but_not_timed_as_a_dialplan_question(
+        live: Any) -> None:
+    """ivr_route_decision_seconds is the dialplan's wait for an answer: a person's
+    escalation (or move) through the API is a route decided, not a question timed."""
+    client, app, fake = live
+    resp = await client.post(f"/api/v1/calls/{UID}/escalate", headers=auth("supervisor"),
+                             data="{}")
+    assert resp.status == 202, await resp.text()
+    assert fake.sent == ["Redirect"]
+    assert app.registry.get_sample_value("ivr_route_decisions_total",
+                                         {"pbx": "default", "route": "engineers"}) == 1
+    assert app.registry.get_sample_value("ivr_route_decision_seconds_count",
+                                         {"pbx": "default"}) == 0

@@ -161,7 +161,7 @@ def test_every_word_of_the_pages_is_in_both_languages() -> None:
 
 
 def test_every_code_the_pages_show_has_a_label_in_both_languages() -> None:
-    from ivr.http.api import calls as api
+    from ivr.calls import service as calls
     from ivr.config import tokens as roles
     from ivr.calls.judge import OUTCOMES
     from ivr.calls.tracker import AGENT_STATES
@@ -174,7 +174,7 @@ def test_every_code_the_pages_show_has_a_label_in_both_languages() -> None:
         "agent": set(AGENT_STATES),
         "kind": {desk.TICKET, desk.COMPLAINT, desk.CLAIM},
         "state": set(desk.TICKET_MOVES) | set(desk.COMPLAINT_MOVES) | {"filed"},
-        "disposition": set(api.DISPOSITIONS),
+        "disposition": set(calls.DISPOSITIONS),
     }
     for space, codes in expected.items():
         assert codes <= set(texts.LABELS[space]), (space, codes - set(texts.LABELS[space]))
@@ -271,11 +271,13 @@ def test_every_error_code_of_the_api_has_words_in_both_languages() -> None:
     import ivr
     from ivr.console import texts
     root = Path(ivr.__file__).parent
-    codes = {c for path in root.rglob("*.py")
-             for c in re.findall(r'\bcode="([a-z_]+)"', path.read_text())}
+    codes = {c for path in root.rglob("*.py")     # code="x" (an answer's), code = "x" (an error's)
+             for c in re.findall(r'\bcode ?= ?"([a-z_]+)"', path.read_text())}
     assert {"not_in_call", "incident", "warn_first", "state_order"} <= codes
     assert codes == set(texts.LABELS["error"])
-    statuses = {s for path in (root / "http" / "api" / "calls.py", root / "desk" / "service.py",
-                                   root / "http" / "api" / "desk.py")
-                for s in re.findall(r"\b(?:error|DeskError)\((\d{3})", path.read_text())}
+    from ivr.http import errors
+    # The services' errors have their statuses in http/errors.py; the handlers' own, error(NNN.
+    statuses = {str(s) for s in errors.STATUS.values()} | {
+        s for path in (root / "http").rglob("*.py")
+        for s in re.findall(r"\berror\((\d{3})", path.read_text())}
     assert statuses <= set(texts.LABELS["status"]), statuses - set(texts.LABELS["status"])

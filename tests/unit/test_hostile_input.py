@@ -44,6 +44,7 @@ from ivr import config as config_mod
 from ivr.ami import events as ev
 from ivr.ami.codec import Banner, Codec, MalformedFrame, Message, serialize
 from ivr.app import build
+from ivr.calls import views
 from ivr.config import AmiConfig, ApiConfig, Config, ConfigError, RoutingConfig
 from ivr.routing.directory import Directory, DirectoryError
 from ivr.routing.incidents import ALL_AREAS, MAX_EXPIRES_IN, MAX_MESSAGE, IncidentError, Incidents
@@ -392,9 +393,10 @@ def feed_app(messages: list[Message]) -> None:
             for msg in messages:
                 app.first.on_event(msg)
             generate_latest(app.registry)
-            app.queues_view()
+            views.queues(app.config, app.pbxs.values(), app.clock())
             for uid in UIDS:
-                app.call_view(uid)
+                for pbx, journey in app.calls.find(uid):
+                    views.call(pbx, journey)
         finally:
             app.router.close()
     asyncio.run(scenario())

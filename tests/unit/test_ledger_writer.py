@@ -192,20 +192,17 @@ async def test_incidents_are_kept_in_the_ledger_and_come_back_after_a_restart(tm
     config = Config(ledger=LedgerConfig(url=f"sqlite:///{tmp_path / 'l.db'}"),
                     routing=RoutingConfig(incidents_file=str(file)))
     first = build(config, clock=lambda: now[0])
-    await first.restore_incidents()                   # the file's incident goes into the ledger
-    south = first.incidents.open("south", "Power works in the south.", 600)
-    first.incident_opened(south)
-    gone = first.incidents.open("east", "Fixed soon.", 600)
-    first.incident_opened(gone)
-    first.incidents.close(gone.id)
-    first.incident_closed(gone)
+    await first.routing.restore_incidents()           # the file's incident goes into the ledger
+    south = await first.routing.open_incident("south", "Power works in the south.", 600)
+    gone = await first.routing.open_incident("east", "Fixed soon.", 600)
+    first.routing.close_incident(gone.id)
     assert await first.ledger.flush()
     await first.store.close()
     file.unlink()                                     # migrated: the file is no longer needed
     now[0] += 60
     second = build(replace_routing(config), clock=lambda: now[0])
     assert second.incidents.active() == []
-    await second.restore_incidents()
+    await second.routing.restore_incidents()
     assert sorted(i.area for i in second.incidents.active()) == ["north", "south"]
     rows = await second.store.run(Store.open_incidents, 0)
     assert {r["opened_by"] for r in rows} == {"incidents_file", "api"}

@@ -105,15 +105,18 @@ async def test_a_year_is_allowed_and_max_days_is_config(served: Any) -> None:
     client, app = served
     resp = await client.get("/api/v1/reports/billing?from=2025-01-01&to=2026-01-02", headers=AUTH)
     assert resp.status == 200                    # 366 days, the default bound
-    app.config = replace(app.config, report=replace(app.config.report, max_days=7))
-    resp = await client.get("/api/v1/reports/billing?from=2025-01-01&to=2025-01-09", headers=AUTH)
-    assert resp.status == 400 and "report.max_days" in (await resp.json())["error"]
+    # The services are built once from a config: a week's bound is another ivr's.
+    week = build(replace(app.config, report=replace(app.config.report, max_days=7)))
+    async with TestClient(TestServer(make_web(week))) as client:
+        resp = await client.get("/api/v1/reports/billing?from=2025-01-01&to=2025-01-09",
+                                headers=AUTH)
+        assert resp.status == 400 and "report.max_days" in (await resp.json())["error"]
 
 
 async def test_healthz_answers_while_a_big_report_is_drawn(served: Any,
                                                            caplog: pytest.LogCaptureFixture) -> None:
     client, _ = served
-    caplog.set_level(logging.INFO, logger="ivr.http.api.calls")
+    caplog.set_level(logging.INFO, logger="ivr.http.api.reports")
     report = asyncio.create_task(client.get(f"/api/v1/reports/billing?{MONTH}&calls=1",
                                             headers=AUTH))
     await eventually(lambda: "billing report" in caplog.text, timeout=10, what="the report's start")

@@ -1,25 +1,26 @@
 """The service desk over HTTP: /api/v1/tickets, /complaints, /claims, /registry
-(its checkpoint and consistency proofs: tlog_api.py).
+(its checkpoint and consistency proofs: registry.py).
 
-Thin: each handler reads its input, asks the Desk (service.py), and maps a
-DeskError to its JSON 4xx/5xx in one place.  Who may call what is ROLES,
-checked by `allowed` before any handler runs; the desk itself refuses a
+Thin: each handler reads its input and asks the Desk (desk/service.py); a
+DeskError becomes its JSON 4xx/5xx in one place (http/errors.py).  Who may call
+what is ROLES, checked by `allowed` before any handler runs; the desk refuses a
 state change by a role that may only add notes.  There is no DELETE and no
 PUT: aiohttp answers 405 for them, with the methods that exist.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Callable
 
 from aiohttp import web
 
 from ivr.config import tokens as roles
-from ivr.http.api.calls import ACTOR, allowed, not_unicode
+from ivr.http.api.auth import ACTOR, Route
+from ivr.http.api.body import body_of
+from ivr.http.errors import BadRequest
 from ivr.http.api import registry as tlog_api
-from ivr.desk.service import TICKET, COMPLAINT, CLAIM, Desk, DeskError, Item, may_read
+from ivr.desk.service import TICKET, COMPLAINT, CLAIM, Desk, Item, may_read
 from ivr.calls.records import CallRecord
 from ivr.reports.billing import ReportError, instant
 
@@ -46,22 +47,7 @@ ROLES: dict[str, frozenset[str]] = {
 }
 
 
-async def body_of(request: web.Request, fields: set[str]) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, RecursionError):
-        raise DeskError(400, "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise DeskError(400, "the body must be a JSON object")
-    if (problem := not_unicode(body)) is not None:
-        raise DeskError(400, problem)
-    unknown = set(body) - fields
-    if unknown:
-        raise DeskError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
-    return body
-
-
-def routes(desk: Desk, live_call: Callable[[str], CallRecord | None]) -> list[web.RouteDef]:
+def routes(desk: Desk, live_call: Callable[[str], CallRecord | None]) -> list[Route]:
     h = _Handlers(desk, live_call)
     log_http = tlog_api.Handlers(desk)
     table = [
@@ -79,8 +65,7 @@ def routes(desk: Desk, live_call: Callable[[str], CallRecord | None]) -> list[we
         ("GET", "/api/v1/registry/checkpoint", "registry_checkpoint", log_http.checkpoint),
         ("GET", "/api/v1/registry/consistency", "registry_consistency", log_http.consistency),
     ]
-    return [web.route(method, path, allowed(name, ROLES[name], handler))
-            for method, path, name, handler in table]
+    return [(method, path, name, ROLES[name], handler) for method, path, name, handler in table]
 
 
 class _Handlers:
@@ -173,17 +158,17 @@ LAST_SECOND = 253_402_300_799           # 9999-12-31T23:59:59Z
 
 
 def _instant(value: object, name: str) -> int:
-    """`value` (ISO 8601 text, or epoch seconds) in µs since the epoch, or a DeskError 400."""
+    """`value` (ISO 8601 text, or epoch seconds) in µs since the epoch, or BadRequest."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not 0 <= value <= LAST_SECOND:      # False for NaN too
-            raise DeskError(400, f"{name}: epoch seconds from 0 to {LAST_SECOND}, got {value!r}")
+            raise BadRequest(f"{name}: epoch seconds from 0 to {LAST_SECOND}, got {value!r}")
         return int(value * 1e6)
     if not isinstance(value, str):
-        raise DeskError(400, f"{name}: expected an ISO 8601 time or epoch seconds")
+        raise BadRequest(f"{name}: expected an ISO 8601 time or epoch seconds")
     try:
         found = instant(value, "UTC", name)
     except ReportError as exc:
-        raise DeskError(400, str(exc)) from None
+        raise BadRequest(str(exc)) from None
     if not 0 <= found <= LAST_SECOND * 1_000_000:
-        raise DeskError(400, f"{name}: {value!r} is not between 1970 and 9999")
+        raise BadRequest(f"{name}: {value!r} is not between 1970 and 9999")
     return found

@@ -1,7 +1,7 @@
 """GET /api/v1/registry/checkpoint and /consistency: the registry's signed
 checkpoint and the proofs a witness (witness.py) checks it with.
 
-Who may read them (desk/api.py ROLES): office, admin and engineer, the
+Who may read them (http/api/desk.py ROLES): office, admin and engineer, the
 provider's roles, whose witness runs with one of their tokens; and the
 contractor's supervisor too, since a checkpoint is a size and a hash that
 hides nothing and holds ivr to its word for anyone who keeps it.  Not
@@ -27,7 +27,8 @@ from aiohttp import web
 
 from ivr.desk import keys, tlog
 from ivr.desk.checkpoint import Signer, b64
-from ivr.desk.service import Desk, DeskError
+from ivr.desk.service import Desk, Unavailable
+from ivr.http.errors import BadRequest
 
 log = logging.getLogger(__name__)
 
@@ -50,27 +51,27 @@ class Handlers:
 
     async def checkpoint(self, request: web.Request) -> web.Response:
         if self.signer is None:
-            raise DeskError(503, f"the registry's key: {self.problem}")
+            raise Unavailable(f"the registry's key: {self.problem}")
         hashes = await self._leaves()
         note = await asyncio.to_thread(tlog.checkpoint, self.signer, hashes)
         return web.Response(text=note, content_type="text/plain", charset="utf-8")
 
     async def consistency(self, request: web.Request) -> web.Response:
         if self.signer is None:
-            raise DeskError(503, f"the registry's key: {self.problem}")
+            raise Unavailable(f"the registry's key: {self.problem}")
         first, second = _count(request.query.get("from"), "from"), _count(request.query.get("to"), "to")
         hashes = await self._leaves()
         try:
             proof = await asyncio.to_thread(tlog.consistency, hashes, first, second)
         except ValueError as exc:
-            raise DeskError(400, f"from={first}&to={second}: {exc}") from None
+            raise BadRequest(f"from={first}&to={second}: {exc}") from None
         return web.json_response({"from": first, "to": second, "size": len(hashes),
                                   "proof": [b64(h) for h in proof]})
 
 
 def _count(value: str | None, name: str) -> int:
     if value is None or not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise DeskError(400, f"{name}: expected a tree size (0 or more), got {value!r}")
+        raise BadRequest(f"{name}: expected a tree size (0 or more), got {value!r}")
     return int(value)
 
 

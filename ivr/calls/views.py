@@ -1,0 +1,47 @@
+"""What the API and the console show of calls in progress: plain JSON-ready dicts
+built from the trackers, nothing kept."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Protocol
+
+from ivr.calls.journeys import Journey
+from ivr.calls.tracker import Tracker
+from ivr.config import Config
+
+
+class Followed(Protocol):
+    """A PBX as the views read it."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def tracker(self) -> Tracker: ...
+
+
+def queues(config: Config, pbxs: Iterable[Followed], now: float) -> dict[str, Any]:
+    """Each queue's threshold, waiting callers and agents, of every PBX (each entry
+    names its pbx)."""
+    view: dict[str, Any] = {q.name: {"threshold_seconds": q.sla_seconds, "waiting": [],
+                                     "agents": []} for q in config.queues}
+    now_us = round(now * 1_000_000)
+    for pbx in pbxs:
+        by_queue = pbx.tracker.waiting_by_queue()
+        for q in config.queue_names:
+            view[q]["waiting"] += waiting(pbx.name, by_queue.get(q, []), now_us)
+            view[q]["agents"] += [{"pbx": pbx.name, "name": name, "state": m.state}
+                                  for (queue, name), m in sorted(pbx.tracker.members.items())
+                                  if queue == q]
+    return view
+
+
+def waiting(pbx: str, journeys: Iterable[Journey], now_us: int) -> list[dict[str, Any]]:
+    return [{"pbx": pbx, "uniqueid": j.uniqueid, "caller": j.caller,
+             "account": j.account, "area": j.area,
+             "wait_seconds": round(j.queue_wait_us(now_us) / 1e6, 3)}
+            for j in journeys]
+
+
+def call(pbx: Followed, j: Journey) -> dict[str, Any]:
+    return {"pbx": pbx.name, "uniqueid": j.uniqueid, "caller": j.caller,
+            "account": j.account, "area": j.area, "path": list(j.path),
+            "answered": j.answered, "queue": j.queue}

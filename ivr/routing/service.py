@@ -1,0 +1,190 @@
+"""Routing's service: the dialplan's entry question, known incidents with their
+prompts, and repeat callers, each counted and kept in the ledger.
+
+The HTTP handlers (http/dialplan.py, http/api/incidents.py) parse and call
+these; what ivr remembers across a restart (incidents, repeat callers) comes
+back from the ledger through `restore_incidents` and `restore_repeats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from ivr.calls.facts import Fact, JourneyEnded
+from ivr.calls.journeys import Journey
+from ivr.ledger.db import LedgerError, problem
+from ivr.ledger.history import INCIDENT_CLOSES
+from ivr.ledger.store import Store
+from ivr.ledger.writer import History
+from ivr.routing import policy, prompts, repeats
+from ivr.routing.directory import Directory
+from ivr.routing.incidents import Incident, Incidents
+
+if TYPE_CHECKING:
+    from ivr.ledger.offloop import OffLoop
+    from ivr.ledger.writer import LedgerWriter
+    from ivr.metrics.families import Metrics
+
+log = logging.getLogger(__name__)
+# A call that ended within the repeat window may have entered this much before it.
+REPEAT_LOOKBACK_US = 3600 * 1_000_000
+
+
+@dataclass(eq=False)
+class Routing:
+    directory: Directory
+    incidents: Incidents
+    repeats: repeats.Repeats
+    metrics: Metrics
+    ledger: LedgerWriter
+    store: OffLoop
+    journeys: Callable[[], Iterable[Journey]]     # every PBX's calls in progress
+    prompts_dir: Path | None = None
+    language: str = "en"
+    clock: Callable[[], float] = time.time
+
+    # -- the dialplan's entry question ----------------------------------------
+
+    def entry(self, pbx: str, uniqueid: str, caller: str, typed: str, asked: bool,
+              started: float) -> policy.Route:
+        """A new caller's route (`started`: perf_counter when the dialplan's question came)."""
+        route = policy.entry(caller, typed, asked, self.directory, self.incidents,
+                             self.prompt_for)
+        if not route.ask_account:      # the last question of this call: is it a repeat?
+            route = self.judge_repeat(pbx, uniqueid, caller, route)
+        self.metrics.decided(route, time.perf_counter() - started, pbx)
+        self.record_decision(pbx, uniqueid, route)
+        return route
+
+    def judge_repeat(self, pbx: str, uniqueid: str, caller: str,
+                     route: policy.Route) -> policy.Route:
+        """The route with the caller's place (QUEUE_PRIO by their first join); a caller
+        already waiting on another line is told so instead.  Repeats are counted and kept."""
+        waiting = [j for j in self.journeys() if j.in_queue]
+        verdict = self.repeats.judge(uniqueid, caller, route.account, waiting)
+        if verdict.kind is not None:
+            self.metrics.repeats.labels(pbx=pbx, kind=verdict.kind).inc()
+            self.ledger.submit(History("repeats", {
+                "pbx": pbx, "uniqueid": uniqueid, "at_us": self._now_us(),
+                "kind": verdict.kind, "repeat_of": verdict.repeat_of,
+                "first_us": verdict.first_us}))
+            log.info("call %s from %s: a repeat (%s) of %s", uniqueid, caller or "no number",
+                     verdict.kind, verdict.repeat_of)
+        if verdict.kind == repeats.CONCURRENT and route.route == "first-line":
+            return replace(route, route="concurrent", announce="already-waiting")
+        return replace(route, prio=verdict.prio)
+
+    def record_decision(self, pbx: str, uniqueid: str, route: policy.Route) -> None:
+        self.ledger.submit(History("route_decisions", {
+            "pbx": pbx, "uniqueid": uniqueid, "at_us": self._now_us(), "route": route.label,
+            "account": route.account, "area": route.area, "incident": route.incident}))
+
+    def repeat_ended(self, fact: Fact) -> None:
+        if isinstance(fact, JourneyEnded):
+            self.repeats.ended(fact.record)
+
+    async def restore_repeats(self, timeout: float = 5.0) -> None:
+        """At start: the calls that ended within the repeat window (and entered up to
+        REPEAT_LOOKBACK before it) come back from the ledger, so a caller who hung up just
+        before a restart is still a repeat when they call again."""
+        now = self._now_us()
+        window_start = now - self.repeats.window_us
+        since = window_start - REPEAT_LOOKBACK_US
+        try:
+            records, firsts = await asyncio.wait_for(asyncio.gather(
+                self.store.run(Store.ended_since, window_start, since),
+                self.store.run(Store.repeat_firsts, since, now + 1)), timeout)
+        except Exception as exc:    # unreachable or slow: repeats start from nothing
+            log.warning("repeat callers: the ledger cannot be read (%s); calls before this "
+                        "start are not seen as repeated", _why(exc))
+            return
+        held = self.repeats.restore(records, firsts)
+        if held:
+            log.info("repeat callers: %d unanswered call(s) of the last %.0f s restored from "
+                     "the ledger", held, self.repeats.window_us / 1e6)
+
+    # -- known incidents --------------------------------------------------------
+
+    async def open_incident(self, area: object, message: object, expires_in: object,
+                            by: str = "api") -> Incident:
+        """Raises IncidentError (bad input) before anything is kept."""
+        incident = self.incidents.open(area, message, expires_in)
+        self.ledger.submit(History("incidents", _incident_row(incident, by)))
+        await self.make_incident_prompt(incident)
+        log.info("incident %s opened for area %s: %s", incident.id, incident.area,
+                 incident.message)
+        return incident
+
+    def close_incident(self, incident_id: str, by: str = "api") -> Incident | None:
+        """The incident closed, or None if none by that id is in force."""
+        incident = self.incidents.close(incident_id)
+        if incident is None:
+            return None
+        self.forget_incident_prompt(incident)
+        self.ledger.submit(History(INCIDENT_CLOSES, {
+            "id": incident.id, "closed_us": self._now_us(), "closed_by": by}))
+        log.info("incident %s closed", incident.id)
+        return incident
+
+    async def restore_incidents(self, timeout: float = 5.0) -> bool:
+        """At start: incidents kept in the ledger come back into force, and those of
+        routing.incidents_file go into the ledger (the file's migration).  Whether the
+        ledger answered (its schema is then this code's)."""
+        try:
+            await asyncio.wait_for(self.store.run(Store.migrate), timeout)
+            await asyncio.wait_for(self.store.run(Store.history, 
+                "incidents", [_incident_row(i, "incidents_file") for i in self.incidents.active()]),
+                timeout)
+            rows = await asyncio.wait_for(self.store.run(Store.open_incidents, self._now_us()), timeout)
+        except Exception as exc:    # unreachable, slow or broken: calls go on without it
+            log.warning("incidents: the ledger cannot be read (%s); only those in memory or in "
+                        "routing.incidents_file are in force", _why(exc))
+            return False
+        restored = self.incidents.restore([Incident(r["id"], r["area"], r["message"],
+                                                    r["opened_us"] / 1e6, r["expires_us"] / 1e6)
+                                           for r in rows])
+        if restored:
+            log.info("incidents: %d in force again from the ledger", restored)
+        return True
+
+    # -- their prompts ----------------------------------------------------------
+
+    def prompt_for(self, incident: Incident) -> str:
+        """The prompt the dialplan plays for `incident`: its own, or the generic one."""
+        name = f"incident-{incident.id}"
+        if self.prompts_dir is not None and (self.prompts_dir / f"{name}.wav").exists():
+            return name
+        return "known-incident"
+
+    async def make_incident_prompt(self, incident: Incident) -> None:
+        if self.prompts_dir is None:
+            return
+        try:
+            await asyncio.to_thread(prompts.incident_prompt, self.prompts_dir, incident.id,
+                                    incident.message, self.language)
+        except prompts.PromptError as exc:
+            log.warning("incident %s: no prompt of its own (%s); callers hear the generic one",
+                        incident.id, exc)
+
+    def forget_incident_prompt(self, incident: Incident) -> None:
+        if self.prompts_dir is not None:
+            prompts.remove_incident_prompt(self.prompts_dir, incident.id)
+
+    def _now_us(self) -> int:
+        return round(self.clock() * 1e6)
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, LedgerError) else problem(exc) or "timed out"
+
+
+def _incident_row(incident: Incident, by: str) -> dict[str, Any]:
+    return {"id": incident.id, "area": incident.area, "message": incident.message,
+            "opened_us": round(incident.started_at * 1e6),
+            "expires_us": round(incident.expires_at * 1e6), "closed_us": None,
+            "opened_by": by, "closed_by": None}
