@@ -42,7 +42,7 @@ from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incident, Incidents
-from ivr.calls.journeys import FIRST_LINE, Fact, Journey, JourneyEnded, Tracker
+from ivr.calls.journeys import Fact, Journey, JourneyEnded, Tracker
 from ivr.ledger.offloop import OffLoop
 from ivr.calls.records import CallRecord
 from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store, problem
@@ -438,7 +438,7 @@ def build(config: Config, clock: Callable[[], float] = time.time,
                       [p.name for p in config.pbxs])
     app = App(config, registry, metrics, directory, incidents,
               Path(r.prompts_dir) if r.prompts_dir else None, clock)
-    app.store = OffLoop(Store(config.ledger_url(), FIRST_LINE))
+    app.store = OffLoop(Store(config.ledger_url(), config.first_line.name))
     app.ledger = LedgerWriter(app.store, Spool(config.spool_path(), config.ledger.spool_max_records))
     app.tokens = roles.load(config.api.tokens_file or None, config.api.token)
     app.desk = Desk(app.store, directory, incidents, config.desk, clock)

@@ -69,7 +69,6 @@ EXIT_WITH_KEY = "exit_with_key"   # queue_log's EXITWITHKEY
 OUTCOMES = ("answered", "abandoned", "timeout", "withdrawn", "empty", "transferred",
             EXIT_WITH_KEY)
 AGENT_STATES = ("available", "ringing", "in_call", "paused", "unavailable")
-FIRST_LINE = "first-line"
 DEFAULT_THRESHOLD_MS = 30_000
 
 _QUEUESTATUS_OUTCOME = {
@@ -201,7 +200,7 @@ class Member:
 
 class Tracker:
     def __init__(self, thresholds_ms: Mapping[str, int] | None = None,
-                 first_line: str = FIRST_LINE, pbx: str = rec.DEFAULT_PBX) -> None:
+                 first_line: str = rec.FIRST_LINE, pbx: str = rec.DEFAULT_PBX) -> None:
         self.thresholds_ms = dict(thresholds_ms or {})
         self.first_line = first_line
         self.pbx = pbx

@@ -15,7 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ivr.calls.journeys import DEFAULT_THRESHOLD_MS, FIRST_LINE, Tracker
+from ivr.calls.journeys import DEFAULT_THRESHOLD_MS, Tracker
+from ivr.calls.records import FIRST_LINE
 from ivr.pbx.replay import Replay, ReplayedCall, replay_files, to_json
 
 REPLAY_EPILOG = """\

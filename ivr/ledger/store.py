@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ivr.calls.journeys import FIRST_LINE
+from ivr.calls.records import FIRST_LINE
 from ivr.calls import records as rec
 from ivr.ledger import schema as t
 

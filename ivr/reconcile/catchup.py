@@ -54,7 +54,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, Protocol, Sequence
 
-from ivr.calls.journeys import FIRST_LINE, Fact, JourneyEnded
+from ivr.calls.journeys import Fact, JourneyEnded
+from ivr.calls.records import FIRST_LINE
 from ivr.reconcile import queue_log
 from ivr.calls.records import CallRecord, VisitRecord
 from ivr.ledger.store import LedgerError, Store

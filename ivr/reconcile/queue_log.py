@@ -64,7 +64,8 @@ from decimal import Decimal
 from os import PathLike
 from types import MappingProxyType
 
-from ivr.calls.journeys import EXIT_WITH_KEY, FIRST_LINE
+from ivr.calls.journeys import EXIT_WITH_KEY
+from ivr.calls.records import FIRST_LINE
 from ivr.calls.records import QUEUE_LOG, SECONDS, UNOBSERVED, CallRecord, VisitRecord
 
 US = 1_000_000                 # microseconds in a second

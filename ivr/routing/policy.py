@@ -17,7 +17,8 @@ from urllib.parse import urlencode
 
 from ivr.routing.directory import Subscriber
 from ivr.routing.incidents import Incident
-from ivr.calls.journeys import FIRST_LINE, Entered, Tracker, VisitState
+from ivr.calls.journeys import Entered, Tracker, VisitState
+from ivr.calls.records import FIRST_LINE
 
 ENGINEERS = "engineers"
 
