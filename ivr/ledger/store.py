@@ -470,7 +470,7 @@ class Store:
         found = (await conn.execute(query)).scalar()
         return str(found) if found is not None else hashlib.sha256(b"").hexdigest()
 
-    # -- console sessions (console/web.py): not figures, so they may be deleted ---------
+    # -- console sessions (console/sessions.py): not figures, so they may be deleted ---------
 
     async def session_put(self, row: dict[str, Any]) -> None:
         await self._change(insert(t.console_sessions), [row])
