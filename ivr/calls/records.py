@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 # The PBX's configured name while ivr follows one PBX.
 DEFAULT_PBX = "default"
+# The queue whose answers are paid: the statement judges a call by its first visit here.
+FIRST_LINE = "first-line"
 # Where a record came from, and how precise its times are.
 LIVE, RESYNC, QUEUE_LOG = "live", "resync", "queue_log"
 SOURCES = (LIVE, RESYNC, QUEUE_LOG)

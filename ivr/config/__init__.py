@@ -19,6 +19,7 @@ from ivr.config import secrets as dialplan_secrets
 from ivr.config.values import BOUNDS as BOUNDS, ConfigError as ConfigError
 from ivr.config.values import only as _only, section as _section, typed as _typed
 from ivr.calls.records import DEFAULT_PBX  # the one PBX of a config with only [ami]
+from ivr.calls.judge import FIRST_LINE
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class ReportConfig:
 
 
 DEFAULT_QUEUES = (
-    QueueConfig("first-line", 30.0, overflow_to="common", overflow_after_seconds=30.0),
+    QueueConfig(FIRST_LINE, 30.0, overflow_to="common", overflow_after_seconds=30.0),
     QueueConfig("common"),
     QueueConfig("engineers"),
     QueueConfig("supervisors"),
@@ -136,6 +137,12 @@ class Config:
     @property
     def queue_names(self) -> tuple[str, ...]:
         return tuple(q.name for q in self.queues)
+
+    @property
+    def first_line(self) -> QueueConfig:
+        """The queue whose answers are paid (judge.FIRST_LINE), as configured; the
+        default's threshold when [queues] leaves it out."""
+        return next((q for q in self.queues if q.name == FIRST_LINE), DEFAULT_QUEUES[0])
 
     def ledger_url(self, env: Mapping[str, str] = os.environ) -> str:
         return self.ledger.url or f"sqlite:///{state_dir(env) / 'ledger.db'}"

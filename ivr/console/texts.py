@@ -1,6 +1,6 @@
 """Every word the console shows, in English and Russian, side by side.
 
-WORDS are the pages' own words (console.js reads them as T.key).  LABELS name
+WORDS are the pages' own words (their modules in static/ read them as words.key).  LABELS name
 the codes ivr's API answers with (a call's outcome, an agent's state, a
 ticket's state...) for people; the API itself keeps the codes.  A test checks
 that both languages have every word and every code has a label.

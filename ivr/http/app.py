@@ -39,7 +39,7 @@ def make_web(app: App) -> web.Application:
     w.add_routes(dialplan_http.routes(app, guard))
     w.add_routes(auth.routes(api_routes(app)))
     w.add_routes(openapi.routes())
-    w.add_routes(console.routes())
+    console.install(w)             # its templates and routes
     w.on_shutdown.append(console.close_streams)
     w.router.add_get("/metrics", make_aiohttp_handler(app.registry))
     w.router.add_get("/healthz", healthz)

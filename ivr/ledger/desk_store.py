@@ -49,7 +49,7 @@ class DeskStore(Database):
                                            .where(t.registry_head.c.id == 1))).first()
         return rows, (int(head[0]), str(head[1])) if head is not None else None
 
-    # -- console sessions (console/web.py): not figures, so they may be deleted ---------
+    # -- console sessions (console/sessions.py): not figures, so they may be deleted ---------
 
     async def session_put(self, row: dict[str, Any]) -> None:
         await self._change(insert(t.console_sessions), [row])

@@ -156,7 +156,7 @@ repeats = Table(
     Index("repeats_at", "at_us"),
 )
 
-# Who is signed in to the console (console/web.py): the SHA-256 of the session cookie and
+# Who is signed in to the console (console/sessions.py): the SHA-256 of the session cookie and
 # of the token signed in with, never either, so the table alone signs nobody in.
 console_sessions = Table(
     "console_sessions", metadata,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -86,11 +87,27 @@ async def test_the_pages_act_through_the_api_with_session_and_csrf(client: TestC
 
 
 async def test_the_assets_are_shipped_with_ivr(client: TestClient[Any, Any]) -> None:
-    for asset in ("console.js", "console.css"):
+    for asset in ("console.js", "desk.js", "board.js", "office.js", "tickets.js", "console.css"):
         resp = await client.get(f"/console/static/{asset}")
         assert resp.status == 200 and len(await resp.read()) > 500
     page = await (await client.get("/console")).text()
     assert "http" not in page.split("<body>")[0].replace("http-equiv", "")    # no CDN
+
+
+async def test_each_page_loads_its_own_module_and_escapes_what_it_echoes(
+        client: TestClient[Any, Any]) -> None:
+    await sign_in(client, "supervisor")
+    for page, path in (("board", "/console/board"), ("desk", "/console/desk/op1")):
+        html = await (await client.get(path)).text()
+        assert f'<script type="module" src="/console/static/{page}.js"></script>' in html
+    html = await (await client.get("/console/desk/%3Cb%3Eop1")).text()    # a member named <b>op1
+    assert ": &lt;b&gt;op1</h1>" in html and "<b>" not in html
+    # No page-level globals: the shared names are exports of console.js, imported by each page.
+    static = Path(__file__).parents[2] / "ivr" / "console" / "static"
+    for module in ("desk", "board", "office", "tickets"):
+        script = (static / f"{module}.js").read_text()
+        assert script.startswith("import {") and 'from "./console.js";' in script.splitlines()[0]
+        assert not re.search(r"^(const|let|var) ", script, re.M), module
 
 
 async def test_the_card_has_the_callers_calls_repeats_flagged_and_open_items(tmp_path: Path) -> None:
@@ -149,9 +166,9 @@ def test_every_word_of_the_pages_is_in_both_languages() -> None:
     import re
 
     from ivr.console import texts
-    script = (Path(texts.__file__).with_name("static") / "console.js").read_text()
-    used = set(re.findall(r"\bT\.([a-z_]+)", script)) | {"offered", "payable"}   # T[key]
-    assert used - set(texts.WORDS) == set(), "console.js uses words texts.py lacks"
+    script = "".join(p.read_text() for p in Path(texts.__file__).with_name("static").glob("*.js"))
+    used = set(re.findall(r"\bwords\.([a-z_]+)", script)) | {"offered", "payable"}   # words[key]
+    assert used - set(texts.WORDS) == set(), "the pages' modules use words texts.py lacks"
     for key, (en, ru) in texts.WORDS.items():
         assert en and ru, key
         # A Russian word is Russian: no Latin letters but the names ivr and CSV (and
