@@ -47,7 +47,8 @@ from ivr.ledger.offloop import OffLoop
 from ivr.calls.records import CallRecord
 from ivr.ledger.store import INCIDENT_CLOSES, LedgerError, Store, problem
 from ivr.ledger.writer import History, LedgerWriter, Spool
-from ivr.metrics.families import LiveCollector, Metrics
+from ivr.metrics.families import Metrics
+from ivr.metrics.live import LiveCollector
 from ivr.routing.policy import OverflowRule, Rules
 from ivr.routing.router import Router
 
