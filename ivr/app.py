@@ -34,7 +34,8 @@ from ivr.pbx import actions
 from ivr.routing import policy, prompts, repeats
 from ivr.config import tokens as roles
 from ivr.ami import events, server_filter
-from ivr.ami.client import AmiClient, AmiError, AmiSettings
+from ivr.ami.client import AmiClient, AmiSettings
+from ivr.ami.errors import AmiError
 from ivr.ami.recording import Recorder
 from ivr.ami.codec import Message
 from ivr.config import AmiConfig, Config
