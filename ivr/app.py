@@ -50,7 +50,8 @@ from ivr.calls.tracker import Tracker
 from ivr.ledger.offloop import OffLoop
 from ivr.ledger.store import Store
 from ivr.ledger.writer import LedgerWriter, Spool
-from ivr.metrics.families import LiveCollector, Metrics
+from ivr.metrics.families import Metrics
+from ivr.metrics.live import LiveCollector
 from ivr.pbx.session import Pbx
 from ivr.routing.policy import OverflowRule, Rules
 from ivr.routing.router import Router

@@ -3,23 +3,22 @@
 run() owns the connection: connect, banner, Login, `on_login` (the app's
 resync snapshot), then read and dispatch until the socket dies; back off and
 repeat.  Replies are matched to requests by ActionID only and finish on
-protocol markers (`Response:`, `EventList: Complete`), never on the human
-`Message:` text.  Nothing is re-sent after a reconnect: a pending request
-fails with AmiDisconnected and its caller decides.
+protocol markers (ami/pending.py).  Nothing is re-sent after a reconnect: a
+pending request fails with AmiDisconnected and its caller decides.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ivr.ami.codec import Banner, Codec, MalformedFrame, Message, serialize
+from ivr.ami.errors import AmiDisconnected, AmiError, AmiLoginError
+from ivr.ami.pending import Requests
 from ivr.ami.recording import Recorder
 
 logger = logging.getLogger(__name__)
@@ -32,18 +31,6 @@ _READ_SIZE = 65536
 # Late pings in a row, with events arriving but no answer to anything, that
 # end the connection (see _ping_loop).
 _BUSY_PINGS = 3
-
-
-class AmiError(Exception):
-    """The PBX answered `Response: Error`; str(exc) is its Message text."""
-
-
-class AmiDisconnected(AmiError):
-    """Not connected, or the connection dropped while the action was pending."""
-
-
-class AmiLoginError(AmiError):
-    """The PBX rejected Login; str(exc) is its Message text."""
 
 
 class _HookFailed(Exception):
@@ -75,22 +62,6 @@ class AmiSettings:
         return f"{self.host}:{self.port}"
 
 
-@dataclass(eq=False)
-class _Pending:
-    is_list: bool
-    future: asyncio.Future[list[Message]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
-    items: list[Message] = field(default_factory=list)
-
-    def finish(self, outcome: list[Message] | AmiError) -> None:
-        if self.future.done():
-            return
-        if isinstance(outcome, AmiError):
-            self.future.set_exception(outcome)
-        else:
-            self.future.set_result(outcome)
-
-
 class AmiClient:
     def __init__(self, settings: AmiSettings, on_event: Callable[[Message], None],
                  on_login: Callable[[AmiClient], Awaitable[None]] | None = None,
@@ -106,12 +77,9 @@ class AmiClient:
         self._on_event = on_event
         self._on_login = on_login
         self._on_state = on_state
-        self._ids = itertools.count(1)
-        self._id_prefix = f"ivr-{secrets.token_hex(3)}-"
-        self._pending: dict[str, _Pending] = {}
+        self._requests = Requests()
         self._lists = 0                    # list actions of ours still open
         self._booted = asyncio.Event()     # FullyBooted seen on this connection
-        self._abandoned: set[str] = set()  # timed-out lists: swallow late items
         self._writer: Writer | None = None
         self._codec: Codec | None = None
         self._logged_in = False
@@ -158,22 +126,22 @@ class AmiClient:
                        timeout: float | None, is_list: bool) -> list[Message]:
         if (writer := self._writer) is None:
             raise AmiDisconnected(f"not connected to {self._settings.address}")
-        action_id = f"{self._id_prefix}{next(self._ids)}"
+        action_id = self._requests.new_id()
         data = serialize(name, fields, action_id)
-        pending = self._pending[action_id] = _Pending(is_list)
+        pending = self._requests.open(action_id, is_list)
         deadline = self._settings.action_timeout if timeout is None else timeout
         if is_list:
             self._decode_all(True)
+        timed_out = False
         try:
             async with asyncio.timeout(deadline):
                 await self._send(writer, data, (name, action_id, fields))
                 return await pending.future
         except TimeoutError:
-            if is_list:
-                self._abandoned.add(action_id)
+            timed_out = True
             raise TimeoutError(f"{name} unanswered by {self._settings.address} within {deadline}s") from None
         finally:
-            del self._pending[action_id]
+            self._requests.close(action_id, timed_out)
             if is_list:
                 self._decode_all(False)
 
@@ -210,39 +178,14 @@ class AmiClient:
     def _route(self, msg: Message) -> None:
         if self._settings.trace:
             wire_logger.debug("<< %s", _masked(msg.headers))
-        action_id = msg.action_id or ""
-        pending = self._pending.get(action_id)
         if msg.response is not None:
             self._last_answer = asyncio.get_running_loop().time()
-            self._on_response(msg, msg.response, pending)
-        elif pending is not None and pending.is_list:
-            self._on_list_item(msg, pending)
-        elif action_id in self._abandoned:
-            self._on_late_item(msg, action_id)
-        elif msg.event == "FullyBooted":
+        if self._requests.take(msg):
+            return
+        if msg.event == "FullyBooted":
             self._booted.set()      # the client's own: the snapshot may be taken now
         elif msg.event is not None:
             self._dispatch(msg)
-
-    def _on_response(self, msg: Message, response: str, pending: _Pending | None) -> None:
-        if pending is None:
-            logger.debug("dropping AMI response for unknown ActionID %s", msg.action_id)
-        elif response.lower() == "error":
-            pending.finish(AmiError(msg.get("Message") or "error"))
-        elif not pending.is_list:
-            pending.finish([msg])
-        # A list's Success response opens it; only its Complete event ends it.
-
-    def _on_list_item(self, msg: Message, pending: _Pending) -> None:
-        if _completes_list(msg):
-            pending.finish(pending.items)
-        else:
-            pending.items.append(msg)
-
-    def _on_late_item(self, msg: Message, action_id: str) -> None:
-        logger.debug("dropping late %s for timed-out ActionID %s", msg.event, action_id)
-        if _completes_list(msg):
-            self._abandoned.discard(action_id)
 
     def _dispatch(self, msg: Message) -> None:
         self._dispatched += 1
@@ -429,10 +372,7 @@ class AmiClient:
     def _detach(self) -> None:
         self._writer = None
         self._logged_in = False
-        reason = f"connection to {self._settings.address} lost"
-        for pending in self._pending.values():
-            pending.finish(AmiDisconnected(reason))
-        self._abandoned.clear()
+        self._requests.fail_all(f"connection to {self._settings.address} lost")
 
     def _teardown(self, writer: Writer) -> bool:
         was_up = self.up
@@ -454,10 +394,6 @@ class AmiClient:
                 self._on_state(up)
             except Exception:
                 logger.exception("on_state failed")
-
-
-def _completes_list(msg: Message) -> bool:
-    return (msg.get("EventList") or "").lower() == "complete"
 
 
 def _masked(pairs: Iterable[tuple[str, object]]) -> list[tuple[str, object]]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from ivr import config as cfg
+from ivr.cli.lab import with_lab_ledger
 from ivr.reconcile import catchup
 from ivr.reconcile.backfill import backfill
 from ivr.reconcile.compare import reconcile
@@ -155,13 +156,7 @@ def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def ledger_config(args: argparse.Namespace) -> cfg.Config:
     """The config, with the lab's ledger when neither AMI nor the ledger is configured."""
-    config = cfg.load(getattr(args, "config", None), os.environ)
-    if not config.ledger.url and not config.ami.username:
-        from ivr.lab.pbx import Lab
-        lab = Lab()
-        if lab.dir.exists():
-            config = replace(config, ledger=replace(config.ledger, url=lab.ledger_url()))
-    return config
+    return with_lab_ledger(cfg.load(getattr(args, "config", None), os.environ))
 
 
 def run_with_store(args: argparse.Namespace,

@@ -12,7 +12,8 @@ import logging
 from typing import Callable
 
 from ivr.ami import server_filter
-from ivr.ami.client import AmiClient, AmiError
+from ivr.ami.client import AmiClient
+from ivr.ami.errors import AmiError
 from ivr.ami.codec import Message
 
 log = logging.getLogger(__name__)

@@ -330,7 +330,7 @@ async def _going_on(pbx: Pbx, app: App) -> set[str]:
     """The uniqueids of every channel up on the PBX, and the calls its tracker holds.
     NotYet until the PBX is resynced and the spool a crash left is written: its
     records are calls the last ivr recorded live, to be found in the ledger."""
-    from ivr.ami.client import AmiError
+    from ivr.ami.errors import AmiError
     if not pbx.ready or app.ledger.spool.count:
         raise NotYet
     try:

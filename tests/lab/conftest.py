@@ -25,7 +25,7 @@ import pytest
 from ivr import config as cfg
 from ivr.ami.recording import Recorder
 from ivr.app import App
-from ivr.cli.main import lab_routing
+from ivr.cli.lab import lab_routing
 from ivr.calls.facts import Fact, JourneyEnded
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab

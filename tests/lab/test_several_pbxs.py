@@ -15,7 +15,7 @@ import pytest
 
 from ivr import config as cfg
 from ivr.calls.facts import JourneyEnded, Unobserved
-from ivr.cli.main import lab_routing
+from ivr.cli.lab import lab_routing
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.ledger.store import Store

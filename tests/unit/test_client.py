@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from ivr.ami.client import AmiClient, AmiDisconnected, AmiError, AmiSettings
+from ivr.ami.client import AmiClient, AmiSettings
+from ivr.ami.errors import AmiDisconnected, AmiError
 from ivr.ami.codec import Codec, Message
 
 SECRET = "s3cret-Pa55"

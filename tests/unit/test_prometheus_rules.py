@@ -26,7 +26,8 @@ from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incidents
 from ivr.calls.tracker import Tracker
 from ivr.http import throttle
-from ivr.metrics.families import LiveCollector, Metrics
+from ivr.metrics.families import Metrics
+from ivr.metrics.live import LiveCollector
 from tests.replay import Replay, transcript
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"

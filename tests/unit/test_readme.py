@@ -13,7 +13,8 @@ from ivr.desk.service import Desk
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incidents
 from ivr.calls.tracker import Tracker
-from ivr.metrics.families import LiveCollector, Metrics
+from ivr.metrics.families import Metrics
+from ivr.metrics.live import LiveCollector
 from ivr.http.throttle import Guard
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from ivr.ami import events
 from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed
 from ivr.calls.tracker import Tracker
-from ivr.metrics.families import LiveCollector, Metrics
+from ivr.metrics.families import Metrics
+from ivr.metrics.live import LiveCollector
 from tests.replay import Replay, transcript
 
 QUEUES = ("first-line", "common", "engineers")
