@@ -132,7 +132,7 @@ async def signed_in(browser: Any, ivr: Running, role: str, lang: str = "en") -> 
 
 
 async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: Running, browser: Any, phones: list[traffic.Sipp], only_op1: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     page = await signed_in(browser, ivr, "operator")
@@ -152,14 +152,14 @@ async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
     escalate = page.get_by_role("button", name="Escalate")
     await expect(escalate).to_be_enabled()
     await escalate.click()
-    await eventually(lambda: any(f.queue == "engineers" for f in ivr.of(jr.Entered)),  # type: ignore[attr-defined]
+    await eventually(lambda: any(f.queue == "engineers" for f in ivr.of(jr.Entered)),
                      timeout=10, what="the caller in engineers (seen on AMI)")
     await expect(page.get_by_role("status")).to_contain_text("Escalate")
     print(f"the card popped {popped * 1000:.0f} ms after the answer reached ivr")
 
 
 async def test_a_desk_opened_during_a_call_gets_that_calls_card(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: Running, browser: Any, phones: list[traffic.Sipp], only_op1: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     phones.append(traffic.agent("op1", ring_ms=1000))
@@ -175,7 +175,7 @@ async def test_a_desk_opened_during_a_call_gets_that_calls_card(
 
 
 async def test_a_known_incident_on_the_russian_desk_and_a_ticket_refused_for_it(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: Running, browser: Any, phones: list[traffic.Sipp], only_op1: None) -> None:
     """The card shows the incident, Escalate is off and says why, and a ticket filed
     anyway is refused, in the operator's language (the API's error by its code)."""
     import aiohttp
@@ -207,7 +207,7 @@ async def test_a_known_incident_on_the_russian_desk_and_a_ticket_refused_for_it(
 
 
 async def test_a_complaint_from_the_board_is_found_at_the_office(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: Running, browser: Any, phones: list[traffic.Sipp], only_op1: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     phones.append(traffic.agent("op1", ring_ms=1000))
@@ -325,7 +325,7 @@ def nobody_answers(lab: Lab) -> Iterator[None]:
 
 
 async def test_the_board_moves_a_waiting_caller(lab: Lab, ivr_console: Running, browser: Any,
-                                                phones: list, nobody_answers: None) -> None:
+                                                phones: list[traffic.Sipp], nobody_answers: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     phones += [traffic.agent(g, ring_ms=1000) for g in ("gen1", "gen2")]
@@ -334,14 +334,14 @@ async def test_the_board_moves_a_waiting_caller(lab: Lab, ivr_console: Running, 
     move = board.get_by_role("button", name="Move 79101 → common")
     await expect(move).to_be_visible(timeout=15_000)
     await move.click()
-    await eventually(lambda: any(f.queue == "common" for f in ivr.of(jr.Entered)),  # type: ignore[attr-defined]
+    await eventually(lambda: any(f.queue == "common" for f in ivr.of(jr.Entered)),
                      timeout=10, what="the caller moved to common")
-    [left] = [f for f in ivr.of(jr.Exited) if f.queue == "first-line"]  # type: ignore[attr-defined]
-    assert left.outcome == "withdrawn"  # type: ignore[attr-defined]
+    [left] = [f for f in ivr.of(jr.Exited) if f.queue == "first-line"]
+    assert left.outcome == "withdrawn"
 
 
 async def test_the_desk_sends_the_caller_to_a_supervisor(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: Running, browser: Any, phones: list[traffic.Sipp], only_op1: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     page = await signed_in(browser, ivr, "operator")
@@ -351,14 +351,14 @@ async def test_the_desk_sends_the_caller_to_a_supervisor(
     phones.append(traffic.callers(1, hold_ms=30_000, number_prefix="7910"))
     await expect(page.get_by_role("region", name="Caller")).to_contain_text("100101", timeout=20_000)
     await page.get_by_role("button", name="To supervisor").click()
-    await eventually(lambda: any(f.queue == "supervisors" and f.outcome == "answered"  # type: ignore[attr-defined]
+    await eventually(lambda: any(f.queue == "supervisors" and f.outcome == "answered"
                                  for f in ivr.of(jr.Exited)), timeout=15,
                      what="a supervisor answered the caller")
     await expect(page.get_by_role("status")).to_contain_text("9001")
 
 
 async def test_a_desk_reconnects_by_itself_after_its_stream_drops(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: Running, browser: Any, phones: list[traffic.Sipp], only_op1: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     page = await signed_in(browser, ivr, "operator")
@@ -376,7 +376,7 @@ async def test_a_desk_reconnects_by_itself_after_its_stream_drops(
 
 
 async def test_a_restart_of_ivr_signs_nobody_out(
-        lab: Lab, tmp_path: Path, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, tmp_path: Path, browser: Any, phones: list[traffic.Sipp], only_op1: None) -> None:
     """op1's desk stays open while ivr restarts: its stream reconnects to the new ivr with
     the same session (kept in the ledger), and the next call pops on it."""
     from playwright.async_api import expect

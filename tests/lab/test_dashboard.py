@@ -76,7 +76,7 @@ def query(base: str, expr: str) -> list[object]:
 
 
 async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus: str,
-                                              phones: list) -> None:
+                                              phones: list[traffic.Sipp]) -> None:
     await eventually(lambda: http_get(prometheus + "/-/ready")[0] == 200, timeout=30, what="prometheus ready")
     # Prometheus scrapes for the first time about 5 s after it says ready. The
     # counters must be seen at 0 before the calls: a counter first seen at 3
@@ -90,7 +90,7 @@ async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus
     phones.append(traffic.callers(1, hold_ms=5500, rate=1, number_prefix="7980"))
     await eventually(lambda: len(ivr.of(jr.JourneyEnded)) >= 4, timeout=30, interval=0.2,
                      what="4 journeys ended")
-    assert {f.outcome for f in ivr.of(jr.JourneyEnded)} == {"answered", "abandoned"}  # type: ignore[attr-defined]
+    assert {f.outcome for f in ivr.of(jr.JourneyEnded)} == {"answered", "abandoned"}
 
     queries = panel_queries()
     assert len(queries) >= 14
@@ -116,5 +116,5 @@ async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus
         raw = {expr: query(prometheus, expr) for expr in (
             'ivr_queue_answered_within_sla_total{queue="first-line"}[15m]',
             'ivr_queue_exits_total{queue="first-line",outcome="answered"}[15m]')}
-        ends = [(f.queue, f.outcome, f.wait_ms, f.within_sla) for f in ivr.of(jr.Exited)]  # type: ignore[attr-defined]
+        ends = [(f.queue, f.outcome, f.wait_ms, f.within_sla) for f in ivr.of(jr.Exited)]
         raise AssertionError(f"{e}; samples {raw}; exits {ends}") from None

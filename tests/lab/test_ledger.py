@@ -84,7 +84,7 @@ def backfill_state(base: str) -> dict[str, Any]:
 
 
 async def test_sigkill_mid_traffic_then_the_restart_backfills_by_itself(
-        lab: Lab, phones: list, tmp_path: Path) -> None:
+        lab: Lab, phones: list[traffic.Sipp], tmp_path: Path) -> None:
     """ivr is killed mid-traffic and started again, with ledger.queue_log set: the
     ledger's statement equals queue_log's with no manual step.  The gap holds calls
     that began and ended while ivr was down (backfilled at start), callers waiting
@@ -150,7 +150,7 @@ async def test_sigkill_mid_traffic_then_the_restart_backfills_by_itself(
 
 
 async def test_postgres_down_30s_with_traffic_loses_and_doubles_nothing(
-        lab: Lab, phones: list, pg_cluster: Any) -> None:
+        lab: Lab, phones: list[traffic.Sipp], pg_cluster: Any) -> None:
     url = pg_cluster.createdb(f"outage_{os.getpid()}")
     app, runner = await start(lab_config(lab, ledger_url=url))
     running = Running(app)
