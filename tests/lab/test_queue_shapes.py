@@ -72,7 +72,7 @@ async def test_a_caller_redirected_away_by_another_client_is_transferred(
         lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     since = time.time()
     phones.append(traffic.callers(1, hold_ms=15_000, number_prefix="7962", service="8702"))
-    await eventually(lambda: ivr.app.tracker.waiting("shape-redir"), timeout=10,
+    await eventually(lambda: bool(ivr.app.tracker.waiting("shape-redir")), timeout=10,
                      what="the caller waiting in shape-redir")
     [journey] = ivr.app.tracker.waiting("shape-redir")
     await asyncio.sleep(1.5)
@@ -172,7 +172,7 @@ async def test_a_local_member_with_n_rings_then_answers(lab: Lab, ivr: Running,
     phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7965", service="8703"))
     member = ("shape-local", "op1-local")
     # Ringing through a Local/.../n channel: Asterisk says "in use", not in a call.
-    await eventually(lambda: ivr.app.tracker.waiting("shape-local"), timeout=10,
+    await eventually(lambda: bool(ivr.app.tracker.waiting("shape-local")), timeout=10,
                      what="the caller waiting in shape-local")
     await eventually(lambda: (m := ivr.app.tracker.members.get(member)) is not None
                      and m.status == 2, timeout=5, what="the Local member in use")
@@ -293,7 +293,7 @@ async def test_a_caller_withdrawn_by_another_client(lab: Lab, ivr: Running,
     """QueueWithdrawCaller, as a CRM that takes a caller out of the queue does."""
     since = time.time()
     phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7964", service="8702"))
-    await eventually(lambda: ivr.app.tracker.waiting("shape-redir"), timeout=10,
+    await eventually(lambda: bool(ivr.app.tracker.waiting("shape-redir")), timeout=10,
                      what="the caller waiting in shape-redir")
     [journey] = ivr.app.tracker.waiting("shape-redir")
     await asyncio.sleep(1.5)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from ivr.calls import access as calls_access
 from ivr.config import tokens as roles
+from ivr.ami.client import Fields
 from ivr.ami.codec import Message
 from ivr.app import App
 from ivr.calls import records as rec
@@ -29,7 +30,7 @@ class FakeAmi:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    async def action(self, name: str, fields: Mapping[str, str] | None = None,
+    async def action(self, name: str, fields: Fields | None = None,
                      timeout: float | None = None) -> Message:
         self.sent.append(name)
         return Message((("Response", "Success"), ("Value", "PJSIP/op1-1")))

@@ -216,9 +216,10 @@ def replace_routing(config: Any) -> Any:
 async def test_a_batch_is_written_whole_or_not_at_all(store: Store) -> None:
     """Calls and history rows share one transaction: a retry doubles no history row."""
     await store.migrate()
-    bad = {"escalations": [{"pbx": "default", "uniqueid": "1.1", "at_us": 1, "via": "api",
-                            "result": "accepted", "incident": ""},
-                           {"pbx": "default"}]}            # the second row lacks its columns
+    bad: dict[str, list[dict[str, object]]] = {
+        "escalations": [{"pbx": "default", "uniqueid": "1.1", "at_us": 1, "via": "api",
+                         "result": "accepted", "incident": ""},
+                        {"pbx": "default"}]}            # the second row lacks its columns
     with pytest.raises(Exception):
         await store.write([call(1)], bad)
     assert await store.calls(0, 2**62) == []
