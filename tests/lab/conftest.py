@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import AsyncIterator, Iterator, TypeVar
+from typing import AsyncIterator, Generator, Iterator, TypeVar
 
 import pytest
 
@@ -92,10 +92,11 @@ SHAPES = Path(__file__).parents[1] / "fixtures" / "shapes"
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if call.when == "call":
-        item.stash[_PASSED] = report.passed  # type: ignore[attr-defined]
+        item.stash[_PASSED] = report.passed
     return report
 
 

@@ -14,7 +14,7 @@ import re
 import subprocess
 import urllib.parse
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypedDict
 
 import pytest
 
@@ -68,11 +68,19 @@ def prometheus(tmp_path: Path, ivr: Running) -> Iterator[str]:
     assert "level=error" not in err, err    # e.g. a rule file that failed to load
 
 
-def query(base: str, expr: str) -> list[object]:
+class Sample(TypedDict):
+    """One series of an instant query's result, as Prometheus's HTTP API gives it."""
+
+    metric: dict[str, str]
+    value: list[float | str]     # [time, the value as text]
+
+
+def query(base: str, expr: str) -> list[Sample]:
     status, body = http_get(f"{base}/api/v1/query?query={urllib.parse.quote(expr)}")
     if status != 200:
         raise AssertionError(f"query failed ({status}): {expr}\n{body}")
-    return list(json.loads(body)["data"]["result"])
+    rows: list[Sample] = list(json.loads(body)["data"]["result"])
+    return rows
 
 
 async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus: str,
@@ -108,7 +116,7 @@ async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus
     # Poll: a rule evaluated before the answered calls were scraped says NaN.
     def service_level() -> float:
         rows = query(prometheus, 'queue:ivr_service_level:ratio_rate15m{queue="first-line"}')
-        return float(rows[0]["value"][1]) if len(rows) == 1 else float("nan")  # type: ignore[index]
+        return float(rows[0]["value"][1]) if len(rows) == 1 else float("nan")
     try:
         await eventually(lambda: service_level() == 1.0, timeout=30, interval=0.5,
                          what="service level of first-line = 1.0 (3 of 3 within 30 s)")

@@ -66,7 +66,8 @@ def run_ivr(*args: str, env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run([IVR, *args, "--json"] if "billing" not in args else [IVR, *args],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
 
 
 def ledger_calls(db: Path) -> int:

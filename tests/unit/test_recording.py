@@ -209,7 +209,7 @@ class SnapshotAmi(FakeAmi):
         def keep(data: bytes | bytearray | memoryview) -> None:
             self.wire += data
             write(data)
-        writer.write = keep       # type: ignore[method-assign]
+        setattr(writer, "write", keep)     # this connection's writer only: every byte goes by keep
         await super()._handle(reader, writer)
 
     def _answer(self, msg: Message, writer: asyncio.StreamWriter) -> None:
