@@ -30,7 +30,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ivr lab up
-	$(BIN)/mypy --strict ivr
+	$(BIN)/mypy --strict ivr tests
 	$(BIN)/pytest -q -ra
 
 test-unit: $(STAMP)

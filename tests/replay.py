@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, TypeVar, overload
 
 from ivr.calls.facts import Fact
 from ivr.metrics.families import Metrics
 from ivr.pbx.replay import Replay as _Replay
 
 FIXTURES = Path(__file__).parent / "fixtures"
+F = TypeVar("F", bound=Fact)
 
 
 @dataclass
@@ -39,6 +40,15 @@ class Replay(_Replay):
         if self.metrics is not None:
             for fact in facts:
                 self.metrics.record(fact)
+
+    @overload
+    def of(self, kind: type[F]) -> list[F]: ...
+    @overload
+    def of(self, kind: type) -> list[Fact]: ...
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        """The facts of one kind, typed as that kind when it is one: `r.of(Exited)[0].outcome`."""
+        return super().of(kind)
 
 
 def transcript(name: str) -> bytes:

@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator, Generator, Iterator, TypeVar
 
 import pytest
 
@@ -65,6 +65,9 @@ def lab_config(lab: Lab, listen_port: int = 9105, ledger_url: str = "") -> cfg.C
     return lab_routing(base, status)
 
 
+F = TypeVar("F", bound=Fact)
+
+
 class Running:
     """ivr running against the lab, with every fact it produced."""
 
@@ -73,7 +76,8 @@ class Running:
         self.facts: list[Fact] = []
         app.listeners.append(self.facts.append)
 
-    def of(self, kind: type) -> list[Fact]:
+    def of(self, kind: type[F]) -> list[F]:
+        """The facts of one kind, typed as that kind: `ivr.of(Exited)[0].outcome`."""
         return [f for f in self.facts if isinstance(f, kind)]
 
     def value(self, name: str, **labels: str) -> float:
@@ -88,10 +92,11 @@ SHAPES = Path(__file__).parents[1] / "fixtures" / "shapes"
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if call.when == "call":
-        item.stash[_PASSED] = report.passed  # type: ignore[attr-defined]
+        item.stash[_PASSED] = report.passed
     return report
 
 
@@ -119,7 +124,7 @@ async def ivr(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Async
 
 def _keep(name: str, recording: Path, running: Running, lab: Lab, since: float) -> None:
     """The recording and the verdict the test checked, as tests/fixtures/shapes/NAME.*"""
-    calls = [ReplayedCall.of_record(f.record).to_json() for f in running.of(JourneyEnded)]  # type: ignore[attr-defined]
+    calls = [ReplayedCall.of_record(f.record).to_json() for f in running.of(JourneyEnded)]
     ours = {c["uniqueid"] for c in calls}
     rows: dict[str, list[str]] = {uid: [] for uid in ours}
     for line in lab.queue_log().splitlines():

@@ -12,17 +12,24 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 import pytest
+from aiohttp import web
 
+from ivr import config as cfg
+from ivr.app import App
 from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded
+from ivr.console.pages import Console
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import start
 from ivr.http.app import CONSOLE
 from tests.helpers import eventually, require
 from tests.lab.conftest import Running, lab_config
+
+if TYPE_CHECKING:       # playwright is imported where a test runs it: it may be missing
+    from playwright.async_api import Browser, BrowserContext, Page
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +44,7 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def console_config(lab: Lab, tmp_path: Path) -> Any:
+def console_config(lab: Lab, tmp_path: Path) -> cfg.Config:
     tokens = tmp_path / "tokens"
     tokens.write_text("".join(f"{role} {name} {token}\n" for role, (name, token) in TOKENS.items()))
     tokens.chmod(0o600)
@@ -45,16 +52,23 @@ def console_config(lab: Lab, tmp_path: Path) -> Any:
     return replace(config, api=replace(config.api, tokens_file=str(tokens)))
 
 
-async def started(config: Any) -> tuple[Running, Any]:
+class WithConsole(Running):
+    """ivr running against the lab, with its web app and the console's pages in it."""
+
+    def __init__(self, app: App, web_app: web.Application) -> None:
+        super().__init__(app)
+        self.web_app = web_app
+        self.console: Console = web_app[CONSOLE]
+
+
+async def started(config: cfg.Config) -> tuple[WithConsole, web.AppRunner]:
     app, runner = await start(config)
     await eventually(lambda: app.ready and app.desk.loaded, timeout=15, what="ivr ready")
-    running = Running(app)
-    running.console = runner.app[CONSOLE]        # type: ignore[attr-defined]
-    return running, runner
+    return WithConsole(app, runner.app), runner
 
 
 @pytest.fixture
-async def ivr_console(lab: Lab, tmp_path: Path) -> AsyncIterator[Running]:
+async def ivr_console(lab: Lab, tmp_path: Path) -> AsyncIterator[WithConsole]:
     running, runner = await started(console_config(lab, tmp_path))
     yield running
     await runner.cleanup()
@@ -73,7 +87,7 @@ def only_op1(lab: Lab) -> Iterator[None]:
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Any]:
+async def browser() -> AsyncIterator[Watched]:
     path = chromium()
     require(path is not None, "chromium is not installed (make setup)")
     try:
@@ -94,11 +108,11 @@ async def browser() -> AsyncIterator[Any]:
 class Watched:
     """The browser, with every uncaught error of its pages' scripts kept."""
 
-    def __init__(self, browser: Any) -> None:
+    def __init__(self, browser: Browser) -> None:
         self.browser = browser
         self.errors: list[str] = []
 
-    async def new_context(self, **options: Any) -> Any:
+    async def new_context(self, **options: Any) -> BrowserContext:
         context = await self.browser.new_context(**options)
         context.on("weberror", lambda e: self.errors.append(f"{e.page.url if e.page else ''}: {e.error}"))
         return context
@@ -107,7 +121,7 @@ class Watched:
 CONTROLS = ("button", "textbox", "combobox", "spinbutton", "link", "checkbox", "radio")
 
 
-async def keep(page: Any, name: str, full_page: bool = False) -> None:
+async def keep(page: Page, name: str, full_page: bool = False) -> None:
     """A screenshot of the page as it is (artifacts/console/NAME.png), once every control
     on it has an accessible name, as the browser computes it for a screen reader."""
     tree = await page.locator("body").aria_snapshot()
@@ -121,7 +135,7 @@ def base(ivr: Running) -> str:
     return f"http://127.0.0.1:{ivr.app.config.listen_port}"
 
 
-async def signed_in(browser: Any, ivr: Running, role: str, lang: str = "en") -> Any:
+async def signed_in(browser: Watched, ivr: Running, role: str, lang: str = "en") -> Page:
     page = await (await browser.new_context()).new_page()
     await page.goto(f"{base(ivr)}/console?lang={lang}")
     await keep(page, "sign-in" if lang == "en" else f"sign-in-{lang}")
@@ -132,7 +146,7 @@ async def signed_in(browser: Any, ivr: Running, role: str, lang: str = "en") -> 
 
 
 async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: WithConsole, browser: Watched, phones: list[traffic.Sipp], only_op1: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     page = await signed_in(browser, ivr, "operator")
@@ -152,14 +166,14 @@ async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
     escalate = page.get_by_role("button", name="Escalate")
     await expect(escalate).to_be_enabled()
     await escalate.click()
-    await eventually(lambda: any(f.queue == "engineers" for f in ivr.of(Entered)),  # type: ignore[attr-defined]
+    await eventually(lambda: any(f.queue == "engineers" for f in ivr.of(Entered)),
                      timeout=10, what="the caller in engineers (seen on AMI)")
     await expect(page.get_by_role("status")).to_contain_text("Escalate")
     print(f"the card popped {popped * 1000:.0f} ms after the answer reached ivr")
 
 
 async def test_a_desk_opened_during_a_call_gets_that_calls_card(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: WithConsole, browser: Watched, phones: list[traffic.Sipp], only_op1: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     phones.append(traffic.agent("op1", ring_ms=1000))
@@ -175,7 +189,7 @@ async def test_a_desk_opened_during_a_call_gets_that_calls_card(
 
 
 async def test_a_known_incident_on_the_russian_desk_and_a_ticket_refused_for_it(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: WithConsole, browser: Watched, phones: list[traffic.Sipp], only_op1: None) -> None:
     """The card shows the incident, Escalate is off and says why, and a ticket filed
     anyway is refused, in the operator's language (the API's error by its code)."""
     import aiohttp
@@ -207,7 +221,7 @@ async def test_a_known_incident_on_the_russian_desk_and_a_ticket_refused_for_it(
 
 
 async def test_a_complaint_from_the_board_is_found_at_the_office(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: WithConsole, browser: Watched, phones: list[traffic.Sipp], only_op1: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     phones.append(traffic.agent("op1", ring_ms=1000))
@@ -261,7 +275,7 @@ async def test_a_complaint_from_the_board_is_found_at_the_office(
     await keep(engineer, "tickets")
 
 
-async def test_a_role_without_access_gets_403(lab: Lab, ivr_console: Running, browser: Any) -> None:
+async def test_a_role_without_access_gets_403(lab: Lab, ivr_console: WithConsole, browser: Watched) -> None:
     from playwright.async_api import expect
     page = await signed_in(browser, ivr_console, "operator")
     response = await page.goto(f"{base(ivr_console)}/console/office")
@@ -270,7 +284,7 @@ async def test_a_role_without_access_gets_403(lab: Lab, ivr_console: Running, br
     await keep(page, "forbidden")
 
 
-async def test_keyboard_only_and_in_russian(lab: Lab, ivr_console: Running, browser: Any) -> None:
+async def test_keyboard_only_and_in_russian(lab: Lab, ivr_console: WithConsole, browser: Watched) -> None:
     from playwright.async_api import expect
 
     from ivr.config.tokens import Actor
@@ -324,8 +338,8 @@ def nobody_answers(lab: Lab) -> Iterator[None]:
         lab.cli(f"queue unpause member PJSIP/{op} queue first-line")
 
 
-async def test_the_board_moves_a_waiting_caller(lab: Lab, ivr_console: Running, browser: Any,
-                                                phones: list, nobody_answers: None) -> None:
+async def test_the_board_moves_a_waiting_caller(lab: Lab, ivr_console: WithConsole, browser: Watched,
+                                                phones: list[traffic.Sipp], nobody_answers: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     phones += [traffic.agent(g, ring_ms=1000) for g in ("gen1", "gen2")]
@@ -334,14 +348,14 @@ async def test_the_board_moves_a_waiting_caller(lab: Lab, ivr_console: Running, 
     move = board.get_by_role("button", name="Move 79101 → common")
     await expect(move).to_be_visible(timeout=15_000)
     await move.click()
-    await eventually(lambda: any(f.queue == "common" for f in ivr.of(Entered)),  # type: ignore[attr-defined]
+    await eventually(lambda: any(f.queue == "common" for f in ivr.of(Entered)),
                      timeout=10, what="the caller moved to common")
-    [left] = [f for f in ivr.of(Exited) if f.queue == "first-line"]  # type: ignore[attr-defined]
-    assert left.outcome == "withdrawn"  # type: ignore[attr-defined]
+    [left] = [f for f in ivr.of(Exited) if f.queue == "first-line"]
+    assert left.outcome == "withdrawn"
 
 
 async def test_the_desk_sends_the_caller_to_a_supervisor(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: WithConsole, browser: Watched, phones: list[traffic.Sipp], only_op1: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     page = await signed_in(browser, ivr, "operator")
@@ -351,24 +365,24 @@ async def test_the_desk_sends_the_caller_to_a_supervisor(
     phones.append(traffic.callers(1, hold_ms=30_000, number_prefix="7910"))
     await expect(page.get_by_role("region", name="Caller")).to_contain_text("100101", timeout=20_000)
     await page.get_by_role("button", name="To supervisor").click()
-    await eventually(lambda: any(f.queue == "supervisors" and f.outcome == "answered"  # type: ignore[attr-defined]
+    await eventually(lambda: any(f.queue == "supervisors" and f.outcome == "answered"
                                  for f in ivr.of(Exited)), timeout=15,
                      what="a supervisor answered the caller")
     await expect(page.get_by_role("status")).to_contain_text("9001")
 
 
 async def test_a_desk_reconnects_by_itself_after_its_stream_drops(
-        lab: Lab, ivr_console: Running, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, ivr_console: WithConsole, browser: Watched, phones: list[traffic.Sipp], only_op1: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
     page = await signed_in(browser, ivr, "operator")
     await expect(page.get_by_role("region", name="Caller")).to_contain_text("Waiting for a call")
-    await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=5,  # type: ignore[attr-defined]
+    await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=5,
                      what="the desk's stream open")
-    await ivr.console.close_streams(None)        # type: ignore[attr-defined]
-    await eventually(lambda: not ivr.console.hub.desks.get("op1"), timeout=5,  # type: ignore[attr-defined]
+    await ivr.console.close_streams(ivr.web_app)     # as aiohttp's on_shutdown calls it
+    await eventually(lambda: not ivr.console.hub.desks.get("op1"), timeout=5,
                      what="the stream dropped")
-    await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=15,  # type: ignore[attr-defined]
+    await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=15,
                      what="the page reconnected by itself")
     phones.append(traffic.agent("op1", ring_ms=1000))
     phones.append(traffic.callers(1, hold_ms=20_000, number_prefix="7910"))
@@ -376,7 +390,7 @@ async def test_a_desk_reconnects_by_itself_after_its_stream_drops(
 
 
 async def test_a_restart_of_ivr_signs_nobody_out(
-        lab: Lab, tmp_path: Path, browser: Any, phones: list, only_op1: None) -> None:
+        lab: Lab, tmp_path: Path, browser: Watched, phones: list[traffic.Sipp], only_op1: None) -> None:
     """op1's desk stays open while ivr restarts: its stream reconnects to the new ivr with
     the same session (kept in the ledger), and the next call pops on it."""
     from playwright.async_api import expect
@@ -385,13 +399,13 @@ async def test_a_restart_of_ivr_signs_nobody_out(
     try:
         page = await signed_in(browser, ivr, "operator")
         await expect(page.get_by_role("region", name="Caller")).to_contain_text("Waiting for a call")
-        await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=5,  # type: ignore[attr-defined]
+        await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=5,
                          what="the desk's stream open")
     finally:
         await runner.cleanup()
     ivr, runner = await started(config)
     try:
-        await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=20,  # type: ignore[attr-defined]
+        await eventually(lambda: bool(ivr.console.hub.desks.get("op1")), timeout=20,
                          what="the desk's stream open on the new ivr")
         assert page.url.endswith("/console/desk/op1")           # not sent back to sign-in
         phones.append(traffic.agent("op1", ring_ms=1000))
@@ -404,7 +418,7 @@ async def test_a_restart_of_ivr_signs_nobody_out(
 
 
 async def test_make_demo_prints_the_console_and_its_desk_pops_on_the_demos_calls(
-        lab: Lab, tmp_path: Path, browser: Any) -> None:
+        lab: Lab, tmp_path: Path, browser: Watched) -> None:
     """`ivr demo` (what make demo runs), as a person uses it: sign in as op1 with the
     token the demo printed, and the demo's calls pop on op1's desk with the caller's
     account and area (the demo's callers are in the lab's directory)."""
@@ -445,7 +459,7 @@ async def test_make_demo_prints_the_console_and_its_desk_pops_on_the_demos_calls
 
 
 async def test_wrong_tokens_at_sign_in_are_throttled_in_the_pages_language(
-        lab: Lab, ivr_console: Running, browser: Any) -> None:
+        lab: Lab, ivr_console: WithConsole, browser: Watched) -> None:
     """Ten wrong tokens from one address, then even the right one is refused (429) with
     words in Russian, and nobody is signed in; each failure is counted."""
     from playwright.async_api import expect
@@ -463,7 +477,7 @@ async def test_wrong_tokens_at_sign_in_are_throttled_in_the_pages_language(
     await expect(page.get_by_role("alert")).to_contain_text(
         "Слишком много неверных токенов отсюда: подождите минуту и повторите.")
     await expect(page.get_by_role("button", name="Войти")).to_be_visible()   # not signed in
-    assert ivr_console.console.sessions.active == {}           # type: ignore[attr-defined]
+    assert ivr_console.console.sessions.active == {}
     failures = ivr_console.app.registry.get_sample_value(
         "ivr_auth_failures_total", {"kind": "console_sign_in"})
     assert failures == 10

@@ -14,7 +14,7 @@ import re
 import subprocess
 import urllib.parse
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypedDict
 
 import pytest
 
@@ -68,15 +68,23 @@ def prometheus(tmp_path: Path, ivr: Running) -> Iterator[str]:
     assert "level=error" not in err, err    # e.g. a rule file that failed to load
 
 
-def query(base: str, expr: str) -> list[object]:
+class Sample(TypedDict):
+    """One series of an instant query's result, as Prometheus's HTTP API gives it."""
+
+    metric: dict[str, str]
+    value: list[float | str]     # [time, the value as text]
+
+
+def query(base: str, expr: str) -> list[Sample]:
     status, body = http_get(f"{base}/api/v1/query?query={urllib.parse.quote(expr)}")
     if status != 200:
         raise AssertionError(f"query failed ({status}): {expr}\n{body}")
-    return list(json.loads(body)["data"]["result"])
+    rows: list[Sample] = list(json.loads(body)["data"]["result"])
+    return rows
 
 
 async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus: str,
-                                              phones: list) -> None:
+                                              phones: list[traffic.Sipp]) -> None:
     await eventually(lambda: http_get(prometheus + "/-/ready")[0] == 200, timeout=30, what="prometheus ready")
     # Prometheus scrapes for the first time about 5 s after it says ready. The
     # counters must be seen at 0 before the calls: a counter first seen at 3
@@ -90,7 +98,7 @@ async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus
     phones.append(traffic.callers(1, hold_ms=5500, rate=1, number_prefix="7980"))
     await eventually(lambda: len(ivr.of(JourneyEnded)) >= 4, timeout=30, interval=0.2,
                      what="4 journeys ended")
-    assert {f.outcome for f in ivr.of(JourneyEnded)} == {"answered", "abandoned"}  # type: ignore[attr-defined]
+    assert {f.outcome for f in ivr.of(JourneyEnded)} == {"answered", "abandoned"}
 
     queries = panel_queries()
     assert len(queries) >= 14
@@ -108,7 +116,7 @@ async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus
     # Poll: a rule evaluated before the answered calls were scraped says NaN.
     def service_level() -> float:
         rows = query(prometheus, 'queue:ivr_service_level:ratio_rate15m{queue="first-line"}')
-        return float(rows[0]["value"][1]) if len(rows) == 1 else float("nan")  # type: ignore[index]
+        return float(rows[0]["value"][1]) if len(rows) == 1 else float("nan")
     try:
         await eventually(lambda: service_level() == 1.0, timeout=30, interval=0.5,
                          what="service level of first-line = 1.0 (3 of 3 within 30 s)")
@@ -116,5 +124,5 @@ async def test_every_panel_query_returns_data(lab: Lab, ivr: Running, prometheus
         raw = {expr: query(prometheus, expr) for expr in (
             'ivr_queue_answered_within_sla_total{queue="first-line"}[15m]',
             'ivr_queue_exits_total{queue="first-line",outcome="answered"}[15m]')}
-        ends = [(f.queue, f.outcome, f.wait_ms, f.within_sla) for f in ivr.of(Exited)]  # type: ignore[attr-defined]
+        ends = [(f.queue, f.outcome, f.wait_ms, f.within_sla) for f in ivr.of(Exited)]
         raise AssertionError(f"{e}; samples {raw}; exits {ends}") from None

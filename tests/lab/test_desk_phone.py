@@ -73,12 +73,12 @@ async def listening(lab: Lab) -> AsyncIterator[Heard]:
 
 
 def answered_in(ivr: Running, queue: str) -> list[Exited]:
-    return [f for f in ivr.of(Exited) if f.queue == queue  # type: ignore[attr-defined]
-            and f.outcome == "answered"]  # type: ignore[attr-defined]
+    return [f for f in ivr.of(Exited) if f.queue == queue
+            and f.outcome == "answered"]
 
 
 async def test_a_complaint_through_a_supervisor_read_back_at_9002(
-        lab: Lab, ivr: Running, api: Api, phones: list) -> None:  # noqa: F811
+        lab: Lab, ivr: Running, api: Api, phones: list[traffic.Sipp]) -> None:  # noqa: F811
     """op1 answers and transfers the caller to 9001; sup1 answers, the complaint is filed
     for the call (operator filled in: op1), and sup1 transfers the caller to 9002."""
     phones += [traffic.transferring_agent(op, ring_ms=1000, talk_ms=2000, target="9001")
@@ -95,14 +95,14 @@ async def test_a_complaint_through_a_supervisor_read_back_at_9002(
         status, complaint = await api("POST", "/api/v1/complaints",
                                       {"call": uid, "text": "the operator was rude"})
         assert status == 201, complaint
-        assert complaint["operator"] == by_op.member != "sup1"  # type: ignore[attr-defined]
+        assert complaint["operator"] == by_op.member != "sup1"
         await eventually(lambda: "goodbye" in heard.of(uid), timeout=20,
                          what=lambda: f"the numbers read back (heard {heard.of(uid)})")
     assert heard.digits(uid, "your-numbers") == complaint["number"]
 
 
 async def test_the_state_of_a_number_by_phone(lab: Lab, ivr: Running, api: Api,  # noqa: F811
-                                              phones: list) -> None:
+                                              phones: list[traffic.Sipp]) -> None:
     status, ticket = await api("POST", "/api/v1/tickets", {"account": "100101", "problem": "no link"})
     assert status == 201
     wrong = ticket["number"][:-1] + str((int(ticket["number"][-1]) + 1) % 10)
@@ -124,7 +124,7 @@ async def test_the_state_of_a_number_by_phone(lab: Lab, ivr: Running, api: Api, 
 
 
 async def test_a_claim_during_a_known_incident(lab: Lab, ivr: Running, api: Api,  # noqa: F811
-                                               phones: list) -> None:
+                                               phones: list[traffic.Sipp]) -> None:
     status, incident = await api("POST", "/api/v1/incidents",
                                  {"area": "north", "message": "Fibre cut.", "expires_in": 3600})
     assert status == 201
@@ -160,7 +160,7 @@ def russian(lab: Lab) -> Iterator[Path]:
 
 
 async def test_the_prompts_in_russian(lab: Lab, ivr: Running, api: Api,  # noqa: F811
-                                      phones: list, russian: Path) -> None:
+                                      phones: list[traffic.Sipp], russian: Path) -> None:
     assert (russian / "greeting.txt").read_text().startswith("Здравствуйте")
     status, ticket = await api("POST", "/api/v1/tickets", {"account": "100102", "problem": "slow"})
     async with listening(lab) as heard:
@@ -176,7 +176,7 @@ async def test_the_prompts_in_russian(lab: Lab, ivr: Running, api: Api,  # noqa:
 
 
 async def test_an_abusive_caller_is_warned_once_then_the_call_ended(
-        lab: Lab, ivr: Running, api: Api, phones: list) -> None:  # noqa: F811
+        lab: Lab, ivr: Running, api: Api, phones: list[traffic.Sipp]) -> None:  # noqa: F811
     phones += [traffic.agent(op, ring_ms=1000) for op in ("op1", "op2", "op3", "op4")]
     async with listening(lab) as heard:
         phones.append(traffic.callers(1, hold_ms=40_000, number_prefix="7914"))
@@ -219,7 +219,7 @@ def lab_token(lab: Lab, name: str) -> str:
 
 
 async def test_an_operator_acts_only_on_the_call_they_answered(
-        lab: Lab, ivr: Running, api: Api, phones: list) -> None:  # noqa: F811
+        lab: Lab, ivr: Running, api: Api, phones: list[traffic.Sipp]) -> None:  # noqa: F811
     """On a real call: op1 never answers (its phone rings on), so the call is another
     operator's; op1's warn and disposition are refused with nothing done, and the
     supervisor's warn reaches the caller."""
@@ -232,8 +232,8 @@ async def test_an_operator_acts_only_on_the_call_they_answered(
         await eventually(lambda: bool(ivr.of(JourneyAnswered)), timeout=40,
                          what="an operator answered")
         [answered] = ivr.of(JourneyAnswered)
-        uid = answered.uniqueid  # type: ignore[attr-defined]
-        assert answered.member in ("op2", "op3", "op4")  # type: ignore[attr-defined]
+        uid = answered.uniqueid
+        assert answered.member in ("op2", "op3", "op4")
         await eventually(lambda: heard.bridged[uid] >= 1, timeout=5, what="caller bridged")
         for action, body in (("warn", None), ("end", {"reason": "abuse"}),
                              ("transfer", {"to": "supervisor"}),

@@ -24,11 +24,11 @@ OPERATORS = ("op1", "op2", "op3", "op4")
 
 
 def queued(ivr: Running) -> list[Journey]:
-    uids = [f.uniqueid for f in ivr.of(Entered) if f.queue == "first-line"]  # type: ignore[attr-defined]
+    uids = [f.uniqueid for f in ivr.of(Entered) if f.queue == "first-line"]
     return [j for u in uids if (j := ivr.app.tracker.journeys.get(u)) is not None]
 
 
-async def test_the_labs_dialplan_sends_its_secret(lab: Lab, ivr: Running, phones: list) -> None:
+async def test_the_labs_dialplan_sends_its_secret(lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     assert ivr.app.config.ami.dialplan_secret == lab.status().dialplan_secret != ""
     phones += [traffic.agent(op, ring_ms=1000) for op in OPERATORS]
     phones.append(traffic.callers(1, hold_ms=6000, rate=1, number_prefix="7910"))   # north
@@ -51,7 +51,7 @@ async def ivr_other_secret(lab: Lab, tmp_path: Path) -> AsyncIterator[Running]:
 
 
 async def test_a_refused_dialplan_still_routes_the_caller(lab: Lab, ivr_other_secret: Running,
-                                                           phones: list) -> None:
+                                                           phones: list[traffic.Sipp]) -> None:
     ivr = ivr_other_secret
     phones += [traffic.agent(op, ring_ms=1000) for op in OPERATORS]
     phones.append(traffic.callers(1, hold_ms=6000, rate=1, number_prefix="7910"))

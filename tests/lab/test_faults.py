@@ -36,7 +36,7 @@ def invariants(ivr: Running, queue: str) -> None:
     assert waiting >= 0 and ivr.value("ivr_queue_oldest_wait_seconds", queue=queue) >= 0
 
 
-async def test_pbx_restart_with_calls_in_flight(lab: Lab, ivr: Running, phones: list) -> None:
+async def test_pbx_restart_with_calls_in_flight(lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]
     phones.append(traffic.callers(3, hold_ms=60_000, rate=3, number_prefix="7910"))
     await eventually(lambda: ivr.value("ivr_queue_waiting_calls", queue="first-line") == 3,
@@ -112,7 +112,7 @@ async def test_stalled_ami_link_found_by_ping_and_reconnected(lab: Lab) -> None:
             await runner.cleanup()
 
 
-async def test_ivr_killed_and_restarted_recovers_waiting_callers(lab: Lab, phones: list) -> None:
+async def test_ivr_killed_and_restarted_recovers_waiting_callers(lab: Lab, phones: list[traffic.Sipp]) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}

@@ -37,13 +37,13 @@ def test_the_root_names_this_machine_without_dns(lab: Lab) -> None:
 
 
 @pytest.mark.parametrize("number", ["8801", "100", "9000", "op1", "eng1", "first-line", "common", "engineers"])
-def test_customers_reach_only_the_hotline(lab: Lab, phones: list, number: str) -> None:
+def test_customers_reach_only_the_hotline(lab: Lab, phones: list[traffic.Sipp], number: str) -> None:
     call = traffic.expect_404(number)
     phones.append(call)
     assert call.wait(timeout=20) == 0, f"dialling {number} did not get a SIP 404"
 
 
-def test_the_hotline_itself_is_not_a_404(lab: Lab, phones: list) -> None:
+def test_the_hotline_itself_is_not_a_404(lab: Lab, phones: list[traffic.Sipp]) -> None:
     """The check above can fail: 8800 answers, so expecting a 404 there fails."""
     call = traffic.expect_404("8800")
     phones.append(call)

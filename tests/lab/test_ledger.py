@@ -67,7 +67,8 @@ def run_ivr(*args: str, env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run([IVR, *args, "--json"] if "billing" not in args else [IVR, *args],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
 
 
 def ledger_calls(db: Path) -> int:
@@ -85,7 +86,7 @@ def backfill_state(base: str) -> dict[str, Any]:
 
 
 async def test_sigkill_mid_traffic_then_the_restart_backfills_by_itself(
-        lab: Lab, phones: list, tmp_path: Path) -> None:
+        lab: Lab, phones: list[traffic.Sipp], tmp_path: Path) -> None:
     """ivr is killed mid-traffic and started again, with ledger.queue_log set: the
     ledger's statement equals queue_log's with no manual step.  The gap holds calls
     that began and ended while ivr was down (backfilled at start), callers waiting
@@ -151,7 +152,7 @@ async def test_sigkill_mid_traffic_then_the_restart_backfills_by_itself(
 
 
 async def test_postgres_down_30s_with_traffic_loses_and_doubles_nothing(
-        lab: Lab, phones: list, pg_cluster: Any) -> None:
+        lab: Lab, phones: list[traffic.Sipp], pg_cluster: Any) -> None:
     url = pg_cluster.createdb(f"outage_{os.getpid()}")
     app, runner = await start(lab_config(lab, ledger_url=url))
     running = Running(app)

@@ -49,11 +49,11 @@ async def other_ami_client(lab: Lab, on_event: Callable[[Message], None] = lambd
 
 
 def exits_in(ivr: Running, queue: str) -> list[Exited]:
-    return [f for f in ivr.of(Exited) if f.queue == queue]  # type: ignore[attr-defined]
+    return [f for f in ivr.of(Exited) if f.queue == queue]
 
 
 async def test_a_key_pressed_while_waiting_is_an_exit_with_key(lab: Lab, ivr: Running,
-                                                               phones: list) -> None:
+                                                               phones: list[traffic.Sipp]) -> None:
     since = time.time()
     phones.append(traffic.typing_caller("1", type_after_ms=2000, hold_ms=4000,
                                         number_prefix="7961", service="8701"))
@@ -70,10 +70,10 @@ async def test_a_key_pressed_while_waiting_is_an_exit_with_key(lab: Lab, ivr: Ru
 
 
 async def test_a_caller_redirected_away_by_another_client_is_transferred(
-        lab: Lab, ivr: Running, phones: list) -> None:
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     since = time.time()
     phones.append(traffic.callers(1, hold_ms=15_000, number_prefix="7962", service="8702"))
-    await eventually(lambda: ivr.app.tracker.waiting("shape-redir"), timeout=10,
+    await eventually(lambda: bool(ivr.app.tracker.waiting("shape-redir")), timeout=10,
                      what="the caller waiting in shape-redir")
     [journey] = ivr.app.tracker.waiting("shape-redir")
     await asyncio.sleep(1.5)
@@ -90,11 +90,11 @@ async def test_a_caller_redirected_away_by_another_client_is_transferred(
     rows = queue_log(lab, since)[left.uniqueid]
     assert [e for q, e, _d in rows if q == "shape-redir"][-1] == "ABANDON", rows
     [ended] = ivr.of(JourneyEnded)
-    assert ended.outcome == "unanswered"  # type: ignore[attr-defined]
+    assert ended.outcome == "unanswered"
 
 
 async def test_the_session_filter_keeps_out_what_ivr_does_not_follow(
-        lab: Lab, ivr: Running, phones: list) -> None:
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     assert ivr.app.event_filter == "advanced"          # Asterisk 22
     before = ivr.app.ami.events_received, ivr.app.ami.events_skipped
     phones += [traffic.agent(op, ring_ms=2000) for op in ("op1", "op2", "op3", "op4")]
@@ -109,7 +109,7 @@ async def test_the_session_filter_keeps_out_what_ivr_does_not_follow(
 
 
 async def test_without_timestamps_waits_stay_within_holdtime(lab: Lab, ivr: Running,
-                                                             phones: list) -> None:
+                                                             phones: list[traffic.Sipp]) -> None:
     lab.event_timestamps(False)
     try:
         since = time.time()
@@ -126,7 +126,7 @@ async def test_without_timestamps_waits_stay_within_holdtime(lab: Lab, ivr: Runn
     for fact in answered:
         [holdtime] = [int(d[0]) for q, e, d in asterisk[fact.uniqueid] if e == "CONNECT"]
         assert abs(fact.wait_ms - holdtime * 1000) <= 1000, (fact, holdtime)
-    records = [f.record for f in ivr.of(JourneyEnded)]  # type: ignore[attr-defined]
+    records = [f.record for f in ivr.of(JourneyEnded)]
     assert {r.precision for r in records} == {"s"}
 
 
@@ -166,14 +166,14 @@ def connect_rows(lab: Lab, since: float, uid: str, queue: str) -> list[tuple[str
 
 
 async def test_a_local_member_with_n_rings_then_answers(lab: Lab, ivr: Running,
-                                                        phones: list) -> None:
+                                                        phones: list[traffic.Sipp]) -> None:
     since = time.time()
     phones.append(traffic.agent("op1", ring_ms=4000))
     await phones_up("op1")
     phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7965", service="8703"))
     member = ("shape-local", "op1-local")
     # Ringing through a Local/.../n channel: Asterisk says "in use", not in a call.
-    await eventually(lambda: ivr.app.tracker.waiting("shape-local"), timeout=10,
+    await eventually(lambda: bool(ivr.app.tracker.waiting("shape-local")), timeout=10,
                      what="the caller waiting in shape-local")
     await eventually(lambda: (m := ivr.app.tracker.members.get(member)) is not None
                      and m.status == 2, timeout=5, what="the Local member in use")
@@ -186,11 +186,11 @@ async def test_a_local_member_with_n_rings_then_answers(lab: Lab, ivr: Running,
     assert agent == "op1-local" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
     await finished(ivr, 1, timeout=20)
     [ended] = ivr.of(JourneyEnded)
-    assert ended.record.answered_member == "op1-local"  # type: ignore[attr-defined]
+    assert ended.record.answered_member == "op1-local"
 
 
 async def test_a_local_member_without_n_is_optimised_away_and_still_answers(
-        lab: Lab, ivr: Running, phones: list) -> None:
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     since = time.time()
     phones.append(traffic.agent("op2", ring_ms=2000))
     await phones_up("op2")
@@ -201,11 +201,11 @@ async def test_a_local_member_without_n_is_optimised_away_and_still_answers(
     [(agent, data)] = connect_rows(lab, since, fact.uniqueid, "shape-local-opt")
     assert agent == "op2-opt" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
     [ended] = ivr.of(JourneyEnded)
-    assert ended.record.answered_member == "op2-opt"  # type: ignore[attr-defined]
+    assert ended.record.answered_member == "op2-opt"
 
 
 async def test_a_member_whose_confirm_step_refuses_is_never_connected(
-        lab: Lab, ivr: Running, phones: list) -> None:
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     await free(ivr, "shape-confirm", "op3")
     since = time.time()
     phones.append(traffic.agent("op4", ring_ms=1000))      # answers, then its step refuses
@@ -218,13 +218,13 @@ async def test_a_member_whose_confirm_step_refuses_is_never_connected(
     rows = connect_rows(lab, since, fact.uniqueid, "shape-confirm")
     assert [agent for agent, _ in rows] == ["op3"]            # Asterisk: connected to op3 only
     [ended] = ivr.of(JourneyEnded)
-    assert ended.record.answered_member == "op3"  # type: ignore[attr-defined]
+    assert ended.record.answered_member == "op3"
     # The refusing member rang first: the wait covers its ring and refusal too.
     assert fact.wait_ms >= 3000
 
 
 async def test_an_app_agent_pool_agent_answers_through_agentrequest(
-        lab: Lab, ivr: Running, phones: list) -> None:
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     """The agent logs in from its phone (AgentLogin) and stays on the line; the
     queue's member Local/1001@lab-agents asks for it (AgentRequest), its state
     the agent's own device, Agent:1001."""
@@ -247,14 +247,14 @@ async def test_an_app_agent_pool_agent_answers_through_agentrequest(
     assert agent == "agent1001" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
     await finished(ivr, 1, timeout=20)
     [ended] = ivr.of(JourneyEnded)
-    assert ended.record.answered_member == "agent1001"  # type: ignore[attr-defined]
+    assert ended.record.answered_member == "agent1001"
     # The caller hung up; the agent is still logged in, back in its holding bridge.
     await eventually(lambda: state() == "available", timeout=5,
                      what=lambda: f"agent 1001 free again (now {state()})")
 
 
 async def test_ringall_with_a_member_that_never_answers(lab: Lab, ivr: Running,
-                                                         phones: list) -> None:
+                                                         phones: list[traffic.Sipp]) -> None:
     await free(ivr, "shape-ringall", "op1", "op2")
     since = time.time()
     phones.append(traffic.agent("op1", ring_ms=600_000))   # rings on, never answers
@@ -271,13 +271,13 @@ async def test_ringall_with_a_member_that_never_answers(lab: Lab, ivr: Running,
     assert agent == "op2" and abs(fact.wait_ms / 1000 - int(data[0])) < 1.0
     await finished(ivr, 1, timeout=20)
     [ended] = ivr.of(JourneyEnded)
-    assert ended.record.answered_member == "op2"  # type: ignore[attr-defined]
+    assert ended.record.answered_member == "op2"
     # op1 rang the whole time and was let go when op2 answered (queue_log writes
     # nothing of it); it took no call.
     assert ivr.app.tracker.members[("shape-ringall", "op1")].state == "available"
 
 
-async def test_leave_when_empty(lab: Lab, ivr: Running, phones: list) -> None:
+async def test_leave_when_empty(lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     since = time.time()
     phones.append(traffic.callers(1, hold_ms=6000, number_prefix="7963", service="8705"))
     await finished(ivr, 1, timeout=20)
@@ -286,15 +286,15 @@ async def test_leave_when_empty(lab: Lab, ivr: Running, phones: list) -> None:
     rows = queue_log(lab, since)[left.uniqueid]
     assert [e for q, e, _d in rows if q == "shape-empty"][-1] == "EXITEMPTY", rows
     [ended] = ivr.of(JourneyEnded)
-    assert ended.outcome == "unanswered"  # type: ignore[attr-defined]
+    assert ended.outcome == "unanswered"
 
 
 async def test_a_caller_withdrawn_by_another_client(lab: Lab, ivr: Running,
-                                                    phones: list) -> None:
+                                                    phones: list[traffic.Sipp]) -> None:
     """QueueWithdrawCaller, as a CRM that takes a caller out of the queue does."""
     since = time.time()
     phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7964", service="8702"))
-    await eventually(lambda: ivr.app.tracker.waiting("shape-redir"), timeout=10,
+    await eventually(lambda: bool(ivr.app.tracker.waiting("shape-redir")), timeout=10,
                      what="the caller waiting in shape-redir")
     [journey] = ivr.app.tracker.waiting("shape-redir")
     await asyncio.sleep(1.5)

@@ -28,13 +28,13 @@ def prios(lab: Lab) -> list[int]:
 
 
 async def test_a_caller_who_calls_again_keeps_their_place(lab: Lab, ivr: Running,
-                                                          phones: list) -> None:
+                                                          phones: list[traffic.Sipp]) -> None:
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]   # nobody answers
     phones.append(traffic.callers(1, hold_ms=9000, number_prefix="7920"))
     await eventually(lambda: bool(ivr.of(JourneyEnded)), timeout=20, what="the first call over")
     [first] = ivr.of(JourneyEnded)
-    assert first.outcome == "abandoned"  # type: ignore[attr-defined]
-    first_joined = first.record.entered_us  # type: ignore[attr-defined]
+    assert first.outcome == "abandoned"
+    first_joined = first.record.entered_us
     phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7920"))
     await eventually(lambda: len(ivr.app.tracker.waiting("first-line")) == 1, timeout=15,
                      what="the second call waiting")
@@ -51,7 +51,7 @@ async def test_a_caller_who_calls_again_keeps_their_place(lab: Lab, ivr: Running
 
 
 async def test_a_caller_keeps_their_place_across_a_restart_of_ivr(lab: Lab, tmp_path: Path,
-                                                                   phones: list) -> None:
+                                                                   phones: list[traffic.Sipp]) -> None:
     """The first call is abandoned, ivr restarts (the ledger is all it has), the caller
     calls again: Asterisk holds them by the first call's join."""
     config = lab_config(lab, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
@@ -64,7 +64,7 @@ async def test_a_caller_keeps_their_place_across_a_restart_of_ivr(lab: Lab, tmp_
         await eventually(lambda: bool(before.of(JourneyEnded)), timeout=20,
                          what="the first call over")
         [first] = before.of(JourneyEnded)
-        assert first.outcome == "abandoned"  # type: ignore[attr-defined]
+        assert first.outcome == "abandoned"
     finally:
         await runner.cleanup()                      # the ledger writes what it holds
     app, runner = await start(config)
@@ -74,14 +74,14 @@ async def test_a_caller_keeps_their_place_across_a_restart_of_ivr(lab: Lab, tmp_
         phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7930"))
         await eventually(lambda: len(app.tracker.waiting("first-line")) == 1, timeout=15,
                          what="the second call waiting")
-        assert prios(lab) == [repeats.prio(first.record.entered_us)]  # type: ignore[attr-defined]
+        assert prios(lab) == [repeats.prio(first.record.entered_us)]
         assert after.value("ivr_repeat_calls_total", kind="after_abandon") == 1
     finally:
         await runner.cleanup()
 
 
 async def test_a_second_line_of_a_waiting_caller_is_told_and_ended(lab: Lab, ivr: Running,
-                                                                   phones: list) -> None:
+                                                                   phones: list[traffic.Sipp]) -> None:
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]
     async with listening(lab) as heard:
         phones.append(traffic.callers(1, hold_ms=25_000, number_prefix="7910"))   # 100101

@@ -47,16 +47,16 @@ async def api(ivr: Running) -> AsyncIterator[Api]:
 
 
 def first_line_call(ivr: Running) -> str:
-    return next(f.uniqueid for f in ivr.of(Entered) if f.queue == "first-line")  # type: ignore[attr-defined]
+    return next(f.uniqueid for f in ivr.of(Entered) if f.queue == "first-line")
 
 
 def answered_in(ivr: Running, queue: str) -> list[str]:
-    return [f.uniqueid for f in ivr.of(Exited)  # type: ignore[attr-defined]
-            if f.queue == queue and f.outcome == "answered"]  # type: ignore[attr-defined]
+    return [f.uniqueid for f in ivr.of(Exited)
+            if f.queue == queue and f.outcome == "answered"]
 
 
 async def test_incident_is_announced_and_blocks_escalation(lab: Lab, ivr: Running, api: Api,
-                                                           phones: list) -> None:
+                                                           phones: list[traffic.Sipp]) -> None:
     status, incident = await api("POST", "/api/v1/incidents",
                                  {"area": "north", "message": "Fibre cut in the north.", "expires_in": 600})
     assert status == 201 and incident["area"] == "north"
@@ -79,7 +79,7 @@ async def test_incident_is_announced_and_blocks_escalation(lab: Lab, ivr: Runnin
 
 
 async def test_incident_elsewhere_does_not_touch_the_caller(lab: Lab, ivr: Running, api: Api,
-                                                            phones: list) -> None:
+                                                            phones: list[traffic.Sipp]) -> None:
     await api("POST", "/api/v1/incidents", {"area": "south", "message": "South is down.", "expires_in": 600})
     phones += [traffic.agent(op, ring_ms=1500) for op in OPERATORS]
     async with Recorder(lab) as rec:
@@ -91,7 +91,7 @@ async def test_incident_elsewhere_does_not_touch_the_caller(lab: Lab, ivr: Runni
 
 
 async def test_escalation_through_the_api_reaches_an_engineer(lab: Lab, ivr: Running, api: Api,
-                                                              phones: list) -> None:
+                                                              phones: list[traffic.Sipp]) -> None:
     phones += [traffic.agent(op, ring_ms=1500) for op in OPERATORS]
     phones += [traffic.agent(eng, ring_ms=1000) for eng in ENGINEERS]
     phones.append(traffic.callers(1, hold_ms=15_000, rate=1, number_prefix="7940"))
@@ -108,7 +108,7 @@ async def test_escalation_through_the_api_reaches_an_engineer(lab: Lab, ivr: Run
 
 @pytest.mark.recorded
 async def test_escalation_by_operator_transfer_reaches_an_engineer(lab: Lab, ivr: Running,
-                                                                   phones: list) -> None:
+                                                                   phones: list[traffic.Sipp]) -> None:
     since = time.time()
     phones += [traffic.transferring_agent(op, ring_ms=1000, talk_ms=2000) for op in OPERATORS]
     phones += [traffic.agent(eng, ring_ms=1000) for eng in ENGINEERS]
@@ -122,7 +122,7 @@ async def test_escalation_by_operator_transfer_reaches_an_engineer(lab: Lab, ivr
 
 
 async def test_transfer_refused_during_an_incident_ends_politely(lab: Lab, ivr: Running, api: Api,
-                                                                 phones: list) -> None:
+                                                                 phones: list[traffic.Sipp]) -> None:
     await api("POST", "/api/v1/incidents", {"area": "*", "message": "Everything is down.", "expires_in": 600})
     phones += [traffic.transferring_agent(op, ring_ms=1000, talk_ms=1000) for op in OPERATORS]
     phones += [traffic.agent(eng, ring_ms=1000) for eng in ENGINEERS]
@@ -136,7 +136,8 @@ async def test_transfer_refused_during_an_incident_ends_politely(lab: Lab, ivr: 
     assert ivr.value("ivr_escalations_total", result="refused_incident") == 1
 
 
-async def test_waiting_caller_moved_by_hand(lab: Lab, ivr: Running, api: Api, phones: list) -> None:
+async def test_waiting_caller_moved_by_hand(
+        lab: Lab, ivr: Running, api: Api, phones: list[traffic.Sipp]) -> None:
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]      # nobody answers
     phones += [traffic.agent(g, ring_ms=1000) for g in ("gen1", "gen2")]
     phones.append(traffic.callers(1, hold_ms=20_000, rate=1, number_prefix="7910"))
@@ -147,8 +148,8 @@ async def test_waiting_caller_moved_by_hand(lab: Lab, ivr: Running, api: Api, ph
     status, body = await api("POST", f"/api/v1/calls/{uid}/move", {"queue": "common"})
     assert status == 202 and body == {"result": "moved", "from": "first-line", "to": "common"}
     await eventually(lambda: bool(answered_in(ivr, "common")), timeout=10, interval=0.1)
-    (left,) = [f for f in ivr.of(Exited) if f.queue == "first-line"]  # type: ignore[attr-defined]
-    assert left.outcome == "withdrawn" and left.wait_ms < 10_000  # type: ignore[attr-defined]
+    (left,) = [f for f in ivr.of(Exited) if f.queue == "first-line"]
+    assert left.outcome == "withdrawn" and left.wait_ms < 10_000
     assert ivr.value("ivr_queue_overflow_total", from_queue="first-line", to_queue="common") == 1
 
 
@@ -169,7 +170,7 @@ async def test_api_rejects_bad_requests_and_changes_nothing(ivr: Running, api: A
     assert ivr.value("ivr_escalations_total", result="failed") == 0
 
 
-async def test_calls_still_route_when_ivr_is_stopped(lab: Lab, phones: list) -> None:
+async def test_calls_still_route_when_ivr_is_stopped(lab: Lab, phones: list[traffic.Sipp]) -> None:
     """No ivr at all: greeting, first-line, and the dialplan's own move to common."""
     since = time.time()
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]
@@ -213,7 +214,8 @@ async def test_incident_cli_against_the_running_ivr(ivr: Running) -> None:
     assert bad.returncode == 1 and bad.stderr.startswith("ivr: 400: area")
 
 
-async def test_unknown_caller_types_an_account_number(lab: Lab, ivr: Running, phones: list) -> None:
+async def test_unknown_caller_types_an_account_number(
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     phones += [traffic.agent(op, ring_ms=1000) for op in OPERATORS]
     # 5550x is not in the directory: after the greeting ivr asks for the account.
     # After the greeting (which takes one key: 2 to check a number).
@@ -224,7 +226,8 @@ async def test_unknown_caller_types_an_account_number(lab: Lab, ivr: Running, ph
     assert ivr.value("ivr_route_decisions_total", route="ask-account") == 1
 
 
-async def test_unknown_caller_may_go_on_unidentified(lab: Lab, ivr: Running, phones: list) -> None:
+async def test_unknown_caller_may_go_on_unidentified(
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     phones += [traffic.agent(op, ring_ms=1000) for op in OPERATORS]
     phones.append(traffic.callers(1, hold_ms=12_000, rate=1, number_prefix="5551"))
     await eventually(lambda: bool(answered_in(ivr, "first-line")), timeout=20, interval=0.1,

@@ -22,7 +22,7 @@ IVR = str(Path(sys.executable).with_name("ivr"))
 
 
 
-async def test_ivr_run_follows_the_lab_and_serves_metrics(lab: Lab, phones: list) -> None:
+async def test_ivr_run_follows_the_lab_and_serves_metrics(lab: Lab, phones: list[traffic.Sipp]) -> None:
     base = f"http://127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     proc = subprocess.Popen([IVR, "run", "--listen", base[7:]], env=env,

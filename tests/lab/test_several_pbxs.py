@@ -57,7 +57,7 @@ async def ivr2(lab: Lab, lab_b: Lab, tmp_path: Path) -> AsyncIterator[Running]:
 
 
 async def test_calls_on_two_pbxs_at_once(lab: Lab, lab_b: Lab, ivr2: Running,
-                                         phones: list) -> None:
+                                         phones: list[traffic.Sipp]) -> None:
     lab_b.hangup_all()
     phones += [traffic.agent(op, ring_ms=2000) for op in OPERATORS]
     phones += [traffic.agent(op, ring_ms=2000, offset=lab_b.offset) for op in OPERATORS]
@@ -66,7 +66,7 @@ async def test_calls_on_two_pbxs_at_once(lab: Lab, lab_b: Lab, ivr2: Running,
                                   sip_port=lab_b.sip_port))
     await eventually(lambda: len(ivr2.of(JourneyEnded)) >= 5, timeout=40, interval=0.2,
                      what="5 journeys ended")
-    records = [f.record for f in ivr2.of(JourneyEnded)]  # type: ignore[attr-defined]
+    records = [f.record for f in ivr2.of(JourneyEnded)]
     assert sorted(r.pbx for r in records) == ["b", "b", "b", "default", "default"]
     assert all(r.payable for r in records)
     for pbx, calls in (("default", 2), ("b", 3)):
@@ -84,7 +84,7 @@ async def test_calls_on_two_pbxs_at_once(lab: Lab, lab_b: Lab, ivr2: Running,
 
 
 async def test_a_pbx_going_away_leaves_the_others_callers_alone(
-        lab: Lab, lab_b: Lab, ivr2: Running, phones: list) -> None:
+        lab: Lab, lab_b: Lab, ivr2: Running, phones: list[traffic.Sipp]) -> None:
     lab_b.hangup_all()
     # Nobody answers on the default PBX: its callers wait through b's outage.
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]

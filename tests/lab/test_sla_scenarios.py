@@ -40,7 +40,7 @@ def queue_log(lab: Lab, since: float) -> dict[str, list[tuple[str, str, list[str
 
 
 def exits(ivr: Running, queue: str) -> dict[str, Exited]:
-    return {f.uniqueid: f for f in ivr.of(Exited) if f.queue == queue}  # type: ignore[attr-defined]
+    return {f.uniqueid: f for f in ivr.of(Exited) if f.queue == queue}
 
 
 async def finished(ivr: Running, calls: int, timeout: float) -> None:
@@ -59,9 +59,9 @@ async def ledger_agrees(ivr: Running, lab: Lab, since: float) -> list[CallRecord
     for uid, call in calls.items():
         exited = [f for f in ivr.of(Exited) if f.uniqueid == uid]
         assert [(v.queue, v.outcome, v.wait_ms) for v in call.visits] == [
-            (f.queue, f.outcome, f.wait_ms) for f in exited]  # type: ignore[attr-defined]
+            (f.queue, f.outcome, f.wait_ms) for f in exited]
         answered = [f for f in ivr.of(JourneyAnswered) if f.uniqueid == uid]
-        assert call.payable == any(f.payable for f in answered)  # type: ignore[attr-defined]
+        assert call.payable == any(f.payable for f in answered)
     overflow = {FIRST: 30}
     log = read_lines(lab.queue_log().splitlines(), overflow)
     result = reconcile(log, calls.values(), int(since), int(time.time()) + 1, overflow)
@@ -72,7 +72,8 @@ async def ledger_agrees(ivr: Running, lab: Lab, since: float) -> list[CallRecord
 
 
 @pytest.mark.recorded
-async def test_operators_answer_after_3s_all_within_sla(lab: Lab, ivr: Running, phones: list) -> None:
+async def test_operators_answer_after_3s_all_within_sla(
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     since = time.time()
     phones += [traffic.agent(op, ring_ms=3000) for op in OPERATORS]
     phones.append(traffic.callers(4, hold_ms=9000, rate=4, number_prefix="7910"))
@@ -97,7 +98,8 @@ async def test_operators_answer_after_3s_all_within_sla(lab: Lab, ivr: Running, 
 
 
 @pytest.mark.recorded
-async def test_unanswered_callers_move_to_common_at_30s(lab: Lab, ivr: Running, phones: list) -> None:
+async def test_unanswered_callers_move_to_common_at_30s(
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     since = time.time()
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]   # nobody picks up
     phones += [traffic.agent(g, ring_ms=2000) for g in ("gen1", "gen2")]
@@ -129,7 +131,8 @@ async def test_unanswered_callers_move_to_common_at_30s(lab: Lab, ivr: Running, 
 
 
 @pytest.mark.recorded
-async def test_callers_hanging_up_after_10s_are_abandoned(lab: Lab, ivr: Running, phones: list) -> None:
+async def test_callers_hanging_up_after_10s_are_abandoned(
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     since = time.time()
     phones += [traffic.agent(op, ring_ms=120_000) for op in OPERATORS]
     phones.append(traffic.callers(3, hold_ms=10_000, rate=3, number_prefix="7930"))
@@ -150,7 +153,8 @@ async def test_callers_hanging_up_after_10s_are_abandoned(lab: Lab, ivr: Running
     assert {c.outcome for c in ledger} == {"abandoned"} and len(ledger) == 3
 
 
-async def test_operator_answering_just_before_30s_is_payable(lab: Lab, ivr: Running, phones: list) -> None:
+async def test_operator_answering_just_before_30s_is_payable(
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
     since = time.time()
     ami = ivr.app.ami
     phones += [traffic.agent(op, ring_ms=3000) for op in OPERATORS]
@@ -161,7 +165,7 @@ async def test_operator_answering_just_before_30s_is_payable(lab: Lab, ivr: Runn
         await eventually(lambda: bool(ivr.of(Entered)), timeout=10, what="caller queued")
         entered = ivr.of(Entered)[0]
         # ...until op1 is free 26 s after the caller queued, and rings 3 s.
-        await eventually(lambda: time.time() >= entered.at_us / 1e6 + 26, timeout=30)  # type: ignore[attr-defined]
+        await eventually(lambda: time.time() >= entered.at_us / 1e6 + 26, timeout=30)
         await ami.action("QueuePause", {"Queue": FIRST, "Interface": "PJSIP/op1", "Paused": "false"})
         await finished(ivr, 1, timeout=50)
     finally:
@@ -171,7 +175,7 @@ async def test_operator_answering_just_before_30s_is_payable(lab: Lab, ivr: Runn
     (fact,) = exits(ivr, FIRST).values()
     assert fact.outcome == "answered" and 29_000 <= fact.wait_ms <= 30_000 and fact.within_sla
     (journey,) = ivr.of(JourneyAnswered)
-    assert journey.payable  # type: ignore[attr-defined]
+    assert journey.payable
     connect = [d for q, e, d in queue_log(lab, since)[fact.uniqueid] if e == "CONNECT"]
     # Asterisk's holdtime is a difference of whole-second clocks: 29 or 30 for a 29.x s wait.
     assert abs(fact.wait_ms / 1000 - int(connect[0][0])) < 1.0

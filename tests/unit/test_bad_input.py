@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Handler
 
 from ivr.app import App, build
 from ivr.http.app import make_web
@@ -31,7 +32,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Ap
     seen: list[Any] = []
 
     @web.middleware
-    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         seen.append((request.headers.get("Authorization"), request.headers.get("Cookie")))
         return await handler(request)
     server = make_web(app)

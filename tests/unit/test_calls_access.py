@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from ivr.calls import access as calls_access
 from ivr.config import tokens as roles
+from ivr.ami.client import Fields
 from ivr.ami.codec import Message
 from ivr.app import App
 from ivr.calls import records as rec
@@ -29,18 +30,21 @@ class FakeAmi:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    async def action(self, name: str, fields: Mapping[str, str] | None = None,
+    async def action(self, name: str, fields: Fields | None = None,
                      timeout: float | None = None) -> Message:
         self.sent.append(name)
         return Message((("Response", "Success"), ("Value", "PJSIP/op1-1")))
 
 
+Live = tuple[TestClient[Any, Any], App, FakeAmi]     # the web app's client, the app, its PBX's AMI
+
+
 @pytest.fixture
-async def live(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App, FakeAmi]]:
+async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Live]:
     async with with_op2(tmp_path) as (client, app):     # three calls op2 answered, ended
         pbx = app.pbxs["default"]
         fake = FakeAmi()
-        pbx.ami.action = fake.action      # type: ignore[method-assign]
+        monkeypatch.setattr(pbx.ami, "action", fake.action)
         for fields in ((("Event", "QueueCallerJoin"), ("Timestamp", "1796000000.000000"),
                         ("Uniqueid", UID), ("Channel", "PJSIP/c-5"), ("CallerIDNum", "79101"),
                         ("Queue", "first-line")),
@@ -66,7 +70,7 @@ def actions_counted(app: App) -> float:
 @pytest.mark.parametrize("path,body", [
     ("warn", {}), ("end", {"reason": "abuse"}), ("transfer", {"to": "supervisor"}),
     ("escalate", {}), ("disposition", {"code": "resolved"})])
-async def test_an_operator_may_not_act_on_anothers_call(live: Any, path: str,
+async def test_an_operator_may_not_act_on_anothers_call(live: Live, path: str,
                                                         body: dict[str, Any]) -> None:
     client, app, fake = live
     app.calls.warned.add(("default", UID))          # so that end is refused for whose call it is
@@ -80,7 +84,7 @@ async def test_an_operator_may_not_act_on_anothers_call(live: Any, path: str,
                    for r in ("accepted", "refused_incident", "failed"))
 
 
-async def test_the_operator_talking_to_the_caller_may(live: Any) -> None:
+async def test_the_operator_talking_to_the_caller_may(live: Live) -> None:
     client, app, fake = live
     resp = await client.post(f"/api/v1/calls/{UID}/warn", headers=auth("operator"), data="{}")
     assert resp.status == 202, await resp.text()
@@ -88,7 +92,7 @@ async def test_the_operator_talking_to_the_caller_may(live: Any) -> None:
 
 
 @pytest.mark.parametrize("role", ["supervisor", "admin"])
-async def test_a_supervisor_and_the_admin_act_on_any_call(live: Any, role: str) -> None:
+async def test_a_supervisor_and_the_admin_act_on_any_call(live: Live, role: str) -> None:
     client, app, fake = live
     resp = await client.post(f"/api/v1/calls/{UID}/transfer", headers=auth(role),
                              data=json.dumps({"to": "supervisor"}))
@@ -96,7 +100,7 @@ async def test_a_supervisor_and_the_admin_act_on_any_call(live: Any, role: str) 
     assert fake.sent == ["Redirect"] and actions_counted(app) == 1
 
 
-async def test_a_disposition_after_the_call_is_the_answering_operators(live: Any) -> None:
+async def test_a_disposition_after_the_call_is_the_answering_operators(live: Live) -> None:
     client, app, _ = live
     # 1795996400.1 ended, answered by op2: op1 may not close it, op2 may.
     resp = await client.post("/api/v1/calls/1795996400.1/disposition", headers=auth("operator"),
@@ -118,7 +122,7 @@ async def without_disposition(client: TestClient[Any, Any], app: App) -> int:
     return int(op2["without_disposition"])
 
 
-async def test_the_console_meets_the_same_decision(live: Any) -> None:
+async def test_the_console_meets_the_same_decision(live: Live) -> None:
     """The console's pages call the API with a session: op2's session is refused too."""
     client, app, fake = live
     resp = await client.post("/console/sign-in", data={"token": OP2_TOKEN}, allow_redirects=False)

@@ -132,6 +132,7 @@ async def test_the_card_has_the_callers_calls_repeats_flagged_and_open_items(tmp
     await app.desk.change(eng1, done.number, "resolved", None)
     await app.desk.file_ticket(op1, "100102", None, "another account", False)
     pbx = app.pbxs["default"]
+    fields: tuple[tuple[str, str], ...]
     for fields in ((("Event", "VarSet"), ("Uniqueid", "1796000000.5"), ("Channel", "PJSIP/c-5"),
                     ("Variable", "IVR_ACCOUNT"), ("Value", "100101")),
                    (("Event", "VarSet"), ("Uniqueid", "1796000000.5"), ("Channel", "PJSIP/c-5"),

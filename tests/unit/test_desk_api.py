@@ -306,7 +306,7 @@ async def test_verify_catches_tampering_in_sqlite(tmp_path: Path, sql: str, prob
 @pytest.mark.parametrize("sql, problem", TAMPERING)
 async def test_verify_catches_tampering_in_postgresql(tmp_path: Path, pg_url: str, sql: str,
                                                       problem: str) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
     config = config_for(tmp_path, pg_url)
     await filed(config, 3)
     assert verify(config, tmp_path).returncode == 0

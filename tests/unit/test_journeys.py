@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from ivr.ami import events as ev
@@ -39,7 +41,7 @@ def run(*events: ev.Event, tracker: Tracker | None = None) -> list[object]:
     return [fact for e in events for fact in tracker.handle(e)]
 
 
-def exits(facts: list[object]) -> list[tuple[str, str, int]]:
+def exits(facts: Sequence[object]) -> list[tuple[str, str, int]]:
     return [(f.queue, f.outcome, f.wait_ms) for f in facts if isinstance(f, Exited)]
 
 

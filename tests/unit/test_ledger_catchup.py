@@ -277,7 +277,8 @@ async def test_not_yet_from_the_pbx_changes_nothing(store: Store) -> None:
     assert set(await stored(store)) == set(LIVE)
 
 
-async def test_the_app_asks_the_pbx_once_resynced_and_the_spool_written(tmp_path: Path) -> None:
+async def test_the_app_asks_the_pbx_once_resynced_and_the_spool_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = Config(ami=AmiConfig(port=free_port(), username="ivr"),
                     ledger=LedgerConfig(url=f"sqlite:///{tmp_path / 'ledger.db'}",
                                         queue_log=str(LAB)))
@@ -290,7 +291,7 @@ async def test_the_app_asks_the_pbx_once_resynced_and_the_spool_written(tmp_path
         assert name == "CoreShowChannels"
         return [Message((("Event", "CoreShowChannel"), ("Uniqueid", "1796117640.22"))),
                 Message((("Event", "CoreShowChannelsComplete"),))]
-    pbx.ami.action_list = channels  # type: ignore[method-assign,assignment]
+    monkeypatch.setattr(pbx.ami, "action_list", channels)
     with pytest.raises(catchup.NotYet):
         await b.in_progress()                            # not resynced yet
     pbx.ready = True

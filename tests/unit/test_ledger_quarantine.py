@@ -24,7 +24,7 @@ from ivr.ledger.db import LedgerError
 from ivr.ledger.store import Store
 from ivr.ledger.writer import History, LedgerWriter, Spool
 from ivr.http.app import make_web
-from tests.unit.test_ledger_writer import Flaky, call
+from tests.unit.test_ledger_writer import Behind, Flaky, call
 
 HUGE = 10**20      # AMI's `HoldTime: 99999999999999999999`, had it reached a record
 
@@ -106,14 +106,12 @@ async def test_a_database_away_is_spooled_never_quarantined(store: Store, tmp_pa
     assert len(await store.calls(0, 2**62)) == 2
 
 
-class GoesAway:
+class GoesAway(Behind):
     """The real store, which goes away after `writes` successful writes."""
 
     def __init__(self, store: Store, writes: int) -> None:
-        self.store, self.left = store, writes
-
-    async def migrate(self) -> str:
-        return await self.store.migrate()
+        super().__init__(store)
+        self.left = writes
 
     async def write(self, records: Sequence[rec.CallRecord],
                     history: Mapping[str, Sequence[dict[str, Any]]] | None = None) -> int:
@@ -122,11 +120,6 @@ class GoesAway:
             raise ConnectionResetError(104, "Connection reset by peer")
         self.left -= 1
         return new
-
-    async def run(self, query: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """The writer's queries (Store.migrate, Store.write) go through the methods above."""
-        own = {Store.migrate: self.migrate, Store.write: self.write}.get(query)
-        return await (own(*args, **kwargs) if own else query(self.store, *args, **kwargs))
 
 
 async def test_the_database_going_away_while_a_batch_is_split_doubles_nothing(

@@ -16,7 +16,7 @@ from tests.replay import Replay, transcript
 
 
 def records(r: Replay) -> list[rec.CallRecord]:
-    return [f.record for f in r.of(JourneyEnded)]  # type: ignore[attr-defined]
+    return [f.record for f in r.of(JourneyEnded)]
 
 
 def test_an_answered_call_is_recorded_whole() -> None:

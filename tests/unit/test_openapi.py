@@ -22,6 +22,7 @@ from ivr.ledger.store import Store
 from ivr.reports import billing
 from ivr.app import App, build
 from ivr.config import ApiConfig
+from ivr.http.api.auth import OPENAPI_PATH
 from ivr.http.app import make_web
 from tests.unit.test_desk_api import TOKENS, Clock, auth, config_for
 
@@ -99,19 +100,19 @@ def test_every_error_answer_is_the_json_error() -> None:
                 body = spec["components"]["responses"][ref.rsplit("/", 1)[1]]
                 assert body["content"]["application/json"]["schema"] == {
                     "$ref": "#/components/schemas/Error"}
-            if path != openapi.OPENAPI_PATH:
+            if path != OPENAPI_PATH:
                 assert {401, 403} <= statuses, f"{method} {path}"
 
 
 async def test_served_to_anyone_even_with_the_api_off(
         tmp_path: Path, client: tuple[TestClient[Any, Any], App]) -> None:
     c, _ = client
-    resp = await c.get(openapi.OPENAPI_PATH)
+    resp = await c.get(OPENAPI_PATH)
     assert resp.status == 200 and resp.content_type == "application/json"
     assert await resp.json() == openapi.spec()
     off = build(replace(config_for(tmp_path, sqlite(tmp_path)), api=ApiConfig()))
     async with TestClient(TestServer(make_web(off))) as c2:
-        assert (await c2.get(openapi.OPENAPI_PATH)).status == 200
+        assert (await c2.get(OPENAPI_PATH)).status == 200
         refused = await c2.get("/api/v1/queues")          # the rest of the API stays off
         assert refused.status == 403 and "off" in (await refused.json())["error"]
 
@@ -119,11 +120,11 @@ async def test_served_to_anyone_even_with_the_api_off(
 async def test_only_get_is_open_and_nothing_else_passes_by_its_path(
         client: tuple[TestClient[Any, Any], App]) -> None:
     c, _ = client
-    anonymous = await c.post(openapi.OPENAPI_PATH, data=b"{}")
+    anonymous = await c.post(OPENAPI_PATH, data=b"{}")
     assert anonymous.status == 401 and "error" in await anonymous.json()
-    wrong = await c.post(openapi.OPENAPI_PATH, headers=auth("admin"), data=b"{}")
+    wrong = await c.post(OPENAPI_PATH, headers=auth("admin"), data=b"{}")
     assert wrong.status == 405 and "error" in await wrong.json()
-    for hostile in (openapi.OPENAPI_PATH + "/../queues", "/api/v1/openapi.json/x",
+    for hostile in (OPENAPI_PATH + "/../queues", "/api/v1/openapi.json/x",
                     "/api/v1/OPENAPI.JSON", "/api/v1/openapi.json%00"):
         resp = await c.get(hostile)
         assert resp.status in (401, 404), hostile
@@ -139,13 +140,13 @@ async def test_x_roles_are_who_the_app_lets_through(
     for path, item in openapi.spec()["paths"].items():
         url = re.sub(r"{\w+}", "10000012", path)
         for method, op in item.items():
-            if path == openapi.OPENAPI_PATH:
+            if path == OPENAPI_PATH:
                 continue
             for role in roles.ROLES:
                 resp = await c.request(method.upper(), url, headers=auth(role), data=b"not json")
                 # The checkpoint is text/plain when given (its 200), JSON when refused.
                 text = await resp.text()
-                body = json.loads(text) if resp.content_type == "application/json" else text
+                body: Any = json.loads(text) if resp.content_type == "application/json" else text
                 refused = resp.status == 403 and "may not do this" in body["error"]
                 assert refused == (role not in op["x-roles"]), (method, path, role, body)
                 assert str(resp.status) in op["responses"], (method, path, role, resp.status)
@@ -190,7 +191,7 @@ def test_every_authenticated_operation_lists_the_throttle_and_its_retry_after() 
     assert e429["headers"]["Retry-After"]["schema"]["type"] == "integer"
     for path, item in spec["paths"].items():
         for method, op in item.items():
-            assert ("429" in op["responses"]) == (path != openapi.OPENAPI_PATH), (method, path)
+            assert ("429" in op["responses"]) == (path != OPENAPI_PATH), (method, path)
 
 
 async def test_a_throttled_source_gets_the_described_429_even_with_the_right_token(
@@ -200,7 +201,7 @@ async def test_a_throttled_source_gets_the_described_429_even_with_the_right_tok
         wrong = await c.get("/api/v1/queues", headers={"Authorization": f"Bearer wrong-{n}"})
         assert wrong.status == 401
     for path, item in openapi.spec()["paths"].items():
-        if path == openapi.OPENAPI_PATH:
+        if path == OPENAPI_PATH:
             continue
         url = re.sub(r"{\w+}", "10000012", path)
         for method, op in item.items():
@@ -208,7 +209,7 @@ async def test_a_throttled_source_gets_the_described_429_even_with_the_right_tok
             assert resp.status == 429 and "429" in op["responses"], (method, path)
             assert (await resp.json())["code"] == "throttled"
             assert int(resp.headers["Retry-After"]) >= 1
-    assert (await c.get(openapi.OPENAPI_PATH)).status == 200     # the description stays open
+    assert (await c.get(OPENAPI_PATH)).status == 200     # the description stays open
 
 
 async def test_not_yours_is_described_where_an_operator_meets_it(

@@ -22,6 +22,7 @@ from ivr.app import overflow_rules
 from ivr.config import Config
 from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
+from ivr.ledger.store import Store
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incidents
 from ivr.calls.tracker import Tracker
@@ -79,7 +80,8 @@ def exposition() -> bytes:
                for name in TRANSCRIPTS]
     pbx = _Pbx(replays[-1].tracker)
     registry.register(LiveCollector([pbx], names, incidents=Incidents(), ledger=_Ledger()))
-    DeskMetrics(registry, Desk(None, Directory.empty(), Incidents()))  # type: ignore[arg-type]
+    # An in-memory ledger never opened: the desk's metrics read none.
+    DeskMetrics(registry, Desk(Store("sqlite://"), Directory.empty(), Incidents()))
     throttle.Guard(registry)     # web.make_web's: the wrong credentials of every door
     return generate_latest(registry)
 

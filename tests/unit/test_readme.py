@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from ivr.config import Config
 from ivr.metrics.desk import DeskMetrics
 from ivr.desk.service import Desk
+from ivr.ledger.store import Store
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incidents
 from ivr.calls.tracker import Tracker
@@ -42,7 +43,8 @@ def exported() -> set[str]:
     queues = Config().queue_names
     Metrics(registry, queues, [30.0])
     registry.register(LiveCollector([_Pbx()], queues, incidents=Incidents(), ledger=_Ledger()))
-    DeskMetrics(registry, Desk(None, Directory.empty(), Incidents()))  # type: ignore[arg-type]
+    # An in-memory ledger never opened: the desk's metrics read none.
+    DeskMetrics(registry, Desk(Store("sqlite://"), Directory.empty(), Incidents()))
     Guard(registry)
     names = set()
     for family in registry.collect():

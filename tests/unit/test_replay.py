@@ -23,7 +23,7 @@ QUEUES = ("first-line", "common", "engineers")
 
 
 def exits(r: Replay) -> list[tuple[str, str]]:
-    return [(f.queue, f.outcome) for f in r.of(Exited)]  # type: ignore[attr-defined]
+    return [(f.queue, f.outcome) for f in r.of(Exited)]
 
 
 @pytest.mark.parametrize("name", ["answered", "moved", "abandoned", "fallback_timeout", "resync"])
@@ -42,9 +42,9 @@ def test_answered_by_operators_after_3s() -> None:
     r = Replay().feed(transcript("answered"))
     assert exits(r) == [("first-line", "answered")] * 2
     for fact in r.of(Exited):
-        assert fact.within_sla and 3000 <= fact.wait_ms < 3100  # type: ignore[attr-defined]
-    assert all(f.payable for f in r.of(JourneyAnswered))  # type: ignore[attr-defined]
-    assert [f.outcome for f in r.of(JourneyEnded)] == ["answered"] * 2  # type: ignore[attr-defined]
+        assert fact.within_sla and 3000 <= fact.wait_ms < 3100
+    assert all(f.payable for f in r.of(JourneyAnswered))
+    assert [f.outcome for f in r.of(JourneyEnded)] == ["answered"] * 2
 
 
 def test_moved_by_ivr_at_30s_is_a_timeout_not_an_abandon() -> None:
@@ -54,11 +54,11 @@ def test_moved_by_ivr_at_30s_is_a_timeout_not_an_abandon() -> None:
     r = Replay().feed(data)
     assert exits(r) == [("first-line", "timeout"), ("common", "answered")]
     moved = r.of(Exited)[0]
-    assert 30_000 <= moved.wait_ms <= 30_010  # type: ignore[attr-defined]
-    assert [(f.from_queue, f.to_queue) for f in r.of(Overflowed)] == [  # type: ignore[attr-defined]
+    assert 30_000 <= moved.wait_ms <= 30_010
+    assert [(f.from_queue, f.to_queue) for f in r.of(Overflowed)] == [
         ("first-line", "common")]
     (answered,) = r.of(JourneyAnswered)
-    assert not answered.payable and answered.queue == "common"  # type: ignore[attr-defined]
+    assert not answered.payable and answered.queue == "common"
 
 
 def test_dialplan_fallback_timeout_is_a_timeout() -> None:
@@ -67,13 +67,13 @@ def test_dialplan_fallback_timeout_is_a_timeout() -> None:
     assert b"Variable: IVR_MOVE" not in data and b"Value: TIMEOUT" in data
     r = Replay().feed(data)
     assert exits(r) == [("first-line", "timeout"), ("common", "answered")]
-    assert 30_000 <= r.of(Exited)[0].wait_ms < 32_000  # type: ignore[attr-defined]
+    assert 30_000 <= r.of(Exited)[0].wait_ms < 32_000
 
 
 def test_callers_hanging_up_are_abandoned() -> None:
     r = Replay().feed(transcript("abandoned"))
     assert exits(r) == [("first-line", "abandoned")] * 2
-    assert [f.outcome for f in r.of(JourneyEnded)] == ["abandoned"] * 2  # type: ignore[attr-defined]
+    assert [f.outcome for f in r.of(JourneyEnded)] == ["abandoned"] * 2
 
 
 def test_metrics_from_a_replay() -> None:
@@ -113,7 +113,7 @@ def test_resync_snapshot_recovers_the_waiting_caller() -> None:
     fresh = Replay()
     fresh.apply(fresh.tracker.resync(snap))
     (entered,) = fresh.of(Entered)
-    assert entered.queue == "first-line" and entered.recovered  # type: ignore[attr-defined]
+    assert entered.queue == "first-line" and entered.recovered
     assert fresh.tracker.agent_counts("first-line")["ringing"] >= 1
     # The same snapshot on the tracker that saw it all live changes nothing.
     assert r.tracker.resync(snap) == []

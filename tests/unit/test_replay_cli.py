@@ -85,7 +85,7 @@ def test_a_caller_still_waiting_is_listed_in_progress(capsys: pytest.CaptureFixt
 def test_the_command_lists_what_the_test_replay_holds(name: str,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     r = LabReplay().feed(transcript(name))
-    ended = {f.uniqueid for f in r.of(JourneyEnded)}   # type: ignore[attr-defined]
+    ended = {f.uniqueid for f in r.of(JourneyEnded)}
     calls = replay_json(capsys, fixture(name))
     assert {c["uniqueid"] for c in calls if not c["in_progress"]} == ended
     assert {c["uniqueid"] for c in calls if c["in_progress"]} == set(r.tracker.journeys)

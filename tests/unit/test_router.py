@@ -10,6 +10,7 @@ import pytest
 from ivr.pbx import actions
 from ivr.ami import events as ev
 from ivr.ami.codec import Message
+from ivr.calls.facts import Entered
 from ivr.calls.tracker import Tracker
 from ivr.routing.policy import Move, OverflowRule, decide
 from ivr.routing.router import Router
@@ -19,8 +20,11 @@ RULES = {"first-line": OverflowRule("first-line", "common", after_ms=30_000)}
 T0 = 1_795_530_000_000_000
 
 
-def joined(tracker: Tracker, at_us: int = T0, uid: str = "u1") -> list:
-    return tracker.handle(ev.CallerJoined(at_us, uid, "PJSIP/anonymous-1", "79001", "first-line"))
+def joined(tracker: Tracker, at_us: int = T0, uid: str = "u1") -> list[Entered]:
+    facts = tracker.handle(ev.CallerJoined(at_us, uid, "PJSIP/anonymous-1", "79001", "first-line"))
+    entered = [f for f in facts if isinstance(f, Entered)]
+    assert entered == facts       # a join makes entries true, nothing else
+    return entered
 
 
 def test_decide_moves_a_caller_still_waiting_in_the_same_visit() -> None:
@@ -70,8 +74,8 @@ async def test_router_fires_on_asterisk_clock_and_acts_once() -> None:
 async def test_router_cancels_the_timer_when_the_caller_leaves() -> None:
     tracker, ami = Tracker(), FakeAmi()
     router = Router(tracker, RULES, lambda m: actions.move(ami, m), clock=lambda: T0 / 1e6 + 29.9)
-    for fact in joined(tracker):
-        router.on_fact(fact)
+    for entry in joined(tracker):
+        router.on_fact(entry)
     for fact in tracker.handle(ev.CallerLeft(T0 + 1, "u1", "first-line", abandon=True)):
         router.on_fact(fact)
     for fact in tracker.handle(ev.Hangup(T0 + 2, "u1")):

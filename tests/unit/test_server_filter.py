@@ -6,6 +6,7 @@ import pytest
 
 from ivr.ami import events, server_filter as sf
 from ivr.ami.codec import Codec, Message
+from ivr.calls.facts import Fact
 from ivr.calls.tracker import Tracker
 from tests.replay import FIXTURES
 
@@ -55,8 +56,9 @@ def test_the_eventfilter_lines_shipped_for_manager_conf_are_the_advanced_rules()
     assert lines == sf.eventfilter_lines()
 
 
-def _facts(data: bytes, through_filter: bool) -> list[object]:
-    codec, tracker, facts = Codec(), Tracker(), []
+def _facts(data: bytes, through_filter: bool) -> list[Fact]:
+    codec, tracker = Codec(), Tracker()
+    facts: list[Fact] = []
     codec.receive_data(data)
     codec.receive_data(b"")
     while (item := codec.next_event()) is not None:
