@@ -14,7 +14,7 @@ its write; CLOCK_MONOTONIC is the same clock in both processes.
 This process runs the real app: build(config) pointed at the server and
 app.ami.run() in a task, logging at INFO as `ivr run` does (to /dev/null),
 and a /metrics scrape (generate_latest) every 15 s as Prometheus would.  A
-fact listener (app.listeners: App.apply calls it after Metrics.record and
+fact listener (app.listeners: Services.apply calls it after Metrics.record and
 the Router) takes time.monotonic() when the caller's Entered fact arrives;
 the X-Sent of that join is read by a thin wrapper around the client's
 on_event.  The server sets TCP_NODELAY, so Nagle's delay is not counted.

@@ -29,7 +29,7 @@ from machine import describe, vm_rss_kib
 from prometheus_client import generate_latest
 
 from ivr.ami.codec import Codec
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.config import AmiConfig, Config
 
 SPREAD_S = 25.0
@@ -71,7 +71,7 @@ def waiting_in_exposition(text: bytes, queue: str) -> float:
     return float(line[len(prefix):])
 
 
-def scrape_times(app: App, scrapes: int) -> tuple[list[float], bytes]:
+def scrape_times(app: Services, scrapes: int) -> tuple[list[float], bytes]:
     timings, text = [], b""
     for _ in range(scrapes):
         t = time.perf_counter()

@@ -7,7 +7,7 @@ when the session filter is on: ami/server_filter.py):
     -> Pbx.on_event -> Session.on_message (pbx/session.py, the path `ivr replay` takes too)
     -> events.parse_timed (typed event, Asterisk timestamp, or none)
     -> Tracker.handle (journey state machine) -> facts
-    -> App.apply: Metrics.record with the PBX's name (counters, histograms),
+    -> Services.apply: Metrics.record with the PBX's name (counters, histograms),
        Router.on_fact (timers) and LedgerWriter.on_fact (JourneyEnded's
        CallRecord -> batched into the store)
 Live gauges are read from the trackers at scrape time by LiveCollector.
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
-class App:
+class Services:
     """The services container: what build() wired, and nothing it does itself but hand
     each PBX's facts to their consumers (apply).  The actions on calls are calls.service's,
     routing's and incidents' routing.service's, views calls.views'."""
@@ -135,7 +135,7 @@ def overflow_rules(config: Config) -> Rules:
 
 
 def build(config: Config, clock: Callable[[], float] = time.time,
-          recorder: Recorder | None = None) -> App:
+          recorder: Recorder | None = None) -> Services:
     """The whole object graph.  Raises DirectoryError/IncidentError/TokensError for bad files.
     `recorder` keeps the raw AMI stream (`ivr run --record-ami`) of the first PBX."""
     r = config.routing
@@ -158,7 +158,7 @@ def build(config: Config, clock: Callable[[], float] = time.time,
                       clock)
     calls = Calls(pbxs, names, incidents, routing.prompt_for, metrics, ledger, store,
                   config.ledger.queue_log_decisions, clock)
-    app = App(config, registry, metrics, directory, incidents, store, ledger, desk,
+    app = Services(config, registry, metrics, directory, incidents, store, ledger, desk,
               roles.load(config.api.tokens_file or None, config.api.token), calls, routing,
               clock, pbxs)
     DeskMetrics(registry, desk)
@@ -168,7 +168,7 @@ def build(config: Config, clock: Callable[[], float] = time.time,
     return app
 
 
-def _pbx(app: App, p: PbxConfig, rules: Rules, recorder: Recorder | None) -> Pbx:
+def _pbx(app: Services, p: PbxConfig, rules: Rules, recorder: Recorder | None) -> Pbx:
     """One PBX: its tracker, AMI session and router, and the consumers of its facts."""
     thresholds = {q.name: round(q.sla_seconds * 1000) for q in app.config.queues}
     pbx = Pbx(p.name, p.ami, Tracker(thresholds, pbx=p.name), app.clock, app.apply,

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ivr.ami.recording import Recorder
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.config import Config
 from ivr.http.app import make_web
 
@@ -55,7 +55,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
-async def start(config: Config, recorder: Recorder | None = None) -> tuple[App, web.AppRunner]:
+async def start(config: Config, recorder: Recorder | None = None) -> tuple[Services, web.AppRunner]:
     """Bind the HTTP port, then build the app and start it (AMI included).
 
     Binding comes first so a taken port fails before ivr logs in anywhere.

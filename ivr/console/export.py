@@ -7,16 +7,16 @@ from functools import partial
 
 from aiohttp import web
 
-from ivr.app import App
+from ivr.app import Services
 from ivr.console.sessions import PAGES, Sessions
 from ivr.reports import billing, service
 
 
-def routes(app: App, sessions: Sessions) -> list[web.AbstractRouteDef]:
+def routes(app: Services, sessions: Sessions) -> list[web.AbstractRouteDef]:
     return [web.get("/console/statement.csv", partial(statement_csv, app, sessions))]
 
 
-async def statement_csv(app: App, sessions: Sessions, request: web.Request) -> web.StreamResponse:
+async def statement_csv(app: Services, sessions: Sessions, request: web.Request) -> web.StreamResponse:
     found = sessions.find(request)
     if found is None or found.actor.role not in PAGES["office"]:
         return web.Response(status=403)

@@ -1,6 +1,6 @@
 """What the console's pages are told live (server-sent events), from ivr's own state.
 
-A Hub is one more consumer of every PBX's facts (App.listeners): when an agent
+A Hub is one more consumer of every PBX's facts (Services.listeners): when an agent
 connects a call (JourneyAnswered), each desk page of that member gets the
 caller's card.  A desk opened (or reloaded) during a call gets that call's
 card at once (`current`).  The card is built here, from the tracker, the incidents, the
@@ -16,14 +16,14 @@ from typing import Any
 from ivr.calls.facts import Fact, JourneyAnswered, JourneyEnded
 from ivr.ledger.store import Store
 from ivr.routing import policy
-from ivr.app import App
+from ivr.app import Services
 
 log = logging.getLogger(__name__)
 RECENT_US = 7 * 86_400 * 1_000_000
 
 
 class Hub:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: Services) -> None:
         self.app = app
         self.desks: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()

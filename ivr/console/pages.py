@@ -24,7 +24,7 @@ from ivr.calls import views
 from ivr.calls.service import DISPOSITIONS
 from ivr.config import tokens as roles
 from ivr.http import throttle
-from ivr.app import App
+from ivr.app import Services
 from ivr.console import export, render
 from ivr.console.live import Hub
 from ivr.console.sessions import PAGES, Session, Sessions, may_watch
@@ -38,7 +38,7 @@ TODAY_SECONDS = 30      # how long the board's figures of today are kept before 
 
 
 class Console:
-    def __init__(self, app: App, guard: throttle.Guard | None = None) -> None:
+    def __init__(self, app: Services, guard: throttle.Guard | None = None) -> None:
         self.app = app
         self.guard = guard or throttle.Guard(None)   # wrong tokens at sign-in, per source
         self.sessions = Sessions(app, self.guard)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ivr.app import App
+from ivr.app import Services
 from ivr.config import tokens as roles
 from ivr.console import render
 from ivr.http import throttle
@@ -53,7 +53,7 @@ class Session:
 class Sessions:
     """The sessions of this ivr (`active`, by the cookie's hash), kept in the ledger too."""
 
-    def __init__(self, app: App, guard: throttle.Guard) -> None:
+    def __init__(self, app: Services, guard: throttle.Guard) -> None:
         self.app = app
         self.guard = guard       # wrong tokens at sign-in, per source
         self.active: dict[str, Session] = {}

@@ -16,19 +16,19 @@ from ivr.http.api import auth, calls, desk, incidents, reports
 from ivr.http import dialplan as dialplan_http, openapi, throttle
 from ivr.console.pages import Console
 from ivr.reconcile import catchup
-from ivr.app import App
+from ivr.app import Services
 from ivr.pbx.session import Pbx
 from ivr.desk.service import Desk
 from ivr.ledger.db import LedgerError
 
 log = logging.getLogger(__name__)
-APP = web.AppKey("ivr", App)
+APP = web.AppKey("ivr", Services)
 CONSOLE = web.AppKey("console", Console)
 # None without a queue_log source (ledger.queue_log or ledger.queue_log_db).
 BACKFILL: web.AppKey[catchup.StartupBackfill | None] = web.AppKey("backfill")
 
 
-def make_web(app: App) -> web.Application:
+def make_web(app: Services) -> web.Application:
     guard = throttle.Guard(app.registry)    # wrong credentials of the API, console and dialplan
     console = Console(app, guard)
     checked = auth.auth_middleware(app.tokens, console.api_actor, guard)
@@ -48,7 +48,7 @@ def make_web(app: App) -> web.Application:
     return w
 
 
-def api_routes(app: App) -> list[auth.Route]:
+def api_routes(app: Services) -> list[auth.Route]:
     """Every /api/v1 route but the description, with the roles that may call it."""
     return (incidents.routes(app.routing, app.clock) + calls.routes(app.calls, app.config)
             + reports.routes(app.store, app.config, app.directory, app.incidents, app.clock)

@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ivr.http import errors, throttle
-from ivr.app import App
+from ivr.app import Services
 from ivr.pbx.session import Pbx
 from ivr.desk.service import DeskError
 from ivr.http.dialplan_auth import DialplanAuth
@@ -45,7 +45,7 @@ _ACCOUNT = re.compile(r"[0-9]{1,16}")
 _UNIQUEID = re.compile(r"(?:[A-Za-z0-9_.-]{1,64}-)?[0-9]+\.[0-9]+")
 
 
-def routes(app: App, guard: throttle.Guard | None = None) -> list[web.RouteDef]:
+def routes(app: Services, guard: throttle.Guard | None = None) -> list[web.RouteDef]:
     auth = DialplanAuth(app.config.pbxs, guard or throttle.Guard(None))
 
     def answering(answer: Callable[[Pbx, web.Request], web.Response]) -> Handler:
@@ -66,7 +66,7 @@ def routes(app: App, guard: throttle.Guard | None = None) -> list[web.RouteDef]:
             web.get("/dialplan/v1/claim", claim)]
 
 
-def _entry(app: App, pbx: Pbx, request: web.Request) -> web.Response:
+def _entry(app: Services, pbx: Pbx, request: web.Request) -> web.Response:
     started = time.perf_counter()
     q = request.query
     uid, caller, typed = q.get("uniqueid", ""), q.get("caller", ""), q.get("account", "")
@@ -79,7 +79,7 @@ def _entry(app: App, pbx: Pbx, request: web.Request) -> web.Response:
     return web.Response(text=route.as_query())
 
 
-def _escalate(app: App, pbx: Pbx, request: web.Request) -> web.Response:
+def _escalate(app: Services, pbx: Pbx, request: web.Request) -> web.Response:
     started = time.perf_counter()
     uid = request.query.get("uniqueid", "")
     if not _UNIQUEID.fullmatch(uid):
@@ -89,7 +89,7 @@ def _escalate(app: App, pbx: Pbx, request: web.Request) -> web.Response:
     return web.Response(text=route.as_query())
 
 
-def _numbers(app: App, request: web.Request) -> web.Response:
+def _numbers(app: Services, request: web.Request) -> web.Response:
     uid = request.query.get("uniqueid", "")
     if not _UNIQUEID.fullmatch(uid):
         return web.Response(status=400)
@@ -98,7 +98,7 @@ def _numbers(app: App, request: web.Request) -> web.Response:
     return web.Response(text=urlencode({"numbers": "-".join(found), "count": len(found)}))
 
 
-def _status(app: App, request: web.Request) -> web.Response:
+def _status(app: Services, request: web.Request) -> web.Response:
     """A caller asks by phone for the state of a number they typed."""
     try:
         item = app.desk.find(request.query.get("number", ""))
@@ -109,7 +109,7 @@ def _status(app: App, request: web.Request) -> web.Response:
     return web.Response(text=urlencode({"kind": item.kind, "state": item.state}))
 
 
-async def _claim(app: App, request: web.Request) -> web.Response:
+async def _claim(app: Services, request: web.Request) -> web.Response:
     q = request.query
     uid, caller, account = q.get("uniqueid", ""), q.get("caller", ""), q.get("account", "")
     if not _UNIQUEID.fullmatch(uid) or (caller and not _NUMBER.fullmatch(caller)) \

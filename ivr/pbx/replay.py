@@ -77,7 +77,7 @@ class ReplayedCall:
 @dataclass
 class Replay:
     tracker: Tracker = field(default_factory=Tracker)
-    # The clock for messages that came without an arrival time (App's clock).
+    # The clock for messages that came without an arrival time (the container's clock).
     clock: Callable[[], float] = time.time
     skip_noise: bool = True          # events.wanted, as the service decodes
     facts: list[Fact] = field(default_factory=list)

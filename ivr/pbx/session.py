@@ -74,7 +74,7 @@ class Pbx:
 
     Each has its own connection, resync and state: a reconnect of one never
     touches another's callers.  Its facts go to the app's consumers with its
-    name (`deliver`, App.apply: metrics label them, records carry it as `pbx`)."""
+    name (`deliver`, Services.apply: metrics label them, records carry it as `pbx`)."""
 
     name: str
     config: AmiConfig

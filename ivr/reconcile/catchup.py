@@ -63,7 +63,7 @@ from ivr.reconcile.compare import reconcile
 from ivr.reconcile.read import QueueLog, read_file, read_rows
 
 if TYPE_CHECKING:
-    from ivr.app import App
+    from ivr.app import Services
     from ivr.pbx.session import Pbx
     from ivr.config import Config
 
@@ -311,7 +311,7 @@ def _iso(epoch_s: int | None) -> str | None:
 
 # -- wiring ---------------------------------------------------------------------
 
-def for_app(app: App) -> StartupBackfill | None:
+def for_app(app: Services) -> StartupBackfill | None:
     """The app's start-up backfill, listening to its facts from now on; None without a
     queue_log source.  Called before the AMI sessions start, so no ended call is missed."""
     source = source_of(app.config)
@@ -326,7 +326,7 @@ def for_app(app: App) -> StartupBackfill | None:
     return startup
 
 
-async def _going_on(pbx: Pbx, app: App) -> set[str]:
+async def _going_on(pbx: Pbx, app: Services) -> set[str]:
     """The uniqueids of every channel up on the PBX, and the calls its tracker holds.
     NotYet until the PBX is resynced and the spool a crash left is written: its
     records are calls the last ivr recorded live, to be found in the ledger."""

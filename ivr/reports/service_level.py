@@ -30,7 +30,7 @@ def today(now: datetime, zone: ZoneInfo) -> billing.Period:
 
 
 def level(first: QueueConfig, queues: Mapping[str, Any], figures: Today) -> dict[str, Any]:
-    """The board's figures: `queues` is the live queues' view (App.queues_view)."""
+    """The board's figures: `queues` is the live queues' view (calls/views.queues)."""
     waiting = queues.get(first.name, {}).get("waiting", [])
     within = sum(1 for w in waiting if w["wait_seconds"] <= first.sla_seconds)
     return {"queue": first.name, "threshold_seconds": first.sla_seconds,

@@ -24,7 +24,7 @@ import pytest
 
 from ivr import config as cfg
 from ivr.ami.recording import Recorder
-from ivr.app import App
+from ivr.app import Services
 from ivr.cli.lab import lab_routing
 from ivr.calls.facts import Fact, JourneyEnded
 from ivr.lab import traffic
@@ -71,7 +71,7 @@ F = TypeVar("F", bound=Fact)
 class Running:
     """ivr running against the lab, with every fact it produced."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: Services) -> None:
         self.app = app
         self.facts: list[Fact] = []
         app.listeners.append(self.facts.append)

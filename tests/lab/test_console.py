@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from ivr import config as cfg
-from ivr.app import App
+from ivr.app import Services
 from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded
 from ivr.console.pages import Console
 from ivr.lab import traffic
@@ -55,7 +55,7 @@ def console_config(lab: Lab, tmp_path: Path) -> cfg.Config:
 class WithConsole(Running):
     """ivr running against the lab, with its web app and the console's pages in it."""
 
-    def __init__(self, app: App, web_app: web.Application) -> None:
+    def __init__(self, app: Services, web_app: web.Application) -> None:
         super().__init__(app)
         self.web_app = web_app
         self.console: Console = web_app[CONSOLE]

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.typedefs import Handler
 
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.http.app import make_web
 from ivr.ledger.store import Store
 from tests.unit.test_desk_api import Clock, answered, auth, config_for
@@ -27,7 +27,7 @@ HUGE = ["1e308", "NaN", "Infinity", "-Infinity", "-1", str(2**63), str(-2**63), 
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App, list[Any]]]:
+async def served(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Services, list[Any]]]:
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=Clock())
     seen: list[Any] = []
 
@@ -50,7 +50,7 @@ async def raw_post(client: TestClient[Any, Any], path: str, role: str, text: str
     return resp.status, await resp.json()
 
 
-async def unchanged(app: App) -> None:
+async def unchanged(app: Services) -> None:
     assert app.desk.head[0] == 0 and await app.desk.entries() == []
     assert not app.incidents.active()
 

@@ -16,7 +16,7 @@ from ivr.calls import access as calls_access
 from ivr.config import tokens as roles
 from ivr.ami.client import Fields
 from ivr.ami.codec import Message
-from ivr.app import App
+from ivr.app import Services
 from ivr.calls import records as rec
 from tests.unit.test_desk_access import OP2_TOKEN, with_op2
 from tests.unit.test_desk_api import TOKENS, answered, auth
@@ -36,7 +36,7 @@ class FakeAmi:
         return Message((("Response", "Success"), ("Value", "PJSIP/op1-1")))
 
 
-Live = tuple[TestClient[Any, Any], App, FakeAmi]     # the web app's client, the app, its PBX's AMI
+Live = tuple[TestClient[Any, Any], Services, FakeAmi]     # the web app's client, the app, its PBX's AMI
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def as_op2() -> dict[str, str]:
     return {"Authorization": f"Bearer {OP2_TOKEN}"}
 
 
-def actions_counted(app: App) -> float:
+def actions_counted(app: Services) -> float:
     return sum(app.registry.get_sample_value("ivr_operator_actions_total",
                                              {"pbx": "default", "action": a}) or 0.0
                for a in ("warn", "end", "transfer", "escalate", "disposition"))
@@ -113,7 +113,7 @@ async def test_a_disposition_after_the_call_is_the_answering_operators(live: Liv
     assert await without_disposition(client, app) == 2
 
 
-async def without_disposition(client: TestClient[Any, Any], app: App) -> int:
+async def without_disposition(client: TestClient[Any, Any], app: Services) -> int:
     """op2's answered calls the ledger keeps no disposition for (the statement's count)."""
     await app.ledger.flush()
     resp = await client.get("/api/v1/reports/billing?from=2026-11-29&to=2026-12-01",

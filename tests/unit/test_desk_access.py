@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.http.app import make_web
 from ivr.ledger.store import Store
 from tests.unit.test_desk_api import Clock, answered, config_for, get, post
@@ -22,7 +22,7 @@ OP2_TOKEN = "operator-op2-token-0002"
 
 
 @contextlib.asynccontextmanager
-async def with_op2(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]]:
+async def with_op2(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Services]]:
     """ivr over HTTP with a second operator's token, three calls op2 answered in the
     ledger, and the desk loaded."""
     config = config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}")
@@ -38,7 +38,7 @@ async def with_op2(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], 
 
 
 @pytest.fixture
-async def desk(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]]:
+async def desk(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Services]]:
     async with with_op2(tmp_path) as found:
         yield found
 

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.config import AmiConfig, ApiConfig, Config, DeskConfig, LedgerConfig, RoutingConfig
 from ivr.calls import records as rec
 from ivr.http.app import make_web
@@ -68,7 +68,7 @@ def config_for(tmp_path: Path, url: str) -> Config:
 
 
 @pytest.fixture
-async def desk(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App, Clock]]:
+async def desk(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Services, Clock]]:
     clock = Clock()
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=clock)
     async with TestClient(TestServer(make_web(app))) as client:
@@ -88,7 +88,7 @@ async def get(client: TestClient[Any, Any], path: str, role: str) -> tuple[int, 
     return resp.status, await resp.json()
 
 
-def metric(app: App, name: str) -> float:
+def metric(app: Services, name: str) -> float:
     return app.registry.get_sample_value(name) or 0.0
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.config import AmiConfig, ApiConfig, Config, ConfigError, LedgerConfig, PbxConfig, \
     RoutingConfig, load
 from ivr.http.app import CONSOLE, make_web
@@ -38,7 +38,7 @@ def two_pbxs(ports: tuple[int, int], tmp_path: Path, lyon_sources: tuple[str, ..
 
 
 @pytest.fixture
-async def two(ports: tuple[int, int], tmp_path: Path) -> AsyncIterator[tuple[App, TestClient[Any, Any]]]:
+async def two(ports: tuple[int, int], tmp_path: Path) -> AsyncIterator[tuple[Services, TestClient[Any, Any]]]:
     app = build(two_pbxs(ports, tmp_path, lyon_sources=("10.9.9.0/24",)))
     async with TestClient(TestServer(make_web(app))) as client:
         await app.store.run(Store.migrate)
@@ -47,7 +47,7 @@ async def two(ports: tuple[int, int], tmp_path: Path) -> AsyncIterator[tuple[App
         await app.store.close()
 
 
-def decisions(app: App, pbx: str) -> float:
+def decisions(app: Services, pbx: str) -> float:
     return sum(app.registry.get_sample_value("ivr_route_decisions_total",
                                              {"pbx": pbx, "route": r}) or 0.0
                for r in ("first-line", "ask_account", "concurrent"))

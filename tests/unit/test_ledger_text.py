@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.ami.codec import Message
 from ivr.ami.events import parse
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.config import AmiConfig, ApiConfig, Config, LedgerConfig
 from ivr.routing.incidents import IncidentError, Incidents
 from ivr.ledger.store import Store
@@ -65,7 +65,7 @@ def test_an_incident_message_that_is_not_text_is_refused(message: str) -> None:
 
 
 @pytest.fixture
-async def app_client(tmp_path: Path) -> AsyncIterator[tuple[App, TestClient[Any, Any]]]:
+async def app_client(tmp_path: Path) -> AsyncIterator[tuple[Services, TestClient[Any, Any]]]:
     with socket.socket() as refusing:
         refusing.bind(("127.0.0.1", 0))
         app = build(Config(ami=AmiConfig(port=refusing.getsockname()[1]),
@@ -77,7 +77,7 @@ async def app_client(tmp_path: Path) -> AsyncIterator[tuple[App, TestClient[Any,
 
 @pytest.mark.parametrize("escaped", ["\\ud800", "\\udfff", "\\u0000"])
 async def test_the_api_answers_a_400_for_a_lone_surrogate_or_nul(
-        app_client: tuple[App, TestClient[Any, Any]], escaped: str) -> None:
+        app_client: tuple[Services, TestClient[Any, Any]], escaped: str) -> None:
     app, client = app_client
     raw = ('{"area": "north", "message": "outage ' + escaped + '", "expires_in": 60}').encode()
     resp = await client.post("/api/v1/incidents", data=raw,
@@ -122,7 +122,7 @@ def test_ami_numbers_within_bounds_are_kept() -> None:
 
 
 async def test_an_untimestamped_event_with_a_huge_holdtime_is_skipped_and_the_ledger_flows(
-        app_client: tuple[App, TestClient[Any, Any]], caplog: pytest.LogCaptureFixture) -> None:
+        app_client: tuple[Services, TestClient[Any, Any]], caplog: pytest.LogCaptureFixture) -> None:
     """The issue's stall: the HoldTime reached the ledger and its batch failed for good."""
     app, client = app_client
     pbx = app.first

@@ -4,14 +4,14 @@ Each recording of the lab's queue shapes (tests/fixtures/shapes/*.ami: the
 whole AMI session ivr had, login and snapshot included, with every chunk's
 arrival time) goes twice into a SQLite ledger of its own:
 
-- as the service: build(config)'s App and its Pbx, events handed to
+- as the service: build(config)'s Services and its Pbx, events handed to
   Pbx.on_event as AmiClient dispatches them, Pbx.resync answered with the
-  recorded QueueStatus and CoreShowChannels, the App's clock at the
-  recording's arrival times; its facts reach the ledger through App.apply
+  recorded QueueStatus and CoreShowChannels, the container's clock at the
+  recording's arrival times; its facts reach the ledger through Services.apply
   and the LedgerWriter, with the metrics, the router and the repeats.
 - as `ivr replay` (pbx/replay.py, replay_files with the tracker `ivr replay`
   makes with its defaults, which agree with the service's default queues);
-  its facts go to the same LedgerWriter of a second App.
+  its facts go to the same LedgerWriter of a second Services.
 
 Both must give the same facts and the same ledger, byte for byte: every row of
 every table, serialized as JSON.  This holds because both run
@@ -40,7 +40,7 @@ from ivr.ami import events
 from ivr.ami.client import AmiClient
 from ivr.ami.codec import Codec, Message
 from ivr.ami.recording import SENT, read_records
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.calls.facts import Fact
 from ivr.calls.judge import DEFAULT_THRESHOLD_MS, FIRST_LINE
 from ivr.calls.tracker import Tracker
@@ -61,7 +61,7 @@ def port() -> Iterator[int]:
         yield refusing.getsockname()[1]
 
 
-def make_app(tmp_path: Path, name: str, port: int, now: list[float]) -> App:
+def make_app(tmp_path: Path, name: str, port: int, now: list[float]) -> Services:
     ledger = LedgerConfig(url=f"sqlite:///{tmp_path / name}.db")
     return build(Config(ami=AmiConfig(port=port, server_filter=False), ledger=ledger),
                  clock=lambda: now[0])
@@ -140,13 +140,13 @@ def replay_tracker() -> Tracker:
     return Tracker({FIRST_LINE: DEFAULT_THRESHOLD_MS}, first_line=FIRST_LINE)
 
 
-async def to_ledger(app: App, facts: list[Fact]) -> str:
+async def to_ledger(app: Services, facts: list[Fact]) -> str:
     for fact in facts:
         app.ledger.on_fact(fact)
     return await dump(app)
 
 
-async def dump(app: App) -> str:
+async def dump(app: Services) -> str:
     """Every row of every table of the app's SQLite ledger, as JSON."""
     assert await app.ledger.flush()
     await app.store.close()

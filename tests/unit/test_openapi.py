@@ -20,7 +20,7 @@ from ivr.http import openapi, throttle
 from ivr.config import tokens as roles
 from ivr.ledger.store import Store
 from ivr.reports import billing
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.config import ApiConfig
 from ivr.http.api.auth import OPENAPI_PATH
 from ivr.http.app import make_web
@@ -57,7 +57,7 @@ def described(spec: dict[str, Any]) -> dict[str, dict[str, set[str]]]:
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]]:
+async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Services]]:
     app = build(config_for(tmp_path, sqlite(tmp_path)), clock=Clock())
     async with TestClient(TestServer(make_web(app))) as c:
         await app.store.run(Store.migrate)
@@ -105,7 +105,7 @@ def test_every_error_answer_is_the_json_error() -> None:
 
 
 async def test_served_to_anyone_even_with_the_api_off(
-        tmp_path: Path, client: tuple[TestClient[Any, Any], App]) -> None:
+        tmp_path: Path, client: tuple[TestClient[Any, Any], Services]) -> None:
     c, _ = client
     resp = await c.get(OPENAPI_PATH)
     assert resp.status == 200 and resp.content_type == "application/json"
@@ -118,7 +118,7 @@ async def test_served_to_anyone_even_with_the_api_off(
 
 
 async def test_only_get_is_open_and_nothing_else_passes_by_its_path(
-        client: tuple[TestClient[Any, Any], App]) -> None:
+        client: tuple[TestClient[Any, Any], Services]) -> None:
     c, _ = client
     anonymous = await c.post(OPENAPI_PATH, data=b"{}")
     assert anonymous.status == 401 and "error" in await anonymous.json()
@@ -132,7 +132,7 @@ async def test_only_get_is_open_and_nothing_else_passes_by_its_path(
 
 
 async def test_x_roles_are_who_the_app_lets_through(
-        client: tuple[TestClient[Any, Any], App]) -> None:
+        client: tuple[TestClient[Any, Any], Services]) -> None:
     """Each role on each operation: a 403 "may not" exactly when it is not in x-roles
     (bodies that are not JSON, so an operation that is allowed refuses with a 400 or
     finds nothing, and nothing changes)."""
@@ -160,7 +160,7 @@ def test_the_description_is_plain_json() -> None:
 @pytest.mark.parametrize("path", ["/api/v1/calls", "/api/v1/reports/billing",
                                   "/api/v1/reports/downtime", "/api/v1/reports/fcr"])
 async def test_a_period_of_thousands_of_years_is_refused_before_it_is_cut_into_days(
-        client: tuple[TestClient[Any, Any], App], path: str) -> None:
+        client: tuple[TestClient[Any, Any], Services], path: str) -> None:
     """Found by schemathesis: 2026 to 8957 was seconds of a stalled event loop.  Now
     report.max_days (366 by default) answers first, and a year is still given."""
     c, _ = client
@@ -195,7 +195,7 @@ def test_every_authenticated_operation_lists_the_throttle_and_its_retry_after() 
 
 
 async def test_a_throttled_source_gets_the_described_429_even_with_the_right_token(
-        client: tuple[TestClient[Any, Any], App]) -> None:
+        client: tuple[TestClient[Any, Any], Services]) -> None:
     c, _ = client
     for n in range(throttle.LIMIT):
         wrong = await c.get("/api/v1/queues", headers={"Authorization": f"Bearer wrong-{n}"})
@@ -213,7 +213,7 @@ async def test_a_throttled_source_gets_the_described_429_even_with_the_right_tok
 
 
 async def test_not_yours_is_described_where_an_operator_meets_it(
-        client: tuple[TestClient[Any, Any], App]) -> None:
+        client: tuple[TestClient[Any, Any], Services]) -> None:
     """A ticket filed by the office: an operator may not read it or add to it (403
     not_yours), and the description's 403 for those operations says so."""
     c, _ = client

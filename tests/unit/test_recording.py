@@ -233,7 +233,7 @@ async def test_a_recording_made_by_amiclient_replays_as_its_bytes_fed_directly(
     seen: list[Message] = []
     snapshots = 0
 
-    async def on_login(client: AmiClient) -> None:      # as App.resync asks
+    async def on_login(client: AmiClient) -> None:      # as Pbx.resync asks
         nonlocal snapshots
         await client.action_list("QueueStatus")
         await client.action_list("CoreShowChannels")

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.config import Config
 from ivr.desk import keys, merkle, witness
 from ivr.desk.checkpoint import Verifier, open_checkpoint, unb64
@@ -34,7 +34,7 @@ def configured(tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-async def ivr(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App, Config]]:
+async def ivr(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Services, Config]]:
     config = configured(tmp_path)
     app = build(config, clock=Clock())
     async with TestClient(TestServer(make_web(app))) as client:

@@ -26,7 +26,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.cli import main as cli
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.config import ApiConfig, Config, LedgerConfig, ReportConfig
 from ivr.ledger.store import Store
 from ivr.http.app import make_web
@@ -74,7 +74,7 @@ def tokens_file(folder: Path) -> Path:
 
 
 @pytest.fixture
-async def served(tmp_path: Path, ledger: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]]:
+async def served(tmp_path: Path, ledger: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Services]]:
     config = Config(api=ApiConfig(tokens_file=str(tokens_file(tmp_path))),
                     ledger=LedgerConfig(url=f"sqlite:///{ledger}"))
     app = build(config)

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.ami.codec import Message
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.config import AmiConfig, ApiConfig, Config, LedgerConfig, PbxConfig
 from ivr.http.app import make_web
 
@@ -29,7 +29,7 @@ def ports() -> Iterator[tuple[int, int]]:
 
 
 @pytest.fixture
-async def two(ports: tuple[int, int], tmp_path: Path) -> AsyncIterator[tuple[App, TestClient[Any, Any]]]:
+async def two(ports: tuple[int, int], tmp_path: Path) -> AsyncIterator[tuple[Services, TestClient[Any, Any]]]:
     config = Config(pbx=(PbxConfig("paris", AmiConfig(port=ports[0], username="ivr")),
                          PbxConfig("lyon", AmiConfig(port=ports[1], username="ivr"))),
                     api=ApiConfig(token=TOKEN),
@@ -45,7 +45,7 @@ def join(uid: str, queue: str = "first-line") -> Message:
                     ("Queue", queue)))
 
 
-async def test_each_pbx_has_its_callers_and_its_series(two: tuple[App, TestClient[Any, Any]]) -> None:
+async def test_each_pbx_has_its_callers_and_its_series(two: tuple[Services, TestClient[Any, Any]]) -> None:
     app, client = two
     app.pbxs["paris"].on_event(join("1796000000.1"))
     app.pbxs["lyon"].on_event(join("1796000000.2"))
@@ -66,7 +66,7 @@ async def test_each_pbx_has_its_callers_and_its_series(two: tuple[App, TestClien
     assert sorted(w["pbx"] for w in waiting) == ["lyon", "lyon", "paris"]
 
 
-async def test_the_same_uniqueid_on_two_pbxs_needs_its_pbx(two: tuple[App, TestClient[Any, Any]]) -> None:
+async def test_the_same_uniqueid_on_two_pbxs_needs_its_pbx(two: tuple[Services, TestClient[Any, Any]]) -> None:
     app, client = two
     for pbx in app.pbxs.values():
         pbx.on_event(join(UID))

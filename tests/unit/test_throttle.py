@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from ivr.app import App, build
+from ivr.app import Services, build
 from ivr.http.throttle import Guard
 from ivr.http.app import make_web
 from ivr.ledger.store import Store
@@ -20,7 +20,7 @@ from tests.unit.test_desk_api import TOKENS, Clock, auth, config_for
 
 
 @pytest.fixture
-async def web(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]]:
+async def web(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Services]]:
     app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=Clock())
     async with TestClient(TestServer(make_web(app))) as client:
         await app.store.run(Store.migrate)
@@ -28,7 +28,7 @@ async def web(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], App]]
         await app.store.close()
 
 
-def failures(app: App, kind: str) -> float:
+def failures(app: Services, kind: str) -> float:
     return app.registry.get_sample_value("ivr_auth_failures_total", {"kind": kind}) or 0.0
 
 
