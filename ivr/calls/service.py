@@ -27,7 +27,7 @@ from ivr.calls.records import CallRecord
 from ivr.config import tokens as roles
 from ivr.ledger.db import LedgerError
 from ivr.ledger.store import Store
-from ivr.ledger.writer import History
+from ivr.ledger.rows import Escalation, OperatorAction
 from ivr.pbx import actions
 from ivr.routing import policy
 
@@ -262,9 +262,8 @@ class Calls:
                   incident: str = "") -> None:
         """An escalation decided (via api or transfer): counted, kept, and told to queue_log."""
         self.metrics.escalated(result, pbx.name)
-        self.ledger.submit(History("escalations", {
-            "pbx": pbx.name, "uniqueid": uniqueid, "at_us": round(self.clock() * 1e6),
-            "via": via, "result": result, "incident": incident}))
+        self.ledger.keep(Escalation(pbx.name, uniqueid, round(self.clock() * 1e6), via, result,
+                                    incident))
         if self.queue_log_decisions:
             j = pbx.tracker.journeys.get(uniqueid)
             queue = j.last_exit[0] if j is not None and j.last_exit else "NONE"
@@ -275,9 +274,8 @@ class Calls:
                         actor: roles.Actor) -> None:
         """An action done by hand: counted and kept in the ledger."""
         self.metrics.operator_actions.labels(pbx=pbx.name, action=action).inc()
-        self.ledger.submit(History("operator_actions", {
-            "pbx": pbx.name, "uniqueid": uniqueid, "at_us": round(self.clock() * 1e6),
-            "action": action, "value": value, "actor_role": actor.role, "actor": actor.name}))
+        self.ledger.keep(OperatorAction(pbx.name, uniqueid, round(self.clock() * 1e6), action,
+                                        value, actor.role, actor.name))
         log.info("call %s: %s %s by %s %s", uniqueid, action, value, actor.role, actor.name)
 
     def forgetting(self, pbx: str) -> Callable[[Fact], None]:

@@ -14,8 +14,8 @@ from sqlalchemy import func, insert, select, update
 
 from ivr.ledger import schema as t
 from ivr.ledger.db import Database
+from ivr.ledger.rows import INCIDENT_CLOSES, IncidentRow
 
-INCIDENT_CLOSES = "incident_closes"   # a pseudo-table for history(): closes an incident
 
 
 class HistoryStore(Database):
@@ -42,12 +42,12 @@ class HistoryStore(Database):
         else:
             await conn.execute(insert(t.metadata.tables[table]), list(rows))
 
-    async def open_incidents(self, now_us: int) -> list[dict[str, Any]]:
+    async def open_incidents(self, now_us: int) -> list[IncidentRow]:
         """Incidents neither closed nor expired, oldest first."""
         c = t.incidents.c
         query = (select(t.incidents).where(c.closed_us.is_(None), c.expires_us > now_us)
                  .order_by(c.opened_us))
-        return [dict(r) for r in await self._read(query, mappings=True)]
+        return [IncidentRow.of(dict(r)) for r in await self._read(query, mappings=True)]
 
     async def repeat_counts(self, from_us: int, to_us: int) -> dict[str, int]:
         """Repeat calls judged in [from_us, to_us), by kind."""

@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 from ivr.calls.facts import Fact, JourneyEnded
 from ivr.ledger import quarantine as qr
 from ivr.calls import records as rec
+from ivr.ledger.rows import HistoryRow, history
 from ivr.ledger.spool import History, Item, Spool, SpoolError
 from ivr.ledger.db import LedgerError, problem
 from ivr.ledger.store import Ledger, Store
@@ -73,6 +74,10 @@ class LedgerWriter:
     def on_fact(self, fact: Fact) -> None:
         if isinstance(fact, JourneyEnded):
             self.submit(fact.record)
+
+    def keep(self, row: HistoryRow) -> None:
+        """A history row, written with the next batch."""
+        self.submit(history(row))
 
     def submit(self, item: Item) -> None:
         self.pending.append(item)

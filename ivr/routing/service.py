@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from ivr.calls.facts import Fact, JourneyEnded
 from ivr.calls.journeys import Journey
 from ivr.ledger.db import LedgerError, problem
-from ivr.ledger.history import INCIDENT_CLOSES
+from ivr.ledger.rows import IncidentClose, IncidentRow, RepeatCall, RouteDecision, history
 from ivr.ledger.store import Store
-from ivr.ledger.writer import History
 from ivr.routing import policy, prompts, repeats
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incident, Incidents
@@ -69,10 +68,8 @@ class Routing:
         verdict = self.repeats.judge(uniqueid, caller, route.account, waiting)
         if verdict.kind is not None:
             self.metrics.repeats.labels(pbx=pbx, kind=verdict.kind).inc()
-            self.ledger.submit(History("repeats", {
-                "pbx": pbx, "uniqueid": uniqueid, "at_us": self._now_us(),
-                "kind": verdict.kind, "repeat_of": verdict.repeat_of,
-                "first_us": verdict.first_us}))
+            self.ledger.keep(RepeatCall(pbx, uniqueid, self._now_us(), verdict.kind,
+                                        verdict.repeat_of, verdict.first_us))
             log.info("call %s from %s: a repeat (%s) of %s", uniqueid, caller or "no number",
                      verdict.kind, verdict.repeat_of)
         if verdict.kind == repeats.CONCURRENT and route.route == "first-line":
@@ -80,9 +77,8 @@ class Routing:
         return replace(route, prio=verdict.prio)
 
     def record_decision(self, pbx: str, uniqueid: str, route: policy.Route) -> None:
-        self.ledger.submit(History("route_decisions", {
-            "pbx": pbx, "uniqueid": uniqueid, "at_us": self._now_us(), "route": route.label,
-            "account": route.account, "area": route.area, "incident": route.incident}))
+        self.ledger.keep(RouteDecision(pbx, uniqueid, self._now_us(), route.label,
+                                       route.account, route.area, route.incident))
 
     def repeat_ended(self, fact: Fact) -> None:
         if isinstance(fact, JourneyEnded):
@@ -114,7 +110,7 @@ class Routing:
                             by: str = "api") -> Incident:
         """Raises IncidentError (bad input) before anything is kept."""
         incident = self.incidents.open(area, message, expires_in)
-        self.ledger.submit(History("incidents", _incident_row(incident, by)))
+        self.ledger.keep(_incident_row(incident, by))
         await self.make_incident_prompt(incident)
         log.info("incident %s opened for area %s: %s", incident.id, incident.area,
                  incident.message)
@@ -126,8 +122,7 @@ class Routing:
         if incident is None:
             return None
         self.forget_incident_prompt(incident)
-        self.ledger.submit(History(INCIDENT_CLOSES, {
-            "id": incident.id, "closed_us": self._now_us(), "closed_by": by}))
+        self.ledger.keep(IncidentClose(incident.id, self._now_us(), by))
         log.info("incident %s closed", incident.id)
         return incident
 
@@ -137,17 +132,16 @@ class Routing:
         ledger answered (its schema is then this code's)."""
         try:
             await asyncio.wait_for(self.store.run(Store.migrate), timeout)
-            await asyncio.wait_for(self.store.run(Store.history, 
-                "incidents", [_incident_row(i, "incidents_file") for i in self.incidents.active()]),
-                timeout)
+            kept = [history(_incident_row(i, "incidents_file")) for i in self.incidents.active()]
+            await asyncio.wait_for(self.store.run(Store.history, IncidentRow.table,
+                                                  [h.row for h in kept]), timeout)
             rows = await asyncio.wait_for(self.store.run(Store.open_incidents, self._now_us()), timeout)
         except Exception as exc:    # unreachable, slow or broken: calls go on without it
             log.warning("incidents: the ledger cannot be read (%s); only those in memory or in "
                         "routing.incidents_file are in force", _why(exc))
             return False
-        restored = self.incidents.restore([Incident(r["id"], r["area"], r["message"],
-                                                    r["opened_us"] / 1e6, r["expires_us"] / 1e6)
-                                           for r in rows])
+        restored = self.incidents.restore([Incident(r.id, r.area, r.message, r.opened_us / 1e6,
+                                                    r.expires_us / 1e6) for r in rows])
         if restored:
             log.info("incidents: %d in force again from the ledger", restored)
         return True
@@ -183,8 +177,6 @@ def _why(exc: Exception) -> str:
     return str(exc) if isinstance(exc, LedgerError) else problem(exc) or "timed out"
 
 
-def _incident_row(incident: Incident, by: str) -> dict[str, Any]:
-    return {"id": incident.id, "area": incident.area, "message": incident.message,
-            "opened_us": round(incident.started_at * 1e6),
-            "expires_us": round(incident.expires_at * 1e6), "closed_us": None,
-            "opened_by": by, "closed_by": None}
+def _incident_row(incident: Incident, by: str) -> IncidentRow:
+    return IncidentRow(incident.id, incident.area, incident.message,
+                       round(incident.started_at * 1e6), round(incident.expires_at * 1e6), by)

@@ -231,7 +231,7 @@ async def test_incidents_are_kept_in_the_ledger_and_come_back_after_a_restart(tm
     await second.routing.restore_incidents()
     assert sorted(i.area for i in second.incidents.active()) == ["north", "south"]
     rows = await second.store.run(Store.open_incidents, 0)
-    assert {r["opened_by"] for r in rows} == {"incidents_file", "api"}
+    assert {r.opened_by for r in rows} == {"incidents_file", "api"}
     await second.store.close()
 
 
