@@ -35,7 +35,7 @@ with atheris.instrument_imports(include=["ivr"]):
 
     from ivr.http import dialplan as dialplan_http
     from ivr.ami import events as ev
-    from ivr.app import App, build
+    from ivr.app import Services, build
     from ivr.config import AmiConfig, Config, RoutingConfig
     from ivr.routing.incidents import ALL_AREAS, MAX_EXPIRES_IN, MAX_MESSAGE, IncidentError, Incidents
     from yarl import URL
@@ -52,7 +52,7 @@ SECRET = "dialplan-secret-of-the-fuzzer"    # the PBX's own: the questions past 
 API_400 = (ValueError, RecursionError)
 
 
-def make_app() -> App:
+def make_app() -> Services:
     """ivr's own object graph: the lab directory, a caller in a queue, an incident in the north."""
     app = build(Config(ami=AmiConfig(dialplan_secret=SECRET),
                        routing=RoutingConfig(directory=str(SUBSCRIBERS))), clock=lambda: NOW)
