@@ -21,7 +21,6 @@ these decide with routing/policy.py and act with pbx/actions.py.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -159,8 +158,8 @@ def build(config: Config, clock: Callable[[], float] = time.time,
     calls = Calls(pbxs, names, incidents, routing.prompt_for, metrics, ledger, store,
                   config.ledger.queue_log_decisions, clock)
     app = Services(config, registry, metrics, directory, incidents, store, ledger, desk,
-              roles.load(config.api.tokens_file or None, config.api.token), calls, routing,
-              clock, pbxs)
+                   roles.load(config.api.tokens_file or None, config.api.token), calls, routing,
+                   clock, pbxs)
     DeskMetrics(registry, desk)
     for i, p in enumerate(config.pbxs):
         pbxs[p.name] = _pbx(app, p, rules, recorder if i == 0 else None)

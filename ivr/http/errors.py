@@ -18,6 +18,7 @@ from ivr.calls.service import CallError
 from ivr.desk import service as desk
 from ivr.desk.service import DeskError
 
+
 class BadRequest(Exception):
     """A request ivr cannot read (its body, a parameter): a 400 with this message."""
 

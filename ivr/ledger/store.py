@@ -23,7 +23,6 @@ from typing import (Any, Callable, Concatenate, Coroutine, Mapping, ParamSpec, P
 
 from sqlalchemy import Connection, String, and_, case, cast, func, update
 
-from ivr.calls.judge import FIRST_LINE
 from ivr.calls import records as rec
 from ivr.ledger import schema as t
 from ivr.ledger.db import LedgerError

@@ -11,7 +11,7 @@ PUT: aiohttp answers 405 for them, with the methods that exist.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Callable
 
 from aiohttp import web
 
@@ -19,7 +19,7 @@ from ivr.config import tokens as roles
 from ivr.http.api.auth import ACTOR, Route
 from ivr.http.api.body import body_of
 from ivr.http.errors import BadRequest
-from ivr.http.api import registry as tlog_api
+from ivr.http.api import registry as registry_api
 from ivr.desk.service import TICKET, COMPLAINT, CLAIM, Desk, Item, may_read
 from ivr.calls.records import CallRecord
 from ivr.reports.billing import ReportError, instant
@@ -49,7 +49,7 @@ ROLES: dict[str, frozenset[str]] = {
 
 def routes(desk: Desk, live_call: Callable[[str], CallRecord | None]) -> list[Route]:
     h = _Handlers(desk, live_call)
-    log_http = tlog_api.Handlers(desk)
+    log_http = registry_api.Handlers(desk)
     table = [
         ("POST", "/api/v1/tickets", "file_ticket", h.file_ticket),
         ("GET", "/api/v1/tickets", "tickets", h.tickets),
