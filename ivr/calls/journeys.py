@@ -43,9 +43,10 @@ channel that tells:
 
 Without Asterisk's Timestamp header (manager.conf `timestampevents = no`) an
 event is timed when ivr reads it, late by whatever waited in Asterisk's
-manager queue.  Then a wait is kept within 1 s of Asterisk's own HoldTime
-(whole seconds, on AgentConnect and QueueCallerAbandon) and the call's
-precision is seconds: `handle(event, timed=False)`.
+manager queue.  Then a wait that Asterisk states (HoldTime, whole seconds, on
+AgentConnect and QueueCallerAbandon) is judged as Asterisk judges it,
+HoldTime x 1000 ms (judge.holdtime_ms), and the call's precision is seconds:
+`handle(event, timed=False)`.
 
 A timeout is therefore never counted as an abandon, nor is a caller who left
 by a key or was redirected away, although Asterisk raises QueueCallerAbandon

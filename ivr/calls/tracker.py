@@ -133,7 +133,7 @@ class Tracker:
         j.step(Step.LEAVE)
         v.left_us = e.ts
         if not timed and e.holdtime is not None:
-            v.left_us = _within_holdtime(v.entered_us, e.ts, e.holdtime)
+            v.left_us = _after_holdtime(v.entered_us, e.holdtime)
         if v.move_reason:
             return self._resolve(j, v.move_reason, v.left_us)
         if v.context and e.context and e.context != v.context:
@@ -152,7 +152,7 @@ class Tracker:
         j, v = self._visit(e.uniqueid, e.queue)
         if j is None or v is None:
             return []
-        at = e.ts if timed else _within_holdtime(v.entered_us, e.ts, e.holdtime)
+        at = e.ts if timed else _after_holdtime(v.entered_us, e.holdtime)
         return self._resolve(j, Outcome.ANSWERED, at, e.member)
 
     def _varset(self, e: ev.VarSet) -> list[Fact]:
@@ -347,11 +347,8 @@ class Tracker:
         return self.agent_counts_by_queue((queue,))[queue]
 
 
-def _within_holdtime(entered_us: int, at_us: int, holdtime_s: int) -> int:
-    """`at_us`, moved as little as needed for the wait to lie within 1 s of Asterisk's
-    HoldTime: time(NULL) at the end minus time(NULL) at the join, so the true wait is
-    within a second of it either way."""
-    low = entered_us + max(0, holdtime_s - 1) * 1_000_000
-    high = entered_us + (holdtime_s + 1) * 1_000_000
-    return min(max(at_us, low), high)
+def _after_holdtime(entered_us: int, holdtime_s: int) -> int:
+    """When a visit timed without Asterisk's Timestamp ended: its join plus Asterisk's
+    HoldTime, so its wait is judge.holdtime_ms (the journey's precision is seconds)."""
+    return entered_us + judge.holdtime_ms(holdtime_s) * 1000
 

@@ -31,8 +31,8 @@ FILE is one of two kinds:
                  on, however captured (tests/fixtures/*.ami).  There are no
                  arrival times, so an event without a Timestamp header
                  (timestampevents = no) is timed when the replay reads it:
-                 its waits are bounded only by Asterisk's HoldTime, where it
-                 gives one, and a warning says so.
+                 a wait Asterisk states (HoldTime) is judged as HoldTime x
+                 1000 ms, as live, and a warning says so.
 
 Each call: uniqueid, caller, payable (answered in the first-line queue
 within the threshold of first entering it), then one line per queue visit:
@@ -102,8 +102,8 @@ def _warn(replay: Replay) -> None:
     if replay.untimed:
         print(f"ivr replay: warning: {replay.untimed} event(s) had neither a Timestamp header "
               "nor an arrival time (a plain transcript from a PBX with timestampevents = no): "
-              "they are timed as the replay reads them, so their waits are bounded only by "
-              "Asterisk's HoldTime, where it gives one (a recording, ivr run --record-ami, "
+              "they are timed as the replay reads them, and a wait Asterisk states is judged "
+              "as its HoldTime in whole seconds, as live (a recording, ivr run --record-ami, "
               "has their arrival times)",
               file=sys.stderr)
     if replay.malformed:

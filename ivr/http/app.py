@@ -71,7 +71,7 @@ async def readyz(request: web.Request) -> web.Response:
             "last_error": (f"pbx {errors[0][0]}: {errors[0][1]}" if several else errors[0][1])
             if errors else None,
             # False once an event of this connection came without Timestamp: waits are
-            # then to the second, bounded by Asterisk's HoldTime.
+            # then Asterisk's HoldTime, in whole seconds.
             "ami_timestamps": app.timestamps,
             # The session's server-side event filter: advanced, regex, off, or why none.
             "ami_event_filter": app.event_filter,

@@ -8,8 +8,8 @@ from its clock: the arrival time of the chunk a message came in (a
 recording, ivr/ami/recording.py), or, for a plain transcript that has none,
 the wall clock as the message is decoded.  Never a constant: an event without
 a Timestamp header is timed by `now`, and a constant would make every such
-wait 0 (the tracker then keeps an answered wait within 1 s of Asterisk's
-HoldTime, as it does live).  Events with a Timestamp are timed by it whatever
+wait 0 (an answered or abandoned wait is then Asterisk's HoldTime, as it is
+live).  Events with a Timestamp are timed by it whatever
 `now` is.
 
 List replies of a snapshot (QueueStatus, then CoreShowChannels: events that

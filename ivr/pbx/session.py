@@ -110,7 +110,7 @@ class Pbx:
             self.timestamps = False     # until the next login
             log.warning("AMI %s (pbx %s) sends events without Timestamp (%s, for one): "
                         "manager.conf has timestampevents = no, so waits are timed when ivr "
-                        "reads them and kept within 1 s of Asterisk's HoldTime; set "
+                        "reads them and waits are judged by Asterisk's HoldTime, in whole seconds; set "
                         "timestampevents = yes", self.address, self.name, msg.event)
 
     async def resync(self, ami: AmiClient) -> None:

@@ -240,9 +240,9 @@ def test_a_local_member_in_use_but_not_in_a_call_is_ringing() -> None:
     assert tracker.agent_counts("first-line")["in_call"] == 2
 
 
-def test_without_timestamps_a_wait_stays_within_a_second_of_holdtime() -> None:
+def test_without_timestamps_a_wait_is_asterisks_holdtime() -> None:
     # Read late from a backlog: the answer arrives 4.932 s after the join arrived,
-    # while Asterisk's HoldTime says 3 s.
+    # while Asterisk's HoldTime says 3 s.  Judged as Asterisk judges it: 3,000 ms.
     tracker = Tracker()
     untimed = [tracker.handle(join("first-line", 0), timed=False),
                tracker.handle(leave("first-line", 4.93), timed=False),
@@ -250,23 +250,41 @@ def test_without_timestamps_a_wait_stays_within_a_second_of_holdtime() -> None:
                               timed=False),
                tracker.handle(hangup(20), timed=False)]
     facts = [f for batch in untimed for f in batch]
-    assert exits(facts) == [("first-line", "answered", 4000)]
+    assert exits(facts) == [("first-line", "answered", 3000)]
     [ended] = [f for f in facts if isinstance(f, JourneyEnded)]
     assert ended.record.precision == "s"
-    # Within a second of HoldTime, the reading is kept as it was.
+    assert ended.record.visits[0].wait_ms == 3000
+    # Read early (3.4 s after the join was read): still the HoldTime, not the reading.
     tracker = Tracker()
     for e in (join("first-line", 0), leave("first-line", 3.4),
               ev.AgentAnswered(T0 + 3_400_000, UID, "first-line", "op1", 3)):
         facts = tracker.handle(e, timed=False)
-    assert exits(facts) == [("first-line", "answered", 3400)]
+    assert exits(facts) == [("first-line", "answered", 3000)]
 
 
-def test_without_timestamps_an_abandon_is_bounded_by_its_holdtime() -> None:
+def test_without_timestamps_an_abandon_waited_its_holdtime() -> None:
     tracker = Tracker()
     facts = [f for e in (join("first-line", 0), at("first-line", 0.2, "", abandon=True, holdtime=4),
                          hangup(0.3))
              for f in tracker.handle(e, timed=False)]
-    assert exits(facts) == [("first-line", "abandoned", 3000)]
+    assert exits(facts) == [("first-line", "abandoned", 4000)]
+
+
+@pytest.mark.parametrize(("holdtime", "payable"), [(29, True), (30, True), (31, False)])
+def test_without_timestamps_payable_is_judged_as_asterisk_counts_its_service_level(
+        holdtime: int, payable: bool) -> None:
+    # The case: HoldTime 31 was reported as 30,000 ms and paid, while Asterisk
+    # itself says 31 > 30.  Read 30.000 s after the join was read, whatever the HoldTime.
+    tracker = Tracker()
+    facts = [f for e in (join("first-line", 0), leave("first-line", 30.0),
+                         ev.AgentAnswered(T0 + 30_000_000, UID, "first-line", "op1", holdtime),
+                         hangup(40))
+             for f in tracker.handle(e, timed=False)]
+    [answered] = [f for f in facts if isinstance(f, JourneyAnswered)]
+    [ended] = [f for f in facts if isinstance(f, JourneyEnded)]
+    assert answered.wait_ms == holdtime * 1000
+    assert answered.payable is payable and ended.record.payable is payable
+    assert ended.record.precision == "s"
 
 
 def test_a_local_member_that_answers_is_in_a_call_without_a_status_event() -> None:

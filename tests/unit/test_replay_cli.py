@@ -128,27 +128,29 @@ UNSTAMPED = [
 ]
 
 
-def test_without_timestamps_a_recording_is_timed_by_arrival(
+def test_without_timestamps_a_recording_is_judged_by_asterisks_holdtime(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "unstamped.rec"
     t = 1796128145.0
     write_recording(path, list(zip((t, t + 0.001, t + 4.501, t + 6.751), UNSTAMPED)))
     calls = {c["uniqueid"]: c for c in replay_json(capsys, str(path))}
     assert capsys.readouterr().err == ""      # arrival times: nothing to warn about
+    # Arrived 4.5 s after the join; Asterisk's HoldTime says 4: judged as 4,000 ms.
     assert calls["7.1"]["visits"] == [{"queue": "first-line", "outcome": "answered",
-                                       "wait_ms": 4500, "member": "op1"}]
+                                       "wait_ms": 4000, "member": "op1"}]
     assert calls["7.1"]["payable"] is True and calls["7.1"]["in_progress"] is True
     assert visits(calls["7.2"]) == [("first-line", "abandoned")]
-    assert calls["7.2"]["visits"][0]["wait_ms"] == 6750
+    assert calls["7.2"]["visits"][0]["wait_ms"] == 6000
 
 
-def test_a_transcript_without_timestamps_is_timed_by_the_clock_as_it_is_read() -> None:
+def test_a_transcript_without_timestamps_is_judged_by_holdtime_whatever_the_clock() -> None:
     ticks = itertools.count(100.0, 1.5)        # each message decoded 1.5 s after the last
     r = Replay(clock=lambda: next(ticks))
     r.receive(b"".join(UNSTAMPED))
     r.close()
     calls = {c.uniqueid: c for c in r.calls()}
-    assert calls["7.1"].visits[0].wait_ms == 3000    # Join read at 100.0, AgentConnect at 103.0
+    # Join read at 100.0, AgentConnect at 103.0 with HoldTime 4: Asterisk's 4 s.
+    assert calls["7.1"].visits[0].wait_ms == 4000
     assert r.untimed == 5
 
 
