@@ -45,7 +45,7 @@ Without Asterisk's Timestamp header (manager.conf `timestampevents = no`) an
 event is timed when ivr reads it, late by whatever waited in Asterisk's
 manager queue.  Then a wait that Asterisk states (HoldTime, whole seconds, on
 AgentConnect and QueueCallerAbandon) is judged as Asterisk judges it,
-HoldTime x 1000 ms (judge.holdtime_ms), and the call's precision is seconds:
+HoldTime x 1000 ms (judge.seconds_wait_ms), and the call's precision is seconds:
 `handle(event, timed=False)`.
 
 A timeout is therefore never counted as an abandon, nor is a caller who left

@@ -48,13 +48,14 @@ def wait_ms(entered_us: int, left_us: int) -> int:
     return max(0, left_us - entered_us) // 1000
 
 
-def holdtime_ms(holdtime_s: int) -> int:
-    """A wait known only in Asterisk's whole seconds (no Timestamp on the events, or
-    queue_log): judged as Asterisk judges it, HoldTime x 1000.  HoldTime is
-    time(NULL) at the end minus time(NULL) at the join, and app_queue counts a call
-    within its service level when HoldTime <= servicelevel: 31 s is over 30 s, never
-    a lower bound taken in the contractor's favour."""
-    return holdtime_s * 1000
+def seconds_wait_ms(wait_s: int) -> int:
+    """A wait known only in Asterisk's whole seconds (AMI's HoldTime when the events
+    carry no Timestamp; queue_log's holdtime and waittime), judged as Asterisk judges
+    it: seconds x 1000.  HoldTime is time(NULL) at the end minus time(NULL) at the
+    join, and app_queue counts a call within its service level when HoldTime <=
+    servicelevel: 31 s is over 30 s, never a lower bound taken in the contractor's
+    favour."""
+    return wait_s * 1000
 
 
 def within_sla(outcome: str, waited_ms: int, threshold_ms: int) -> bool:

@@ -349,6 +349,6 @@ class Tracker:
 
 def _after_holdtime(entered_us: int, holdtime_s: int) -> int:
     """When a visit timed without Asterisk's Timestamp ended: its join plus Asterisk's
-    HoldTime, so its wait is judge.holdtime_ms (the journey's precision is seconds)."""
-    return entered_us + judge.holdtime_ms(holdtime_s) * 1000
+    HoldTime, so its wait is judge.seconds_wait_ms (the journey's precision is seconds)."""
+    return entered_us + judge.seconds_wait_ms(holdtime_s) * 1000
 

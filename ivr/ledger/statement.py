@@ -60,6 +60,18 @@ class StatementStore(Database):
                 return [(int(d), op, bool(paid), outcome, int(n_short or 0), int(n))
                         for d, op, paid, outcome, n_short, n in await conn.execute(query)]
 
+    async def judged_in_seconds(self, from_us: int, to_us: int) -> int:
+        """The statement's calls (first entering first-line in [from_us, to_us)) whose
+        waits are known only in Asterisk's whole seconds (precision s: events without
+        Timestamps, or backfilled from queue_log), judged as HoldTime x 1000 ms."""
+        c = t.calls.c
+        query = (select(func.count())
+                 .where(c.fl_entered_us >= from_us, c.fl_entered_us < to_us,
+                        c.precision == rec.SECONDS))
+        with self._failing():
+            async with self.engine.connect() as conn:
+                return int((await conn.execute(query)).scalar_one())
+
     async def statement_digest(self, from_us: int, to_us: int) -> str:
         """SHA-256 over the canonical call lines of the period (reports/billing.py
         defines them; tests hold the two equal), computed without loading the calls."""

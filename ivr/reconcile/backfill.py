@@ -71,7 +71,7 @@ def _visit(s: Stint, seq: int) -> VisitRecord:
     assert s.outcome is not None
     return VisitRecord(seq, s.queue, s.entered_s * US,
                        None if s.left_s is None else s.left_s * US, s.outcome,
-                       None if s.wait_s is None else s.wait_s * 1000, s.member)
+                       None if s.wait_s is None else judge.seconds_wait_ms(s.wait_s), s.member)
 
 
 def _call_record(pbx: str, log: QueueLog, callid: str, first_line: str,
@@ -104,5 +104,6 @@ def _payable(stints: tuple[Stint, ...], answer: Stint | None, first_line: str,
         waited = answer.wait_s      # Asterisk's own holdtime for that stay
     elif answer.left_s is not None:
         waited = answer.left_s - first.entered_s
-    return judge.payable(answer.queue, first_line, None if waited is None else waited * 1000,
+    return judge.payable(answer.queue, first_line,
+                         None if waited is None else judge.seconds_wait_ms(waited),
                          threshold_s * 1000)

@@ -129,6 +129,7 @@ class Statement:
     digest: str
     repeats: tuple[tuple[str, int], ...] = ()   # repeat calls by kind (ivr/routing/repeats.py)
     payable_once: int | None = None   # report.pay_once_per_caller: one answer per caller per window
+    judged_in_seconds: int = 0        # calls whose waits are Asterisk's whole seconds (precision s)
 
 
 def category(payable: bool, outcome: str) -> str:
@@ -324,6 +325,7 @@ def to_json(statement: Statement, with_calls: bool) -> dict[str, Any]:
         "digest": statement.digest,
         "repeats": dict(statement.repeats),
         "payable_once_per_caller": statement.payable_once,
+        "judged_in_seconds": statement.judged_in_seconds,
     }
 
 
@@ -375,7 +377,8 @@ def _totals_lines(statement: Statement) -> list[str]:
             ["abandoned", str(t.abandoned), ""],
             [f"  of which within {statement.short_abandon_ms} ms",
              str(t.short_abandoned), ""],
-            ["other", str(t.other), ""]]
+            ["other", str(t.other), ""],
+            ["judged in whole seconds", str(statement.judged_in_seconds), ""]]
     return _align(rows)
 
 

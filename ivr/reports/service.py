@@ -47,6 +47,7 @@ async def statement(store: Ledger, config: Config, p: billing.Period,
             built = await in_thread(billing.build, calls, p, short_ms)
         missing = await undisposed
         repeated = await store.run(Store.repeat_counts, p.from_us, p.to_us)
+        in_seconds = await store.run(Store.judged_in_seconds, p.from_us, p.to_us)
         once = None
         if config.report.pay_once_per_caller:
             window = round(config.routing.repeat_window_seconds * 1e6)
@@ -56,7 +57,8 @@ async def statement(store: Ledger, config: Config, p: billing.Period,
         undisposed.cancel()             # cut short (a deadline): no orphan query left behind
     return replace(built, operators=tuple(
         replace(o, without_disposition=missing.get(o.operator, 0)) for o in built.operators),
-        repeats=tuple((kind, repeated.get(kind, 0)) for kind in REPEAT_KINDS), payable_once=once)
+        repeats=tuple((kind, repeated.get(kind, 0)) for kind in REPEAT_KINDS), payable_once=once,
+        judged_in_seconds=in_seconds)
 
 
 async def first_contact(store: Ledger, p: billing.Period) -> dict[str, Any]:

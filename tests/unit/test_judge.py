@@ -80,3 +80,13 @@ def test_payable_takes_the_configured_first_line() -> None:
 
 def test_enums_compare_as_their_strings() -> None:
     assert {Outcome.EXIT_WITH_KEY} == {"exit_with_key"} and f"{CallOutcome.UNKNOWN}" == "unknown"
+
+
+@pytest.mark.parametrize(("seconds", "within"), [(29, True), (30, True), (31, False)])
+def test_a_wait_in_whole_seconds_is_judged_as_asterisk_counts_it(seconds: int,
+                                                                  within: bool) -> None:
+    # app_queue: holdtime <= servicelevel.  31 s is over 30 s, never floored to 30,000 ms.
+    waited = judge.seconds_wait_ms(seconds)
+    assert waited == seconds * 1000
+    assert judge.within_sla(Outcome.ANSWERED, waited, 30_000) is within
+    assert judge.payable("first-line", "first-line", waited, 30_000) is within

@@ -7,6 +7,7 @@ PostgreSQL test has a database of its own in one shared cluster.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -15,9 +16,11 @@ from sqlalchemy import Connection, func, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ivr.calls import records as rec
+from ivr.config import Config
 from ivr.ledger import schema as t
 from ivr.ledger.db import LedgerError, driver_url
 from ivr.ledger.store import MIGRATIONS, Store
+from ivr.reports import billing, service
 from tests.pg import PgCluster
 
 HEAD, PREVIOUS = "0007", "0001"
@@ -334,6 +337,26 @@ async def test_billing_calls_judge_the_first_first_line_visit(store: Store) -> N
     ]
     assert all(type(b.payable) is bool for b in got)
     assert await store.billing_calls(T0 + 3600 * S + 1, T0 + 7200 * S) == []
+
+
+async def test_the_statement_counts_the_calls_judged_in_whole_seconds(store: Store) -> None:
+    # Live with Timestamps (ms), live without them (s), backfilled from queue_log (s),
+    # one of each outside the period, and one that never entered first-line.
+    untimed = replace(call("6.2", T0 + 2 * S), precision=rec.SECONDS)
+    await store.write([
+        call("6.1", T0 + S), untimed, call("6.3", T0 + 3 * S, source=rec.QUEUE_LOG),
+        call("6.4", T0 + 86_400 * S, source=rec.QUEUE_LOG),           # the next day
+        call("6.5", T0 + 4 * S, (visit(1, "common", T0 + 4 * S, 1000, "answered", "op3"),),
+             payable=False, source=rec.QUEUE_LOG),
+    ])
+    assert await store.judged_in_seconds(T0, T0 + 3600 * S) == 2
+    assert await store.judged_in_seconds(T0, T0 + 2 * S) == 0          # [from, to)
+    assert await store.judged_in_seconds(T0 + 86_400 * S, T0 + 86_401 * S) == 1
+    config = Config()
+    statement = await service.statement(store, config, billing.period(
+        "2025-12-01", "2025-12-02", "UTC", None))
+    assert statement.judged_in_seconds == 2 and statement.totals.offered == 3
+    assert billing.to_json(statement, with_calls=False)["judged_in_seconds"] == 2
 
 
 async def test_add_visits_fills_first_line_only_where_empty(store: Store) -> None:
