@@ -26,7 +26,7 @@ closes that gap itself, for one PBX (`ledger.queue_log_pbx`, else the first):
 4. A call *in progress* is left for later, never backfilled: a channel of it
    is up on the PBX (CoreShowChannels; a caller talking to an agent is not in
    ivr's tracker after a restart), ivr's tracker holds it, or queue_log shows
-   it still waiting.  So is a call ivr ended live whose record is not in the
+   it still waiting (see 6).  So is a call ivr ended live whose record is not in the
    ledger yet (the writer's batch is on its way): backfilled now, it would be a
    second row beside the live one.
 5. While calls of the window are left, the same check runs again every
@@ -36,6 +36,14 @@ closes that gap itself, for one PBX (`ledger.queue_log_pbx`, else the first):
    progress at the restart thus gets, once it ends, the stints that ran while
    ivr was down: as visits added to its live record, or whole when ivr never
    had it (a talking caller is not recovered by the resync).
+6. A stint queue_log never ends (Asterisk was restarted or crashed while the
+   caller waited) would hold the backfill for GIVE_UP_S.  When a call of the
+   window shows an open stint but no channel and no journey, queue_log is read
+   again: app_queue writes a stint's end row before the caller's channel goes,
+   so one still open then was never ended.  Such a call is *unended*: no longer
+   waited for, a WARNING names it and /readyz counts it.  Its open stint is not
+   backfilled, as nothing says how it ended (nor, then, is a call the ledger
+   lacks; a call it has still gets its other missed stints).
 
 Nothing is doubled: reconcile pairs every stint the ledger already has, and the
 store inserts with ON CONFLICT DO NOTHING, so a second start writes nothing.  A
@@ -164,6 +172,7 @@ class StartupBackfill:
     error: str = ""
     _left: set[str] = field(default_factory=set)
     _ended_live: set[str] = field(default_factory=set)
+    _unended: set[str] = field(default_factory=set)
 
     @property
     def over(self) -> bool:
@@ -179,6 +188,7 @@ class StartupBackfill:
         return {"state": self.state, "pbx": self.pbx, "from": _iso(self.from_s),
                 "to": _iso(self.to_s), "stints": self.stints, "calls": self.calls,
                 "written": self.written, "in_progress": len(self._left),
+                "unended": len(self._unended),
                 "error": self.error or None}
 
     async def run(self) -> None:
@@ -253,6 +263,13 @@ class StartupBackfill:
             chosen = {uid for uid, last in ql.last_s.items() if last >= lookback or uid in going}
         else:
             chosen = self._left & set(ql.by_call)
+        suspects = {uid for uid in chosen - going if any(s.is_open for s in ql.by_call[uid])}
+        if suspects:
+            # Read again now the PBX was asked: app_queue writes a stint's end row before
+            # the caller's channel goes, so one still open here was never ended (step 6).
+            ql = await read_queue_log(self.source, self.overflow)
+            self._unended |= {uid for uid in suspects if uid in ql.by_call
+                              and any(s.is_open for s in ql.by_call[uid])}
         done = await self._settle(ql, chosen, going, now_s, first)
         self.to_s = now_s
         self.stints += done.stints
@@ -284,8 +301,15 @@ class StartupBackfill:
         if first:
             chosen = {uid for uid in chosen if self._of_gap(ql, uid, going, have)}
         self._left = {uid for uid in chosen
-                      if uid in going or any(s.is_open for s in ql.by_call[uid])
+                      if uid in going or (uid not in self._unended
+                                          and any(s.is_open for s in ql.by_call[uid]))
                       or (uid in self._ended_live and uid not in have)}
+        for uid in sorted(self._unended & chosen - self._left):
+            stint = next(s for s in ql.by_call[uid] if s.is_open)
+            log.warning("call %s: queue_log never ended its stay in %s (entered %s) and no "
+                        "channel of it is up: Asterisk lost it (a restart?); that stay "
+                        "is not backfilled, as nothing says how it ended", uid, stint.queue,
+                        _iso(stint.entered_s))
         settled = chosen - self._left
         part = replace(ql, by_call={uid: s for uid, s in ql.by_call.items() if uid in settled},
                        bad_lines=())

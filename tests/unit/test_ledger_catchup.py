@@ -81,7 +81,7 @@ async def test_the_gap_is_written_once_and_a_second_start_writes_nothing(
         assert have[uid].source == "queue_log" and have[uid].visits == every[uid].visits
     assert first.to_json() == {
         "state": "done", "pbx": PBX, "from": "2026-12-01T09:33:44Z", "to": "2026-12-01T09:34:45Z",
-        "stints": 9, "calls": 6, "written": 7, "in_progress": 0, "error": None}
+        "stints": 9, "calls": 6, "written": 7, "in_progress": 0, "unended": 0, "error": None}
     line = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO][-1]
     assert "2026-12-01T09:33:44Z .. 2026-12-01T09:34:45Z" in line
     assert "9 stint(s) read, 6 call(s) and 7 visit(s) written" in line
@@ -107,6 +107,61 @@ async def test_a_call_in_progress_is_left_until_it_ends_then_written(store: Stor
     assert await b.step() is False                       # hung up: now it is written
     assert (await stored(store))[talking].visits == every[talking].visits
     assert (b.state, b.calls, b.written) == ("done", 6, 7)
+
+
+# A caller waiting in first-line when Asterisk was restarted: queue_log never ends it.
+GHOST = "1796117650.30"
+GHOST_ROWS = f"1796117652|{GHOST}|first-line|NONE|ENTERQUEUE||79402|1\n"
+
+
+async def test_a_stay_queue_log_never_ended_does_not_hold_the_backfill(
+        store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    every = truth()
+    await store.write([live(every[uid]) for uid in LIVE])
+    path = tmp_path / "queue_log"
+    path.write_text(LAB.read_text() + GHOST_ROWS)
+    caplog.set_level(logging.INFO, "ivr.reconcile.catchup")
+    b = start(store, path)
+    assert await b.step() is False                       # not waited for: done at once
+    have = await stored(store)
+    assert GHOST not in have and set(have) == set(LIVE) | set(GAP)
+    assert b.to_json()["state"] == "done" and b.to_json()["unended"] == 1
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and f"call {GHOST}: queue_log never ended its stay in " \
+        "first-line (entered 2026-12-01T09:34:12Z)" in warned[0], warned
+
+
+async def test_a_stay_that_ends_as_the_pbx_is_asked_is_written_not_called_unended(
+        store: Store, tmp_path: Path) -> None:
+    """The race step 6 reads queue_log again for: the caller hangs up after the first
+    read and before the PBX is asked, so its end row is there by the second read."""
+    every = truth()
+    await store.write([live(every[uid]) for uid in LIVE])
+    path = tmp_path / "queue_log"
+    path.write_text(LAB.read_text() + GHOST_ROWS)
+
+    async def in_progress() -> set[str]:
+        if f"{GHOST}|first-line|NONE|ABANDON" not in path.read_text():
+            with path.open("a") as f:
+                f.write(f"1796117660|{GHOST}|first-line|NONE|ABANDON|1|1|8\n")
+        return set()
+    b = StartupBackfill(store, Source(file=path), PBX, in_progress, OVERFLOW,
+                        clock=lambda: END + 5, margin_s=5)
+    assert await b.step() is False
+    ghost = (await stored(store))[GHOST]
+    assert [(v.queue, v.outcome) for v in ghost.visits] == [("first-line", "abandoned")]
+    assert b.to_json()["unended"] == 0
+
+
+async def test_a_waiting_caller_with_a_channel_up_is_still_waited_for(
+        store: Store, tmp_path: Path) -> None:
+    every = truth()
+    await store.write([live(every[uid]) for uid in LIVE])
+    path = tmp_path / "queue_log"
+    path.write_text(LAB.read_text() + GHOST_ROWS)
+    b = start(store, path, going={GHOST})
+    assert await b.step() is True
+    assert b.to_json()["in_progress"] == 1 and b.to_json()["unended"] == 0
 
 
 async def test_a_call_that_left_its_queues_long_before_the_gap_is_not_of_it(store: Store) -> None:
