@@ -170,7 +170,10 @@ def build(config: Config, clock: Callable[[], float] = time.time,
 def _pbx(app: Services, p: PbxConfig, rules: Rules, recorder: Recorder | None) -> Pbx:
     """One PBX: its tracker, AMI session and router, and the consumers of its facts."""
     thresholds = {q.name: round(q.sla_seconds * 1000) for q in app.config.queues}
-    pbx = Pbx(p.name, p.ami, Tracker(thresholds, pbx=p.name), app.clock, app.apply,
+    overflow = {q.name: round(q.overflow_after_seconds * 1000) for q in app.config.queues
+                if q.overflow_after_seconds is not None}
+    pbx = Pbx(p.name, p.ami, Tracker(thresholds, pbx=p.name, overflow_ms=overflow), app.clock,
+              app.apply,
               app.metrics.untimestamped.labels(pbx=p.name).inc)
     a = p.ami
     pbx.ami = AmiClient(

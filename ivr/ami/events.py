@@ -22,6 +22,19 @@ IVR_AREA = "IVR_AREA"
 
 
 @dataclass(frozen=True, slots=True)
+class Place:
+    """Where a channel is in the dialplan: its snapshot's Context, Exten, Priority."""
+
+    context: str = ""
+    exten: str = ""
+    priority: str = ""
+
+    @property
+    def known(self) -> bool:
+        return bool(self.context or self.exten or self.priority)
+
+
+@dataclass(frozen=True, slots=True)
 class CallerJoined:
     ts: int
     uniqueid: str
@@ -29,7 +42,7 @@ class CallerJoined:
     caller: str
     queue: str
     linkedid: str = ""
-    context: str = ""      # the dialplan context the caller was in when it joined
+    place: Place = Place()     # where Queue() ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +59,7 @@ class CallerLeft:
     uniqueid: str
     queue: str
     abandon: bool
-    context: str = ""
-    exten: str = ""
+    place: Place = Place()
     holdtime: int | None = None   # QueueCallerAbandon's, whole seconds
 
 
@@ -78,6 +90,17 @@ class VarSet:
 
 @dataclass(frozen=True, slots=True)
 class Hangup:
+    ts: int
+    uniqueid: str
+    place: Place = Place()     # where the channel's dialplan was when it ended
+    cause: int | None = None   # Q.850: 0 none given, 16 normal clearing, 19 no answer
+
+
+@dataclass(frozen=True, slots=True)
+class HangupAsked:
+    """HangupRequest: the channel's far end hung up (its driver queued the hang-up: a
+    BYE, a CANCEL).  Not SoftHangupRequest, which is the PBX or an AMI client ending it."""
+
     ts: int
     uniqueid: str
 
@@ -113,7 +136,7 @@ class MemberRemoved:
 
 
 Event = (CallerJoined | CallerLeft | AgentRinging | AgentAnswered | VarSet
-         | Hangup | PbxShutdown | MemberState | MemberRemoved)
+         | Hangup | HangupAsked | PbxShutdown | MemberState | MemberRemoved)
 
 # Asterisk's soft-hangup flag for "the PBX is shutting down" (AST_SOFTHANGUP_SHUTDOWN).
 SOFTHANGUP_SHUTDOWN = 0x04
@@ -122,6 +145,7 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}(\.[0-9]{0,9})?")
 _TIMESTAMP_US = re.compile(r"[0-9]{1,12}\.[0-9]{6}")
 MAX_WAIT_S = 86_400     # a QueueEntry Wait beyond a day is nonsense: clamp it
 MAX_DEVICE_STATE = 99   # Asterisk's device states run 0 to 9
+MAX_CAUSE = 127         # Q.850 causes run 1 to 127 (0: none given)
 _NUMBER = re.compile(r"[0-9]{1,12}")    # ASCII digits only (str.isdigit takes others)
 
 WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE, IVR_ACCOUNT, IVR_AREA})
@@ -143,16 +167,19 @@ def _stamp_us(raw: str | None, now: float) -> int:
     return int(whole) * 1_000_000 + int((frac + "000000")[:6])
 
 
+def _place(m: Message) -> Place:
+    return Place(m.get("Context") or "", m.get("Exten") or "", m.get("Priority") or "")
+
+
 def _joined(m: Message, ts: int) -> Event:
     return CallerJoined(ts, m["Uniqueid"], m["Channel"], m.get("CallerIDNum") or "", m["Queue"],
-                        m.get("Linkedid") or "", m.get("Context") or "")
+                        m.get("Linkedid") or "", _place(m))
 
 
 def _left(m: Message, ts: int) -> Event:
     abandon = m.event == "QueueCallerAbandon"
     held = m.get("HoldTime") if abandon else None
-    return CallerLeft(ts, m["Uniqueid"], m["Queue"], abandon, m.get("Context") or "",
-                      m.get("Exten") or "",
+    return CallerLeft(ts, m["Uniqueid"], m["Queue"], abandon, _place(m),
                       _seconds(m, "HoldTime") if held and held.isdigit() else None)
 
 
@@ -187,7 +214,13 @@ def _varset(m: Message, ts: int) -> Event | None:
 
 
 def _hangup(m: Message, ts: int) -> Event:
-    return Hangup(ts, m["Uniqueid"])
+    cause = m.get("Cause") or ""
+    return Hangup(ts, m["Uniqueid"], _place(m),
+                  int(cause) if _NUMBER.fullmatch(cause) and int(cause) <= MAX_CAUSE else None)
+
+
+def _hangup_asked(m: Message, ts: int) -> Event:
+    return HangupAsked(ts, m["Uniqueid"])
 
 
 def _soft_hangup(m: Message, ts: int) -> Event | None:
@@ -224,6 +257,7 @@ _PARSERS: dict[str, Callable[[Message, int], Event | None]] = {
     "AgentConnect": _answered,
     "VarSet": _varset,
     "Hangup": _hangup,
+    "HangupRequest": _hangup_asked,
     "SoftHangupRequest": _soft_hangup,
     "QueueMemberStatus": _member_state,
     "QueueMemberAdded": _member_state,

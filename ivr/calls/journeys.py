@@ -32,14 +32,24 @@ channel that tells:
     VarSet QUEUESTATUS=TIMEOUT    -> timeout (the dialplan's fallback move)
     VarSet QUEUESTATUS=WITHDRAW   -> withdrawn
     VarSet QUEUESTATUS=*EMPTY...  -> empty
-    QueueCallerJoin (elsewhere)   -> transferred, unless a reason was set
     QueueCallerLeave, no Abandon, -> exit_with_key: the caller pressed a key of
       in another context             the queue's `context` (EXITWITHKEY)
     QueueCallerAbandon in another -> transferred: another AMI client redirected
       context, no IVR_MOVE           the caller out of the queue
-    Hangup                        -> abandoned
+    HangupRequest, then Abandon   -> abandoned: the caller's end hung up while
+                                     it waited (Asterisk sends it first)
     SoftHangupRequest (SHUTDOWN)  -> the PBX is going away: the exit is
                                      unobserved, never an abandon
+
+  and, when none of those came (an AMI user without the `dialplan` class sees
+  no VarSet at all), the channel's next sign of life (judge.silent_exit):
+
+    left from another place of    -> moved by a Redirect: timeout at the
+      the same context (Leave)       queue's threshold, else transferred
+    QueueCallerJoin               -> timeout: the channel ran on into Queue()
+    Hangup elsewhere (not `h`)    -> timeout: it ran on (Wait, Playback...)
+    Hangup where Queue() ran      -> abandoned with a caller's cause (0: a BYE,
+                                     19: a CANCEL), else unknown_exit
 
 Without Asterisk's Timestamp header (manager.conf `timestampevents = no`) an
 event is timed when ivr reads it, late by whatever waited in Asterisk's
@@ -71,6 +81,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ivr.ami.events import Place
 from ivr.calls import records as rec
 
 
@@ -123,7 +134,15 @@ class Visit:
     entered_us: int
     left_us: int = 0
     move_reason: str | None = None
-    context: str = ""              # where Queue() ran (QueueCallerJoin's Context)
+    place: Place = Place()         # where Queue() ran (QueueCallerJoin's)
+    left_place: Place = Place()    # where the channel was when it left (the Leave's)
+    hangup_asked: bool = False     # its far end hung up while it waited (HangupRequest)
+
+    @property
+    def redirected(self) -> bool:
+        """It left from another place of Queue()'s context: something (a Redirect)
+        moved it there.  Another context is told at once (tracker._left)."""
+        return self.place.known and self.left_place.known and self.left_place != self.place
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ class Outcome(StrEnum):
     EMPTY = "empty"                # no member to wait for (JOINEMPTY, LEAVEEMPTY, FULL...)
     TRANSFERRED = "transferred"    # taken out of the queue by someone else
     EXIT_WITH_KEY = "exit_with_key"   # queue_log's EXITWITHKEY: a key of the queue's context
+    UNKNOWN_EXIT = "unknown_exit"  # left unanswered, and nothing ivr could see said why
 
 
 class CallOutcome(StrEnum):
@@ -73,6 +74,37 @@ def unanswered_exit(move_reason: str | None, moved_on: bool, overflowed: bool = 
     if not moved_on:
         return Outcome.ABANDONED
     return Outcome.TIMEOUT if overflowed else Outcome.TRANSFERRED
+
+
+# Q.850 causes that a caller's own hang-up leaves on its channel: none given (a BYE,
+# as Asterisk 22's PJSIP reports it) and 19, no answer (a CANCEL before the PBX
+# answered).  A channel the dialplan ends (Hangup(), falling off its end) says 16.
+CALLER_HANGUP_CAUSES = frozenset({0, 19})
+
+
+def silent_exit(hung_up: bool, ran_on: bool, cause: int | None) -> Outcome:
+    """How a visit ended that Asterisk left without QUEUESTATUS and ivr did not move
+    (the AMI user lacks the `dialplan` read class, where QUEUESTATUS comes from; or
+    nothing set it, as for a caller's hang-up).  Asterisk raises QueueCallerAbandon
+    for a hang-up, a timeout, LEAVEEMPTY and a withdrawal alike, so what tells is
+    the caller's channel, in this order:
+
+    - `hung_up`: its far end hung up while it waited (AMI's HangupRequest comes
+      before the QueueCallerAbandon): abandoned;
+    - `ran_on`: it ran more dialplan after Queue() returned (its Hangup at another
+      Context, Exten or Priority than Queue()'s, not the `h` extension; or a
+      QueueCallerJoin): a timeout.  LEAVEEMPTY and a withdrawal run on too, and
+      only QUEUESTATUS tells them apart, so without it they count as timeouts;
+    - it ended where Queue() ran with a caller's hang-up cause (CALLER_HANGUP_CAUSES):
+      abandoned;
+    - else unknown_exit: never an abandon, never payable, counted on its own."""
+    if hung_up:
+        return Outcome.ABANDONED
+    if ran_on:
+        return Outcome.TIMEOUT
+    if cause in CALLER_HANGUP_CAUSES:
+        return Outcome.ABANDONED
+    return Outcome.UNKNOWN_EXIT
 
 
 def call_outcome(answered: bool, last_outcome: str | None, end_seen: bool = True) -> CallOutcome:

@@ -56,8 +56,12 @@ class Member:
 
 class Tracker:
     def __init__(self, thresholds_ms: Mapping[str, int] | None = None,
-                 first_line: str = FIRST_LINE, pbx: str = rec.DEFAULT_PBX) -> None:
+                 first_line: str = FIRST_LINE, pbx: str = rec.DEFAULT_PBX,
+                 overflow_ms: Mapping[str, int] | None = None) -> None:
         self.thresholds_ms = dict(thresholds_ms or {})
+        # Each queue's move threshold (overflow_after_seconds), for a Redirect ivr did not
+        # name (no IVR_MOVE seen): at it a timeout, before it a transfer.
+        self.overflow_ms = dict(overflow_ms or {})
         self.first_line = first_line
         self.pbx = pbx
         self.journeys: dict[str, Journey] = {}
@@ -85,6 +89,10 @@ class Tracker:
             return self._varset(event)
         if isinstance(event, ev.Hangup):
             return self._hangup(event)
+        if isinstance(event, ev.HangupAsked):
+            if (j := self.journeys.get(event.uniqueid)) is not None and j.visit and j.waiting:
+                j.visit.hangup_asked = True
+            return []
         if isinstance(event, ev.PbxShutdown):
             if (j := self.journeys.get(event.uniqueid)) is not None:
                 j.pbx_shutdown = True
@@ -103,18 +111,17 @@ class Tracker:
                                                     linkedid=e.linkedid, untimed=not timed)
             j.account, j.area = self._identities.pop(e.uniqueid, ("", ""))
         facts: list[Fact] = []
-        if j.visit is not None:
-            reason = judge.unanswered_exit(j.visit.move_reason, moved_on=True)
-            facts += self._resolve(j, reason, j.visit.left_us or e.ts)
+        if (v := j.visit) is not None:      # its channel ran on into another Queue()
+            facts += self._resolve(j, self._unsaid(v, e.ts, ran_on=True), v.left_us or e.ts)
         if j.last_exit and j.last_exit[1] != Outcome.ANSWERED and j.last_exit[0] != e.queue:
             facts.append(Overflowed(j.uniqueid, j.last_exit[0], e.queue))
-        return facts + [self._enter(j, e.queue, e.ts, context=e.context)]
+        return facts + [self._enter(j, e.queue, e.ts, place=e.place)]
 
     def _enter(self, j: Journey, queue: str, at_us: int, recovered: bool = False,
-               context: str = "") -> Entered:
+               place: ev.Place = ev.Place()) -> Entered:
         self._visits += 1
         j.step(Step.JOIN)
-        j.visit = Visit(self._visits, queue, at_us, context=context)
+        j.visit = Visit(self._visits, queue, at_us, place=place)
         j.path.append(queue)
         if queue == self.first_line and j.first_line_entered_us is None:
             j.first_line_entered_us = at_us
@@ -131,16 +138,18 @@ class Tracker:
         if j is None or v is None or not j.can(Step.LEAVE):
             return []   # the Leave that follows an Abandon, or a stranger
         j.step(Step.LEAVE)
-        v.left_us = e.ts
+        v.left_us, v.left_place = e.ts, e.place
         if not timed and e.holdtime is not None:
             v.left_us = _after_holdtime(v.entered_us, e.holdtime)
         if v.move_reason:
             return self._resolve(j, v.move_reason, v.left_us)
-        if v.context and e.context and e.context != v.context:
+        if v.place.context and e.place.context and e.place.context != v.place.context:
             # No longer where Queue() ran, and not by ivr's move: an Abandon is another
             # client's Redirect, a plain Leave the queue's exit key (the Exten is the key).
             outcome = Outcome.TRANSFERRED if e.abandon else Outcome.EXIT_WITH_KEY
             return self._resolve(j, outcome, v.left_us)
+        if e.abandon and v.hangup_asked and not v.redirected:
+            return self._resolve(j, Outcome.ABANDONED, v.left_us)   # the caller hung up
         return []
 
     def _answered(self, e: ev.AgentAnswered, timed: bool = True) -> list[Fact]:
@@ -195,12 +204,26 @@ class Tracker:
         facts: list[Fact] = []
         if j.visit is not None and j.pbx_shutdown:
             facts.append(self._unobserved(j))
-        elif j.visit is not None:
-            reason = judge.unanswered_exit(j.visit.move_reason, moved_on=False)
-            facts += self._resolve(j, reason, j.visit.left_us or e.ts)
+        elif (v := j.visit) is not None:
+            ran_on = (v.place.known and e.place.known and e.place.exten != "h"
+                      and e.place != v.place)
+            facts += self._resolve(j, self._unsaid(v, e.ts, ran_on, e.cause), v.left_us or e.ts)
         last = j.last_exit[1] if j.last_exit else None
         return facts + [self._ended(j, judge.call_outcome(j.answered, last, not j.pbx_shutdown),
                                     e.ts)]
+
+    def _unsaid(self, v: Visit, at_us: int, ran_on: bool, cause: int | None = None) -> str:
+        """Why a visit ended that no QUEUESTATUS and no Leave told, when its channel
+        next shows up (another Queue(), its Hangup): ivr's move reason; else, moved by
+        a Redirect, as queue_log's moved ABANDON is judged; else judge.silent_exit."""
+        if v.move_reason:
+            return v.move_reason
+        if v.redirected:
+            waited = judge.wait_ms(v.entered_us, v.left_us or at_us)
+            limit = self.overflow_ms.get(v.queue)
+            return judge.unanswered_exit(None, moved_on=True,
+                                         overflowed=limit is not None and waited >= limit)
+        return judge.silent_exit(v.hangup_asked, ran_on, cause)
 
     def _ended(self, j: Journey, outcome: str, at_us: int) -> JourneyEnded:
         j.step(Step.END)

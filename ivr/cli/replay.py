@@ -61,7 +61,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--first-line", default=FIRST_LINE, metavar="QUEUE",
                    help=f"the queue whose answers are paid (default {FIRST_LINE})")
     p.add_argument("--threshold-ms", type=_threshold, default=DEFAULT_THRESHOLD_MS, metavar="N",
-                   help=f"first-line's answer threshold for payable, inclusive "
+                   help=f"first-line's answer threshold for payable, inclusive, and the "
+                        f"wait at which a Redirect out of it is its timeout move "
                         f"(default {DEFAULT_THRESHOLD_MS})")
     p.set_defaults(func=_replay)
 
@@ -79,7 +80,8 @@ def _threshold(text: str) -> int:
 def _replay(args: argparse.Namespace) -> int:
     # The tracker logs every call's moves at INFO: the listing already says them.
     logging.getLogger("ivr.calls.journeys").setLevel(logging.WARNING)
-    tracker = Tracker({args.first_line: args.threshold_ms}, first_line=args.first_line)
+    tracker = Tracker({args.first_line: args.threshold_ms}, first_line=args.first_line,
+                      overflow_ms={args.first_line: args.threshold_ms})
     try:
         replay = replay_files(args.files, tracker)
     except OSError as exc:

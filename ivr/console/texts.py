@@ -98,6 +98,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "timeout": ("timed out", "истекло ожидание"), "withdrawn": ("withdrawn", "снят с очереди"),
         "empty": ("no agents", "нет операторов"), "transferred": ("transferred", "переведён"),
         "exit_with_key": ("left by a key", "вышел по клавише"),
+        "unknown_exit": ("left, reason unknown", "вышел, причина неизвестна"),
         "unanswered": ("unanswered", "не отвечен"), "unknown": ("unknown", "неизвестно"),
         "unobserved": ("not observed", "не отслежен"),
     },

@@ -26,7 +26,7 @@ exactly one category, tried in this order:
     timeout        outcome 'timeout': moved to common by the 30 s limit
     abandoned      outcome 'abandoned': the caller hung up
     other          anything else: withdrawn, transferred, empty,
-                   unobserved, exit_with_key, ...
+                   unobserved, exit_with_key, unknown_exit, ...
 
 `short_abandoned` is the subset of `abandoned` with a known wait_ms <=
 short_abandon_ms (5000 ms: within 5 s, 5.000 s included).  `offered` counts

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ivr.ami.codec import Message
-from ivr.ami.events import timestamp_us
+from ivr.ami.events import Place, timestamp_us
 
 
 def stamped(raw: str) -> Message:
@@ -57,11 +57,34 @@ def test_parse_timed_says_whether_asterisk_stamped_the_event() -> None:
 
 def test_a_leave_says_where_the_channel_is_and_an_abandon_its_holdtime() -> None:
     from ivr.ami.events import CallerLeft, parse
-    common = (("Uniqueid", "1.1"), ("Queue", "q"), ("Context", "queue-exit"), ("Exten", "1"))
+    common = (("Uniqueid", "1.1"), ("Queue", "q"), ("Context", "queue-exit"), ("Exten", "1"),
+              ("Priority", "2"))
     leave = parse(Message((("Event", "QueueCallerLeave"), *common)), now=1.0)
     abandon = parse(Message((("Event", "QueueCallerAbandon"), *common, ("HoldTime", "4"))), now=1.0)
-    assert leave == CallerLeft(1_000_000, "1.1", "q", False, "queue-exit", "1", None)
-    assert abandon == CallerLeft(1_000_000, "1.1", "q", True, "queue-exit", "1", 4)
+    there = Place("queue-exit", "1", "2")
+    assert leave == CallerLeft(1_000_000, "1.1", "q", False, there, None)
+    assert abandon == CallerLeft(1_000_000, "1.1", "q", True, there, 4)
+
+
+@pytest.mark.parametrize("cause, parsed", [("0", 0), ("16", 16), ("19", 19), ("127", 127),
+                                           ("128", None), ("-1", None), ("", None),
+                                           ("１６", None), ("9" * 40, None)])
+def test_a_hangup_says_where_the_channel_ended_and_its_cause(cause: str, parsed: int | None) -> None:
+    """The cause and place tell a hang-up from a timeout (judge.silent_exit); a cause
+    that is not Q.850's is unknown, never a crash."""
+    from ivr.ami.events import Hangup, parse
+    msg = Message((("Event", "Hangup"), ("Uniqueid", "1.1"), ("Context", "ivr-queues"),
+                   ("Exten", "first-line"), ("Priority", "3"), ("Cause", cause)))
+    assert parse(msg, now=1.0) == Hangup(1_000_000, "1.1", Place("ivr-queues", "first-line", "3"),
+                                         parsed)
+
+
+def test_a_hangup_request_is_the_far_end_and_a_soft_one_is_not() -> None:
+    from ivr.ami.events import HangupAsked, parse
+    asked = Message((("Event", "HangupRequest"), ("Uniqueid", "1.1")))
+    soft = Message((("Event", "SoftHangupRequest"), ("Uniqueid", "1.1"), ("Cause", "16")))
+    assert parse(asked, now=1.0) == HangupAsked(1_000_000, "1.1")
+    assert parse(soft, now=1.0) is None
 
 
 @pytest.mark.parametrize("interface, local", [("Local/agent1@from-queue/n", True),

@@ -78,7 +78,8 @@ def _fixture_headers() -> dict[str, list[str]]:
 
 REAL = _fixture_headers()
 FOLLOWED = ("QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled",
-            "AgentConnect", "VarSet", "Hangup", "SoftHangupRequest", "QueueMemberStatus",
+            "AgentConnect", "VarSet", "Hangup", "HangupRequest", "SoftHangupRequest",
+            "QueueMemberStatus",
             "QueueMemberAdded", "QueueMemberPause", "QueueMemberRemoved")
 LISTED = ("QueueEntry", "QueueMember", "CoreShowChannel")
 UIDS = ("1795530561.42", "1795530561.43", "1795530570.44")
@@ -109,7 +110,7 @@ USUAL = {
     "AgentCalled": ("Uniqueid", "Queue", "MemberName", "Interface"),
     "AgentConnect": ("Uniqueid", "Queue", "MemberName", "HoldTime"),
     "VarSet": ("Uniqueid", "Variable", "Value"), "Hangup": ("Uniqueid",),
-    "SoftHangupRequest": ("Uniqueid", "Cause"),
+    "SoftHangupRequest": ("Uniqueid", "Cause"), "HangupRequest": ("Uniqueid",),
     "QueueEntry": ("Uniqueid", "Channel", "CallerIDNum", "Queue", "Wait"),
     "CoreShowChannel": ("Uniqueid", "Channel"),
 }
@@ -325,13 +326,20 @@ VARIABLE_VALUE = st.sampled_from(("timeout", "withdrawn", "TIMEOUT", "WITHDRAW",
                                   "FULL", "CONTINUE", "", "north", "100101"))
 MEMBER_STATE = st.builds(ev.MemberState, TS, QUEUE, MEMBER, st.integers(0, 9), st.booleans(),
                          st.booleans())
+# Where a channel is: Queue()'s place, the next priority, a Redirect's target, h, unknown.
+PLACE = st.sampled_from((ev.Place("ivr-queues", "first-line", "1"),
+                         ev.Place("ivr-queues", "first-line", "2"),
+                         ev.Place("ivr-queues", "common", "1"), ev.Place("elsewhere", "s", "1"),
+                         ev.Place("ivr-queues", "h", "1"), ev.Place()))
 TRACKED = st.one_of(
-    st.builds(ev.CallerJoined, TS, UID, st.just("PJSIP/anonymous-0000002a"), st.just("79101"), QUEUE),
-    st.builds(ev.CallerLeft, TS, UID, QUEUE, st.booleans()),
+    st.builds(ev.CallerJoined, TS, UID, st.just("PJSIP/anonymous-0000002a"), st.just("79101"),
+              QUEUE, st.just(""), PLACE),
+    st.builds(ev.CallerLeft, TS, UID, QUEUE, st.booleans(), PLACE),
     st.builds(ev.AgentRinging, TS, UID, QUEUE, MEMBER),
     st.builds(ev.AgentAnswered, TS, UID, QUEUE, MEMBER, st.integers(0, 90)),
     st.builds(ev.VarSet, TS, UID, st.sampled_from(sorted(ev.WATCHED_VARIABLES)), VARIABLE_VALUE),
-    st.builds(ev.Hangup, TS, UID),
+    st.builds(ev.Hangup, TS, UID, PLACE, st.sampled_from((None, 0, 16, 19, 127))),
+    st.builds(ev.HangupAsked, TS, UID),
     st.builds(ev.PbxShutdown, TS, UID),
     MEMBER_STATE,
     st.builds(ev.MemberRemoved, TS, QUEUE, MEMBER),

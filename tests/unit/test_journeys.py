@@ -32,8 +32,14 @@ def var(name: str, value: str, at: float, uid: str = UID) -> ev.VarSet:
     return ev.VarSet(T0 + round(at * S), uid, name, value)
 
 
-def hangup(at: float, uid: str = UID) -> ev.Hangup:
-    return ev.Hangup(T0 + round(at * S), uid)
+def hangup(at: float, uid: str = UID, place: ev.Place = ev.Place(),
+           cause: int | None = None) -> ev.Hangup:
+    return ev.Hangup(T0 + round(at * S), uid, place, cause)
+
+
+def asked(at: float, uid: str = UID) -> ev.HangupAsked:
+    """HangupRequest: the caller's end hung up (Asterisk sends it before the Abandon)."""
+    return ev.HangupAsked(T0 + round(at * S), uid)
 
 
 def run(*events: ev.Event, tracker: Tracker | None = None) -> list[object]:
@@ -63,7 +69,7 @@ def test_threshold_is_inclusive_to_the_millisecond() -> None:
 
 
 def test_hangup_while_waiting_is_abandoned() -> None:
-    facts = run(join("first-line", 0), leave("first-line", 8, abandon=True),
+    facts = run(join("first-line", 0), asked(7.999), leave("first-line", 8, abandon=True),
                 leave("first-line", 8), hangup(8.01))
     assert exits(facts) == [("first-line", "abandoned", 8000)]
     assert [f.outcome for f in facts if isinstance(f, JourneyEnded)] == ["abandoned"]
@@ -94,8 +100,66 @@ def test_withdraw_reports_reason_after_the_leave() -> None:
 
 
 def test_redirect_by_someone_else_is_a_transfer() -> None:
-    facts = run(join("first-line", 0), leave("first-line", 5, abandon=True), join("engineers", 5.001))
+    """Redirected to ivr-queues,engineers,1: the Abandon already shows the new place."""
+    facts = run(joined_in("first-line", 0, "ivr-queues", "first-line", "1"),
+                at("first-line", 5, "ivr-queues", abandon=True, exten="engineers", priority="1"),
+                joined_in("engineers", 5.001, "ivr-queues", "engineers", "1"))
     assert exits(facts) == [("first-line", "transferred", 5000)]
+
+
+def test_a_second_queue_after_a_timeout_is_a_timeout_then_a_new_visit() -> None:
+    """Queue(first-line,,,,4) then Queue(common) at the next priority, with no
+    QUEUESTATUS (an AMI user without the dialplan class): the channel ran on."""
+    facts = run(joined_in("first-line", 0, "from-pstn", "5003", "2"),
+                at("first-line", 4.004, "from-pstn", abandon=True, exten="5003", priority="2"),
+                at("first-line", 4.004, "from-pstn", exten="5003", priority="2"),
+                joined_in("common", 4.005, "from-pstn", "5003", "3"),
+                leave("common", 6), connect("common", 6), hangup(9))
+    assert exits(facts) == [("first-line", "timeout", 4004), ("common", "answered", 1995)]
+
+
+def test_ivrs_move_unseen_without_the_dialplan_class_is_a_timeout_at_the_threshold() -> None:
+    """No VarSet IVR_MOVE reaches ivr: its Redirect at 30 s shows as a move to
+    ivr-queues,common, judged as queue_log's moved ABANDON is (at the threshold)."""
+    moved = (joined_in("first-line", 0, "ivr-queues", "first-line", "1"),
+             at("first-line", 30.001, "ivr-queues", exten="common", priority="1"),
+             joined_in("common", 30.002, "ivr-queues", "common", "1"))
+    assert exits(run(*moved, tracker=Tracker(overflow_ms={"first-line": 30_000}))) == [
+        ("first-line", "timeout", 30001)]
+    early = Tracker(overflow_ms={"first-line": 30_002})    # a Redirect before the threshold
+    assert exits(run(*moved, tracker=early)) == [("first-line", "transferred", 30001)]
+    assert exits(run(*moved)) == [("first-line", "transferred", 30001)]   # no move threshold
+
+
+@pytest.mark.parametrize(("after", "outcome"), [
+    # Queue() at priority 2, then Wait(1) and Hangup() at 3: it ran on, a timeout.
+    (hangup(5.0, place=ev.Place("from-pstn", "5003", "3"), cause=16), "timeout"),
+    # No HangupRequest came (filtered): ended where Queue() ran, a BYE's cause.
+    (hangup(4.1, place=ev.Place("from-pstn", "5003", "2"), cause=0), "abandoned"),
+    (hangup(4.1, place=ev.Place("from-pstn", "5003", "2"), cause=19), "abandoned"),
+    # Ended where Queue() ran with normal clearing: fell off the dialplan's end after a
+    # timeout, or a BYE that gave 16: nothing tells.
+    (hangup(4.1, place=ev.Place("from-pstn", "5003", "2"), cause=16), "unknown_exit"),
+    # The h extension runs after a hang-up: it is not running on.
+    (hangup(4.1, place=ev.Place("from-pstn", "h", "1"), cause=16), "unknown_exit"),
+    (hangup(4.1), "unknown_exit"),                     # nothing at all
+])
+def test_without_queuestatus_the_hangup_tells_a_timeout_from_an_abandon(
+        after: ev.Hangup, outcome: str) -> None:
+    facts = run(joined_in("first-line", 0, "from-pstn", "5003", "2"),
+                at("first-line", 4.004, "from-pstn", abandon=True, exten="5003", priority="2"),
+                at("first-line", 4.004, "from-pstn", exten="5003", priority="2"), after)
+    assert exits(facts) == [("first-line", outcome, 4004)]
+    ended = [f.outcome for f in facts if isinstance(f, JourneyEnded)]
+    assert ended == ["abandoned" if outcome == "abandoned" else "unanswered"]
+
+
+def test_a_hangup_request_after_the_leave_is_not_an_abandon() -> None:
+    """The caller hung up in the dialplan after a timeout: the queue was not abandoned."""
+    facts = run(joined_in("first-line", 0, "from-pstn", "5003", "2"),
+                at("first-line", 4.004, "from-pstn", abandon=True, exten="5003", priority="2"),
+                asked(5), hangup(5, place=ev.Place("from-pstn", "5003", "4"), cause=0))
+    assert exits(facts) == [("first-line", "timeout", 4004)]
 
 
 def test_leave_empty_is_empty() -> None:
@@ -193,12 +257,15 @@ def test_pbx_shutdown_is_not_an_abandon() -> None:
 # -- exits that are not abandons, members behind Local channels, no Timestamp ------
 
 def at(queue: str, when: float, context: str, abandon: bool = False, exten: str = "s",
-       holdtime: int | None = None) -> ev.CallerLeft:
-    return ev.CallerLeft(T0 + round(when * S), UID, queue, abandon, context, exten, holdtime)
+       holdtime: int | None = None, priority: str = "1") -> ev.CallerLeft:
+    return ev.CallerLeft(T0 + round(when * S), UID, queue, abandon,
+                         ev.Place(context, exten, priority), holdtime)
 
 
-def joined_in(queue: str, when: float, context: str) -> ev.CallerJoined:
-    return ev.CallerJoined(T0 + round(when * S), UID, CHAN, "79001", queue, "", context)
+def joined_in(queue: str, when: float, context: str, exten: str = "s",
+              priority: str = "1") -> ev.CallerJoined:
+    return ev.CallerJoined(T0 + round(when * S), UID, CHAN, "79001", queue, "",
+                           ev.Place(context, exten, priority))
 
 
 def test_a_key_pressed_in_the_queue_is_an_exit_with_key_not_an_abandon() -> None:
@@ -218,7 +285,7 @@ def test_a_redirect_away_by_another_client_is_transferred_not_abandoned() -> Non
 
 
 def test_a_hangup_in_the_queue_keeps_its_context_and_is_abandoned() -> None:
-    facts = run(joined_in("first-line", 0, "from-pstn"),
+    facts = run(joined_in("first-line", 0, "from-pstn"), asked(4.5),
                 at("first-line", 4.504, "from-pstn", abandon=True, holdtime=4),
                 at("first-line", 4.505, "from-pstn"), hangup(4.51))
     assert exits(facts) == [("first-line", "abandoned", 4504)]
@@ -264,8 +331,8 @@ def test_without_timestamps_a_wait_is_asterisks_holdtime() -> None:
 
 def test_without_timestamps_an_abandon_waited_its_holdtime() -> None:
     tracker = Tracker()
-    facts = [f for e in (join("first-line", 0), at("first-line", 0.2, "", abandon=True, holdtime=4),
-                         hangup(0.3))
+    facts = [f for e in (join("first-line", 0), asked(0.19),
+                         at("first-line", 0.2, "", abandon=True, holdtime=4), hangup(0.3))
              for f in tracker.handle(e, timed=False)]
     assert exits(facts) == [("first-line", "abandoned", 4000)]
 

@@ -11,7 +11,7 @@ from ivr.calls.judge import OUTCOMES, CallOutcome, Outcome
 
 def test_outcome_strings_are_the_contract() -> None:
     assert OUTCOMES == ("answered", "abandoned", "timeout", "withdrawn", "empty", "transferred",
-                        "exit_with_key")
+                        "exit_with_key", "unknown_exit")
     assert all(type(o) is str for o in OUTCOMES)
     assert [c.value for c in CallOutcome] == ["answered", "abandoned", "unanswered", "unknown",
                                               "in_progress"]
@@ -90,3 +90,19 @@ def test_a_wait_in_whole_seconds_is_judged_as_asterisk_counts_it(seconds: int,
     assert waited == seconds * 1000
     assert judge.within_sla(Outcome.ANSWERED, waited, 30_000) is within
     assert judge.payable("first-line", "first-line", waited, 30_000) is within
+
+
+@pytest.mark.parametrize(("hung_up", "ran_on", "cause", "outcome"), [
+    (True, False, 16, "abandoned"),      # HangupRequest while waiting: the caller hung up
+    (True, True, None, "abandoned"),     # ... whatever the channel did after
+    (False, True, 16, "timeout"),        # Hangup at priority 3 after Queue() at 1, or a join
+    (False, True, 0, "timeout"),
+    (False, False, 0, "abandoned"),      # ended where Queue() ran, a BYE's cause (none)
+    (False, False, 19, "abandoned"),     # ... a CANCEL's (no answer)
+    (False, False, 16, "unknown_exit"),  # ... normal clearing: the PBX's or a caller's
+    (False, False, None, "unknown_exit"),
+    (False, False, 127, "unknown_exit"),
+])
+def test_an_exit_without_queuestatus_is_told_by_the_channel(
+        hung_up: bool, ran_on: bool, cause: int | None, outcome: str) -> None:
+    assert judge.silent_exit(hung_up, ran_on, cause) == outcome

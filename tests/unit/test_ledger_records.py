@@ -59,6 +59,7 @@ def test_recovered_callers_are_recorded_to_the_second_as_resync() -> None:
     now = live.tracker.journeys[entry["Uniqueid"]].first_entered_us / 1e6 + int(entry["Wait"]) + 0.5
     fresh = Replay()
     fresh.apply(fresh.tracker.resync(events.snapshot(queue_status, channels, now)))
+    fresh.apply(fresh.tracker.handle(events.HangupAsked(round((now + 2) * 1e6), entry["Uniqueid"])))
     fresh.apply(fresh.tracker.handle(events.Hangup(round((now + 2) * 1e6), entry["Uniqueid"])))
     (call,) = records(fresh)
     assert call.uniqueid == entry["Uniqueid"]

@@ -188,9 +188,10 @@ TRAFFIC = [
     joined(T0 + 0.5, "9.2", "5002"),
     event("AgentConnect", T0 + 3.25, Uniqueid="9.1", Queue="first-line", MemberName="op1",
           Interface="PJSIP/op1", HoldTime="3"),
+    event("HangupRequest", T0 + 8.49, Uniqueid="9.2"),     # the caller hangs up
     event("QueueCallerAbandon", T0 + 8.5, Channel="PJSIP/c-9.2", Context="ivr-queues",
           Exten="first-line", Uniqueid="9.2", Queue="first-line", HoldTime="8"),
-    event("Hangup", T0 + 8.6, Uniqueid="9.2", Cause="16"),
+    event("Hangup", T0 + 8.6, Uniqueid="9.2", Cause="0"),
     event("Hangup", T0 + 20, Uniqueid="9.1", Cause="16"),
     joined(T0 + 21, "9.3", "5003"),              # still waiting when the recording ends
 ]
@@ -311,7 +312,7 @@ async def test_ivr_run_records_and_ivr_replay_reads_it(tmp_path: Path,
         while not await answers_ready():
             assert proc.poll() is None and asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.05)
-        for pairs in TRAFFIC[:3] + TRAFFIC[5:6]:        # 9.1 joins, is answered, hangs up
+        for pairs in TRAFFIC[:3] + TRAFFIC[6:7]:        # 9.1 joins, is answered, hangs up
             server.send(pairs)
         await eventually(lambda: path.exists() and b"Event: Hangup" in path.read_bytes())
     finally:

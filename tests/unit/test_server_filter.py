@@ -40,7 +40,8 @@ def test_regex_rules_are_posix_and_end_the_event_name() -> None:
     # Python's re reads [[:space:]] differently; check the words, then a POSIX-ish reading.
     as_python = whole.replace("[[:space:]]", r"\s")
     assert re.search(as_python, "Event: Hangup\r\nPrivilege: call,all\r\n")
-    assert not re.search(as_python, "Event: HangupRequest\r\n")
+    assert re.search(as_python, "Event: HangupRequest\r\n")
+    assert not re.search(as_python, "Event: HangupHandlerRun\r\n")
     assert not re.search(as_python, "Event: Newexten\r\n")
     as_python = varset.replace("[[:space:]]", r"\s")
     assert re.search(as_python, "Event: VarSet\r\nChannel: x\r\nVariable: __IVR_AREA\r\nValue: n\r\n", re.S)
