@@ -128,7 +128,9 @@ def test_ivrs_move_unseen_without_the_dialplan_class_is_a_timeout_at_the_thresho
         ("first-line", "timeout", 30001)]
     early = Tracker(overflow_ms={"first-line": 30_002})    # a Redirect before the threshold
     assert exits(run(*moved, tracker=early)) == [("first-line", "transferred", 30001)]
-    assert exits(run(*moved)) == [("first-line", "transferred", 30001)]   # no move threshold
+    assert exits(run(*moved)) == [("first-line", "timeout", 30001)]   # the default's 30 s
+    no_move = Tracker(overflow_ms={})                      # a config without the move
+    assert exits(run(*moved, tracker=no_move)) == [("first-line", "transferred", 30001)]
 
 
 @pytest.mark.parametrize(("after", "outcome"), [

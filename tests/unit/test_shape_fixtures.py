@@ -48,16 +48,24 @@ def test_every_shape_of_the_lab_is_recorded() -> None:
 def _exit_rows(rows: list[str], queue: str) -> list[tuple[set[str], str, list[str]]]:
     """(outcomes it may be, CONNECT's agent, data) of each exit row of `queue`."""
     found: list[tuple[set[str], str, list[str]]] = []
+    moved = ""              # an IVRMOVE row that came before its ABANDON
+    last = ""               # the queue's previous row's event
     for row in rows:
         q, agent, event, *data = row.split("|")
         if q != queue:
             continue
+        last, before = event, last
         if event in EXITS:
-            found.append((EXITS[event][0], agent if event == "CONNECT" else "", data[EXITS[event][1]:]))
-        elif event == "IVRMOVE" and found:
-            # ivr's own row (queue_log_decisions): the ABANDON before it was ivr's
-            # move at 30 s (Redirect), for the reason it names.
-            found[-1] = ({data[0]}, "", found[-1][2])
+            outcomes = {moved} if moved and event == "ABANDON" else EXITS[event][0]
+            found.append((outcomes, agent if event == "CONNECT" else "", data[EXITS[event][1]:]))
+            moved = ""
+        elif event == "IVRMOVE":
+            # ivr's own row (queue_log_decisions), on either side of its ABANDON: that
+            # was ivr's move (a Redirect), for the reason it names.
+            if before == "ABANDON":
+                found[-1] = ({data[0]}, "", found[-1][2])
+            else:
+                moved = data[0]
     return found
 
 
