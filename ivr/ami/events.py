@@ -148,7 +148,8 @@ MAX_DEVICE_STATE = 99   # Asterisk's device states run 0 to 9
 MAX_CAUSE = 127         # Q.850 causes run 1 to 127 (0: none given)
 _NUMBER = re.compile(r"[0-9]{1,12}")    # ASCII digits only (str.isdigit takes others)
 
-WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE, IVR_ACCOUNT, IVR_AREA})
+IVR_PROBE = "IVR_PROBE"   # a global ivr sets after login: is the dialplan class read (pbx/classes.py)
+WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE, IVR_ACCOUNT, IVR_AREA, IVR_PROBE})
 
 
 def timestamp_us(msg: Message, now: float) -> int:

@@ -17,6 +17,7 @@ from ivr.http import dialplan as dialplan_http, openapi, throttle
 from ivr.console.pages import Console
 from ivr.reconcile import catchup
 from ivr.app import Services
+from ivr.pbx import classes
 from ivr.pbx.session import Pbx
 from ivr.desk.service import Desk
 from ivr.ledger.db import LedgerError
@@ -73,6 +74,9 @@ async def readyz(request: web.Request) -> web.Response:
             # False once an event of this connection came without Timestamp: waits are
             # then Asterisk's HoldTime, in whole seconds.
             "ami_timestamps": app.timestamps,
+            # What the AMI user reads of what ivr needs (call, agent, dialplan): yes, no,
+            # unknown (pbx/classes.py).  dialplan "no": exits told by the channel alone.
+            "ami_classes": classes.merged([p.classes.state() for p in app.pbxs.values()]),
             # The session's server-side event filter: advanced, regex, off, or why none.
             "ami_event_filter": app.event_filter,
             "pbx": pbxs,
@@ -90,7 +94,7 @@ async def readyz(request: web.Request) -> web.Response:
 def _pbx_state(pbx: Pbx) -> dict[str, Any]:
     return {"ready": pbx.ready, "ami_up": pbx.ami.up, "last_error": pbx.ami.last_error,
             "ami": pbx.address, "ami_timestamps": pbx.timestamps,
-            "ami_event_filter": pbx.event_filter}
+            "ami_classes": pbx.classes.state(), "ami_event_filter": pbx.event_filter}
 
 
 async def _ami_running(w: web.Application) -> AsyncIterator[None]:

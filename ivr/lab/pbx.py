@@ -42,6 +42,8 @@ AGENTS = {"op1": 5071, "op2": 5072, "op3": 5073, "op4": 5074, "sup1": 5075, "sup
 SIP_PORT = 5060
 AMI_PORT = 5038
 AMI_USER = "ivr"
+# A read-only monitoring user as many PBXs have one: no `dialplan` class, so no VarSet.
+AMI_MONITOR_USER = "ivr-monitor"
 
 
 class LabError(Exception):
@@ -72,6 +74,7 @@ class LabStatus:
     ledger: str             # the ledger database ivr keeps for the lab
     tokens_file: str = ""   # the console's sign-in tokens, one per role (ROLE NAME TOKEN)
     dialplan_secret: str = ""   # in the lab's [globals] (IVR_DIALPLAN_SECRET); ivr's on the lab
+    ami_monitor: AmiCredentials | None = None   # the same AMI without the dialplan class
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -130,6 +133,8 @@ class Lab:
             subscribers=str(SUBSCRIBERS), queue_log=str(self.queue_log_path),
             ledger=self.ledger_url(), tokens_file=str(self._tokens_file()),
             dialplan_secret=self._secret("dialplan"),
+            ami_monitor=AmiCredentials("127.0.0.1", self.ami_port, AMI_MONITOR_USER,
+                                       self._secret("ami-monitor")),
         )
 
     def _tokens_file(self) -> Path:
@@ -288,6 +293,8 @@ class Lab:
         rtp = 20000 + 200 * self.offset      # clear of SIPp's media ports (31000 on)
         values = {"ami_port": self.ami_port, "ami_user": AMI_USER, "sip_port": self.sip_port,
                   "ami_secret": self._secret("ami"), "timestampevents": "yes",
+                  "ami_monitor_user": AMI_MONITOR_USER,
+                  "ami_monitor_secret": self._secret("ami-monitor"),
                   "dialplan_secret": self._secret("dialplan"),
                   "pbx_name": self.name, "rtp_start": rtp, "rtp_end": rtp + 9999, **extra}
         return Template((FILES / template).read_text()).substitute(values)

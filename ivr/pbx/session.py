@@ -16,6 +16,7 @@ whether it is ready.  Its facts go to the app's consumers with its name.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Callable
@@ -26,7 +27,10 @@ from ivr.ami.codec import Message
 from ivr.calls.facts import Fact
 from ivr.calls.tracker import Tracker
 from ivr.config import AmiConfig
+from ivr.ami.errors import AmiError
 from ivr.pbx import snapshot
+from ivr.pbx.actions import Actions
+from ivr.pbx.classes import PROBE, PROBE_WAIT_S, Classes, advice
 from ivr.routing.router import Router
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,7 @@ class Pbx:
     ready: bool = False
     timestamps: bool = True     # every event of this connection so far had Asterisk's Timestamp
     event_filter: str = "off"   # this connection's: advanced, regex, off, or why none
+    classes: Classes = field(default_factory=Classes)   # what its AMI user may read
     # This PBX's own consumers of its facts (metrics with its name, its router, the ledger).
     consumers: list[Callable[[Fact], None]] = field(default_factory=list)
 
@@ -99,6 +104,8 @@ class Pbx:
         return f"{self.config.host}:{self.config.port}"
 
     def on_event(self, msg: Message) -> None:
+        if self.classes.saw(msg):
+            return                      # the class probe's echo: nothing of a call
         self.session.on_message(msg, self.clock())
 
     def _emit(self, facts: list[Fact]) -> None:
@@ -123,6 +130,29 @@ class Pbx:
         log.info("pbx %s resynced: %d callers waiting, %d queue members", self.name,
                  sum(map(len, self.tracker.waiting_by_queue().values())),
                  len(self.tracker.members))
+        await self.probe_classes(ami)
+
+    async def probe_classes(self, ami: Actions) -> None:
+        """Set the global PROBE: its VarSet comes back only if the user reads `dialplan`
+        (pbx/classes.py).  A refused Setvar leaves the class unknown."""
+        token = f"{self.name}-{self.clock():.6f}"
+        self.classes.start(token)
+        try:
+            await ami.action("Setvar", {"Variable": PROBE, "Value": token})
+        except (AmiError, TimeoutError) as exc:
+            self.classes.probe = None
+            log.warning("AMI %s (pbx %s): cannot probe its read classes (Setvar: %s)",
+                        self.address, self.name, exc)
+            return
+        asyncio.get_running_loop().call_later(PROBE_WAIT_S, self._probe_expired, token)
+
+    def _probe_expired(self, token: str) -> None:
+        if self.classes.expire(token):
+            log.warning("AMI user %s on %s (pbx %s) does not read the dialplan class: no "
+                        "QUEUESTATUS, IVR_MOVE or caller's area reaches ivr, so queue exits "
+                        "are told by the caller's channel and some say unknown_exit; in "
+                        "manager.conf set  %s  and run `manager reload`", self.config.username,
+                        self.address, self.name, advice(self.config.username))
 
     async def install_filter(self, ami: AmiClient) -> None:
         """Ask Asterisk to send only what ivr follows, for this session (snapshot.py)."""

@@ -106,8 +106,28 @@ _PASSED = pytest.StashKey[bool]()
 @pytest.fixture
 async def ivr(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
     """ivr on the lab, with a ledger of the test's own; its decisions go into queue_log."""
+    async for running in _ivr(lab, tmp_path, request):
+        yield running
+
+
+@pytest.fixture
+async def ivr_monitor(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest
+                      ) -> AsyncIterator[Running]:
+    """ivr as `ivr`, logged in as the lab's read-only monitoring user: no `dialplan`
+    class, so no VarSet (QUEUESTATUS, IVR_MOVE) reaches it."""
+    async for running in _ivr(lab, tmp_path, request, monitor=True):
+        yield running
+
+
+async def _ivr(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest,
+               monitor: bool = False) -> AsyncIterator[Running]:
     config = lab_config(lab, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
     config = replace(config, ledger=replace(config.ledger, queue_log_decisions=True))
+    if monitor:
+        user = lab.status().ami_monitor
+        assert user is not None
+        config = replace(config, ami=replace(config.ami, username=user.username,
+                                             secret=user.secret))
     recording = tmp_path / "ami.rec"
     recorder = Recorder(recording)
     since = time.time()

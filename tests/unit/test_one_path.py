@@ -79,6 +79,10 @@ class RecordedAmi:
         self.asked[name.lower()] = future
         return await future
 
+    async def action(self, name: str, fields: Any = None, timeout: float | None = None) -> Message:
+        """The read-class probe after a resync (a Setvar): Asterisk says Success."""
+        return Message((("Response", "Success"),))
+
 
 async def settle() -> None:
     for _ in range(5):
