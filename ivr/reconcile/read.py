@@ -17,9 +17,11 @@ first of these rows of the same callid and queue::
     EXITWITHKEY|key|position|origposition|waittime -> exit_with_key
     WITHDRAW|position|origposition|waittime|info   -> withdrawn
 
-COMPLETECALLER, COMPLETEAGENT and the TRANSFER rows come after CONNECT: the
+COMPLETECALLER, COMPLETEAGENT and the transfer rows (Asterisk 22 writes
+BLINDTRANSFER and ATTENDEDTRANSFER, no longer TRANSFER) come after CONNECT: the
 waiting is over by then, they only tell when the call ended.  RINGNOANSWER,
-RINGCANCELED, AGENTDUMP and the like are about members and end nothing.
+RINGCANCELED, AGENTDUMP and the like are about members and end nothing.  A
+join refused (FULL, JOINEMPTY, JOINUNAVAIL) writes no ENTERQUEUE: no stint.
 
 Asterisk writes ABANDON not only for a hang-up but whenever the caller leaves
 the queue without an answer by other means, and ivr's moves (the timeout move

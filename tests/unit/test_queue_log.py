@@ -134,6 +134,32 @@ def test_other_exits(line: str, outcome: str, wait: int) -> None:
     assert (s.outcome, s.wait_s, s.end != "") == (outcome, wait, True)
 
 
+# Asterisk 22 writes BLINDTRANSFER and ATTENDEDTRANSFER after the CONNECT (never the
+# old TRANSFER): exten|context|holdtime|calltime|origpos, and BRIDGE|bridge|holdtime|
+# calltime|origpos (or APP|app|... and LINK|channel|...).
+@pytest.mark.parametrize("transfer", [
+    "first-line|op2|BLINDTRANSFER|9000|ivr-agents|7|35|1",
+    "first-line|op2|ATTENDEDTRANSFER|BRIDGE|7f1c4a9e-5b1d-4c2b-9d54-0d0d2a6a1c3e|7|35|1",
+    "first-line|op2|ATTENDEDTRANSFER|APP|Queue|7|35|1",
+    "first-line|op2|ATTENDEDTRANSFER|LINK|PJSIP/op3-00000012|7|35|1",
+])
+def test_a_transfer_after_the_answer_ends_nothing_and_adds_no_stint(transfer: str) -> None:
+    log = read("1796117591|1796117589.8|first-line|NONE|ENTERQUEUE||79201|1\n"
+               "1796117598|1796117589.8|first-line|op2|CONNECT|7|1796117594.10|4\n"
+               f"1796117633|1796117589.8|{transfer}\n")
+    s = only(log)
+    assert (s.outcome, s.wait_s, s.member, s.end) == ("answered", 7, "op2", "CONNECT")
+    assert log.last_s["1796117589.8"] == T + 42 and log.bad_lines == ()
+
+
+def test_ring_rows_and_join_failures_write_no_stint() -> None:
+    """RINGCANCELED and RINGNOANSWER are about members; a join refused (FULL,
+    JOINEMPTY) writes no ENTERQUEUE, so queue_log has no stint of it at all."""
+    log = read("1796117591|1796117589.8|first-line|op1|RINGCANCELED|722\n"
+               "1796117591|1796117589.8|first-line|op2|RINGNOANSWER|15000\n")
+    assert list(log.stints()) == [] and log.bad_lines == ()
+
+
 def test_stint_without_end_row_is_open() -> None:
     log = read("1796117591|1796117589.8|first-line|NONE|ENTERQUEUE||79201|1\n"
                "1796117606|1796117589.8|first-line|op1|RINGNOANSWER|15000\n")
