@@ -63,4 +63,17 @@ class Unobserved:
     visit: int
 
 
-Fact = Entered | Exited | Overflowed | JourneyAnswered | JourneyEnded | Unobserved
+# QUEUESTATUS of a Queue() that never let the caller in, in lower case: the reasons.
+NOT_ADMITTED_REASONS = ("full", "joinempty", "joinunavail")
+
+
+@dataclass(frozen=True, slots=True)
+class NotAdmitted:
+    """Queue() refused the caller at the door (QUEUESTATUS FULL, JOINEMPTY or
+    JOINUNAVAIL): no QueueCallerJoin, so no visit; `reason` in lower case."""
+
+    uniqueid: str
+    reason: str
+
+
+Fact = Entered | Exited | Overflowed | JourneyAnswered | JourneyEnded | Unobserved | NotAdmitted

@@ -15,8 +15,8 @@ from typing import Iterable, Mapping
 from ivr.ami import events as ev
 from ivr.calls import judge
 from ivr.calls import records as rec
-from ivr.calls.facts import (Entered, Exited, Fact, JourneyAnswered, JourneyEnded, Overflowed,
-                             Unobserved)
+from ivr.calls.facts import (NOT_ADMITTED_REASONS, Entered, Exited, Fact, JourneyAnswered,
+                             JourneyEnded, NotAdmitted, Overflowed, Unobserved)
 from ivr.calls.journeys import CallState, Journey, Step, Visit
 from ivr.calls.judge import DEFAULT_THRESHOLD_MS, FIRST_LINE, CallOutcome, Outcome
 
@@ -172,6 +172,9 @@ class Tracker:
             return []
         j = self.journeys.get(e.uniqueid)
         v = j.visit if j else None
+        if v is None and e.variable == ev.QUEUESTATUS and e.value.lower() in NOT_ADMITTED_REASONS:
+            log.info("call %s: not admitted to a queue (%s)", e.uniqueid, e.value)
+            return [NotAdmitted(e.uniqueid, e.value.lower())]
         if j is None or v is None:
             return []
         if e.variable == ev.IVR_MOVE:

@@ -12,8 +12,8 @@ from typing import Callable, Iterable, Protocol, Sequence, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from ivr.calls.facts import (Entered, Exited, Fact, JourneyAnswered, JourneyEnded, Overflowed,
-                             Unobserved)
+from ivr.calls.facts import (NOT_ADMITTED_REASONS, Entered, Exited, Fact, JourneyAnswered,
+                             JourneyEnded, NotAdmitted, Overflowed, Unobserved)
 from ivr.calls.judge import OUTCOMES
 from ivr.calls.records import DEFAULT_PBX
 from ivr.routing.repeats import KINDS as REPEAT_KINDS
@@ -62,6 +62,10 @@ class Metrics:
         self.unobserved = Counter("ivr_queue_exits_unobserved",
                                   "Callers that left a queue while ivr was disconnected",
                                   ["pbx", "queue"], registry=registry)
+        self.not_admitted = Counter("ivr_queue_not_admitted",
+                                    "Callers a Queue() refused at the door (maxlen reached: "
+                                    "full; no member: joinempty, joinunavail), by reason",
+                                    ["pbx", "reason"], registry=registry)
         self.journeys = Counter("ivr_journeys", "Finished caller journeys, by outcome",
                                 ["pbx", "outcome"], registry=registry)
         self.journey_wait = Histogram("ivr_journey_answer_wait_seconds",
@@ -117,6 +121,8 @@ class Metrics:
             self.overflow.labels(pbx=pbx, from_queue=from_queue, to_queue=to_queue)
         for outcome in ("answered", "abandoned", "unanswered"):
             self.journeys.labels(pbx=pbx, outcome=outcome)
+        for reason in NOT_ADMITTED_REASONS:
+            self.not_admitted.labels(pbx=pbx, reason=reason)
         for result in ESCALATION_RESULTS:
             self.escalations.labels(pbx=pbx, result=result)
         for route in ROUTES:
@@ -150,6 +156,8 @@ class Metrics:
             self._journeys[pbx, fact.outcome].inc()
         elif isinstance(fact, Unobserved):
             self._unobserved[pbx, fact.queue].inc()
+        elif isinstance(fact, NotAdmitted):
+            self.not_admitted.labels(pbx=pbx, reason=fact.reason).inc()
 
     def decided(self, route: Route, seconds: float | None, pbx: str = DEFAULT_PBX) -> None:
         """A route decided; `seconds` the dialplan waited for it (None: nobody asked, as

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from ivr.ami import events as ev
-from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded, Overflowed, Unobserved
+from ivr.calls.facts import (Entered, Exited, JourneyAnswered, JourneyEnded, NotAdmitted,
+                             Overflowed, Unobserved)
 from ivr.calls.journeys import TRANSITIONS, BadStep, CallState, Journey, Step
 from ivr.calls.tracker import Tracker
 
@@ -421,3 +422,25 @@ def test_the_call_a_member_is_on_is_the_latest_they_answered() -> None:
     tracker.handle(join("common", 20, uid="2"))        # back in a queue: with nobody now
     on = tracker.on_call("op1")
     assert on is not None and on[1].uniqueid == UID
+
+
+@pytest.mark.parametrize("status", ["FULL", "JOINEMPTY", "JOINUNAVAIL"])
+def test_a_queue_that_refuses_the_caller_at_the_door_is_not_a_visit(status: str) -> None:
+    """maxlen reached, or joinempty = no: Asterisk raises no QueueCallerJoin, only
+    QUEUESTATUS, for a caller ivr may never have seen in a queue."""
+    tracker = Tracker()
+    assert run(var("QUEUESTATUS", status, 1), tracker=tracker) == [
+        NotAdmitted(UID, status.lower())]
+    assert tracker.journeys == {}
+    # After a visit: timed out of first-line, then refused by common.
+    facts = run(join("first-line", 0), leave("first-line", 31, abandon=True),
+                var("QUEUESTATUS", "TIMEOUT", 31), var("QUEUESTATUS", status, 31.01),
+                hangup(32))
+    assert exits(facts) == [("first-line", "timeout", 31000)]
+    assert [f for f in facts if isinstance(f, NotAdmitted)] == [NotAdmitted(UID, status.lower())]
+
+
+def test_queuestatus_of_a_leaving_visit_is_its_exit_not_a_refusal() -> None:
+    facts = run(join("first-line", 0), leave("first-line", 2), var("QUEUESTATUS", "FULL", 2))
+    assert exits(facts) == [("first-line", "empty", 2000)]
+    assert not [f for f in facts if isinstance(f, NotAdmitted)]
