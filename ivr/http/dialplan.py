@@ -1,6 +1,6 @@
 """Answers for the dialplan, asked through Asterisk's CURL() with a 1 s deadline.
 
-    GET /dialplan/v1/entry?uniqueid=U&caller=N[&account=A&asked=1][&pbx=NAME]
+    GET /dialplan/v1/entry?uniqueid=U&caller=N[&asked=1&account=A][&pbx=NAME]
     GET /dialplan/v1/escalate?uniqueid=U[&pbx=NAME]
     GET /dialplan/v1/numbers?uniqueid=U[&pbx=NAME]   numbers=N1-N2  (filed during the call)
     GET /dialplan/v1/status?number=N                 kind=ticket&state=open, or error=wrong|unknown
@@ -11,6 +11,11 @@ Only the PBX may ask (dialplan_auth.py): its own secret in X-Ivr-Secret, from
 its dialplan_sources where given, else 401/403 with an empty body.  The
 secret names the PBX; `pbx` (the dialplan's IVR_PBX global), when sent, must
 be that PBX's name.
+
+An unknown number's first answer has ask_account=1: the dialplan then asks
+again with asked=1 and what the caller typed (`account`, empty when nothing),
+and that answer routes the call.  Each call is judged a repeat caller or not
+once, on the answer with no ask_account (routing/service.py).
 
 The answer is a query string (`route=first-line&area=north&...`) that
 CURLOPT(hashcompat) turns into HASH(ivr,...).  A bad request gets a 400
