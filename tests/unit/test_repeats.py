@@ -209,13 +209,13 @@ async def test_a_ledger_that_does_not_answer_at_start_is_tried_once(
                    for m in said)
 
 
-@pytest.mark.parametrize("typed", ["", "100402", "999999"])
+@pytest.mark.parametrize("typed", ["", "100402", "999999", "*"])
 async def test_an_unknown_number_is_judged_once_on_its_last_question(tmp_path: Path,
                                                                       typed: str) -> None:
     """Issue 20, item 7: an unknown number hung up in first-line and calls again.  The
     first question (it asks for the account) judges nothing; the second (asked=1) is
-    the call's last, whatever was typed: nothing, an account, or one not in the
-    directory.  There the call is a repeat, counted once, with its place."""
+    the call's last, whatever was typed: nothing, an account, one not in the directory,
+    or a key that is none.  There the call is a repeat, counted once, with its place."""
     from urllib.parse import parse_qs, quote
 
     from aiohttp.test_utils import TestClient, TestServer
