@@ -180,6 +180,8 @@ SEEDS = [
     b"\x00uniqueid=1795530561.42&caller=79101",
     b"\x00uniqueid=1795530561.43&caller=%2B7%20(910)%20123-45-67&account=100102&asked=1",
     b"\x00uniqueid=1.2&caller=anonymous&asked=1",
+    b"\x00uniqueid=1.3&caller=55611&account=&asked=1",         # typed nothing
+    b"\x00uniqueid=1.4&caller=55611&account=1%2A2&asked=1",    # keys that are no account
     b"\x01uniqueid=" + KNOWN_UID.encode(),
     b"\x01uniqueid=1795530561.99",
     b'\x02{"area": "north", "message": "Fibre cut near the depot", "expires_in": 3600}',

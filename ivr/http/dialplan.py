@@ -1,6 +1,6 @@
 """Answers for the dialplan, asked through Asterisk's CURL() with a 1 s deadline.
 
-    GET /dialplan/v1/entry?uniqueid=U&caller=N[&account=A&asked=1][&pbx=NAME]
+    GET /dialplan/v1/entry?uniqueid=U&caller=N[&asked=1&account=A][&pbx=NAME]
     GET /dialplan/v1/escalate?uniqueid=U[&pbx=NAME]
     GET /dialplan/v1/numbers?uniqueid=U[&pbx=NAME]   numbers=N1-N2  (filed during the call)
     GET /dialplan/v1/status?number=N                 kind=ticket&state=open, or error=wrong|unknown
@@ -11,6 +11,11 @@ Only the PBX may ask (dialplan_auth.py): its own secret in X-Ivr-Secret, from
 its dialplan_sources where given, else 401/403 with an empty body.  The
 secret names the PBX; `pbx` (the dialplan's IVR_PBX global), when sent, must
 be that PBX's name.
+
+An unknown number's first answer has ask_account=1: the dialplan then asks
+again with asked=1 and what the caller typed (`account`, empty when nothing,
+keypad keys as typed), and that answer routes the call.  Each call is judged
+a repeat caller or not once, on the answer with no ask_account (routing/service.py).
 
 The answer is a query string (`route=first-line&area=north&...`) that
 CURLOPT(hashcompat) turns into HASH(ivr,...).  A bad request gets a 400
@@ -41,6 +46,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 _NUMBER = re.compile(r"\+?[0-9A-Za-z*#().\- ]{1,32}")
 _ACCOUNT = re.compile(r"[0-9]{1,16}")
+# What a caller types at the account prompt (Read() stops at #): an account, or
+# keys that are none (*, A-D), which go on unidentified but are still judged.
+_TYPED = re.compile(r"[0-9*A-D]{1,16}")
 # Asterisk's Uniqueid: epoch.sequence, behind the SystemName and a dash when one is set.
 _UNIQUEID = re.compile(r"(?:[A-Za-z0-9_.-]{1,64}-)?[0-9]+\.[0-9]+")
 
@@ -70,11 +78,12 @@ def _entry(app: Services, pbx: Pbx, request: web.Request) -> web.Response:
     started = time.perf_counter()
     q = request.query
     uid, caller, typed = q.get("uniqueid", ""), q.get("caller", ""), q.get("account", "")
+    asked = q.get("asked", "")
     if not _UNIQUEID.fullmatch(uid) or (caller and not _NUMBER.fullmatch(caller)) \
-            or (typed and not _ACCOUNT.fullmatch(typed)):
+            or (typed and not _TYPED.fullmatch(typed)) or asked not in ("", "1"):
         log.warning("bad entry request from the dialplan: %s", request.query_string[:200])
         return web.Response(status=400)
-    route = app.routing.entry(pbx.name, uid, caller, typed, q.get("asked") == "1", started)
+    route = app.routing.entry(pbx.name, uid, caller, typed, asked == "1", started)
     log.info("call %s (%s) on %s: %s", uid, caller or "no number", pbx.name, route.as_query())
     return web.Response(text=route.as_query())
 

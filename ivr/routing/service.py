@@ -51,10 +51,14 @@ class Routing:
 
     def entry(self, pbx: str, uniqueid: str, caller: str, typed: str, asked: bool,
               started: float) -> policy.Route:
-        """A new caller's route (`started`: perf_counter when the dialplan's question came)."""
+        """A new caller's route (`started`: perf_counter when the dialplan's question came).
+
+        Each call is judged a repeat or not once, here, on its last question: the answer
+        with no ask_account.  After an ask_account the dialplan always asks again
+        (asked=1, `typed` empty when the caller typed nothing), so every path has one."""
         route = policy.entry(caller, typed, asked, self.directory, self.incidents,
                              self.prompt_for)
-        if not route.ask_account:      # the last question of this call: is it a repeat?
+        if not route.ask_account:
             route = self.judge_repeat(pbx, uniqueid, caller, route)
         self.metrics.decided(route, time.perf_counter() - started, pbx)
         self.record_decision(pbx, uniqueid, route)

@@ -513,6 +513,37 @@ def test_the_dialplan_names_its_pbx(http: Http, query: str, status: int) -> None
     assert resp.status == status
 
 
+@pytest.mark.parametrize("asked, status", [
+    ("&asked=1&account=", 200),                   # typed nothing: the call's last question
+    ("&asked=1", 200),
+    ("&asked=1&account=100101", 200),
+    ("&asked=1&account=%2A", 200),                # keys that are no account: unidentified
+    ("&asked=1&account=12%2A3A", 200),
+    ("&asked=1&account=" + "1" * 17, 400),        # longer than anything Read() takes
+    ("&asked=1&account=%23", 400),                # # ends Read(): never typed
+    ("&asked=1&account=abc", 400),
+    ("&asked=1&account=1%00", 400),
+    ("&asked=1&account=%20", 400),
+    ("&asked=1&account=%EF%BC%91", 400),          # a fullwidth digit one
+    ("&asked=", 200),
+    ("&asked=0", 400),
+    ("&asked=yes&account=", 400),
+    ("&asked=%31%00", 400),
+])
+def test_the_second_entry_question_takes_what_a_keypad_types(http: Http, asked: str,
+                                                              status: int) -> None:
+    resp, body = http.request("GET", URL(f"/dialplan/v1/entry?uniqueid=1796000000.2&caller=55611"
+                                         f"{asked}", encoded=True), headers=DIALPLAN)
+    assert resp.status == status, body
+    if status == 200:
+        answer = parse_qs(body.decode("ascii"))
+        assert answer["route"] == ["first-line"]
+        # asked=1: the last question, whatever was typed; the first asks for the account.
+        assert ("ask_account" in answer) == ("asked=1" not in asked)
+    else:
+        assert body == b""
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),

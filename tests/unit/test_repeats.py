@@ -207,3 +207,40 @@ async def test_a_ledger_that_does_not_answer_at_start_is_tried_once(
     assert "repeat callers and console sessions start from nothing" in said
     assert not any(m.startswith(("repeat callers: the ledger", "console: the sessions"))
                    for m in said)
+
+
+@pytest.mark.parametrize("typed", ["", "100402", "999999", "*"])
+async def test_an_unknown_number_is_judged_once_on_its_last_question(tmp_path: Path,
+                                                                      typed: str) -> None:
+    """Issue 20, item 7: an unknown number hung up in first-line and calls again.  The
+    first question (it asks for the account) judges nothing; the second (asked=1) is
+    the call's last, whatever was typed: nothing, an account, one not in the directory,
+    or a key that is none.  There the call is a repeat, counted once, with its place."""
+    from urllib.parse import parse_qs, quote
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ivr.app import build
+    from ivr.http.app import make_web
+    from tests.unit.test_desk_api import DIALPLAN, config_for
+    app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=Clock())
+    lost = ended("1795999900.1", "55611", "", T0 - 3, "abandoned")
+    app.routing.repeats.ended(lost)
+
+    def counted() -> float:
+        return app.registry.get_sample_value(
+            "ivr_repeat_calls_total", {"pbx": "default", "kind": "after_abandon"}) or 0.0
+
+    async with TestClient(TestServer(make_web(app))) as client:
+        async def ask(query: str) -> dict[str, list[str]]:
+            resp = await client.get(f"/dialplan/v1/entry?uniqueid=1796000000.7&caller=55611"
+                                    f"{query}", headers=DIALPLAN)
+            assert resp.status == 200
+            return parse_qs(await resp.text())
+
+        first = await ask("")
+        assert first == {"route": ["first-line"], "ask_account": ["1"]} and counted() == 0
+        last = await ask(f"&account={quote(typed)}&asked=1")
+        assert "ask_account" not in last and last["prio"] == [str(repeats.prio(lost.entered_us))]
+        assert last.get("account") == (["100402"] if typed == "100402" else None)
+        assert counted() == 1

@@ -37,6 +37,8 @@ def test_unknown_number_is_asked_once_for_an_account() -> None:
     assert (typed.account, typed.area, typed.ask_account) == ("100401", "south", False)
     wrong = policy.entry("5550", "999999", True, DIRECTORY, incidents(), prompt)
     assert (wrong.account, wrong.ask_account) == ("", False)       # goes on unidentified
+    nothing = policy.entry("5550", "", True, DIRECTORY, incidents(), prompt)
+    assert nothing == policy.Route("first-line") and nothing.label == "first-line"  # no third
 
 
 def test_incident_in_the_callers_area_is_announced() -> None:
