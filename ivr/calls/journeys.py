@@ -45,7 +45,7 @@ channel that tells:
   no VarSet at all), the channel's next sign of life (judge.silent_exit):
 
     left from another place of    -> moved by a Redirect: timeout at the
-      the same context (Leave)       queue's threshold, else transferred
+      the same context (Leave)       queue's move threshold, else transferred
     QueueCallerJoin               -> timeout: the channel ran on into Queue()
     Hangup elsewhere (not `h`)    -> timeout: it ran on (Wait, Playback...)
     Hangup where Queue() ran      -> abandoned with a caller's cause (0: a BYE,

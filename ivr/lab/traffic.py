@@ -118,6 +118,15 @@ def typing_caller(digits: str, type_after_ms: int, hold_ms: int,
     return _start(f"typing-{number_prefix}", "caller_dtmf.xml", values, args)
 
 
+def transferring_caller(talk_ms: int, target: str, service: str = HOTLINE,
+                        number_prefix: str = "7985") -> Sipp:
+    """One customer who calls `service`, and talk_ms after the call is up
+    blind-transfers whoever is on the other end (REFER) to `target`."""
+    args = ["-s", service, "-m", "1", "-p", str(next(_caller_ports))]
+    values = {"talk_ms": talk_ms, "target": target, "number_prefix": number_prefix}
+    return _start(f"transferring-{number_prefix}", "caller_transfer.xml", values, args)
+
+
 def expect_404(service: str, number_prefix: str = "7999") -> Sipp:
     """One customer dialling `service`; SIPp exits 0 only if it gets a 404."""
     args = ["-s", service, "-m", "1", "-p", str(next(_caller_ports)), "-recv_timeout", "5000"]

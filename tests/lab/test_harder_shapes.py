@@ -146,3 +146,35 @@ async def test_a_full_queue_and_an_empty_one_refuse_callers_at_the_door(
     assert [v[:2] for v in visits(ivr, ended.uniqueid)] == [("shape-full", "timeout")]
     asterisk = queue_log(lab, since)
     assert all(uid not in asterisk for uid in refused.values()), asterisk
+
+
+async def test_the_caller_blind_transfers_the_answered_member_one_answered_visit(
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
+    """The caller REFERs gen2, who answered it in shape-next, to 8720: queue_log
+    writes BLINDTRANSFER after the CONNECT; ivr: answered, and no visit more."""
+    since = time.time()
+    phones.append(traffic.agent("gen2", ring_ms=1000))
+    phones.append(traffic.transferring_caller(talk_ms=5000, target="8720", service="8717"))
+    await finished(ivr, 1, timeout=20)
+    [ended] = ivr.of(JourneyEnded)
+    assert [v[:2] for v in visits(ivr, ended.uniqueid)] == [("shape-next", "answered")]
+    assert ended.outcome == "answered" and ivr.app.tracker.journeys == {}
+    rows = events(queue_log(lab, since)[ended.uniqueid], "shape-next")
+    assert rows.count("ENTERQUEUE") == 1 and "CONNECT" in rows, rows
+    assert "BLINDTRANSFER" in rows, rows
+
+
+async def test_a_member_sent_on_after_the_caller_hangs_up_is_no_visit(
+        lab: Lab, ivr: Running, phones: list[traffic.Sipp]) -> None:
+    """Queue(shape-next,F(lab-after-member^s^1)): gen2's leg runs more dialplan after
+    the caller hangs up; it is no caller of a queue, so no journey and no visit."""
+    since = time.time()
+    phones.append(traffic.agent("gen2", ring_ms=1000))
+    phones.append(traffic.callers(1, hold_ms=5000, number_prefix="7986", service="8721"))
+    await finished(ivr, 1, timeout=20)
+    await asyncio.sleep(2.0)                          # the member's Wait(1), then Hangup
+    [ended] = ivr.of(JourneyEnded)
+    assert [v[:2] for v in visits(ivr, ended.uniqueid)] == [("shape-next", "answered")]
+    assert len(ivr.of(Exited)) == 1 and ivr.app.tracker.journeys == {}
+    rows = events(queue_log(lab, since)[ended.uniqueid], "shape-next")
+    assert rows.count("ENTERQUEUE") == 1 and "COMPLETECALLER" in rows, rows
