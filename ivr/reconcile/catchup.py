@@ -268,6 +268,7 @@ class StartupBackfill:
             # Read again now the PBX was asked: app_queue writes a stint's end row before
             # the caller's channel goes, so one still open here was never ended (step 6).
             ql = await read_queue_log(self.source, self.overflow)
+            chosen &= set(ql.by_call)    # rotated in between: what it lost is not there
             self._unended |= {uid for uid in suspects if uid in ql.by_call
                               and any(s.is_open for s in ql.by_call[uid])}
         done = await self._settle(ql, chosen, going, now_s, first)
