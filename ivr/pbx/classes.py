@@ -53,8 +53,8 @@ class Classes:
     def saw(self, msg: Message) -> bool:
         """Note the class `msg` came by; True when it is the probe's echo (ivr's own
         variable, for nobody else to read)."""
-        privilege = msg.get("Privilege")
-        if privilege:
+        # Every AMI event passes here: once each needed class was seen, nothing to parse.
+        if len(self.seen) < len(NEEDED) and (privilege := msg.get("Privilege")):
             self.seen.update(c.strip() for c in privilege.split(",")[:8] if c.strip() in NEEDED)
         if msg.event != "VarSet" or (msg.get("Variable") or "") != PROBE:
             return False
