@@ -219,14 +219,13 @@ class Tracker:
 
     def _unsaid(self, v: Visit, at_us: int, ran_on: bool, cause: int | None = None) -> str:
         """Why a visit ended that no QUEUESTATUS and no Leave told, when its channel
-        next shows up (another Queue(), its Hangup): ivr's move reason; else, moved by
-        a Redirect, as queue_log's moved ABANDON is judged; else judge.silent_exit."""
-        if v.move_reason:
-            return v.move_reason
-        if v.redirected:
+        next shows up (another Queue(), its Hangup): moved by ivr or by a Redirect, as
+        queue_log's moved ABANDON is judged (judge.unanswered_exit); else
+        judge.silent_exit."""
+        if v.move_reason or v.redirected:
             waited = judge.wait_ms(v.entered_us, v.left_us or at_us)
             limit = self.overflow_ms.get(v.queue)
-            return judge.unanswered_exit(None, moved_on=True,
+            return judge.unanswered_exit(v.move_reason, moved_on=True,
                                          overflowed=limit is not None and waited >= limit)
         return judge.silent_exit(v.hangup_asked, ran_on, cause)
 
