@@ -67,6 +67,12 @@ def transferring_agent(name: str, ring_ms: int, talk_ms: int, target: str = "900
     return _start(f"agent-{name}", "agent_transfer.xml", values, ["-p", str(AGENTS[name])])
 
 
+def forwarding_agent(name: str, target: str) -> Sipp:
+    """The phone of lab agent `name`, forwarded: every call gets a 302 to `target`."""
+    return _start(f"agent-{name}", "agent_forward.xml", {"target": target},
+                  ["-p", str(AGENTS[name])])
+
+
 def callers(count: int, hold_ms: int, rate: float = 10.0,
             number_prefix: str = "7900", service: str = HOTLINE,
             concurrent: int | None = None, stats: bool = False, sip_port: int = SIP_PORT) -> Sipp:
