@@ -60,8 +60,8 @@ class Tracker:
                  overflow_ms: Mapping[str, int] | None = None) -> None:
         self.thresholds_ms = dict(thresholds_ms or {})
         # Each queue's move threshold (overflow_after_seconds), for a Redirect ivr did not
-        # name (no IVR_MOVE seen): at it a timeout, before it a transfer.  By default the
-        # default config's: first-line at 30 s.
+        # name (no IVR_MOVE seen): at it a timeout, before it a transfer.  By default
+        # the default config's (config.DEFAULT_QUEUES): first-line at the paid threshold.
         self.overflow_ms = (dict(overflow_ms) if overflow_ms is not None
                             else {first_line: DEFAULT_THRESHOLD_MS})
         self.first_line = first_line

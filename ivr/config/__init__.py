@@ -19,7 +19,7 @@ from ivr.config import secrets as dialplan_secrets
 from ivr.config.values import BOUNDS as BOUNDS, ConfigError as ConfigError
 from ivr.config.values import only as _only, section as _section, typed as _typed
 from ivr.calls.records import DEFAULT_PBX  # the one PBX of a config with only [ami]
-from ivr.calls.judge import FIRST_LINE
+from ivr.calls.judge import DEFAULT_THRESHOLD_MS, FIRST_LINE
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class PbxConfig:
 @dataclass(frozen=True)
 class QueueConfig:
     name: str
-    sla_seconds: float = 30.0
+    sla_seconds: float = DEFAULT_THRESHOLD_MS / 1000
     overflow_to: str | None = None
     overflow_after_seconds: float | None = None
 
@@ -107,7 +107,9 @@ class ReportConfig:
 
 
 DEFAULT_QUEUES = (
-    QueueConfig(FIRST_LINE, 30.0, overflow_to="common", overflow_after_seconds=30.0),
+    # A first-line caller not answered within the paid threshold moves to common then.
+    QueueConfig(FIRST_LINE, overflow_to="common",
+                overflow_after_seconds=DEFAULT_THRESHOLD_MS / 1000),
     QueueConfig("common"),
     QueueConfig("engineers"),
     QueueConfig("supervisors"),

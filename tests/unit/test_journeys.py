@@ -11,6 +11,7 @@ from ivr.calls.facts import (Entered, Exited, JourneyAnswered, JourneyEnded, Not
                              Overflowed, Unobserved)
 from ivr.calls.journeys import TRANSITIONS, BadStep, CallState, Journey, Step
 from ivr.calls.tracker import Tracker
+from ivr.config import DEFAULT_QUEUES
 
 S = 1_000_000  # microseconds in a second
 T0 = 1_795_530_000 * S
@@ -132,6 +133,13 @@ def test_ivrs_move_unseen_without_the_dialplan_class_is_a_timeout_at_the_thresho
     assert exits(run(*moved)) == [("first-line", "timeout", 30001)]   # the default's 30 s
     no_move = Tracker(overflow_ms={})                      # a config without the move
     assert exits(run(*moved, tracker=no_move)) == [("first-line", "transferred", 30001)]
+
+
+def test_the_trackers_default_move_threshold_is_the_default_configs() -> None:
+    """`ivr replay` without a config and the service with the default one agree."""
+    configured = {q.name: round(q.overflow_after_seconds * 1000) for q in DEFAULT_QUEUES
+                  if q.overflow_after_seconds is not None}
+    assert Tracker().overflow_ms == configured == {"first-line": 30_000}
 
 
 @pytest.mark.parametrize(("after", "outcome"), [
