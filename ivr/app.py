@@ -44,7 +44,6 @@ from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incidents
 from ivr.routing.service import Routing
 from ivr.calls.facts import Fact
-from ivr.calls.judge import FIRST_LINE
 from ivr.calls.tracker import Tracker
 from ivr.ledger.offloop import OffLoop
 from ivr.ledger.store import Store
@@ -133,6 +132,13 @@ def overflow_rules(config: Config) -> Rules:
             if q.overflow_to is not None and q.overflow_after_seconds is not None}
 
 
+def dialplan(config: Config) -> actions.Dialplan:
+    """Where ivr's actions send callers on the PBXs, as [routing] names it."""
+    r = config.routing
+    return actions.Dialplan({queue: role for role, queue in r.role_queues().items()},
+                            {"supervisor": r.supervisor, "read_back": r.readback})
+
+
 def build(config: Config, clock: Callable[[], float] = time.time,
           recorder: Recorder | None = None) -> Services:
     """The whole object graph.  Raises DirectoryError/IncidentError/TokensError for bad files.
@@ -146,7 +152,7 @@ def build(config: Config, clock: Callable[[], float] = time.time,
     metrics = Metrics(registry, names, [q.sla_seconds for q in config.queues],
                       [(r.from_queue, r.to_queue) for r in rules.values()],
                       [p.name for p in config.pbxs])
-    store = OffLoop(Store(config.ledger_url(), FIRST_LINE))
+    store = OffLoop(Store(config.ledger_url(), r.first_line))
     ledger = LedgerWriter(store, Spool(config.spool_path(), config.ledger.spool_max_records))
     desk = Desk(store, directory, incidents, config.desk, clock)
     pbxs: dict[str, Pbx] = {}
@@ -156,7 +162,7 @@ def build(config: Config, clock: Callable[[], float] = time.time,
                       Path(r.prompts_dir) if r.prompts_dir else None, config.prompts.language,
                       clock)
     calls = Calls(pbxs, names, incidents, routing.prompt_for, metrics, ledger, store,
-                  config.ledger.queue_log_decisions, clock)
+                  config.ledger.queue_log_decisions, clock, dialplan(config))
     app = Services(config, registry, metrics, directory, incidents, store, ledger, desk,
                    roles.load(config.api.tokens_file or None, config.api.token), calls, routing,
                    clock, pbxs)
@@ -172,7 +178,8 @@ def _pbx(app: Services, p: PbxConfig, rules: Rules, recorder: Recorder | None) -
     thresholds = {q.name: round(q.sla_seconds * 1000) for q in app.config.queues}
     overflow = {q.name: round(q.overflow_after_seconds * 1000) for q in app.config.queues
                 if q.overflow_after_seconds is not None}
-    pbx = Pbx(p.name, p.ami, Tracker(thresholds, pbx=p.name, overflow_ms=overflow), app.clock,
+    tracker = Tracker(thresholds, app.config.routing.first_line, p.name, overflow)
+    pbx = Pbx(p.name, p.ami, tracker, app.clock,
               app.apply,
               app.metrics.untimestamped.labels(pbx=p.name).inc)
     a = p.ami
@@ -182,7 +189,8 @@ def _pbx(app: Services, p: PbxConfig, rules: Rules, recorder: Recorder | None) -
         on_event=pbx.on_event, on_login=pbx.resync, on_state=pbx.on_ami_state,
         keep=events.wanted, recorder=recorder)
     pbx.router = Router(pbx.tracker, rules, functools.partial(
-        actions.move, pbx.ami, queue_log=app.config.ledger.queue_log_decisions), app.clock)
+        actions.move, pbx.ami, queue_log=app.config.ledger.queue_log_decisions,
+        dialplan=app.calls.dialplan), app.clock)
     pbx.consumers = [app.metrics.recorder(p.name), pbx.router.on_fact, app.ledger.on_fact,
                      app.routing.repeat_ended, app.calls.forgetting(p.name)]
     return pbx

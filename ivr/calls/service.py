@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Mapping, Protocol, TypeVar
 
 from ivr.calls import access
 from ivr.calls.facts import Fact, JourneyEnded
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ivr.routing import incidents as known
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # How an operator closes an answered call.
 DISPOSITIONS = ("resolved", "ticket", "escalated", "incident_informed", "complaint", "claim",
                 "abuse_ended")
@@ -119,6 +120,7 @@ class Calls:
     store: OffLoop
     queue_log_decisions: bool = False
     clock: Callable[[], float] = time.time
+    dialplan: actions.Dialplan = actions.DEFAULT_DIALPLAN
     warned: set[tuple[str, str]] = field(default_factory=set)   # (pbx, uniqueid) warned for abuse
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -201,7 +203,7 @@ class Calls:
         decision = policy.move_by_hand(where.tracker, uniqueid, queue)
         if isinstance(decision, str):
             raise (NoSuchCall if decision == "unknown call" else CannotMove)(decision)
-        await _on_pbx(actions.move(where.ami, decision), "move the call")
+        await _on_pbx(actions.move(where.ami, decision, dialplan=self.dialplan), "move the call")
         self.metrics.decided(policy.Route("move"), None, where.name)
         self.operator_action(where, uniqueid, "move", queue, actor)
         return decision
@@ -225,10 +227,10 @@ class Calls:
                        pbx: str | None = None) -> str:
         """As the phone would (TRANSFERS); the extension."""
         where, journey = self._answered(actor, "transfer", uniqueid, pbx)
-        await _on_pbx(actions.transfer(where.ami, journey.channel, uniqueid, to=to),
-                      "transfer the call")
+        number = await _on_pbx(actions.transfer(where.ami, journey.channel, uniqueid, to=to,
+                                                dialplan=self.dialplan), "transfer the call")
         self.operator_action(where, uniqueid, "transfer", to, actor)
-        return TRANSFERS[to]
+        return number
 
     async def disposition(self, actor: roles.Actor, uniqueid: str, code: str,
                           pbx: str | None = None) -> None:
@@ -303,8 +305,8 @@ def _check(actor: roles.Actor, action: str, call: access.Call, uniqueid: str,
         raise error
 
 
-async def _on_pbx(work: Awaitable[None], what: str) -> None:
+async def _on_pbx(work: Awaitable[T], what: str) -> T:
     try:
-        await work
+        return await work
     except Exception as exc:
         raise PbxFailed(f"the PBX did not {what}: {exc}") from None

@@ -162,7 +162,7 @@ def ledger_config(args: argparse.Namespace) -> cfg.Config:
 def run_with_store(args: argparse.Namespace,
          work: Callable[[cfg.Config, Store], Awaitable[int]]) -> int:
     config = ledger_config(args)
-    store = Store(config.ledger_url())
+    store = Store(config.ledger_url(), config.routing.first_line)
 
     async def go() -> int:
         try:

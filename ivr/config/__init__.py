@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ivr.config import secrets as dialplan_secrets
+from ivr.config import names, secrets as dialplan_secrets
 from ivr.config.values import BOUNDS as BOUNDS, ConfigError as ConfigError
 from ivr.config.values import only as _only, section as _section, typed as _typed
 from ivr.calls.records import DEFAULT_PBX  # the one PBX of a config with only [ami]
@@ -81,6 +81,20 @@ class RoutingConfig:
     incidents_file: str | None = None   # where incidents survive a restart
     prompts_dir: str | None = None      # where ivr writes incident prompts (Asterisk's IVR_PROMPTS)
     repeat_window_seconds: float = 600.0   # a call within this of an unanswered one is a repeat
+    # What this site calls ivr's queues and numbers (config/names.py; a FreePBX numbers
+    # its queues): the dialplan's globals and extensions, as `ivr kit` writes them.
+    first_line: str = FIRST_LINE        # the paid queue
+    common: str = "common"              # where first-line's unanswered callers move
+    engineers: str = "engineers"        # the second line, by escalation only
+    supervisors: str = "supervisors"    # complaints
+    hotline: str = "8800"               # what customers dial
+    escalation: str = "9000"            # an operator's transfer to the engineers
+    supervisor: str = "9001"            # an operator's transfer to a supervisor
+    readback: str = "9002"              # an operator's transfer: the call's numbers read back
+
+    def role_queues(self) -> dict[str, str]:
+        """The queue playing each part, by its [ivr-queues] extension (first-line...)."""
+        return {role: getattr(self, key) for role, key in names.ROLES.items()}
 
 
 @dataclass(frozen=True)
@@ -106,14 +120,16 @@ class ReportConfig:
     deadline_seconds: float = 60.0  # a report or history query of the API past this is a 503
 
 
-DEFAULT_QUEUES = (
-    # A first-line caller not answered within the paid threshold moves to common then.
-    QueueConfig(FIRST_LINE, overflow_to="common",
-                overflow_after_seconds=DEFAULT_THRESHOLD_MS / 1000),
-    QueueConfig("common"),
-    QueueConfig("engineers"),
-    QueueConfig("supervisors"),
-)
+def default_queues(r: RoutingConfig) -> tuple[QueueConfig, ...]:
+    """The queues followed when the config has no [queues]: the four parts, named as
+    [routing] names them.  A first-line caller not answered within the paid threshold
+    moves to common then."""
+    return (QueueConfig(r.first_line, overflow_to=r.common,
+                        overflow_after_seconds=DEFAULT_THRESHOLD_MS / 1000),
+            QueueConfig(r.common), QueueConfig(r.engineers), QueueConfig(r.supervisors))
+
+
+DEFAULT_QUEUES = default_queues(RoutingConfig())
 
 
 @dataclass(frozen=True)
@@ -142,9 +158,10 @@ class Config:
 
     @property
     def first_line(self) -> QueueConfig:
-        """The queue whose answers are paid (judge.FIRST_LINE), as configured; the
+        """The queue whose answers are paid (routing.first_line), as configured; the
         default's threshold when [queues] leaves it out."""
-        return next((q for q in self.queues if q.name == FIRST_LINE), DEFAULT_QUEUES[0])
+        name = self.routing.first_line
+        return next((q for q in self.queues if q.name == name), default_queues(self.routing)[0])
 
     def ledger_url(self, env: Mapping[str, str] = os.environ) -> str:
         return self.ledger.url or f"sqlite:///{state_dir(env) / 'ledger.db'}"
@@ -265,6 +282,7 @@ def _from_file(cfg: Config, path: Path) -> Config:
     _only(routing, set(RoutingConfig.__dataclass_fields__), "routing.")
     cfg = replace(cfg, routing=RoutingConfig(
         **{k: _typed(RoutingConfig, k, v, "routing.") for k, v in routing.items()}))
+    names.check({k: getattr(cfg.routing, k) for k in (*names.ROLES.values(), *names.NUMBERS)})
     ledger = _section(data, "ledger")
     _only(ledger, set(LedgerConfig.__dataclass_fields__), "ledger.")
     cfg = replace(cfg, ledger=LedgerConfig(
@@ -273,8 +291,8 @@ def _from_file(cfg: Config, path: Path) -> Config:
     _only(report, set(ReportConfig.__dataclass_fields__), "report.")
     cfg = replace(cfg, report=ReportConfig(
         **{k: _typed(ReportConfig, k, v, "report.") for k, v in report.items()}))
-    if "queues" in data:
-        cfg = replace(cfg, queues=_queues(_section(data, "queues")))
+    cfg = replace(cfg, queues=_queues(_section(data, "queues")) if "queues" in data
+                  else default_queues(cfg.routing))
     if "log_level" in data:
         cfg = replace(cfg, log_level=_level(str(data["log_level"]), "log_level"))
     return cfg

@@ -69,7 +69,7 @@ async def demo(config: Config, minutes: float) -> int:
 
 async def _statement(config: Config, since: float) -> None:
     """The contractor's statement for the demo's own calls, from the SQLite ledger."""
-    store = Store(config.ledger_url())
+    store = Store(config.ledger_url(), config.routing.first_line)
     start, end = _iso(since - 1), _iso(time.time() + 1)
     try:
         p = billing.period(start, end, config.report.timezone)

@@ -1,7 +1,8 @@
 """Doing: turn routing decisions into AMI actions, one function per action.
 
 The dialplan owns destinations: a move sends the caller to the named
-extension `<queue>` in context ivr-queues.  IVR_MOVE is set first so the
+extension of the queue's part (first-line, common, engineers, supervisors) in
+context ivr-queues, or to one named as the queue if it plays none.  IVR_MOVE is set first so the
 reason is on the AMI stream before the caller leaves the queue (the tracker
 reads it from there, in replays too).
 """
@@ -9,6 +10,7 @@ reads it from there, in replays too).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 
 from ivr.ami.codec import Message
@@ -18,6 +20,24 @@ from ivr.routing.policy import Move
 log = logging.getLogger(__name__)
 
 DESTINATIONS_CONTEXT = "ivr-queues"
+AGENTS_CONTEXT = "ivr-agents"
+
+
+@dataclass(frozen=True)
+class Dialplan:
+    """This PBX's names for where ivr sends a caller ([routing] in the config)."""
+    # queue -> its [ivr-queues] extension, for the queues that play a part
+    extensions: Mapping[str, str] = field(default_factory=dict)
+    # the console's transfers -> the operators' numbers in [ivr-agents]
+    transfers: Mapping[str, str] = field(
+        default_factory=lambda: {"supervisor": "9001", "read_back": "9002"})
+
+    def extension(self, queue: str) -> str:
+        return self.extensions.get(queue, queue)
+
+
+DEFAULT_DIALPLAN = Dialplan()
+TRANSFERS = tuple(DEFAULT_DIALPLAN.transfers)    # what the console may transfer to
 
 
 class Actions(Protocol):
@@ -25,12 +45,13 @@ class Actions(Protocol):
                      timeout: float | None = None) -> Message: ...
 
 
-async def move(ami: Actions, m: Move, queue_log: bool = False) -> None:
+async def move(ami: Actions, m: Move, queue_log: bool = False,
+               dialplan: Dialplan = DEFAULT_DIALPLAN) -> None:
     log.info("call %s: moving from %s to %s (%s)", m.uniqueid, m.from_queue, m.to_queue, m.reason)
     await ami.action("Setvar", {"Channel": m.channel, "Variable": IVR_MOVE, "Value": m.reason})
     try:
         await ami.action("Redirect", {"Channel": m.channel, "Context": DESTINATIONS_CONTEXT,
-                                      "Exten": m.to_queue, "Priority": "1"})
+                                      "Exten": dialplan.extension(m.to_queue), "Priority": "1"})
     except Exception:
         await ami.action("Setvar", {"Channel": m.channel, "Variable": IVR_MOVE, "Value": ""})
         raise
@@ -88,13 +109,12 @@ async def end_for_abuse(ami: Actions, channel: str, uniqueid: str) -> None:
                                   "Priority": "1"})
 
 
-AGENTS_CONTEXT = "ivr-agents"
-TRANSFERS = {"supervisor": "9001", "read_back": "9002"}   # the console's transfers
-
-
-async def transfer(ami: Actions, channel: str, uniqueid: str, to: str) -> None:
-    """What an operator's blind transfer does, done for them: the caller to 9001 (a
-    supervisor) or 9002 (the call's numbers read back), in [ivr-agents]."""
-    log.info("call %s: transferred to %s (%s)", uniqueid, TRANSFERS[to], to)
+async def transfer(ami: Actions, channel: str, uniqueid: str, to: str,
+                   dialplan: Dialplan = DEFAULT_DIALPLAN) -> str:
+    """What an operator's blind transfer does, done for them: the caller to the
+    supervisor number (9001) or the read-back one (9002), in [ivr-agents]; the number."""
+    number = dialplan.transfers[to]
+    log.info("call %s: transferred to %s (%s)", uniqueid, number, to)
     await ami.action("Redirect", {"Channel": channel, "Context": AGENTS_CONTEXT,
-                                  "Exten": TRANSFERS[to], "Priority": "1"})
+                                  "Exten": number, "Priority": "1"})
+    return number
