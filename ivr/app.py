@@ -139,12 +139,23 @@ def dialplan(config: Config) -> actions.Dialplan:
                             {"supervisor": r.supervisor, "read_back": r.readback})
 
 
+def tokens(config: Config) -> roles.Tokens:
+    """The API's tokens as the config gives them.  Raises TokensError."""
+    return roles.load(config.api.tokens_file or None, config.api.token)
+
+
+def directory(config: Config) -> Directory:
+    """The subscriber directory as the config gives it.  Raises DirectoryError."""
+    path = config.routing.directory
+    return Directory.load(Path(path)) if path else Directory.empty()
+
+
 def build(config: Config, clock: Callable[[], float] = time.time,
           recorder: Recorder | None = None) -> Services:
     """The whole object graph.  Raises DirectoryError/IncidentError/TokensError for bad files.
     `recorder` keeps the raw AMI stream (`ivr run --record-ami`) of the first PBX."""
     r = config.routing
-    directory = Directory.load(Path(r.directory)) if r.directory else Directory.empty()
+    subscribers = directory(config)
     incidents = Incidents(clock, Path(r.incidents_file) if r.incidents_file else None)
     registry = CollectorRegistry()
     names = config.queue_names
@@ -154,18 +165,17 @@ def build(config: Config, clock: Callable[[], float] = time.time,
                       [p.name for p in config.pbxs])
     store = OffLoop(Store(config.ledger_url(), r.first_line))
     ledger = LedgerWriter(store, Spool(config.spool_path(), config.ledger.spool_max_records))
-    desk = Desk(store, directory, incidents, config.desk, clock)
+    desk = Desk(store, subscribers, incidents, config.desk, clock)
     pbxs: dict[str, Pbx] = {}
-    routing = Routing(directory, incidents, repeats.Repeats(r.repeat_window_seconds, clock),
+    routing = Routing(subscribers, incidents, repeats.Repeats(r.repeat_window_seconds, clock),
                       metrics, ledger, store,
                       lambda: [j for p in pbxs.values() for j in p.tracker.journeys.values()],
                       Path(r.prompts_dir) if r.prompts_dir else None, config.prompts.language,
                       clock)
     calls = Calls(pbxs, names, incidents, routing.prompt_for, metrics, ledger, store,
                   config.ledger.queue_log_decisions, clock, dialplan(config))
-    app = Services(config, registry, metrics, directory, incidents, store, ledger, desk,
-                   roles.load(config.api.tokens_file or None, config.api.token), calls, routing,
-                   clock, pbxs)
+    app = Services(config, registry, metrics, subscribers, incidents, store, ledger, desk,
+                   tokens(config), calls, routing, clock, pbxs)
     DeskMetrics(registry, desk)
     for i, p in enumerate(config.pbxs):
         pbxs[p.name] = _pbx(app, p, rules, recorder if i == 0 else None)

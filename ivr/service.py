@@ -1,4 +1,5 @@
-"""`ivr run`: serve HTTP and follow the PBX until SIGINT or SIGTERM."""
+"""`ivr run`: serve HTTP and follow the PBX until SIGINT or SIGTERM; SIGHUP reloads
+the tokens file, the subscriber directory and the dialplan secrets."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ import logging
 import os
 import signal
 import socket
-from typing import Any, Coroutine, TypeVar
+from dataclasses import replace
+from typing import Any, Callable, Coroutine, TypeVar
 
 import uvloop
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ivr.ami.recording import Recorder
+from ivr import app as wiring
 from ivr.app import Services, build
-from ivr.config import Config
-from ivr.http.app import make_web
+from ivr.config import Config, ConfigError
+from ivr.config.tokens import TokensError
+from ivr.http.app import APP, DIALPLAN_AUTH, make_web
+from ivr.routing.directory import DirectoryError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,7 +93,43 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(config: Config, recorder: Recorder | None = None) -> int:
+def reload(web_app: web.Application, load: Callable[[], Config]) -> None:
+    """SIGHUP: the config read again, and from it the tokens, the directory and the
+    dialplan secrets taken in place, each on its own: a bad one keeps the old with one
+    ERROR line.  Calls, sessions and the AMI connections go on untouched; any other
+    change of the config waits for a restart, and the log says so."""
+    app = web_app[APP]
+    try:
+        config = load()
+    except ConfigError as exc:
+        log.error("SIGHUP: config not reloaded, keeping the old: %s", exc)
+        return
+    try:
+        log.info("SIGHUP: tokens reloaded: %s", app.tokens.replace_with(wiring.tokens(config)))
+    except TokensError as exc:
+        log.error("SIGHUP: tokens not reloaded, keeping the old: %s", exc)
+    try:
+        log.info("SIGHUP: directory reloaded: %s",
+                 app.directory.replace_with(wiring.directory(config)))
+    except DirectoryError as exc:
+        log.error("SIGHUP: directory not reloaded, keeping the old: %s", exc)
+    log.info("SIGHUP: dialplan %s", web_app[DIALPLAN_AUTH].replace_with(config.pbxs))
+    if _fixed(config) != _fixed(app.config):
+        log.warning("SIGHUP: other changes of the config wait for a restart")
+
+
+def _fixed(config: Config) -> Config:
+    """The config but what SIGHUP reloads: secrets, tokens, the directory's file."""
+    def ami(a: Any) -> Any:
+        return replace(a, dialplan_secret="", dialplan_sources=())
+    return replace(config, ami=ami(config.ami), pbx=tuple(replace(p, ami=ami(p.ami))
+                                                          for p in config.pbx),
+                   api=replace(config.api, tokens_file="", token=""),
+                   routing=replace(config.routing, directory=None))
+
+
+async def serve(config: Config, recorder: Recorder | None = None,
+                load: Callable[[], Config] | None = None) -> int:
     try:
         app, runner = await start(config, recorder)
     except OSError as exc:
@@ -99,6 +140,8 @@ async def serve(config: Config, recorder: Recorder | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if load is not None:
+        loop.add_signal_handler(signal.SIGHUP, reload, runner.app, load)
     await stop.wait()
     log.info("stopping")
     try:

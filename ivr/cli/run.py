@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         log.info("recording the AMI stream into %s", args.record_ami)
     try:
-        return run(serve(config, recorder))
+        return run(serve(config, recorder, lambda: load_config(args, need_ami=True)))
     finally:
         if recorder is not None:
             recorder.close()

@@ -64,6 +64,20 @@ class Tokens:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def replace_with(self, other: Tokens) -> str:
+        """Take `other`'s tokens in place of these (SIGHUP): sessions of a token kept go
+        on, those of a token gone are refused at their next request.  What changed, in
+        holders (never a token)."""
+        before = {a for _t, a in self._entries}
+        after = {a for _t, a in other._entries}
+        kept_tokens = {t for t, _a in self._entries} & {t for t, _a in other._entries}
+        self._entries = list(other._entries)
+        added = sorted(after - before, key=lambda a: (a.role, a.name))
+        removed = sorted(before - after, key=lambda a: (a.role, a.name))
+        rotated = len(after & before) - len(kept_tokens)
+        return (f"{len(self._entries)} token(s); added {_names(added)}, removed "
+                f"{_names(removed)}, {max(rotated, 0)} rotated")
+
     def holder_of(self, fingerprint: str) -> Actor | None:
         """Whose token has that fingerprint (what a console session keeps), or None."""
         found = None
@@ -83,6 +97,10 @@ class Tokens:
             if hmac.compare_digest(sent, token):
                 found = actor
         return found
+
+
+def _names(actors: list[Actor]) -> str:
+    return ", ".join(f"{a.role} {a.name}" for a in actors) or "none"
 
 
 def fingerprint(authorization: str) -> str:

@@ -14,6 +14,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from ivr.http.api import auth, calls, desk, incidents, reports
 from ivr.http import dialplan as dialplan_http, openapi, throttle
+from ivr.http.dialplan_auth import DialplanAuth
 from ivr.console.pages import Console
 from ivr.reconcile import catchup
 from ivr.app import Services
@@ -27,6 +28,7 @@ APP = web.AppKey("ivr", Services)
 CONSOLE = web.AppKey("console", Console)
 # None without a queue_log source (ledger.queue_log or ledger.queue_log_db).
 BACKFILL: web.AppKey[catchup.StartupBackfill | None] = web.AppKey("backfill")
+DIALPLAN_AUTH = web.AppKey("dialplan_auth", DialplanAuth)   # the PBXs' secrets, for SIGHUP
 
 
 def make_web(app: Services) -> web.Application:
@@ -37,7 +39,8 @@ def make_web(app: Services) -> web.Application:
     w[APP] = app
     w[CONSOLE] = console
     w[BACKFILL] = catchup.for_app(app)     # now: it hears every call ivr ends from the start
-    w.add_routes(dialplan_http.routes(app, guard))
+    w[DIALPLAN_AUTH] = DialplanAuth(app.config.pbxs, guard)
+    w.add_routes(dialplan_http.routes(app, guard, w[DIALPLAN_AUTH]))
     w.add_routes(auth.routes(api_routes(app)))
     w.add_routes(openapi.routes())
     console.install(w)             # its templates and routes

@@ -53,8 +53,9 @@ _TYPED = re.compile(r"[0-9*A-D]{1,16}")
 _UNIQUEID = re.compile(r"(?:[A-Za-z0-9_.-]{1,64}-)?[0-9]+\.[0-9]+")
 
 
-def routes(app: Services, guard: throttle.Guard | None = None) -> list[web.RouteDef]:
-    auth = DialplanAuth(app.config.pbxs, guard or throttle.Guard(None))
+def routes(app: Services, guard: throttle.Guard | None = None,
+           auth: DialplanAuth | None = None) -> list[web.RouteDef]:
+    auth = auth or DialplanAuth(app.config.pbxs, guard or throttle.Guard(None))
 
     def answering(answer: Callable[[Pbx, web.Request], web.Response]) -> Handler:
         """`answer` for the PBX whose secret the request carries; else the refusal."""

@@ -46,14 +46,16 @@ class _Known:
 class DialplanAuth:
     def __init__(self, pbxs: tuple[PbxConfig, ...], guard: throttle.Guard) -> None:
         self.guard = guard
-        self._known = [_Known(p.name, p.ami.dialplan_secret.encode(),
-                              tuple(ipaddress.ip_network(c, strict=False)
-                                    for c in p.ami.dialplan_sources))
-                       for p in pbxs if p.ami.dialplan_secret]
-        for p in pbxs:
-            if not p.ami.dialplan_secret:
-                log.warning("pbx %s has no dialplan_secret: ivr refuses its dialplan's questions "
-                            "(401) and its callers take the default route", p.name)
+        self._known = _known(pbxs)
+
+    def replace_with(self, pbxs: tuple[PbxConfig, ...]) -> str:
+        """The PBXs' secrets and sources as the config now gives them (SIGHUP); which
+        PBXs' changed (never a secret)."""
+        old = {k.name: k for k in self._known}
+        self._known = _known(pbxs)
+        changed = [k.name for k in self._known if old.get(k.name) != k]
+        changed += [name for name in old if name not in {k.name for k in self._known}]
+        return f"secrets or sources changed for {', '.join(sorted(changed)) or 'no PBX'}"
 
     def pbx_of(self, request: web.Request) -> str | web.Response:
         """The name of the PBX asking, or the refusal to answer with."""
@@ -92,3 +94,13 @@ def _within(source: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6N
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped       # a dual-stack socket's view of an IPv4 peer
     return any(address in n for n in networks)
+
+
+def _known(pbxs: tuple[PbxConfig, ...]) -> list[_Known]:
+    for p in pbxs:
+        if not p.ami.dialplan_secret:
+            log.warning("pbx %s has no dialplan_secret: ivr refuses its dialplan's questions "
+                        "(401) and its callers take the default route", p.name)
+    return [_Known(p.name, p.ami.dialplan_secret.encode(),
+                   tuple(ipaddress.ip_network(c, strict=False) for c in p.ami.dialplan_sources))
+            for p in pbxs if p.ami.dialplan_secret]

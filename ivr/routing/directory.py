@@ -70,6 +70,15 @@ class Directory:
     def __len__(self) -> int:
         return len(self._by_number)
 
+    def replace_with(self, other: Directory) -> str:
+        """Take `other`'s subscribers in place of these (SIGHUP); what changed, in counts."""
+        old, new = self._by_number, other._by_number
+        added = sum(1 for n in new if n not in old)
+        removed = sum(1 for n in old if n not in new)
+        changed = sum(1 for n, s in new.items() if n in old and old[n] != s)
+        self._by_number, self._by_account = dict(new), dict(other._by_account)
+        return f"{len(new)} subscriber(s); {added} added, {removed} removed, {changed} changed"
+
     def accounts(self) -> dict[str, str]:
         """Every account and its area, by account."""
         return {a: s.area for a, s in sorted(self._by_account.items())}
