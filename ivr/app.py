@@ -16,7 +16,9 @@ control API (http/api/) and the console.  Their handlers only parse and call
 the services wired here: routing/service.py (the entry question, repeats,
 incidents), calls/service.py (the actions on a call, the dialplan's
 escalation too), desk/service.py (tickets, complaints, claims, the registry);
-these decide with routing/policy.py and act with pbx/actions.py.
+these decide with routing/policy.py and act with pbx/actions.py.  The desk's
+and the incidents' events go into the ledger's outbox with their records
+(ledger/outbox.py), and webhooks/sender.py sends them to the helpdesk.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from ivr.ami.recording import Recorder
 from ivr.calls.service import Calls
 from ivr.config import Config, PbxConfig
 from ivr.metrics.desk import DeskMetrics
+from ivr.metrics.webhooks import WebhookMetrics
+from ivr.desk.events import DeskEvents
 from ivr.desk.service import Desk
 from ivr.routing.directory import Directory
 from ivr.routing.incidents import Incidents
@@ -46,6 +50,7 @@ from ivr.routing.service import Routing
 from ivr.calls.facts import Fact
 from ivr.calls.tracker import Tracker
 from ivr.ledger.offloop import OffLoop
+from ivr.ledger.outbox import Outbox
 from ivr.ledger.store import Store
 from ivr.ledger.writer import LedgerWriter, Spool
 from ivr.metrics.families import Metrics
@@ -53,6 +58,7 @@ from ivr.metrics.live import LiveCollector
 from ivr.pbx.session import Pbx
 from ivr.routing.policy import OverflowRule, Rules
 from ivr.routing.router import Router
+from ivr.webhooks.sender import Sender
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,7 @@ class Services:
     tokens: roles.Tokens
     calls: Calls
     routing: Routing
+    webhooks: Sender
     clock: Callable[[], float] = time.time
     pbxs: dict[str, Pbx] = field(default_factory=dict)     # by name, in the config's order
     # Consumers of every PBX's facts that a test or a tool adds, after each PBX's own.
@@ -165,18 +172,22 @@ def build(config: Config, clock: Callable[[], float] = time.time,
                       [p.name for p in config.pbxs])
     store = OffLoop(Store(config.ledger_url(), r.first_line))
     ledger = LedgerWriter(store, Spool(config.spool_path(), config.ledger.spool_max_records))
-    desk = Desk(store, subscribers, incidents, config.desk, clock)
+    outbox = Outbox(config.webhooks)    # desk and incident events, kept with their records
+    desk = Desk(store, subscribers, incidents, config.desk, clock, DeskEvents(outbox))
+    webhooks = Sender(store, config.webhooks, clock)
+    desk.listeners.append(lambda entry, item: webhooks.wake())
     pbxs: dict[str, Pbx] = {}
     routing = Routing(subscribers, incidents, repeats.Repeats(r.repeat_window_seconds, clock),
                       metrics, ledger, store,
                       lambda: [j for p in pbxs.values() for j in p.tracker.journeys.values()],
                       Path(r.prompts_dir) if r.prompts_dir else None, config.prompts.language,
-                      clock)
+                      clock, outbox)
     calls = Calls(pbxs, names, incidents, routing.prompt_for, metrics, ledger, store,
                   config.ledger.queue_log_decisions, clock, dialplan(config))
     app = Services(config, registry, metrics, subscribers, incidents, store, ledger, desk,
-                   tokens(config), calls, routing, clock, pbxs)
+                   tokens(config), calls, routing, webhooks, clock, pbxs)
     DeskMetrics(registry, desk)
+    WebhookMetrics(registry, webhooks)
     for i, p in enumerate(config.pbxs):
         pbxs[p.name] = _pbx(app, p, rules, recorder if i == 0 else None)
     registry.register(LiveCollector(list(pbxs.values()), names, clock, incidents, ledger))

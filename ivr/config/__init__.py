@@ -16,6 +16,8 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ivr.config import names, secrets as dialplan_secrets
+from ivr.config import webhooks as hooks
+from ivr.config.webhooks import WebhookConfig as WebhookConfig
 from ivr.config.values import BOUNDS as BOUNDS, ConfigError as ConfigError
 from ivr.config.values import only as _only, section as _section, typed as _typed
 from ivr.calls.records import DEFAULT_PBX  # the one PBX of a config with only [ami]
@@ -146,6 +148,7 @@ class Config:
     desk: DeskConfig = DeskConfig()
     prompts: PromptsConfig = PromptsConfig()
     pbx: tuple[PbxConfig, ...] = ()     # [pbx.NAME] tables; none: [ami] is the one PBX
+    webhooks: tuple[WebhookConfig, ...] = ()   # [webhooks.NAME]: where the desk's events go
 
     @property
     def pbxs(self) -> tuple[PbxConfig, ...]:
@@ -204,6 +207,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
         cfg = replace(cfg, log_level=_level(log_level, "--log-level"))
     _check_ledger(cfg)
     _check_dialplan(cfg)
+    hooks.check(cfg.webhooks)
     return cfg
 
 
@@ -253,7 +257,7 @@ def _from_file(cfg: Config, path: Path) -> Config:
     except ValueError as exc:   # e.g. an integer too long to read
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     _only(data, {"ami", "pbx", "http", "queues", "log_level", "api", "desk", "prompts", "routing", "ledger",
-                 "report"}, "")
+                 "report", "webhooks"}, "")
     if "pbx" in data:
         if "ami" in data:
             raise ConfigError("[ami] and [pbx.NAME] tables together: with several PBXs, "
@@ -293,6 +297,8 @@ def _from_file(cfg: Config, path: Path) -> Config:
         **{k: _typed(ReportConfig, k, v, "report.") for k, v in report.items()}))
     cfg = replace(cfg, queues=_queues(_section(data, "queues")) if "queues" in data
                   else default_queues(cfg.routing))
+    if "webhooks" in data:
+        cfg = replace(cfg, webhooks=hooks.parse(data["webhooks"]))
     if "log_level" in data:
         cfg = replace(cfg, log_level=_level(str(data["log_level"]), "log_level"))
     return cfg
@@ -375,6 +381,7 @@ def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
         cfg = replace(cfg, ledger=replace(cfg.ledger, url=env["IVR_LEDGER_URL"]))
     if "IVR_LEDGER_QUEUE_LOG_DB" in env:   # its password stays out of the file
         cfg = replace(cfg, ledger=replace(cfg.ledger, queue_log_db=env["IVR_LEDGER_QUEUE_LOG_DB"]))
+    cfg = replace(cfg, webhooks=hooks.from_env(cfg.webhooks, env))
     if "IVR_LISTEN" in env:
         cfg = _with_listen(cfg, env["IVR_LISTEN"], "IVR_LISTEN")
     if "IVR_LOG_LEVEL" in env:

@@ -3,9 +3,10 @@
 The registry (registry.py) is the record: every filing and every change is
 an entry, appended to the ledger's database before the caller hears a number
 or an HTTP client gets its 201, so a SIGKILL loses nothing that was
-answered.  What the desk serves (a ticket's state, the open ones, the
-overdue) is folded from those entries in memory, at start from the whole
-chain and then entry by entry.
+answered; the webhooks' messages about an entry (desk/events.py) are
+written in its transaction.  What the desk serves (a ticket's state, the
+open ones, the overdue) is folded from those entries in memory, at start
+from the whole chain and then entry by entry.
 
 The rules:
 - a ticket is refused only when a known incident covers the caller's area;
@@ -127,9 +128,11 @@ def iso(us: int) -> str:
 
 class Desk:
     def __init__(self, store: Ledger, directory: Directory, incidents: Incidents,
-                 config: DeskConfig = DeskConfig(), clock: Callable[[], float] = time.time) -> None:
+                 config: DeskConfig = DeskConfig(), clock: Callable[[], float] = time.time,
+                 events: Callable[[registry.Entry], list[dict[str, Any]]] | None = None) -> None:
         self.store, self.directory, self.incidents = store, directory, incidents
         self.config, self.clock = config, clock
+        self.events = events      # an entry's webhook messages (desk/events.py), kept with it
         self.items: dict[str, Item] = {}
         self.head: tuple[int, str] = (0, registry.GENESIS)
         self.filed: dict[str, int] = {TICKET: 0, COMPLAINT: 0, CLAIM: 0}
@@ -169,7 +172,8 @@ class Desk:
         entry = registry.make(self.head, at_us if at_us is not None else self.now_us(), kind,
                               number, event, actor.role, actor.name, data)
         try:
-            await self.store.run(Store.registry_append, entry.row())
+            await self.store.run(Store.registry_append, entry.row(),
+                                 self.events(entry) if self.events else [])
         except LedgerError as exc:
             raise Unavailable(f"the registry could not be written: {exc}") from None
         self.head = (entry.seq, entry.hash)

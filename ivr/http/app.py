@@ -101,8 +101,9 @@ def _pbx_state(pbx: Pbx) -> dict[str, Any]:
 
 
 async def _ami_running(w: web.Application) -> AsyncIterator[None]:
-    """The AMI loop and the ledger writer live as long as the web app: started and
-    cancelled here.  On stop the ledger writes what it holds, or spools it."""
+    """The AMI loop, the ledger writer and the webhooks' sender live as long as the web
+    app: started and cancelled here.  On stop the ledger writes what it holds, or spools
+    it; a webhook cut off in the middle is sent again at the next start."""
     app = w[APP]
     # What the ledger remembers comes back before the first call: incidents (after the
     # schema's migration), then repeat callers and console sessions side by side.  A
@@ -115,6 +116,7 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
              for pbx in app.pbxs.values()]
     tasks.append(asyncio.create_task(app.ledger.run(), name="ledger"))
     tasks.append(asyncio.create_task(load_desk(app.desk), name="desk"))
+    tasks.append(asyncio.create_task(app.webhooks.run(), name="webhooks"))
     if (backfill := w[BACKFILL]) is not None:
         tasks.append(asyncio.create_task(backfill.run(), name="backfill"))
     yield
@@ -124,6 +126,7 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await app.webhooks.close()
     await app.ledger.close()
     await app.store.close()
 

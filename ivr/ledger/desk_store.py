@@ -3,7 +3,7 @@ console keep in the ledger's database (desk/registry.py, console/web.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import delete, insert, select, update
 
@@ -14,9 +14,11 @@ from ivr.ledger.db import Database, LedgerError
 class DeskStore(Database):
     """The registry (appended, never rewritten) and the console's sessions, a part of the Store."""
 
-    async def registry_append(self, entry: dict[str, Any]) -> None:
-        """One entry and the new head, in one transaction: both or neither.  An
-        entry whose seq is taken fails (IntegrityError), so a chain never forks."""
+    async def registry_append(self, entry: dict[str, Any],
+                              messages: Sequence[dict[str, Any]] = ()) -> None:
+        """One entry, the new head and the webhooks' messages about the entry
+        (ledger/outbox.py), in one transaction: all or none.  An entry whose seq is
+        taken fails (IntegrityError), so a chain never forks."""
         head = {"id": 1, "seq": entry["seq"], "hash": entry["hash"]}
         with self._failing():
             async with self.engine.begin() as conn:
@@ -31,6 +33,8 @@ class DeskStore(Database):
                     if done.rowcount != 1:
                         raise LedgerError(f"registry head is not at entry {entry['seq'] - 1}: "
                                           f"run ivr registry verify")
+                if messages:
+                    await conn.execute(insert(t.webhook_outbox), list(messages))
 
     async def registry(self, from_us: int | None = None,
                        to_us: int | None = None) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:

@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select, update
 
 from ivr.ledger import schema as t
 from ivr.ledger.db import Database
+from ivr.ledger.outbox import TABLE as OUTBOX
 from ivr.ledger.rows import INCIDENT_CLOSES, IncidentRow
 
 
@@ -23,7 +24,8 @@ class HistoryStore(Database):
 
     async def history(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
         """Append rows to a history table: escalations, route_decisions, incidents
-        (an incident already kept is left alone), or incident_closes (the closing of one)."""
+        (an incident already kept is left alone), incident_closes (the closing of one),
+        or webhook_outbox (a message already there is left alone)."""
         if rows:
             async with self.engine.begin() as conn:
                 await self._history(conn, table, rows)
@@ -39,6 +41,8 @@ class HistoryStore(Database):
                                    .values(closed_us=row["closed_us"], closed_by=row["closed_by"]))
         elif table == "incidents":
             await conn.execute(self._insert(t.incidents, ("id",)), list(rows))
+        elif table == OUTBOX:     # a spool written twice sends no message twice
+            await conn.execute(self._insert(t.webhook_outbox, ("id",)), list(rows))
         else:
             await conn.execute(insert(t.metadata.tables[table]), list(rows))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
+from ivr.ledger.outbox import Message
 from ivr.ledger.spool import History
 
 INCIDENT_CLOSES = "incident_closes"   # a pseudo-table for Store.history: closes an incident
@@ -101,7 +102,9 @@ class IncidentClose:
     closed_by: str
 
 
-HistoryRow = Escalation | RouteDecision | RepeatCall | OperatorAction | IncidentRow | IncidentClose
+# Message: a webhook's outbox row, kept with the incident it tells of (ledger/outbox.py).
+HistoryRow = (Escalation | RouteDecision | RepeatCall | OperatorAction | IncidentRow | IncidentClose
+              | Message)
 
 
 def history(row: HistoryRow) -> History:

@@ -168,3 +168,24 @@ console_sessions = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("expires_us", BigInteger, nullable=False),
 )
+
+# The webhooks' outbox (ledger/outbox.py): each event for each endpoint that wants it,
+# written with the record it tells of, sent and retried from here (webhooks/sender.py).
+# `id` is the message's webhook-id, the same on every attempt; state pending, delivered
+# or dead; `queued_us` starts the 24 h of retries (its creation, or `ivr webhooks retry`).
+webhook_outbox = Table(
+    "webhook_outbox", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("endpoint", String(64), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("queued_us", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_us", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=False),
+    Column("delivered_us", BigInteger),
+    Index("webhook_outbox_due", "state", "next_us"),
+    Index("webhook_outbox_created", "created_us"),
+)

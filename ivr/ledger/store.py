@@ -9,7 +9,8 @@ changes nothing.  Migrations are Alembic's (ivr/ledger/migrations), run by
 Store is the one interface: the calls' writes are here, and the reads come from
 its parts, one module a concern (reads.py the calls, statement.py the month's
 statement, history.py the history tables, desk_store.py the registry and the
-console's sessions; db.py the engine under them all).  ivr's app drives a Store
+console's sessions, outbox_store.py the webhooks' outbox; db.py the engine under
+them all).  ivr's app drives a Store
 from a thread of its own (offloop.py).
 """
 
@@ -28,6 +29,7 @@ from ivr.ledger import schema as t
 from ivr.ledger.db import LedgerError
 from ivr.ledger.desk_store import DeskStore
 from ivr.ledger.history import HistoryStore
+from ivr.ledger.outbox_store import OutboxStore
 from ivr.ledger.reads import CallReads
 from ivr.ledger.statement import StatementStore
 
@@ -52,7 +54,7 @@ class Ledger(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(CallReads, StatementStore, HistoryStore, DeskStore):
+class Store(CallReads, StatementStore, HistoryStore, DeskStore, OutboxStore):
     async def run(self, query: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]], /,
                   *args: P.args, **kwargs: P.kwargs) -> T:
         """`query(self, *args, **kwargs)`, in the caller's loop (see Ledger)."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ivr.calls.facts import Fact, JourneyEnded
 from ivr.calls.journeys import Journey
 from ivr.ledger.db import LedgerError, problem
+from ivr.ledger.outbox import Outbox
 from ivr.ledger.rows import IncidentClose, IncidentRow, RepeatCall, RouteDecision, history
 from ivr.ledger.store import Store
 from ivr.routing import policy, prompts, repeats
@@ -46,6 +47,7 @@ class Routing:
     prompts_dir: Path | None = None
     language: str = "en"
     clock: Callable[[], float] = time.time
+    outbox: Outbox = field(default_factory=Outbox)   # the webhooks that want incident events
 
     # -- the dialplan's entry question ----------------------------------------
 
@@ -115,6 +117,7 @@ class Routing:
         """Raises IncidentError (bad input) before anything is kept."""
         incident = self.incidents.open(area, message, expires_in)
         self.ledger.keep(_incident_row(incident, by))
+        self._tell("incident.opened", incident, by, round(incident.started_at * 1e6))
         await self.make_incident_prompt(incident)
         log.info("incident %s opened for area %s: %s", incident.id, incident.area,
                  incident.message)
@@ -126,7 +129,9 @@ class Routing:
         if incident is None:
             return None
         self.forget_incident_prompt(incident)
-        self.ledger.keep(IncidentClose(incident.id, self._now_us(), by))
+        now = self._now_us()
+        self.ledger.keep(IncidentClose(incident.id, now, by))
+        self._tell("incident.closed", incident, by, now)
         log.info("incident %s closed", incident.id)
         return incident
 
@@ -149,6 +154,13 @@ class Routing:
         if restored:
             log.info("incidents: %d in force again from the ledger", restored)
         return True
+
+    def _tell(self, event: str, incident: Incident, by: str, at_us: int) -> None:
+        """The event's webhook messages, kept by the writer in the incident's batch (and
+        its spool while the database is away): a kept incident is never untold."""
+        data = {k: v for k, v in incident.to_json(at_us / 1e6).items() if k != "expires_in"}
+        for message in self.outbox.messages(event, {**data, "by": by}, at_us):
+            self.ledger.keep(message)
 
     # -- their prompts ----------------------------------------------------------
 

@@ -32,7 +32,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("ami", "config", "calls.records", "calls.judge", "reports.period"),
     ("calls",),
     ("routing", "ledger"),
-    ("reconcile", "desk", "reports", "metrics", "pbx", "calls.service"),
+    ("reconcile", "desk", "reports", "metrics", "pbx", "calls.service", "webhooks"),
     ("app",),
     ("http", "console"),
     ("service",),

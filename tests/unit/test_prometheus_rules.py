@@ -19,8 +19,10 @@ from tests.helpers import require_tool
 from prometheus_client import CollectorRegistry, generate_latest
 
 from ivr.app import overflow_rules
-from ivr.config import Config
+from ivr.config import Config, WebhookConfig
 from ivr.metrics.desk import DeskMetrics
+from ivr.metrics.webhooks import WebhookMetrics
+from ivr.webhooks.sender import Sender
 from ivr.desk.service import Desk
 from ivr.ledger.store import Store
 from ivr.routing.directory import Directory
@@ -82,6 +84,8 @@ def exposition() -> bytes:
     registry.register(LiveCollector([pbx], names, incidents=Incidents(), ledger=_Ledger()))
     # An in-memory ledger never opened: the desk's metrics read none.
     DeskMetrics(registry, Desk(Store("sqlite://"), Directory.empty(), Incidents()))
+    WebhookMetrics(registry, Sender(Store("sqlite://"), [WebhookConfig(
+        "helpdesk", "https://helpdesk.example/in", "whsec_" + "A" * 44, ("ticket.filed",))]))
     throttle.Guard(registry)     # web.make_web's: the wrong credentials of every door
     return generate_latest(registry)
 

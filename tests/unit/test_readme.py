@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry
 
 from ivr.config import Config
 from ivr.metrics.desk import DeskMetrics
+from ivr.metrics.webhooks import WebhookMetrics
+from ivr.webhooks.sender import Sender
 from ivr.desk.service import Desk
 from ivr.ledger.store import Store
 from ivr.routing.directory import Directory
@@ -45,6 +47,7 @@ def exported() -> set[str]:
     registry.register(LiveCollector([_Pbx()], queues, incidents=Incidents(), ledger=_Ledger()))
     # An in-memory ledger never opened: the desk's metrics read none.
     DeskMetrics(registry, Desk(Store("sqlite://"), Directory.empty(), Incidents()))
+    WebhookMetrics(registry, Sender(Store("sqlite://"), []))
     Guard(registry)
     names = set()
     for family in registry.collect():
