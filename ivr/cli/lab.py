@@ -130,9 +130,10 @@ def with_lab_ledger(config: cfg.Config) -> cfg.Config:
 
 @_lab_errors
 def _demo(args: argparse.Namespace) -> int:
-    from ivr.lab.demo import demo
-    from ivr.lab.pbx import Lab
+    from ivr.lab.demo import demo, log_to_file
+    from ivr.lab.pbx import Lab, default_cache_dir
     from ivr.service import run
+    log_to_file(sys.stderr, default_cache_dir())
     Lab().up()
     config = with_lab(cfg.load(None, os.environ, listen=args.listen))
     return run(demo(config, args.minutes))

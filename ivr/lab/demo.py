@@ -14,12 +14,14 @@ scrapes the demo on 127.0.0.1:9090: point Grafana's provisioned datasource
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import subprocess
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 from ivr.config import Config
 from ivr.lab import traffic
@@ -33,6 +35,30 @@ from ivr.service import start
 LINE = ("{t:>5.0f}s  entered {entered:>3.0f}  answered in 30 s {within:>3.0f}  "
         "moved to common {moved:>3.0f}  abandoned {abandoned:>3.0f}  payable {payable:>3.0f}  "
         "waiting {waiting:>2.0f}  oldest {oldest:>5.1f}s")
+
+
+def log_to_file(console: TextIO, folder: Path) -> Path | None:
+    """On a terminal, ivr's full log goes to a file in `folder` and the terminal keeps
+    the demo's own lines and ivr's warnings; the file, or None off a terminal (a pipe,
+    CI), where everything stays on `console` as before."""
+    if not console.isatty():
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"demo-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.log"
+    root = logging.getLogger()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(fmt)
+    on_terminal = logging.StreamHandler(console)
+    on_terminal.setLevel(logging.WARNING)
+    on_terminal.setFormatter(fmt)
+    root.addHandler(to_file)
+    root.addHandler(on_terminal)
+    print(f"ivr demo: ivr's full log goes to {path} (here: the summary and warnings)",
+          file=console, flush=True)
+    return path
 
 
 async def demo(config: Config, minutes: float) -> int:
