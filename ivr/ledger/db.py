@@ -59,6 +59,11 @@ def redact(url: str) -> str:
         return url.split("@")[-1]
 
 
+def of_pbx(query: Any, column: Any, pbx: str | None) -> Any:
+    """`query` kept to one PBX's rows, or as it is for all (pbx None)."""
+    return query if pbx is None else query.where(column == pbx)
+
+
 def problem(exc: BaseException) -> str:
     """One line naming a database failure (drivers' messages run to several)."""
     orig = getattr(exc, "orig", None) or exc
