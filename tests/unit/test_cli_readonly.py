@@ -70,9 +70,11 @@ def one_line(err: str) -> str:
 
 
 def ledger_at(path: Path, revision: str) -> None:
-    """A SQLite ledger migrated up to `revision` only, as an older ivr left it."""
+    """A SQLite ledger migrated up to `revision` only, as an older ivr left it (in WAL)."""
     engine = create_engine(f"sqlite:///{path}")
     try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         with engine.begin() as conn:
             alembic = AlembicConfig()
             alembic.set_main_option("script_location", str(MIGRATIONS))
@@ -136,6 +138,23 @@ def test_migrate_brings_an_older_ledger_up_and_the_reads_then_work(
     for name in ("ledger calls", "report billing", "report fcr", "registry verify"):
         code, _, err = ivr(capsys, READS[name], conf)
         assert code == 0, (name, err)
+    assert db.read_bytes() == before
+
+
+def test_a_newer_schema_is_exit_2_for_reads_and_for_migrate(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "newer.db"
+    ledger_at(db, HEAD)
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    before = db.read_bytes()
+    conf = config(tmp_path, f"sqlite:///{db}")
+    for argv in (READS["report billing"], ["ledger", "migrate"]):
+        code, out, err = ivr(capsys, argv, conf)
+        assert code == 2 and out == ""
+        assert "revision '9999', newer than this ivr knows" in one_line(err)
     assert db.read_bytes() == before
 
 
