@@ -3,7 +3,10 @@ opened the way a command needs it.
 
 The grammar, the same in every group:
 
-- `--config FILE` on every command that reads the config, after the action;
+- `--config FILE` on every command that reads the config, after the action; a
+  group's own options (`ivr lab --dir`, `ivr incident --url`) may come before the
+  action or after it (shared(): the action's copy defaults to SUPPRESS, so a value
+  given before the action is not overwritten by the action's default);
 - `--json` wherever the output is for machines (`--format csv` where CSV exists);
 - `--pbx NAME` wherever the data is per PBX; a name the config does not have is
   exit 2, one line naming those it has (pbx_of).
@@ -78,6 +81,21 @@ def period_options(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--to", dest="end", required=required, metavar="T",
                    help="end of the period, exclusive")
     p.add_argument("--tz", help="time zone of the dates (default report.timezone)")
+
+
+def shared(group: argparse.ArgumentParser,
+           *adders: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
+    """The group's options, on the group itself and on a parent parser for its actions
+    (`parents=[...]`), so they may be given before the action or after it.  The
+    action's copies default to SUPPRESS: argparse copies an action's namespace over
+    the group's, and a default there would erase a value given before the action."""
+    parent = argparse.ArgumentParser(add_help=False)
+    for add in adders:
+        add(group)
+        add(parent)
+    for action in parent._actions:
+        action.default = argparse.SUPPRESS
+    return parent
 
 
 def pbx_of(args: argparse.Namespace, config: cfg.Config) -> str | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from importlib import metadata
 
+import ivr
 from ivr import config as cfg
 from ivr.cli import (desk as cli_desk, incidents as cli_incidents, lab as cli_lab,
                      ledger as cli_ledger, prompts as cli_prompts, replay as cli_replay,
@@ -39,9 +41,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def version() -> str:
+    """The installed distribution's version; the source's when ivr runs uninstalled."""
+    try:
+        return metadata.version("ivr")
+    except metadata.PackageNotFoundError:
+        return ivr.__version__
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ivr", description=cli_run.DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"ivr {version()}",
+                   help="print ivr's version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_run.add_parser(sub)
     cli_lab.add_lab_parser(sub)
