@@ -20,8 +20,8 @@ import textwrap
 
 from ivr import config as cfg
 from ivr.cli import registry as cli_registry
-from ivr.cli.common import (Subparsers, config_option, ledger_epilog, period_options,
-                            run_with_store)
+from ivr.cli.common import ledger_epilog, run_with_store
+from ivr.cli.grammar import Subparsers, config_option, period_options
 from ivr.desk import registry
 from ivr.ledger.store import Store
 from ivr.reports import service

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ivr.cli.client import call_api
-from ivr.cli.common import Subparsers, config_option, shared
+from ivr.cli.grammar import Subparsers, config_option, shared
 from ivr.cli.run import load_config
 
 EPILOG = """\

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ivr import config as cfg
+from ivr.cli.grammar import shared
 
 if TYPE_CHECKING:
     from ivr.lab.pbx import Lab, LabStatus
@@ -36,7 +37,6 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def add_lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ivr.cli.common import shared
     fmt = argparse.RawDescriptionHelpFormatter
     lab = sub.add_parser("lab", help="the lab PBX: up, down, status", epilog=LAB_EPILOG,
                          formatter_class=fmt)

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from ivr import config as cfg
 from ivr.calls.records import to_dict
-from ivr.cli.common import (STATUS, Subparsers, config_option, json_option, ledger_config,
-                            ledger_epilog, pbx_of, pbx_option, period_options, run_with_store)
+from ivr.cli.common import STATUS, ledger_config, ledger_epilog, run_with_store
+from ivr.cli.grammar import (Subparsers, config_option, json_option, pbx_of, pbx_option,
+                             period_options)
 from ivr.ledger.db import redact
 from ivr.ledger.quarantine import Quarantine
 from ivr.ledger.quarantine import path_for as quarantine_path
@@ -44,14 +45,14 @@ def add_parsers(sub: Subparsers) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     led = sub.add_parser("ledger", help="the call ledger: migrate, calls, reconcile, quarantine",
                          description="The per-call ledger the contractor's bill is built from.",
-                         epilog=ledger_epilog(times=True), formatter_class=fmt)
+                         epilog=ledger_epilog(times=True, read_only=False), formatter_class=fmt)
     lsub = led.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     mig = lsub.add_parser("migrate", help="create or upgrade the ledger's schema in place",
                           description=textwrap.fill(
                               "Create the ledger's tables, or upgrade them to this ivr's schema "
                               "(`ivr run` does it too at start).  On PostgreSQL under an "
                               "advisory lock: two at once migrate one after the other.", 78),
-                          epilog=ledger_epilog(access="migrate"), formatter_class=fmt)
+                          epilog=ledger_epilog(read_only=False), formatter_class=fmt)
     config_option(mig)
     mig.set_defaults(func=_migrate)
     _calls_parser(lsub)

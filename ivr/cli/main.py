@@ -18,7 +18,7 @@ from ivr import config as cfg
 from ivr.cli import (desk as cli_desk, incidents as cli_incidents, lab as cli_lab,
                      ledger as cli_ledger, prompts as cli_prompts, replay as cli_replay,
                      report as cli_report, run as cli_run, tokens as cli_tokens)
-from ivr.cli.common import UsageError
+from ivr.cli.grammar import UsageError
 from ivr.config.tokens import TokensError
 from ivr.reports.billing import ReportError
 from ivr.routing.directory import DirectoryError

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from ivr import config as cfg
-from ivr.cli.common import (Subparsers, config_option, ledger_config, ledger_epilog,
-                            run_with_store)
+from ivr.cli.common import ledger_config, ledger_epilog, run_with_store
+from ivr.cli.grammar import Subparsers, config_option
 from ivr.desk import keys, numbers, registry, tlog, witness
 from ivr.desk.checkpoint import MAX_NOTE, Checkpoint, NoteError, Signer, Verifier, open_checkpoint
 from ivr.ledger.store import Store

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from ivr import config as cfg
-from ivr.cli.common import (Subparsers, config_option, ledger_epilog, pbx_of, pbx_option,
-                            period_options, run_with_store)
+from ivr.cli.common import ledger_epilog, run_with_store
+from ivr.cli.grammar import Subparsers, config_option, pbx_of, pbx_option, period_options
 from ivr.ledger.store import Store
 from ivr.reports import billing, service
 
