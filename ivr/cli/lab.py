@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ivr import config as cfg
+from ivr.cli.grammar import shared
 
 if TYPE_CHECKING:
     from ivr.lab.pbx import Lab, LabStatus
@@ -36,26 +37,39 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def add_lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
     lab = sub.add_parser("lab", help="the lab PBX: up, down, status", epilog=LAB_EPILOG,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    lab.add_argument("--dir", type=Path, help="lab folder (default $IVR_LAB_DIR or ~/.cache/ivr/lab)")
-    lab.add_argument("--name", default="default",
-                     help="a second lab PBX for several-PBX setups (e.g. b: its own folder "
-                          "lab-b, every port 100 higher: SIP 5160, AMI 5138)")
+                         formatter_class=fmt)
+    common = shared(lab, _lab_options)
     lsub = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
-    up = lsub.add_parser("up", help="build (first time) and start the lab Asterisk")
+    up = lsub.add_parser("up", help="build (first time) and start the lab Asterisk",
+                         parents=[common], epilog=LAB_EPILOG, formatter_class=fmt)
     up.add_argument("--fresh", action="store_true", help="rebuild the root from scratch")
     up.set_defaults(func=_lab_up)
-    lsub.add_parser("down", help="stop the lab Asterisk and unmount").set_defaults(func=_lab_down)
-    status = lsub.add_parser("status", help="is it running; AMI credentials")
-    status.add_argument("--json", action="store_true", help="machine-readable")
+    lsub.add_parser("down", help="stop the lab Asterisk and unmount", parents=[common],
+                    epilog=LAB_EPILOG, formatter_class=fmt).set_defaults(func=_lab_down)
+    status = lsub.add_parser("status", help="is it running; AMI credentials", parents=[common],
+                             epilog=LAB_EPILOG + "exit status: 0 running, 3 stopped.\n",
+                             formatter_class=fmt)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_lab_status)
 
 
+def _lab_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dir", type=Path, help="lab folder (default $IVR_LAB_DIR or ~/.cache/ivr/lab)")
+    p.add_argument("--name", default="default",
+                   help="a second lab PBX for several-PBX setups (e.g. b: its own folder "
+                        "lab-b, every port 100 higher: SIP 5160, AMI 5138)")
+
+
 def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = sub.add_parser("demo", help="lab + ivr + SIPp traffic, with a live summary")
+    demo = sub.add_parser("demo", help="lab + ivr + SIPp traffic, with a live summary",
+                          description="Start the lab PBX (it needs root), run ivr on it and "
+                                      "SIPp callers against it, and print a summary of the "
+                                      "calls as they go.")
     demo.add_argument("--minutes", type=float, default=3.0, help="how long to run (default 3)")
-    demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9105")
+    demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9105",
+                      help="ivr's HTTP address during the demo (default 127.0.0.1:9105)")
     demo.set_defaults(func=_demo)
 
 

@@ -14,7 +14,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     prompts = sub.add_parser("prompts", help="generate the spoken prompts (espeak-ng, sox)",
                              description="Write the dialplan's prompts as 8 kHz WAV files into DIR "
                                          "(the dialplan's IVR_PROMPTS, /var/lib/asterisk/sounds/ivr).")
-    prompts.add_argument("--out", type=Path, default=Path("/var/lib/asterisk/sounds/ivr"), metavar="DIR")
+    prompts.add_argument("--out", type=Path, default=Path("/var/lib/asterisk/sounds/ivr"),
+                         metavar="DIR", help="where the WAV files go (default "
+                                             "/var/lib/asterisk/sounds/ivr)")
     prompts.add_argument("--language", choices=("en", "ru"),
                          help="the prompts' language (default prompts.language of --config, en)")
     prompts.add_argument("--config", type=Path, help="TOML config file (default: $IVR_CONFIG)")

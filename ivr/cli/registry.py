@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from ivr import config as cfg
-from ivr.cli.ledger import LEDGER_EPILOG, _common, ledger_config, run_with_store
+from ivr.cli.common import ledger_config, ledger_epilog, run_with_store
+from ivr.cli.grammar import Subparsers, config_option
 from ivr.desk import keys, numbers, registry, tlog, witness
 from ivr.desk.checkpoint import MAX_NOTE, Checkpoint, NoteError, Signer, Verifier, open_checkpoint
 from ivr.ledger.store import Store
@@ -46,25 +47,32 @@ ivr_registry_witness_inconsistent is 1 from the first inconsistency on.
 """
 
 
+KEY_EPILOG = """\
+The key file is desk.registry_key of --config (default: registry.key in ivr's
+state directory); it is made, mode 0600, if there is none.
+"""
+
+
 class Refused(Exception):
     """Bad input: one line, exit 2."""
 
 
-def add_parsers(rsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(rsub: Subparsers) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     key = rsub.add_parser("key", help="the log's public key (vkey) for the provider to keep",
-                          epilog=LEDGER_EPILOG, formatter_class=fmt)
-    _common(key)
+                          epilog=KEY_EPILOG, formatter_class=fmt)
+    config_option(key)
     key.add_argument("--name", help="the log's name for a NEW key (default HOSTNAME/ivr-registry)")
     key.set_defaults(func=_key)
     cp = rsub.add_parser("checkpoint", help="the registry's signed checkpoint (C2SP tlog-checkpoint)",
-                         epilog=LEDGER_EPILOG, formatter_class=fmt)
-    _common(cp)
+                         epilog=KEY_EPILOG + "\n" + ledger_epilog(), formatter_class=fmt)
+    config_option(cp)
     cp.set_defaults(func=_checkpoint)
     pr = rsub.add_parser("prove", help="an inclusion proof of a ticket, complaint or claim (JSON)",
-                         epilog=LEDGER_EPILOG, formatter_class=fmt)
-    _common(pr)
-    pr.add_argument("number", metavar="NUMBER")
+                         epilog=ledger_epilog(), formatter_class=fmt)
+    config_option(pr)
+    pr.add_argument("number", metavar="NUMBER",
+                    help="the ticket's, complaint's or claim's number (10000012...)")
     pr.add_argument("--checkpoint", type=Path, metavar="FILE",
                     help="prove against this (earlier) checkpoint instead of the latest")
     pr.set_defaults(func=_prove)
@@ -73,12 +81,15 @@ def add_parsers(rsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     wit.add_argument("--url", required=True, help="ivr's HTTP address, e.g. http://ivr.example:9105")
     wit.add_argument("--token", default=os.environ.get("IVR_WITNESS_TOKEN"),
                      help="bearer token (default $IVR_WITNESS_TOKEN)")
-    wit.add_argument("--state", required=True, type=Path, metavar="DIR")
+    wit.add_argument("--state", required=True, type=Path, metavar="DIR",
+                     help="where the witness keeps the pinned key and every checkpoint")
     wit.add_argument("--key", type=Path, metavar="VKEYFILE", help="the log's public key to pin")
     wit.add_argument("--interval", default="5m", help="time between checks (30s, 5m, 1h)")
     wit.add_argument("--once", action="store_true", help="check once; exit 0, 1 or 2")
-    wit.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT")
-    wit.add_argument("--metrics-host", default="127.0.0.1")
+    wit.add_argument("--metrics-port", type=int, metavar="PORT",
+                     help="serve the witness's own /metrics on --metrics-host:PORT")
+    wit.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                     help="the address of --metrics-port (default 127.0.0.1)")
     wit.set_defaults(func=_witness)
 
 
@@ -138,7 +149,6 @@ def _key(args: argparse.Namespace) -> int:
 
 
 async def _entries(store: Store) -> list[registry.Entry]:
-    await store.migrate()
     rows, _ = await store.registry()
     return [registry.of_row(r) for r in rows]
 
@@ -148,15 +158,12 @@ def _checkpoint(args: argparse.Namespace) -> int:
         signer = _signer(config)
         print(tlog.checkpoint(signer, tlog.leaves(await _entries(store))), end="")
         return 0
-    return _guarded(args, work)
+    return _guarded(args, work, check=_signer)      # the key first: needed whatever the ledger
 
 
 def _prove(args: argparse.Namespace) -> int:
     async def work(config: cfg.Config, store: Store) -> int:
-        try:
-            kind, number = numbers.parse(args.number)
-        except numbers.NumberError as exc:
-            raise Refused(str(exc)) from None
+        kind, number = _number(args.number)
         entries = await _entries(store)
         size = None
         if args.checkpoint is not None:
@@ -166,7 +173,14 @@ def _prove(args: argparse.Namespace) -> int:
         except LookupError as exc:
             raise Refused(str(exc)) from None
         return 0
-    return _guarded(args, work)
+    return _guarded(args, work, check=lambda config: _number(args.number))
+
+
+def _number(text: str) -> tuple[str, str]:
+    try:
+        return numbers.parse(text)
+    except numbers.NumberError as exc:
+        raise Refused(str(exc)) from None
 
 
 def _open(path: Path, verifier: Verifier) -> Checkpoint:
@@ -177,14 +191,18 @@ def _open(path: Path, verifier: Verifier) -> Checkpoint:
 
 
 def verify(args: argparse.Namespace) -> int:
-    """`verify --checkpoint` (with --proof: the proof against it)."""
+    """`verify --checkpoint` (with --proof: the proof against it, which needs no ledger:
+    the office checks a proof where there is none)."""
     if args.checkpoint is None:
         return _fail("--proof needs --checkpoint FILE (the checkpoint the proof is against)")
-
-    async def work(config: cfg.Config, store: Store) -> int:
-        cp = _open(args.checkpoint, _verifier(args.key, config))
+    try:
+        cp = _open(args.checkpoint, _verifier(args.key, ledger_config(args)))
         if args.proof is not None:
             return _verify_proof(args.proof, cp)
+    except (Refused, cfg.ConfigError) as exc:
+        return _fail(str(exc))
+
+    async def work(config: cfg.Config, store: Store) -> int:
         result = tlog.extends(cp, tlog.leaves(await _entries(store)))
         if not result.ok:
             return _fail(f"NOT consistent with {args.checkpoint}: {result.why}", 1)
@@ -217,15 +235,13 @@ def _verify_proof(path: Path, cp: Checkpoint) -> int:
 Work = Callable[[cfg.Config, Store], Awaitable[int]]
 
 
-def _guarded(args: argparse.Namespace, work: Work) -> int:
-    async def go(config: cfg.Config, store: Store) -> int:
-        try:
-            return await work(config, store)
-        except Refused as exc:
-            return _fail(str(exc))
+def _guarded(args: argparse.Namespace, work: Work,
+             check: Callable[[cfg.Config], object] | None = None) -> int:
+    """`work` on the ledger, read-only, `check` first; a Refused or bad config is
+    `ivr registry: ...` and exit 2."""
     try:
-        return run_with_store(args, go)
-    except cfg.ConfigError as exc:
+        return run_with_store(args, work, check=check)
+    except (Refused, cfg.ConfigError) as exc:
         return _fail(str(exc))
 
 

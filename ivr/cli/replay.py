@@ -3,7 +3,8 @@ and show every call as ivr would have counted it.
 
 This is how a support engineer answers "why was this call counted so?" from
 a customer's recording, without a PBX and without touching any ledger.
-Exit status: 0 done, 2 a file that cannot be read or is not a recording.
+Exit status: 0 done, 2 a file that cannot be read, a damaged recording, or a
+file that is no recording and holds no AMI frame.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ is `waiting` (or `leaving`: left, reason not yet known), its wait unknown.
 --json prints {"calls": [{"uniqueid", "caller", "payable", "in_progress",
 "visits": [{"queue", "outcome", "wait_ms", "member"}]}]}.
 
-exit status: 0 done, 2 a file unreadable or not a readable recording.
+exit status: 0 done, 2 a file unreadable, not a readable recording, or
+neither a recording nor a transcript (not one AMI frame in it).
 """
 
 
@@ -51,7 +53,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser(
         "replay", help="replay an AMI recording or transcript: every call as ivr counts it",
         description=textwrap.fill(
-            "Run an AMI recording (ivr run --record-ami) or a plain AMI transcript through "
+            "Run an AMI recording (`ivr run --record-ami`) or a plain AMI transcript through "
             "ivr's real pipeline (codec, event parser, journey tracker, snapshot resync) and "
             "print every call it holds, with each queue visit's outcome and wait.", 78),
         epilog=REPLAY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,6 +92,11 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     except ValueError as exc:
         print(f"ivr replay: {exc}", file=sys.stderr)
+        return 2
+    if not replay.frames and not replay.recorded:     # a recording of a quiet PBX is one
+        names = ", ".join(str(f) for f in args.files)
+        print(f"ivr replay: {names}: not one AMI frame in it: neither a recording "
+              f"(ivr run --record-ami) nor an AMI transcript", file=sys.stderr)
         return 2
     _warn(replay)
     calls = replay.calls()

@@ -17,17 +17,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ivr import config as cfg
-from ivr.cli.ledger import _common, run_with_store
+from ivr.cli.common import ledger_epilog, run_with_store
+from ivr.cli.grammar import config_option, json_option
 from ivr.ledger.outbox import DEAD, DELIVERED, PENDING
 from ivr.ledger.store import Store
 from ivr.ledger.text import clean
 
-EPILOG = """\
-The database is ledger.url in --config (or IVR_LEDGER_URL), as for `ivr ledger`.
+STATES = """\
 A message is pending (sent, or tried again after a backoff: 5 s doubling to 1 h,
 with jitter), delivered (a 2xx), or dead (no 2xx within 24 h, or a 410 Gone).
-exit status: 0 done, 1 the database failed, 2 an unknown or not dead ID, or bad config.
 """
+STATUS = "exit status: 0 done, 1 the database failed, 2 an unknown or not dead ID, or bad config."
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,19 +35,20 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     hooks = sub.add_parser("webhooks", help="the webhooks' outbox: list, retry",
                            description="Events of the desk and of incidents, signed (Standard "
                                        "Webhooks) and sent to [webhooks.NAME] endpoints.",
-                           epilog=EPILOG, formatter_class=fmt)
+                           epilog=STATES, formatter_class=fmt)
     wsub = hooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
     ls = wsub.add_parser("list", help="the outbox's messages, the newest first",
-                         epilog=EPILOG, formatter_class=fmt)
-    _common(ls)
+                         epilog=STATES + ledger_epilog(), formatter_class=fmt)
+    config_option(ls)
     ls.add_argument("--dead", action="store_true", help="only the dead-lettered ones")
-    ls.add_argument("--json", action="store_true", help="machine-readable, with each payload")
+    json_option(ls, "machine-readable, with each payload")
     ls.add_argument("--limit", type=_positive, default=100, metavar="N",
                     help="at most N messages (default 100)")
     ls.set_defaults(func=_list)
     retry = wsub.add_parser("retry", help="send a dead-lettered message again (same webhook-id)",
-                            epilog=EPILOG, formatter_class=fmt)
-    _common(retry)
+                            epilog=STATES + ledger_epilog(read_only=False, status=STATUS),
+                            formatter_class=fmt)
+    config_option(retry)
     retry.add_argument("id", metavar="ID", help="the message's id (msg_...), from the list")
     retry.set_defaults(func=_retry)
 
@@ -60,7 +61,6 @@ def _positive(text: str) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     async def work(config: cfg.Config, store: Store) -> int:
-        await store.migrate()
         rows, total = await store.outbox_list(DEAD if args.dead else None, args.limit)
         if args.json:
             print(json.dumps({"count": total, "messages": [_json(r) for r in rows]}, indent=2))
@@ -79,7 +79,6 @@ def _list(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     async def work(config: cfg.Config, store: Store) -> int:
-        await store.migrate()
         now_us = round(datetime.now(timezone.utc).timestamp() * 1e6)
         state = await store.outbox_requeue(args.id, now_us)
         shown = clean(args.id[:60])
@@ -93,7 +92,7 @@ def _retry(args: argparse.Namespace) -> int:
             return 2
         print(f"webhook message {shown} is pending again: ivr sends it at its next pass")
         return 0
-    return run_with_store(args, work)
+    return run_with_store(args, work, access="write")
 
 
 def _json(r: dict[str, Any]) -> dict[str, Any]:

@@ -3,19 +3,28 @@ the store shares (store.py composes the parts into the one Store).
 
 SQLAlchemy 2 Core over aiosqlite or asyncpg.  A database failure reaches callers
 as a LedgerError with a one-line message, never a driver's exception.
+
+A read-only Database (what every report, history and reconcile command opens)
+cannot write, whatever runs on it: SQLite is opened as a `mode=ro` URI (so a
+missing file is an error, never a new empty ledger), and a PostgreSQL session's
+transactions are READ ONLY (default_transaction_read_only).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+from urllib.parse import quote
 
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from ivr.calls.judge import FIRST_LINE
 
@@ -25,6 +34,11 @@ _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
 
 class LedgerError(Exception):
     """A ledger problem a person can act on; the message is one line."""
+
+
+class SchemaError(LedgerError):
+    """The ledger is not there, or its schema is not this code's: nothing was read or
+    changed, and the remedy is `ivr ledger migrate` (or a newer ivr)."""
 
 
 def driver_url(url: str) -> str:
@@ -45,6 +59,11 @@ def redact(url: str) -> str:
         return url.split("@")[-1]
 
 
+def of_pbx(query: Any, column: Any, pbx: str | None) -> Any:
+    """`query` kept to one PBX's rows, or as it is for all (pbx None)."""
+    return query if pbx is None else query.where(column == pbx)
+
+
 def problem(exc: BaseException) -> str:
     """One line naming a database failure (drivers' messages run to several)."""
     orig = getattr(exc, "orig", None) or exc
@@ -55,24 +74,40 @@ def problem(exc: BaseException) -> str:
 class Database:
     """The engine of one ledger URL; the store's parts (store.py) build on it."""
 
-    def __init__(self, url: str, first_line: str = FIRST_LINE) -> None:
+    def __init__(self, url: str, first_line: str = FIRST_LINE, read_only: bool = False) -> None:
         self.url = url
         self.first_line = first_line
+        self.read_only = read_only
         target = driver_url(url)
         self.dialect = "sqlite" if target.startswith("sqlite") else "postgresql"
         if self.dialect == "sqlite":
-            self._sqlite_folder(target)
-            self.engine: AsyncEngine = create_async_engine(target)
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            path = make_url(target).database
+            self.path = Path(path) if path and path != ":memory:" else None
+            self.engine: AsyncEngine = self._sqlite_engine(target)
+            event.listen(self.engine.sync_engine, "connect",
+                         functools.partial(_sqlite_pragmas, read_only))
         else:
-            self.engine = create_async_engine(target, pool_pre_ping=True, pool_size=2,
-                                              connect_args={"timeout": 5})
+            self.path = None
+            settings = {"default_transaction_read_only": "on"} if read_only else {}
+            self.engine = create_async_engine(
+                target, pool_pre_ping=True, pool_size=2,
+                connect_args={"timeout": 5, "server_settings": settings})
 
-    @staticmethod
-    def _sqlite_folder(target: str) -> None:
-        path = make_url(target).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    def _sqlite_engine(self, target: str) -> AsyncEngine:
+        if self.path is None:
+            return create_async_engine(target)
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return create_async_engine(target)
+        # The URI is built here, quoted: SQLAlchemy's own `?mode=ro&uri=true` form
+        # decodes the path first, and a `?` or `#` in it would then open another file.
+        uri = f"file:{quote(os.path.abspath(self.path))}?mode=ro"
+
+        async def connect() -> Any:
+            import aiosqlite
+            return await aiosqlite.connect(uri, uri=True)
+        return create_async_engine("sqlite+aiosqlite://", async_creator=connect,
+                                   poolclass=AsyncAdaptedQueuePool)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -106,15 +141,18 @@ class Database:
 
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(read_only: bool, dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")     # readers never block the writer
-    cursor.execute("PRAGMA synchronous=NORMAL")   # durable at each checkpoint, safe in WAL
     cursor.execute("PRAGMA busy_timeout=5000")
     # Five indexes with random keys (caller, account) want their pages at hand, and
     # fewer checkpoints: 10,700 -> 12,900 records/s in interleaved runs here.
     cursor.execute("PRAGMA cache_size=-65536")    # 64 MiB a connection, as it fills
     cursor.execute("PRAGMA temp_store=MEMORY")
-    cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    if read_only:
+        # Setting the journal mode is a write: a reader takes the file as it is.
+        cursor.execute("PRAGMA query_only=ON")
+    else:
+        cursor.execute("PRAGMA journal_mode=WAL")     # readers never block the writer
+        cursor.execute("PRAGMA synchronous=NORMAL")   # durable at each checkpoint, safe in WAL
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
-

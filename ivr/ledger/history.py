@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from sqlalchemy import func, insert, select, update
 
 from ivr.ledger import schema as t
-from ivr.ledger.db import Database
+from ivr.ledger.db import Database, of_pbx
 from ivr.ledger.outbox import TABLE as OUTBOX
 from ivr.ledger.rows import INCIDENT_CLOSES, IncidentRow
 
@@ -53,10 +53,11 @@ class HistoryStore(Database):
                  .order_by(c.opened_us))
         return [IncidentRow.of(dict(r)) for r in await self._read(query, mappings=True)]
 
-    async def repeat_counts(self, from_us: int, to_us: int) -> dict[str, int]:
-        """Repeat calls judged in [from_us, to_us), by kind."""
+    async def repeat_counts(self, from_us: int, to_us: int,
+                            pbx: str | None = None) -> dict[str, int]:
+        """Repeat calls (of `pbx`, or of all) judged in [from_us, to_us), by kind."""
         r = t.repeats.c
-        query = (select(r.kind, func.count()).where(r.at_us >= from_us, r.at_us < to_us)
+        query = (of_pbx(select(r.kind, func.count()), r.pbx, pbx).where(r.at_us >= from_us, r.at_us < to_us)
                  .group_by(r.kind))
         return {str(key): int(n) for key, n in await self._read(query)}
 

@@ -4,7 +4,11 @@ Every write is one transaction and idempotent: rows are keyed (pbx, uniqueid)
 and (pbx, uniqueid, seq) and inserted with ON CONFLICT DO NOTHING, so writing a
 call that is already there (a resync, a replay, a restart, a flushed spool)
 changes nothing.  Migrations are Alembic's (ivr/ledger/migrations), run by
-`migrate()`; a database at a revision this code does not know is refused.
+`migrate()` (`ivr run` and `ivr ledger migrate` only; on PostgreSQL under an
+advisory lock, so two instances starting together migrate one after the
+other); a database at a revision this code does not know is refused.  The
+commands that only read open a read-only Store and `require_schema()` first:
+a missing ledger, or one whose schema is not this code's, is a SchemaError.
 
 Store is the one interface: the calls' writes are here, and the reads come from
 its parts, one module a concern (reads.py the calls, statement.py the month's
@@ -26,7 +30,7 @@ from sqlalchemy import Connection, String, and_, case, cast, func, update
 
 from ivr.calls import records as rec
 from ivr.ledger import schema as t
-from ivr.ledger.db import LedgerError
+from ivr.ledger.db import LedgerError, SchemaError, redact
 from ivr.ledger.desk_store import DeskStore
 from ivr.ledger.history import HistoryStore
 from ivr.ledger.outbox_store import OutboxStore
@@ -36,6 +40,10 @@ from ivr.ledger.statement import StatementStore
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# pg_advisory_xact_lock's key while the schema is migrated: b"ivr-ledg" as a
+# big-endian bigint.  Fixed, so every ivr on one database takes the same lock.
+MIGRATE_LOCK = 0x6976722D6C656467
+MIGRATE = "run `ivr ledger migrate`"
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -69,9 +77,24 @@ class Store(CallReads, StatementStore, HistoryStore, DeskStore, OutboxStore):
                 return await conn.run_sync(_upgrade)
 
     async def revision(self) -> str | None:
-        from alembic.runtime.migration import MigrationContext
         async with self.engine.connect() as conn:
-            return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+            return await conn.run_sync(_current)
+
+    async def require_schema(self) -> str:
+        """The schema's revision when it is this code's; else a SchemaError that says
+        what to do.  Reads only: a missing SQLite file is not created."""
+        if self.dialect == "sqlite" and self.path is not None and not self.path.is_file():
+            raise SchemaError(f"the ledger at {redact(self.url)} does not exist: {MIGRATE}")
+        with self._failing():
+            async with self.engine.connect() as conn:
+                current = await conn.run_sync(_current)
+        head = _known(current)
+        if current is None:
+            raise SchemaError(f"the ledger at {redact(self.url)} has no schema: {MIGRATE}")
+        if current != head:
+            raise SchemaError(f"the ledger's schema is at {current}, this ivr needs {head}: "
+                              f"{MIGRATE}")
+        return head
 
     # -- writes -------------------------------------------------------------
 
@@ -191,30 +214,47 @@ def _line_sql() -> Any:
 
 
 
-def _upgrade(conn: Connection) -> str:
+def _current(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _alembic(conn: Connection | None = None) -> Any:
     # Alembic is imported here, not at start-up: most ivr commands never migrate.
-    from alembic import command
     from alembic.config import Config as AlembicConfig
-    from alembic.script import ScriptDirectory
-    from alembic.util.exc import CommandError
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
-    script = ScriptDirectory.from_config(cfg)
-    from alembic.runtime.migration import MigrationContext
-    current = MigrationContext.configure(conn).get_current_revision()
-    head = script.get_current_head()
+    return cfg
+
+
+def _known(current: str | None) -> str:
+    """This code's head revision; a SchemaError if `current` is not one it knows."""
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+    script = ScriptDirectory.from_config(_alembic())
+    head = str(script.get_current_head())
     if current is not None:
         try:
             script.get_revision(current)
         except CommandError:
-            raise LedgerError(f"the ledger database is at schema revision {current!r}, newer than "
-                              f"this ivr knows (up to {head!r}): upgrade ivr first") from None
+            raise SchemaError(f"the ledger database is at schema revision {current!r}, newer "
+                              f"than this ivr knows (up to {head!r}): upgrade ivr first") from None
+    return head
+
+
+def _upgrade(conn: Connection) -> str:
+    from alembic import command
+    if conn.dialect.name == "postgresql":
+        # Held to the end of this transaction, which the migration is part of: a second
+        # ivr waits here, then finds the schema at head and has nothing to do.
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATE_LOCK})")
+    current = _current(conn)
+    head = _known(current)
     if current != head:
         log.info("ledger: migrating the schema from %s to %s", current or "empty", head)
-        command.upgrade(cfg, "head")
-    return str(head)
-
+        command.upgrade(_alembic(conn), "head")
+    return head
 
 
 def _visit_row(pbx: str, uniqueid: str, v: rec.VisitRecord, source: str) -> tuple[Any, ...]:

@@ -84,6 +84,8 @@ class Replay:
     lists: dict[str, list[Message]] = field(default_factory=dict)   # ActionID -> list items
     untimed: int = 0                 # followed events timed by the wall clock (no Timestamp, no arrival)
     malformed: int = 0
+    frames: int = 0                  # AMI frames read: decoded, or skipped as noise unread
+    recorded: int = 0                # chunks that came with an arrival time (a recording's)
     session: Session = field(init=False, repr=False)
     _at: float | None = field(default=None, init=False, repr=False)   # the message's arrival
     _codec: Codec | None = field(default=None, init=False, repr=False)
@@ -105,6 +107,7 @@ class Replay:
 
     def receive(self, data: bytes, at: float | None = None) -> None:
         """One chunk read from the PBX; `at` its arrival time, if known."""
+        self.recorded += at is not None
         codec = self._codec
         if codec is not None and at is not None and data.startswith(_BANNER):
             self._end_connection()
@@ -134,6 +137,7 @@ class Replay:
             self._codec.receive_data(b"")
             self._drain(self._codec, None)
             self.malformed += self._codec.malformed
+            self.frames += self._codec.skipped
             self._codec = None
         self._status = None
 
@@ -142,6 +146,7 @@ class Replay:
     def _drain(self, codec: Codec, at: float | None) -> None:
         while (item := codec.next_event()) is not None:
             if isinstance(item, Message):
+                self.frames += 1
                 self._message(item, at)
 
     def _message(self, msg: Message, at: float | None) -> None:

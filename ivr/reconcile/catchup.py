@@ -123,7 +123,7 @@ async def read_queue_log(source: Source, overflow: Mapping[str, int]) -> QueueLo
         except OSError as exc:
             raise LedgerError(f"cannot read queue_log {source.file}: "
                               f"{exc.strerror or exc}") from None
-    db = Store(source.db)
+    db = Store(source.db, read_only=True)     # Asterisk's table: ivr only reads it
     try:
         rows = await db.rows(source.table)
     finally:

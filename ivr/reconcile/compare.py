@@ -79,8 +79,26 @@ class Reconciliation:
             "open": self.open,
         }
 
+    @property
+    def agrees(self) -> bool:
+        """Nothing missing on either side, nothing disagreeing (`ivr ledger reconcile`
+        exits 0 only then).  Open stints and unreadable lines are reported, not judged."""
+        return not (self.missing_in_ledger or self.missing_in_queue_log or self.disagreements)
+
+    def summary(self) -> str:
+        """One line: whether the two agree, and if not, how."""
+        if self.agrees:
+            return f"the ledger and queue_log agree: {self.matched} stint(s) matched"
+        said = [f"{n} {what}" for n, what in (
+            (len(self.missing_in_ledger), "missing in the ledger"),
+            (len(self.missing_in_queue_log), "missing in queue_log"),
+            (len(self.disagreements), "disagreeing")) if n]
+        filled = f" ({self.backfilled} backfilled)" if self.backfilled else ""
+        return f"the ledger and queue_log do not agree: {', '.join(said)}{filled}"
+
     def to_text(self, limit: int = 20) -> str:
-        """A few aligned lines: the counts, then up to `limit` items of each list."""
+        """A few aligned lines: the counts, then up to `limit` items of each list, and
+        how many more each list has."""
         counts = [("matched", self.matched), ("missing in ledger", len(self.missing_in_ledger)),
                   ("missing in queue_log", len(self.missing_in_queue_log)),
                   ("disagreements", len(self.disagreements)), ("open", self.open),
@@ -89,13 +107,23 @@ class Reconciliation:
         lines += [f"  {name:<22}{n:>7}" for name, n in counts]
         lines += [f"  missing in ledger     {s.callid} {s.queue} #{s.seq} {_utc(s.entered_s)} "
                   f"{s.outcome} {s.wait_s} s" for s in self.missing_in_ledger[:limit]]
+        lines += _more("missing in ledger", self.missing_in_ledger, limit)
         lines += [f"  missing in queue_log  {m.uniqueid} {m.visit.queue} #{m.visit.seq} "
                   f"{_utc(m.visit.entered_us // US)} {m.visit.outcome}"
                   for m in self.missing_in_queue_log[:limit]]
+        lines += _more("missing in queue_log", self.missing_in_queue_log, limit)
         lines += [f"  {d.kind:<22}{d.uniqueid} {d.queue} #{d.seq} ledger {d.ledger} "
                   f"queue_log {d.queue_log}" for d in self.disagreements[:limit]]
+        lines += _more("disagreements", self.disagreements, limit)
         lines += [f"  bad line {b.line:<13}{b.reason}: {b.text}" for b in self.bad_lines[:limit]]
+        lines += _more("bad lines", self.bad_lines, limit)
         return "\n".join(lines)
+
+
+def _more(name: str, items: tuple[object, ...], limit: int) -> list[str]:
+    """The line that says a text list was cut, if it was."""
+    left = len(items) - limit
+    return [f"  {name:<22}and {left} more (--json for all)"] if left > 0 else []
 
 
 def _utc(epoch_s: int) -> str:

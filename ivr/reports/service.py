@@ -31,27 +31,29 @@ def period(config: Config, start: str | None, end: str | None, tz: str | None,
 
 
 async def statement(store: Ledger, config: Config, p: billing.Period,
-                    with_calls: bool = False) -> billing.Statement:
-    """The statement of period `p`.  Without its call lines the database counts and
-    hashes (a GROUP BY and one pass); with them every call is read and judged here."""
+                    with_calls: bool = False, pbx: str | None = None) -> billing.Statement:
+    """The statement of period `p`, of one PBX's calls or (pbx None) of all.  Without
+    its call lines the database counts and hashes (a GROUP BY and one pass); with them
+    every call is read and judged here."""
     short_ms = round(config.report.short_abandon_seconds * 1000)
-    undisposed = asyncio.ensure_future(store.run(Store.undisposed, p.from_us, p.to_us))
+    undisposed = asyncio.ensure_future(store.run(Store.undisposed, p.from_us, p.to_us, pbx))
     try:
         if not with_calls:
-            tally, digest = await asyncio.gather(store.run(Store.statement_tally, p.boundaries, short_ms),
-                                                 store.run(Store.statement_digest, p.from_us, p.to_us))
+            tally, digest = await asyncio.gather(
+                store.run(Store.statement_tally, p.boundaries, short_ms, pbx),
+                store.run(Store.statement_digest, p.from_us, p.to_us, pbx))
             built = billing.from_tally(p, (billing.Tally(*row) for row in tally), digest, short_ms)
         else:
-            calls = await store.run(Store.billing_calls, p.from_us, p.to_us)
+            calls = await store.run(Store.billing_calls, p.from_us, p.to_us, pbx)
             # A month is a million calls (0.85 s of work): never on the caller's event loop.
             built = await in_thread(billing.build, calls, p, short_ms)
         missing = await undisposed
-        repeated = await store.run(Store.repeat_counts, p.from_us, p.to_us)
-        in_seconds = await store.run(Store.judged_in_seconds, p.from_us, p.to_us)
+        repeated = await store.run(Store.repeat_counts, p.from_us, p.to_us, pbx)
+        in_seconds = await store.run(Store.judged_in_seconds, p.from_us, p.to_us, pbx)
         once = None
         if config.report.pay_once_per_caller:
             window = round(config.routing.repeat_window_seconds * 1e6)
-            rows = await store.run(Store.contacts, p.from_us, p.to_us)
+            rows = await store.run(Store.contacts, p.from_us, p.to_us, pbx)
             once = await in_thread(lambda: fcr.payable_once([fcr.Contact(*r) for r in rows], window))
     finally:
         undisposed.cancel()             # cut short (a deadline): no orphan query left behind
@@ -61,17 +63,20 @@ async def statement(store: Ledger, config: Config, p: billing.Period,
         judged_in_seconds=in_seconds)
 
 
-async def first_contact(store: Ledger, p: billing.Period) -> dict[str, Any]:
-    """First-contact resolution of the calls answered in `p` (reports/fcr.py)."""
-    rows = await store.run(Store.contacts, p.from_us, p.to_us + fcr.WINDOWS[-1][1])
+async def first_contact(store: Ledger, p: billing.Period,
+                        pbx: str | None = None) -> dict[str, Any]:
+    """First-contact resolution of the calls answered in `p` (reports/fcr.py), of one
+    PBX's calls or (pbx None) of all."""
+    rows = await store.run(Store.contacts, p.from_us, p.to_us + fcr.WINDOWS[-1][1], pbx)
     resolution = await in_thread(
         lambda: fcr.resolution((fcr.Contact(*r) for r in rows), p.from_us, p.to_us))
     return {"from_us": p.from_us, "to_us": p.to_us, **resolution}
 
 
 async def history(store: Ledger, p: billing.Period, caller: str | None = None,
-                  account: str | None = None) -> list[CallRecord]:
-    return await store.run(Store.calls, p.from_us, p.to_us, caller=caller, account=account, limit=MAX_CALLS)
+                  account: str | None = None, pbx: str | None = None) -> list[CallRecord]:
+    return await store.run(Store.calls, p.from_us, p.to_us, caller=caller, account=account,
+                           pbx=pbx, limit=MAX_CALLS)
 
 
 async def downtimes(store: Ledger, accounts: Mapping[str, str], from_us: int, to_us: int,

@@ -54,17 +54,26 @@ async def _fill(url: str) -> None:
         await store.close()
 
 
-def reconcile(capsys: pytest.CaptureFixture[str], *args: str) -> Reconciled:
-    assert main(["ledger", "reconcile", *args, "--json"]) == 0
+def reconcile(capsys: pytest.CaptureFixture[str], *args: str, status: int = 3) -> Reconciled:
+    """`ivr ledger reconcile --json`: exit 3 while the two disagree, 0 once they agree."""
+    assert main(["ledger", "reconcile", *args, "--json"]) == status
     report: Reconciled = json.loads(capsys.readouterr().out)
     return report
+
+
+def migrated_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty ledger at this schema: reconcile reads it and never migrates it."""
+    monkeypatch.setenv("IVR_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert main(["ledger", "migrate"]) == 0
+    assert "schema at revision" in capsys.readouterr().out
 
 
 def test_the_realtime_table_reads_as_the_file(pg_url: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     asyncio.run(_fill(pg_url))
-    monkeypatch.setenv("IVR_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    migrated_ledger(tmp_path, monkeypatch, capsys)
     from_file = reconcile(capsys, "--queue-log", str(LAB_LOG))
     from_db = reconcile(capsys, "--queue-log-db", pg_url)
     assert from_db == from_file
@@ -72,12 +81,13 @@ def test_the_realtime_table_reads_as_the_file(pg_url: str, tmp_path: Path,
     assert len(from_db["missing_in_ledger"]) == 12     # every stint of the lab's run
     filled = reconcile(capsys, "--queue-log-db", pg_url, "--backfill")
     assert filled["backfilled"] == 12
-    assert reconcile(capsys, "--queue-log-db", pg_url)["missing_in_ledger"] == []
+    again = reconcile(capsys, "--queue-log-db", pg_url, status=0)    # all match: exit 0
+    assert again["missing_in_ledger"] == [] and again["matched"] == 12
 
 
 def test_a_missing_table_is_one_line(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("IVR_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    migrated_ledger(tmp_path, monkeypatch, capsys)
     assert main(["ledger", "reconcile", "--queue-log-db", pg_url, "--queue-log-table", "nope"]) == 1
     err = capsys.readouterr().err.strip()
     assert "queue_log table nope" in err and "\n" not in err

@@ -204,6 +204,28 @@ def test_every_entry_proves_included_and_one_byte_changed_does_not(
     assert code == 2 and "tree of 6 entries, the checkpoint has 5" in err
 
 
+def test_the_office_checks_a_proof_with_no_ledger_at_all(
+        url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fill(url, 3)
+    kept = saved_checkpoint(tmp_path, capsys)
+    code, vkey, _ = ivr(capsys, "key")
+    (tmp_path / "log.vkey").write_text(vkey)
+    code, out, err = ivr(capsys, "prove", numbers.issue("ticket", 1), "--checkpoint", str(kept))
+    assert code == 0, err
+    (tmp_path / "p.json").write_text(out)
+    nowhere = tmp_path / "office" / "ledger.db"                 # the office has no ledger
+    monkeypatch.setenv("IVR_LEDGER_URL", f"sqlite:///{nowhere}")
+    code, out, err = ivr(capsys, "verify", "--proof", str(tmp_path / "p.json"),
+                         "--checkpoint", str(kept), "--key", str(tmp_path / "log.vkey"))
+    assert code == 0 and "is entry 1 of the 3" in out, err
+    assert not nowhere.parent.exists()
+    code, _, err = ivr(capsys, "verify", "--checkpoint", str(kept), "--key",
+                       str(tmp_path / "log.vkey"))               # this one needs the ledger
+    assert code == 2 and "does not exist: run `ivr ledger migrate`" in err
+    assert not nowhere.parent.exists()
+
+
 # -- hostile input: one clear line each, exit 2, nothing changed ---------------
 
 def _lines(kept: Path) -> dict[str, bytes]:

@@ -180,7 +180,12 @@ def test_rotated_parts_replay_as_one_stream(tmp_path: Path,
     assert visits(call) == [("first-line", "timeout"), ("common", "answered")]
 
 
-@pytest.mark.parametrize("content", [None, b"dir", MAGIC + b"< soon 3\nabc\n"])
+@pytest.mark.parametrize("content", [
+    None, b"dir", MAGIC + b"< soon 3\nabc\n",
+    b"pbx-host\n",                                          # /etc/hostname: not one AMI frame
+    b"root:x:0:0:root:/root:/bin/bash\nbin:x:2:2::/bin:\n",  # /etc/passwd
+    b"",                                                    # empty
+    MAGIC])                                                 # a recording of nothing at all
 def test_bad_files_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                            content: bytes | None) -> None:
     path = tmp_path / "x.rec"
@@ -213,6 +218,23 @@ def test_run_help_mentions_recording(capsys: pytest.CaptureFixture[str]) -> None
 def test_readme_lists_the_replay_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     table = _keys_table("`ivr replay --json` keys")
     assert table == {"calls": CALL_KEYS, "visits": VISIT_KEYS}
+
+
+def test_a_transcript_of_no_followed_event_lists_none(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "quiet.ami"
+    path.write_bytes(b"Asterisk Call Manager/11.0.0\r\nEvent: Newexten\r\nUniqueid: 1.1\r\n\r\n")
+    assert replay_json(capsys, str(path)) == []
+
+
+def test_a_banner_alone_is_no_transcript(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The codec takes a first line without a colon for the banner, so /etc/hostname
+    would pass for one: a transcript needs one AMI frame."""
+    path = tmp_path / "banner.ami"
+    path.write_bytes(b"Asterisk Call Manager/11.0.0\r\n")
+    assert main(["replay", str(path)]) == 2
+    assert "not one AMI frame" in capsys.readouterr().err
 
 
 def test_a_recording_of_no_calls_lists_none(tmp_path: Path,
