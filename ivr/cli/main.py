@@ -11,9 +11,9 @@ import logging
 import sys
 
 from ivr import config as cfg
-from ivr.cli import (desk as cli_desk, incidents as cli_incidents, lab as cli_lab,
-                     ledger as cli_ledger, prompts as cli_prompts, replay as cli_replay,
-                     run as cli_run, tokens as cli_tokens)
+from ivr.cli import (desk as cli_desk, incidents as cli_incidents, kit as cli_kit,
+                     lab as cli_lab, ledger as cli_ledger, prompts as cli_prompts,
+                     replay as cli_replay, run as cli_run, tokens as cli_tokens)
 from ivr.config.tokens import TokensError
 from ivr.reports.billing import ReportError
 from ivr.routing.directory import DirectoryError
@@ -48,5 +48,6 @@ def _parser() -> argparse.ArgumentParser:
     cli_desk.add_parsers(sub)
     cli_tokens.add_parsers(sub)
     cli_prompts.add_parser(sub)
+    cli_kit.add_parser(sub)
     cli_lab.add_demo_parser(sub)
     return p
