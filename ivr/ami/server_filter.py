@@ -16,7 +16,7 @@ Filters only ever include: with include filters only, Asterisk drops
 everything else first.  They apply to events, never to the responses and
 list replies of ivr's own actions.  The Filter action needs the `system`
 write permission; without it ivr relies on `eventfilter` lines of the AMI
-user (deploy/asterisk/manager_ivr.conf), written from the same lists.
+user (ivr/kit/files/asterisk/manager_ivr.conf), written from the same lists.
 `passes()` is the advanced filter's verdict in Python, for replays that show
 no fact ivr needs is filtered away.
 """

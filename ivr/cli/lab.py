@@ -2,13 +2,15 @@
 
 The lab and the demo are tools of the tests and the demo, not of the service: this is
 the only module outside ivr/lab/ that knows them, and it imports them inside its
-functions, so `ivr run` on a configured PBX host never loads ivr.lab.
+functions, so `ivr run` on a configured PBX host never loads ivr.lab.  The wheel leaves
+ivr/lab out (pyproject.toml): installed from it, the lab commands say so and stop.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import logging
 import os
 import sys
@@ -34,6 +36,14 @@ Agents: op1..op4 at 127.0.0.1:5071-5074 (first-line), sup1, sup2 at 5075,
 """
 
 Command = Callable[[argparse.Namespace], int]
+
+NO_LAB = ("the lab comes with a source checkout of ivr (git clone, then `make setup`), "
+          "not with the installed package")
+
+
+def lab_shipped() -> bool:
+    """Whether this ivr has its lab: a checkout (editable install) has, a wheel has not."""
+    return importlib.util.find_spec("ivr.lab") is not None
 
 
 def add_lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,9 +84,13 @@ def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _lab_errors(command: Command) -> Command:
-    """A LabError is one line a person can act on: `ivr lab: ...`, exit 1."""
+    """A LabError is one line a person can act on: `ivr lab: ...`, exit 1; no lab in
+    this install is one line too, exit 2."""
     @functools.wraps(command)
     def said(args: argparse.Namespace) -> int:
+        if not lab_shipped():
+            print(f"ivr {args.command}: {NO_LAB}", file=sys.stderr)
+            return 2
         from ivr.lab.pbx import LabError
         try:
             return command(args)
@@ -91,6 +105,11 @@ def _lab_errors(command: Command) -> Command:
 def with_lab(config: cfg.Config, need_ami: bool = False) -> cfg.Config:
     """With no PBX configured, the running lab's AMI user and routing (lab_routing)."""
     if config.pbx or config.ami.username:
+        return config
+    if not lab_shipped():
+        if need_ami:
+            raise cfg.ConfigError("no AMI username configured ([ami] username in the config "
+                                  "file, or IVR_AMI_USERNAME)")
         return config
     from ivr.lab.pbx import Lab
     # The lab is a tool of the tests and the demo, never a silent fallback: only a
@@ -131,7 +150,7 @@ def lab_routing(config: cfg.Config, lab: LabStatus) -> cfg.Config:
 
 def with_lab_ledger(config: cfg.Config) -> cfg.Config:
     """The lab's ledger when neither AMI nor the ledger is configured and a lab exists."""
-    if config.ledger.url or config.ami.username:
+    if config.ledger.url or config.ami.username or not lab_shipped():
         return config
     from ivr.lab.pbx import Lab
     lab = Lab()

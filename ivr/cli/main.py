@@ -15,10 +15,10 @@ from importlib import metadata
 
 import ivr
 from ivr import config as cfg
-from ivr.cli import (desk as cli_desk, incidents as cli_incidents, lab as cli_lab,
-                     ledger as cli_ledger, prompts as cli_prompts, replay as cli_replay,
-                     report as cli_report, run as cli_run, tokens as cli_tokens,
-                     webhooks as cli_webhooks)
+from ivr.cli import (desk as cli_desk, incidents as cli_incidents, kit as cli_kit,
+                     lab as cli_lab, ledger as cli_ledger, prompts as cli_prompts,
+                     replay as cli_replay, report as cli_report, run as cli_run,
+                     tokens as cli_tokens, webhooks as cli_webhooks)
 from ivr.cli.grammar import UsageError
 from ivr.config.tokens import TokensError
 from ivr.reports.billing import ReportError
@@ -66,5 +66,6 @@ def _parser() -> argparse.ArgumentParser:
     cli_tokens.add_parsers(sub)
     cli_prompts.add_parser(sub)
     cli_webhooks.add_parsers(sub)
+    cli_kit.add_parser(sub)
     cli_lab.add_demo_parser(sub)
     return p

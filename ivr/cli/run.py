@@ -27,7 +27,7 @@ configuration, lowest precedence first:
   built-in defaults      AMI 127.0.0.1:5038, HTTP 127.0.0.1:9105, queues
                          first-line (30 s, overflow to common at 30 s),
                          common, engineers
-  --config FILE          TOML (see deploy/ivr.example.toml); or IVR_CONFIG
+  --config FILE          TOML (`ivr kit` writes an example); or IVR_CONFIG
   environment            IVR_AMI_HOST IVR_AMI_PORT IVR_AMI_USERNAME
                          IVR_AMI_SECRET IVR_LISTEN IVR_LOG_LEVEL
                          IVR_API_TOKEN IVR_LEDGER_URL

@@ -1,8 +1,8 @@
 """Typed configuration: defaults, then the TOML file, then IVR_* variables, then flags.
 
 Every mistake is one line naming the key and what was expected
-(ConfigError); `ivr run` prints it and exits 2.  deploy/ivr.example.toml is
-the commented reference.
+(ConfigError); `ivr run` prints it and exits 2.  ivr/kit/files/ivr.example.toml
+(`ivr kit` writes it) is the commented reference.
 """
 
 from __future__ import annotations

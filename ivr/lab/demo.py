@@ -8,7 +8,7 @@ lab's directory, so their cards on the console's desks show an account.
 
 When Debian's prometheus is installed, a Prometheus with the shipped rules
 scrapes the demo on 127.0.0.1:9090: point Grafana's provisioned datasource
-(deploy/grafana) at it to watch the dashboard move.
+(grafana/ of `ivr kit`) at it to watch the dashboard move.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ivr.config import Config
+from ivr.kit import shipped
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.calls.records import DEFAULT_PBX
@@ -115,7 +116,7 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
 
 
-RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules"
+RULES = shipped.directory() / "prometheus" / "rules"
 
 
 def _prometheus(config: Config) -> subprocess.Popen[bytes] | None:
@@ -134,7 +135,7 @@ def _prometheus(config: Config) -> subprocess.Popen[bytes] | None:
          "--web.listen-address=127.0.0.1:9090"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print("ivr demo: Prometheus with ivr's rules at http://127.0.0.1:9090 "
-          "(Grafana: deploy/grafana provisioning points there)")
+          "(Grafana: the provisioning of `ivr kit` points there)")
     return process
 
 

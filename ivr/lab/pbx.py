@@ -2,9 +2,9 @@
 
 Debian 12 has no asterisk package; unstable does.  We build a minimal root
 with debootstrap once (under the cache folder), then run Asterisk chrooted
-there, bound to loopback, with the shipped dialplans/ files unchanged plus a
-lab-only overlay (endpoints, queue members, an AMI user with a generated
-secret).  Everything a test or `make demo` needs about the running lab is in
+there, bound to loopback, with the shipped dialplans (ivr/kit/files/dialplans)
+unchanged plus a lab-only overlay (endpoints, queue members, an AMI user with a
+generated secret).  Everything a test or `make demo` needs about the running lab is in
 `LabStatus`.
 """
 
@@ -23,6 +23,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from string import Template
+
+from ivr.kit import shipped
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,7 @@ def default_cache_dir(name: str = DEFAULT_NAME) -> Path:
 
 
 def default_dialplans_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "dialplans"
+    return shipped.directory() / "dialplans"
 
 
 class Lab:

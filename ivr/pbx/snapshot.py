@@ -58,5 +58,5 @@ def _no_filter(pbx: str, was: str, why: str) -> str:
     if was != why:
         log.warning("AMI (pbx %s): no server-side event filter (%s): Asterisk sends every "
                     "event. Give the AMI user write = system, or its eventfilter lines "
-                    "(deploy/asterisk/manager_ivr.conf)", pbx, why.removeprefix("none: "))
+                    "(manager_ivr.conf of `ivr kit`)", pbx, why.removeprefix("none: "))
     return why

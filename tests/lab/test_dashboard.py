@@ -19,14 +19,14 @@ from typing import Iterator, TypedDict
 import pytest
 
 from ivr.calls.facts import Exited, JourneyEnded
+from ivr.kit import shipped
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from tests.helpers import require_tool, eventually, free_port, http_get
 from tests.lab.conftest import Running
 
 pytestmark = pytest.mark.lab
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-DASHBOARD = DEPLOY / "grafana" / "dashboards" / "ivr.json"
+DASHBOARD = shipped.directory() / "grafana" / "dashboards" / "ivr.json"
 # What Grafana would put in place of its variables.
 GRAFANA_VARS = {"$__rate_interval": "1m", "$__range": "1h", "$queue": ".*", "$pbx": ".*"}
 
@@ -48,7 +48,7 @@ def prometheus(tmp_path: Path, ivr: Running) -> Iterator[str]:
     binary = require_tool("prometheus", "prometheus")
     rules = tmp_path / "rules"
     rules.mkdir()
-    for src in sorted((DEPLOY / "prometheus" / "rules").glob("*.yml")):
+    for src in sorted((shipped.directory() / "prometheus" / "rules").glob("*.yml")):
         # Evaluate every second instead of every 30 s, so the test is short.
         text = re.sub(r"(?m)^(\s*interval:\s*)\S+", r"\g<1>1s", src.read_text())
         (rules / src.name).write_text(text)

@@ -8,6 +8,7 @@ import pytest
 
 from ivr import config as cfg
 from ivr.config import AmiConfig, Config, ConfigError, QueueConfig, load
+from ivr.kit import shipped
 
 SECRET = "env-Secr3t-value"
 
@@ -310,7 +311,7 @@ def test_queues_section_replaces_the_defaults(tmp_path: Path) -> None:
 # -- regressions for bugs found in review ------------------------------------
 
 def test_shipped_example_config_loads(tmp_path: Path) -> None:
-    example = Path(__file__).resolve().parents[2] / "deploy" / "ivr.example.toml"
+    example = shipped.directory() / "ivr.example.toml"
     config = cfg.load(example, {})
     assert config.queue_names == ("first-line", "common", "engineers", "supervisors")
     assert config.ami.username == "ivr" and config.listen_port == 9105

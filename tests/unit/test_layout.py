@@ -30,7 +30,7 @@ LAB_USERS = ("ivr.lab", "ivr.cli.lab")
 # through the ledger and the PBX, as desk.service does for the desk.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("ami", "config", "calls.records", "calls.judge", "reports.period"),
-    ("calls",),
+    ("calls", "kit"),
     ("routing", "ledger"),
     ("reconcile", "desk", "reports", "metrics", "pbx", "calls.service", "webhooks"),
     ("app",),

@@ -1,4 +1,4 @@
-"""deploy/prometheus: the example config, the recording and alerting rules, and
+"""prometheus/ of the kit (ivr/kit/files): the example config, the recording and alerting rules, and
 their promtool unit tests. Also checks that ivr's real /metrics output passes
 `promtool check metrics` and has every series the rules use.
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +18,7 @@ from tests.helpers import require_tool
 from prometheus_client import CollectorRegistry, generate_latest
 
 from ivr.app import overflow_rules
+from ivr.kit import shipped
 from ivr.config import Config, WebhookConfig
 from ivr.metrics.desk import DeskMetrics
 from ivr.metrics.webhooks import WebhookMetrics
@@ -33,7 +33,7 @@ from ivr.metrics.families import Metrics
 from ivr.metrics.live import LiveCollector
 from tests.replay import Replay, transcript
 
-PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+PROMETHEUS = shipped.directory() / "prometheus"
 RULES = ("rules/ivr-recording.yml", "rules/ivr-alerts.yml")
 RULE_TESTS = ("tests/ivr-recording.test.yml", "tests/ivr-alerts.test.yml")
 TRANSCRIPTS = ("answered", "abandoned", "moved")
@@ -58,7 +58,7 @@ def promtool() -> str:
 
 
 def run(cmd: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    """Run from deploy/prometheus, where the configuration's relative paths start."""
+    """Run from the kit's prometheus/, where the configuration's relative paths start."""
     proc = subprocess.run(cmd, cwd=PROMETHEUS, input=stdin, capture_output=True, timeout=120,
                           env=dict(os.environ, LC_ALL="C.UTF-8"))
     return subprocess.CompletedProcess(proc.args, proc.returncode,

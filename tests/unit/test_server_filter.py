@@ -50,9 +50,8 @@ def test_regex_rules_are_posix_and_end_the_event_name() -> None:
 
 
 def test_the_eventfilter_lines_shipped_for_manager_conf_are_the_advanced_rules() -> None:
-    from pathlib import Path
-    shipped = Path(__file__).parents[2] / "deploy" / "asterisk" / "manager_ivr.conf"
-    lines = [line.strip() for line in shipped.read_text().splitlines()
+    from ivr.kit import shipped
+    lines = [line.strip() for line in shipped.read("asterisk/manager_ivr.conf").splitlines()
              if line.startswith("eventfilter")]
     assert lines == sf.eventfilter_lines()
 

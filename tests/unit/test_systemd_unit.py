@@ -1,4 +1,4 @@
-"""deploy/systemd/ivr.service: valid for systemd, sandboxed, and never tied to Asterisk.
+"""systemd/ivr.service of the kit (ivr/kit/files): valid for systemd, sandboxed, and never tied to Asterisk.
 
 Needs `systemd-analyze` (Debian package `systemd`), but not systemd as PID 1:
 `verify` and `security --offline=true` only read unit files. Without the
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from ivr.kit import shipped
 from tests.helpers import require_tool
 
-UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "ivr.service"
+UNIT = shipped.directory() / "systemd" / "ivr.service"
 MAX_EXPOSURE = 2.0
 
 
@@ -68,10 +69,10 @@ def test_verify_is_clean(analyze: str, tmp_path: Path) -> None:
     # this checkout's .venv/bin/ivr (or /bin/true). Only the binary path
     # changes: the shipped unit itself stays as deployed.
     text = UNIT.read_text()
-    shipped = "ExecStart=/opt/ivr/bin/ivr "
-    assert text.count(shipped) == 1, "the unit should run /opt/ivr/bin/ivr"
+    exec_start = "ExecStart=/opt/ivr/bin/ivr "
+    assert text.count(exec_start) == 1, "the unit should run /opt/ivr/bin/ivr"
     copy = tmp_path / UNIT.name
-    copy.write_text(text.replace(shipped, f"ExecStart={verifiable_binary()} "))
+    copy.write_text(text.replace(exec_start, f"ExecStart={verifiable_binary()} "))
 
     done = run([analyze, "verify", str(copy)])
 
