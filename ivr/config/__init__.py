@@ -1,4 +1,5 @@
-"""Typed configuration: defaults, then the TOML file, then IVR_* variables, then flags.
+"""Typed configuration: defaults, then the TOML file, then systemd credentials
+(credentials.py), then IVR_* variables, then flags.
 
 Every mistake is one line naming the key and what was expected
 (ConfigError); `ivr run` prints it and exits 2.  deploy/ivr.example.toml is
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ivr.config import names, secrets as dialplan_secrets
+from ivr.config import credentials, names, secrets as dialplan_secrets
 from ivr.config.values import BOUNDS as BOUNDS, ConfigError as ConfigError
 from ivr.config.values import only as _only, section as _section, typed as _typed
 from ivr.calls.records import DEFAULT_PBX  # the one PBX of a config with only [ami]
@@ -197,6 +198,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
     path = path or (Path(env["IVR_CONFIG"]) if env.get("IVR_CONFIG") else None)
     if path is not None:
         cfg = _from_file(cfg, path)
+    cfg = credentials.apply(cfg, env)     # beats the file, loses to the environment
     cfg = _from_env(cfg, env)
     if listen is not None:
         cfg = _with_listen(cfg, listen, "--listen")
