@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from ivr.config import credentials
 from tests.helpers import require_tool
 
-UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "ivr.service"
+SYSTEMD = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
+UNIT = SYSTEMD / "ivr.service"
 MAX_EXPOSURE = 2.0
 
 
@@ -47,9 +49,9 @@ def directives(text: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def values(section: str, key: str) -> list[str]:
+def values(section: str, key: str, unit: Path = UNIT) -> list[str]:
     """Every space-separated value given to section/key (for list keys like After=)."""
-    return [word for s, k, v in directives(UNIT.read_text()) if (s, k) == (section, key)
+    return [word for s, k, v in directives(unit.read_text()) if (s, k) == (section, key)
             for word in v.split()]
 
 
@@ -64,26 +66,29 @@ def verifiable_binary() -> str:
 def test_verify_is_clean(analyze: str, tmp_path: Path) -> None:
     # `systemd-analyze verify` also checks that ExecStart's binary exists and
     # is executable, and /opt/ivr/bin/ivr exists only on a deployed host. So
-    # verify a copy (same file name, in a temp dir) whose ExecStart points at
-    # this checkout's .venv/bin/ivr (or /bin/true). Only the binary path
-    # changes: the shipped unit itself stays as deployed.
-    text = UNIT.read_text()
-    shipped = "ExecStart=/opt/ivr/bin/ivr "
-    assert text.count(shipped) == 1, "the unit should run /opt/ivr/bin/ivr"
-    copy = tmp_path / UNIT.name
-    copy.write_text(text.replace(shipped, f"ExecStart={verifiable_binary()} "))
+    # verify copies (same file names, in a temp dir, where the timer finds its
+    # service) whose ExecStart points at this checkout's .venv/bin/ivr (or
+    # /bin/true). Only the binary path changes: the shipped units stay as deployed.
+    shipped = "\nExecStart=/opt/ivr/bin/ivr "
+    assert UNIT.read_text().count(shipped) == 1, "the unit should run /opt/ivr/bin/ivr"
+    copies = []
+    for unit in (UNIT,):
+        copy = tmp_path / unit.name
+        copy.write_text(unit.read_text().replace(shipped, f"\nExecStart={verifiable_binary()} "))
+        copies.append(str(copy))
 
-    done = run([analyze, "verify", str(copy)])
+    done = run([analyze, "verify", *copies])
 
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
 
 
-def test_exposure_is_low(analyze: str) -> None:
+@pytest.mark.parametrize("unit", [UNIT], ids=lambda u: u.name)
+def test_exposure_is_low(analyze: str, unit: Path) -> None:
     # --offline: score the file itself, without asking a running systemd.
     # --threshold is on systemd's internal 0..100 scale (2.0 shown = 20).
     done = run([analyze, "security", "--offline=true",
-                f"--threshold={int(MAX_EXPOSURE * 10)}", str(UNIT)])
-    found = re.search(r"Overall exposure level for ivr\.service: (\d+(?:\.\d+)?)",
+                f"--threshold={int(MAX_EXPOSURE * 10)}", str(unit)])
+    found = re.search(rf"Overall exposure level for {re.escape(unit.name)}: (\d+(?:\.\d+)?)",
                       done.stdout)
     assert found, done.stdout + done.stderr
     exposure = float(found.group(1))
@@ -111,3 +116,21 @@ def test_runs_the_deployed_venv_with_the_config_and_secret_file() -> None:
         "/opt/ivr/bin/ivr", "run", "--config", "/etc/ivr/ivr.toml"]
     assert values("Service", "EnvironmentFile") == ["-/etc/ivr/ivr.env"]
     assert values("Service", "DynamicUser") == ["yes"]
+    assert values("Service", "User") == ["ivr"]
+
+
+def test_the_state_directory_is_ivrs_and_its_own() -> None:
+    # ivr takes the first folder of $STATE_DIRECTORY (config.state_dir) for its ledger,
+    # spool and key: the backup's list must begin with ivr's.
+    assert values("Service", "StateDirectory") == ["ivr"]
+    assert values("Service", "StateDirectoryMode") == ["0700"]
+
+
+def test_each_credential_is_one_ivr_reads_from_the_credstore() -> None:
+    loaded = [v.split(":", 1) for v in values("Service", "LoadCredential")]
+    names = {credentials.TOKENS, credentials.REGISTRY_KEY, credentials.LEDGER_URL,
+             *credentials.PER_PBX}
+    assert sorted(name for name, _ in loaded) == sorted(names)
+    # Relative: looked up in /etc/credstore/ and skipped when absent (an absolute
+    # path that is missing would stop the unit from starting).
+    assert all(source == f"ivr.{name}" for name, source in loaded), loaded
