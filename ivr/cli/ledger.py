@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from ivr import config as cfg
+from ivr.cli import ledger_upkeep
 from ivr.cli.lab import with_lab_ledger
 from ivr.reconcile import catchup
 from ivr.reconcile.backfill import backfill
@@ -61,7 +62,7 @@ def _period_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 def _ledger_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    led = sub.add_parser("ledger", help="the call ledger: migrate, calls, reconcile",
+    led = sub.add_parser("ledger", help="the call ledger: migrate, calls, reconcile, backup",
                          description="The per-call ledger the contractor's bill is built from.",
                          epilog=LEDGER_EPILOG, formatter_class=fmt)
     lsub = led.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
@@ -111,6 +112,7 @@ def _ledger_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     _common(qua)
     qua.add_argument("--json", action="store_true", help="machine-readable")
     qua.set_defaults(func=_quarantine)
+    ledger_upkeep.add_parsers(lsub, LEDGER_EPILOG)    # backup
 
 
 def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,4 +1,5 @@
-"""deploy/systemd/ivr.service: valid for systemd, sandboxed, and never tied to Asterisk.
+"""deploy/systemd/: ivr.service valid for systemd, sandboxed, and never tied to Asterisk;
+ivr-backup.service and ivr-backup.timer valid too, with ivr's user, credentials and sandbox.
 
 Needs `systemd-analyze` (Debian package `systemd`), but not systemd as PID 1:
 `verify` and `security --offline=true` only read unit files. Without the
@@ -20,7 +21,13 @@ from tests.helpers import require_tool
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 UNIT = SYSTEMD / "ivr.service"
+BACKUP = SYSTEMD / "ivr-backup.service"
+TIMER = SYSTEMD / "ivr-backup.timer"
 MAX_EXPOSURE = 2.0
+# What ivr-backup.service may set otherwise than ivr.service: all else is the same.
+BACKUP_OWN = {"Description", "Type", "ExecStart", "Nice", "IOSchedulingClass", "StateDirectory",
+              "Restart", "RestartSec", "RestartPreventExitStatus", "TimeoutStopSec",
+              "StartLimitIntervalSec", "After", "Wants", "WantedBy"}
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +78,9 @@ def test_verify_is_clean(analyze: str, tmp_path: Path) -> None:
     # /bin/true). Only the binary path changes: the shipped units stay as deployed.
     shipped = "\nExecStart=/opt/ivr/bin/ivr "
     assert UNIT.read_text().count(shipped) == 1, "the unit should run /opt/ivr/bin/ivr"
+    assert BACKUP.read_text().count(shipped) == 1, "the backup should run /opt/ivr/bin/ivr"
     copies = []
-    for unit in (UNIT,):
+    for unit in (UNIT, BACKUP, TIMER):
         copy = tmp_path / unit.name
         copy.write_text(unit.read_text().replace(shipped, f"\nExecStart={verifiable_binary()} "))
         copies.append(str(copy))
@@ -82,7 +90,7 @@ def test_verify_is_clean(analyze: str, tmp_path: Path) -> None:
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
 
 
-@pytest.mark.parametrize("unit", [UNIT], ids=lambda u: u.name)
+@pytest.mark.parametrize("unit", [UNIT, BACKUP], ids=lambda u: u.name)
 def test_exposure_is_low(analyze: str, unit: Path) -> None:
     # --offline: score the file itself, without asking a running systemd.
     # --threshold is on systemd's internal 0..100 scale (2.0 shown = 20).
@@ -124,6 +132,7 @@ def test_the_state_directory_is_ivrs_and_its_own() -> None:
     # spool and key: the backup's list must begin with ivr's.
     assert values("Service", "StateDirectory") == ["ivr"]
     assert values("Service", "StateDirectoryMode") == ["0700"]
+    assert values("Service", "StateDirectory", BACKUP) == ["ivr", "ivr-backup"]
 
 
 def test_each_credential_is_one_ivr_reads_from_the_credstore() -> None:
@@ -134,3 +143,21 @@ def test_each_credential_is_one_ivr_reads_from_the_credstore() -> None:
     # Relative: looked up in /etc/credstore/ and skipped when absent (an absolute
     # path that is missing would stop the unit from starting).
     assert all(source == f"ivr.{name}" for name, source in loaded), loaded
+    assert values("Service", "LoadCredential", BACKUP) == values("Service", "LoadCredential")
+
+
+def test_the_backup_runs_as_ivr_in_the_same_sandbox() -> None:
+    mine = {(k, v) for s, k, v in directives(UNIT.read_text()) if k not in BACKUP_OWN}
+    theirs = {(k, v) for s, k, v in directives(BACKUP.read_text()) if k not in BACKUP_OWN}
+    assert mine - {("Restart", "on-failure")} == theirs, (mine ^ theirs)
+    assert values("Service", "Type", BACKUP) == ["oneshot"]
+    first = next(v for s, k, v in directives(BACKUP.read_text()) if k == "ExecStart")
+    assert first.split() == ["/opt/ivr/bin/ivr", "ledger", "backup", "--config",
+                             "/etc/ivr/ivr.toml", "--out", "/var/lib/ivr-backup"]
+
+
+def test_the_timer_is_daily_persistent_and_spread() -> None:
+    assert values("Timer", "OnCalendar", TIMER) == ["daily"]
+    assert values("Timer", "Persistent", TIMER) == ["true"]
+    assert values("Timer", "RandomizedDelaySec", TIMER) == ["2h"]
+    assert values("Install", "WantedBy", TIMER) == ["timers.target"]
