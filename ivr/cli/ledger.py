@@ -62,7 +62,8 @@ def _period_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 def _ledger_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    led = sub.add_parser("ledger", help="the call ledger: migrate, calls, reconcile, backup",
+    led = sub.add_parser("ledger",
+                         help="the call ledger: migrate, calls, reconcile, backup, purge",
                          description="The per-call ledger the contractor's bill is built from.",
                          epilog=LEDGER_EPILOG, formatter_class=fmt)
     lsub = led.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
@@ -112,7 +113,7 @@ def _ledger_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     _common(qua)
     qua.add_argument("--json", action="store_true", help="machine-readable")
     qua.set_defaults(func=_quarantine)
-    ledger_upkeep.add_parsers(lsub, LEDGER_EPILOG)    # backup
+    ledger_upkeep.add_parsers(lsub, LEDGER_EPILOG)    # backup, purge
 
 
 def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -110,6 +110,9 @@ class LedgerConfig:
     queue_log_db: str = field(default="", repr=False)
     queue_log_table: str = "queue_log"
     queue_log_pbx: str = ""
+    # Calls older than this many days are deleted by `ivr ledger purge` (ledger/retention.py),
+    # the registry never; 0: kept forever.
+    retention_days: int = 0
 
 
 @dataclass(frozen=True)

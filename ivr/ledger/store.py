@@ -9,8 +9,8 @@ changes nothing.  Migrations are Alembic's (ivr/ledger/migrations), run by
 Store is the one interface: the calls' writes are here, and the reads come from
 its parts, one module a concern (reads.py the calls, statement.py the month's
 statement, history.py the history tables, desk_store.py the registry and the
-console's sessions; db.py the engine under them all).  ivr's app drives a Store
-from a thread of its own (offloop.py).
+console's sessions, retention.py the purge of old calls; db.py the engine under
+them all).  ivr's app drives a Store from a thread of its own (offloop.py).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ivr.ledger.db import LedgerError
 from ivr.ledger.desk_store import DeskStore
 from ivr.ledger.history import HistoryStore
 from ivr.ledger.reads import CallReads
+from ivr.ledger.retention import RetentionStore
 from ivr.ledger.statement import StatementStore
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class Ledger(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(CallReads, StatementStore, HistoryStore, DeskStore):
+class Store(CallReads, StatementStore, HistoryStore, DeskStore, RetentionStore):
     async def run(self, query: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]], /,
                   *args: P.args, **kwargs: P.kwargs) -> T:
         """`query(self, *args, **kwargs)`, in the caller's loop (see Ledger)."""
@@ -68,8 +69,10 @@ class Store(CallReads, StatementStore, HistoryStore, DeskStore):
 
     async def revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
-        async with self.engine.connect() as conn:
-            return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+        with self._failing():
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(
+                    lambda c: MigrationContext.configure(c).get_current_revision())
 
     # -- writes -------------------------------------------------------------
 
