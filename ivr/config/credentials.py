@@ -75,6 +75,7 @@ def apply(cfg: Config, env: Mapping[str, str]) -> Config:
 
 
 def _pbx_secrets(cfg: Config, where: Path, names: set[str], env: Mapping[str, str]) -> Config:
+    from ivr.config import pbx_env_prefix      # the package imports this module first
     several = bool(cfg.pbx)
     pbxs = {p.name for p in cfg.pbxs}
     for name in sorted(names):
@@ -89,7 +90,7 @@ def _pbx_secrets(cfg: Config, where: Path, names: set[str], env: Mapping[str, st
             _beaten(env, f"IVR_AMI_{PER_PBX[base]}", name)
             cfg = replace(cfg, ami=_given(cfg.ami, base, value))
             continue
-        _beaten(env, f"IVR_PBX_{pbx.upper().replace('-', '_')}_{PER_PBX[base]}", name)
+        _beaten(env, pbx_env_prefix(pbx) + PER_PBX[base], name)
         cfg = replace(cfg, pbx=tuple(replace(p, ami=_given(p.ami, base, value))
                                      if p.name == pbx else p for p in cfg.pbx))
     return cfg

@@ -62,15 +62,19 @@ def test_a_credential_beats_the_file_and_loses_to_the_environment(
     assert "from-env" not in caplog.text and "from-credential" not in caplog.text
 
 
-def test_several_pbxs_take_a_credential_each(tmp_path: Path) -> None:
+def test_several_pbxs_take_a_credential_each(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
     path = conf(tmp_path, '[pbx.paris]\nhost = "10.0.0.1"\n[pbx.lyon-2]\nhost = "10.0.0.2"\n')
     env = creds(tmp_path, **{"ami-secret.paris": "p", "dialplan-secret.lyon-2": SECRET})
     config = load(path, env)
     paris, lyon = config.pbxs
     assert (paris.ami.secret, paris.ami.dialplan_secret) == ("p", "")
     assert (lyon.ami.secret, lyon.ami.dialplan_secret) == ("", SECRET)
-    config = load(path, {**env, "IVR_PBX_LYON_2_DIALPLAN_SECRET": "env-0123456789abcdef"})
+    with caplog.at_level(logging.WARNING):
+        config = load(path, {**env, "IVR_PBX_LYON_2_DIALPLAN_SECRET": "env-0123456789abcdef"})
     assert config.pbxs[1].ami.dialplan_secret == "env-0123456789abcdef"
+    assert "IVR_PBX_LYON_2_DIALPLAN_SECRET overrides the credential dialplan-secret.lyon-2" \
+        in caplog.text
 
 
 @pytest.mark.parametrize("toml, name, said", [
