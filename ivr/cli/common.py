@@ -63,6 +63,14 @@ def run_with_store(args: argparse.Namespace, work: Work, access: Access = "read"
 
     async def go() -> int:
         try:
+            if access == "write":
+                # Checked read-only first: a writable open already writes to a file that
+                # is not a ledger yet (SQLite's header, WAL), and a refusal changes nothing.
+                probe = Store(config.ledger_url(), config.routing.first_line, read_only=True)
+                try:
+                    await probe.require_schema()
+                finally:
+                    await probe.close()
             if access != "migrate":
                 await store.require_schema()
             return await work(config, store)

@@ -28,6 +28,7 @@ from ivr.ledger.quarantine import Quarantine
 from ivr.ledger.quarantine import path_for as quarantine_path
 from ivr.ledger.store import Store
 from ivr.ledger.text import clean
+from ivr.cli import ledger_upkeep
 from ivr.reconcile import catchup
 from ivr.reconcile.backfill import backfill
 from ivr.reconcile.compare import reconcile
@@ -43,7 +44,8 @@ QUARANTINE_EPILOG = ("The quarantine is the file beside ledger.spool of --config
 
 def add_parsers(sub: Subparsers) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    led = sub.add_parser("ledger", help="the call ledger: migrate, calls, reconcile, quarantine",
+    led = sub.add_parser("ledger", help="the call ledger: migrate, calls, reconcile, quarantine, "
+                                        "backup, purge",
                          description="The per-call ledger the contractor's bill is built from.",
                          epilog=ledger_epilog(times=True, read_only=False), formatter_class=fmt)
     lsub = led.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
@@ -67,6 +69,7 @@ def add_parsers(sub: Subparsers) -> None:
     config_option(qua)
     json_option(qua)
     qua.set_defaults(func=_quarantine)
+    ledger_upkeep.add_parsers(lsub)    # backup, purge
 
 
 def _calls_parser(lsub: Subparsers) -> None:

@@ -28,6 +28,8 @@ configuration, lowest precedence first:
                          first-line (30 s, overflow to common at 30 s),
                          common, engineers
   --config FILE          TOML (`ivr kit` writes an example); or IVR_CONFIG
+  credentials            systemd's $CREDENTIALS_DIRECTORY: tokens, ami-secret,
+                         dialplan-secret, registry.key, ledger-url
   environment            IVR_AMI_HOST IVR_AMI_PORT IVR_AMI_USERNAME
                          IVR_AMI_SECRET IVR_LISTEN IVR_LOG_LEVEL
                          IVR_API_TOKEN IVR_LEDGER_URL

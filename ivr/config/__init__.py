@@ -1,4 +1,5 @@
-"""Typed configuration: defaults, then the TOML file, then IVR_* variables, then flags.
+"""Typed configuration: defaults, then the TOML file, then systemd credentials
+(credentials.py), then IVR_* variables, then flags.
 
 Every mistake is one line naming the key and what was expected
 (ConfigError); `ivr run` prints it and exits 2.  ivr/kit/files/ivr.example.toml
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ivr.config import names, secrets as dialplan_secrets
+from ivr.config import credentials, names, secrets as dialplan_secrets
 from ivr.config import webhooks as hooks
 from ivr.config.webhooks import WebhookConfig as WebhookConfig
 from ivr.config.values import BOUNDS as BOUNDS, ConfigError as ConfigError
@@ -111,6 +112,9 @@ class LedgerConfig:
     queue_log_db: str = field(default="", repr=False)
     queue_log_table: str = "queue_log"
     queue_log_pbx: str = ""
+    # Calls older than this many days are deleted by `ivr ledger purge` (ledger/retention.py),
+    # the registry never; 0: kept forever.
+    retention_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
     path = path or (Path(env["IVR_CONFIG"]) if env.get("IVR_CONFIG") else None)
     if path is not None:
         cfg = _from_file(cfg, path)
+    cfg = credentials.apply(cfg, env)     # beats the file, loses to the environment
     cfg = _from_env(cfg, env)
     if listen is not None:
         cfg = _with_listen(cfg, listen, "--listen")

@@ -5,7 +5,8 @@ line, `ROLE NAME TOKEN`, and `#` comments.  It must be ivr's user's own and
 readable by its owner only (mode 0600 or stricter): a file others can read, or
 another user's, is refused, as ssh refuses a private key.  A systemd credential
 (under $CREDENTIALS_DIRECTORY, which systemd makes readable to the service
-alone) is taken as it is.  A token has at least 128 bits: 22 characters or
+alone; the credential `tokens` is api.tokens_file, config/credentials.py) is
+taken as it is.  A token has at least 128 bits: 22 characters or
 more (token_urlsafe(16)), 32 if it is hex only.  A file without a token turns
 the API off, which is said at start.  The single api.token of earlier configs
 keeps working as the token of `admin`, under the same rule of length.
@@ -27,6 +28,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
+
+from ivr.config import credentials
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +153,6 @@ def load(path: str | os.PathLike[str] | None, admin_token: str = "",
     return Tokens(entries)
 
 
-def _credential(path: Path, env: Mapping[str, str]) -> bool:
-    """Whether `path` is a systemd credential of this service (readable by it alone)."""
-    folder = env.get("CREDENTIALS_DIRECTORY")
-    if not folder:
-        return False
-    return path.resolve().is_relative_to(Path(folder).resolve())
-
-
 def read(path: Path, env: Mapping[str, str] = os.environ) -> dict[str, Actor]:
     """The tokens file's token -> holder, after every check.  Raises TokensError."""
     return _read(path, env)
@@ -175,7 +170,7 @@ def _read(path: Path, env: Mapping[str, str]) -> dict[str, Actor]:
         raise TokensError(f"api.tokens_file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise TokensError(f"api.tokens_file {path}: not UTF-8 text") from None
-    if not _credential(path, env):
+    if not credentials.inside(path, env):
         if info.st_uid != os.geteuid():
             raise TokensError(f"api.tokens_file {path}: owned by uid {info.st_uid}, not by "
                               f"ivr's user (uid {os.geteuid()}); chown it")

@@ -40,7 +40,10 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "short_abandon_seconds": (0.1, 600, "seconds"),
     "max_days": (1, 3660, "days"),
     "deadline_seconds": (1, 3600, "seconds"),
+    "retention_days": (30, 36_500, "days"),               # a hundred years; 0: keep forever
 }
+# Keys whose 0 means "off" and is allowed below the least bound.
+OFF_AT_ZERO = ("retention_days",)
 # Keys whose value is never shown in an error, only its type.
 SECRET_KEYS = ("secret", "token", "password", "url")
 
@@ -67,9 +70,10 @@ def typed(cls: Any, key: str, value: Any, where: str) -> Any:
 def _bounded(key: str, value: Any, label: str, kind: str) -> Any:
     """`value` if within BOUNDS[key], else a ConfigError naming the range."""
     least, most, unit = BOUNDS.get(key, (float("-inf"), float("inf"), ""))
-    if not least <= value <= most:
-        raise ConfigError(f"{label}: expected {kind} from {least:g} to {most:g}"
-                          f"{' ' + unit if unit else ''}, got {value!r}")
+    off = key in OFF_AT_ZERO
+    if not least <= value <= most and not (off and value == 0):
+        raise ConfigError(f"{label}: expected {kind} {'0 (off) or ' if off else ''}from "
+                          f"{least:g} to {most:g}{' ' + unit if unit else ''}, got {value!r}")
     return value
 
 

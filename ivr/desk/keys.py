@@ -9,8 +9,11 @@ made 0700.  It holds one line, as Go's note package writes a signer key:
 
 NAME is the log's origin, by default `HOSTNAME/ivr-registry`.  A file that
 the group or others may read is refused, as ssh refuses such a private key:
-a key others could have copied signs nothing worth trusting.  The public
-half (`ivr registry key`) is what the provider keeps, away from this host.
+a key others could have copied signs nothing worth trusting.  A systemd
+credential (`registry.key`, config/credentials.py) is taken as systemd set it up
+(readable by the service alone, its mode bits those of an ACL), and never made
+there.  The public half (`ivr registry key`) is what the provider keeps, away
+from this host.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Mapping
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from ivr.config import DeskConfig, state_dir
+from ivr.config import DeskConfig, credentials, state_dir
 from ivr.desk.checkpoint import ED25519, NoteError, Signer, b64, check_name, unb64
 
 PREFIX = "PRIVATE+KEY+"
@@ -45,7 +48,7 @@ def default_name() -> str:
     return f"{host}/ivr-registry" if host else "ivr-registry"
 
 
-def load(where: Path) -> Signer:
+def load(where: Path, env: Mapping[str, str] = os.environ) -> Signer:
     try:
         fd = os.open(where, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
@@ -57,7 +60,7 @@ def load(where: Path) -> Signer:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise KeyFileError(f"{where}: not a regular file")
-        if st.st_mode & 0o077:
+        if st.st_mode & 0o077 and not credentials.inside(where, env):
             raise KeyFileError(f"{where}: mode {stat.S_IMODE(st.st_mode):04o} lets others read "
                                f"the registry's private key; chmod 600 it (and make a new key "
                                f"if it may have been copied)")
@@ -99,8 +102,11 @@ def create(where: Path, name: str | None = None) -> Signer:
     return signer
 
 
-def load_or_create(where: Path, name: str | None = None) -> Signer:
-    """The key in `where`, made there first if there is none."""
+def load_or_create(where: Path, name: str | None = None,
+                   env: Mapping[str, str] = os.environ) -> Signer:
+    """The key in `where`, made there first if there is none (never among credentials)."""
+    if credentials.inside(where, env):
+        return load(where, env)
     try:
         return create(where, name)
     except FileExistsError:

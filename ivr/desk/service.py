@@ -410,6 +410,13 @@ class Desk:
                 "from": iso(from_us), "to": iso(to_us), **found.to_json()})
         return self.items[number]
 
+    def calls_in_hand(self) -> frozenset[str]:
+        """The uniqueids that a ticket not closed or a complaint not answered names: what
+        `ivr ledger purge` keeps in the ledger whatever their age."""
+        return frozenset(str(i.data["call"]) for i in self.items.values()
+                         if i.data.get("call") and i.state not in ("closed", "answered")
+                         and i.kind in (TICKET, COMPLAINT))
+
     # -- what the metrics read --------------------------------------------------
 
     def open_and_overdue(self, kind: str) -> tuple[int, int]:

@@ -20,7 +20,8 @@ from ivr.kit.render import KitError, Site
 PROMETHEUS = ("prometheus/prometheus.yml", "prometheus/rules/ivr-recording.yml",
               "prometheus/rules/ivr-alerts.yml", "prometheus/tests/ivr-recording.test.yml",
               "prometheus/tests/ivr-alerts.test.yml")
-AS_SHIPPED = ("systemd/ivr.service", "ivr.example.toml", "grafana/dashboards/ivr.json",
+AS_SHIPPED = ("systemd/ivr.service", "systemd/ivr-backup.service", "systemd/ivr-backup.timer",
+              "ivr.example.toml", "grafana/dashboards/ivr.json",
               "grafana/provisioning/datasources/ivr.yaml",
               "grafana/provisioning/dashboards/ivr.yaml")
 # Files with a secret in them (the AMI secret, the dialplan secret): written 0600.

@@ -13,9 +13,9 @@ a missing ledger, or one whose schema is not this code's, is a SchemaError.
 Store is the one interface: the calls' writes are here, and the reads come from
 its parts, one module a concern (reads.py the calls, statement.py the month's
 statement, history.py the history tables, desk_store.py the registry and the
-console's sessions, outbox_store.py the webhooks' outbox; db.py the engine under
-them all).  ivr's app drives a Store
-from a thread of its own (offloop.py).
+console's sessions, outbox_store.py the webhooks' outbox, retention.py the purge
+of old calls; db.py the engine under them all).  ivr's app drives a Store from a
+thread of its own (offloop.py).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from ivr.ledger.desk_store import DeskStore
 from ivr.ledger.history import HistoryStore
 from ivr.ledger.outbox_store import OutboxStore
 from ivr.ledger.reads import CallReads
+from ivr.ledger.retention import RetentionStore
 from ivr.ledger.statement import StatementStore
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Ledger(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(CallReads, StatementStore, HistoryStore, DeskStore, OutboxStore):
+class Store(CallReads, StatementStore, HistoryStore, DeskStore, OutboxStore, RetentionStore):
     async def run(self, query: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]], /,
                   *args: P.args, **kwargs: P.kwargs) -> T:
         """`query(self, *args, **kwargs)`, in the caller's loop (see Ledger)."""
@@ -77,8 +78,9 @@ class Store(CallReads, StatementStore, HistoryStore, DeskStore, OutboxStore):
                 return await conn.run_sync(_upgrade)
 
     async def revision(self) -> str | None:
-        async with self.engine.connect() as conn:
-            return await conn.run_sync(_current)
+        with self._failing():
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(_current)
 
     async def require_schema(self) -> str:
         """The schema's revision when it is this code's; else a SchemaError that says

@@ -15,7 +15,8 @@ from ivr.config import BOUNDS, ConfigError, load
 TABLES = {"port": "ami", "ping_interval": "ami", "ping_timeout": "ami",
           "sla_seconds": "queues.a", "ticket_due_hours": "desk", "complaint_deadline_days": "desk",
           "repeat_window_seconds": "routing", "spool_max_records": "ledger",
-          "short_abandon_seconds": "report", "max_days": "report", "deadline_seconds": "report"}
+          "short_abandon_seconds": "report", "max_days": "report", "deadline_seconds": "report",
+          "retention_days": "ledger"}
 
 
 def error_of(tmp_path: Path, text: str) -> str:
@@ -42,7 +43,8 @@ def test_each_number_out_of_its_range_is_one_line_naming_the_key_and_range(tmp_p
     least, most, _ = BOUNDS[key]
     table = TABLES[key]
     for value in (least / 2 if least > 0 else -1, most * 2):
-        shown = int(value) if key in ("port", "spool_max_records", "max_days") else value
+        shown = int(value) if key in ("port", "spool_max_records", "max_days",
+                                      "retention_days") else value
         if isinstance(shown, int) and shown == least:
             shown = least - 1
         message = error_of(tmp_path, f"[{table}]\n{key} = {shown!r}\n")
@@ -103,3 +105,10 @@ def test_ivr_run_says_it_in_one_line_and_exits_2(tmp_path: Path,
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and str(SECRET) not in err
     assert "ami.secret: expected str, got int" in err
+
+
+def test_a_retention_of_zero_keeps_forever_and_under_30_days_is_refused(tmp_path: Path) -> None:
+    assert load_text(tmp_path, "[ledger]\nretention_days = 0\n").ledger.retention_days == 0
+    assert load_text(tmp_path, "[ledger]\nretention_days = 30\n").ledger.retention_days == 30
+    assert error_of(tmp_path, "[ledger]\nretention_days = 7\n") == (
+        "ledger.retention_days: expected int 0 (off) or from 30 to 36500 days, got 7")

@@ -1,4 +1,6 @@
-"""systemd/ivr.service of the kit (ivr/kit/files): valid for systemd, sandboxed, and never tied to Asterisk.
+"""systemd/ of the kit (ivr/kit/files): ivr.service valid for systemd, sandboxed, and
+never tied to Asterisk; ivr-backup.service and ivr-backup.timer valid too, with ivr's
+user, credentials and sandbox.
 
 Needs `systemd-analyze` (Debian package `systemd`), but not systemd as PID 1:
 `verify` and `security --offline=true` only read unit files. Without the
@@ -15,11 +17,19 @@ from pathlib import Path
 
 import pytest
 
+from ivr.config import credentials
 from ivr.kit import shipped
 from tests.helpers import require_tool
 
-UNIT = shipped.directory() / "systemd" / "ivr.service"
+SYSTEMD = shipped.directory() / "systemd"
+UNIT = SYSTEMD / "ivr.service"
+BACKUP = SYSTEMD / "ivr-backup.service"
+TIMER = SYSTEMD / "ivr-backup.timer"
 MAX_EXPOSURE = 2.0
+# What ivr-backup.service may set otherwise than ivr.service: all else is the same.
+BACKUP_OWN = {"Description", "Type", "ExecStart", "Nice", "IOSchedulingClass", "StateDirectory",
+              "Restart", "RestartSec", "RestartPreventExitStatus", "TimeoutStopSec",
+              "StartLimitIntervalSec", "After", "Wants", "WantedBy"}
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +58,9 @@ def directives(text: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def values(section: str, key: str) -> list[str]:
+def values(section: str, key: str, unit: Path = UNIT) -> list[str]:
     """Every space-separated value given to section/key (for list keys like After=)."""
-    return [word for s, k, v in directives(UNIT.read_text()) if (s, k) == (section, key)
+    return [word for s, k, v in directives(unit.read_text()) if (s, k) == (section, key)
             for word in v.split()]
 
 
@@ -65,26 +75,30 @@ def verifiable_binary() -> str:
 def test_verify_is_clean(analyze: str, tmp_path: Path) -> None:
     # `systemd-analyze verify` also checks that ExecStart's binary exists and
     # is executable, and /opt/ivr/bin/ivr exists only on a deployed host. So
-    # verify a copy (same file name, in a temp dir) whose ExecStart points at
-    # this checkout's .venv/bin/ivr (or /bin/true). Only the binary path
-    # changes: the shipped unit itself stays as deployed.
-    text = UNIT.read_text()
-    exec_start = "ExecStart=/opt/ivr/bin/ivr "
-    assert text.count(exec_start) == 1, "the unit should run /opt/ivr/bin/ivr"
-    copy = tmp_path / UNIT.name
-    copy.write_text(text.replace(exec_start, f"ExecStart={verifiable_binary()} "))
+    # verify copies (same file names, in a temp dir, where the timer finds its
+    # service) whose ExecStart points at this checkout's .venv/bin/ivr (or
+    # /bin/true). Only the binary path changes: the shipped units stay as deployed.
+    exec_start = "\nExecStart=/opt/ivr/bin/ivr "
+    assert UNIT.read_text().count(exec_start) == 1, "the unit should run /opt/ivr/bin/ivr"
+    assert BACKUP.read_text().count(exec_start) == 1, "the backup should run /opt/ivr/bin/ivr"
+    copies = []
+    for unit in (UNIT, BACKUP, TIMER):
+        copy = tmp_path / unit.name
+        copy.write_text(unit.read_text().replace(exec_start, f"\nExecStart={verifiable_binary()} "))
+        copies.append(str(copy))
 
-    done = run([analyze, "verify", str(copy)])
+    done = run([analyze, "verify", *copies])
 
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
 
 
-def test_exposure_is_low(analyze: str) -> None:
+@pytest.mark.parametrize("unit", [UNIT, BACKUP], ids=lambda u: u.name)
+def test_exposure_is_low(analyze: str, unit: Path) -> None:
     # --offline: score the file itself, without asking a running systemd.
     # --threshold is on systemd's internal 0..100 scale (2.0 shown = 20).
     done = run([analyze, "security", "--offline=true",
-                f"--threshold={int(MAX_EXPOSURE * 10)}", str(UNIT)])
-    found = re.search(r"Overall exposure level for ivr\.service: (\d+(?:\.\d+)?)",
+                f"--threshold={int(MAX_EXPOSURE * 10)}", str(unit)])
+    found = re.search(rf"Overall exposure level for {re.escape(unit.name)}: (\d+(?:\.\d+)?)",
                       done.stdout)
     assert found, done.stdout + done.stderr
     exposure = float(found.group(1))
@@ -112,3 +126,42 @@ def test_runs_the_deployed_venv_with_the_config_and_secret_file() -> None:
         "/opt/ivr/bin/ivr", "run", "--config", "/etc/ivr/ivr.toml"]
     assert values("Service", "EnvironmentFile") == ["-/etc/ivr/ivr.env"]
     assert values("Service", "DynamicUser") == ["yes"]
+    assert values("Service", "User") == ["ivr"]
+
+
+def test_the_state_directory_is_ivrs_and_its_own() -> None:
+    # ivr takes the first folder of $STATE_DIRECTORY (config.state_dir) for its ledger,
+    # spool and key: the backup's list must begin with ivr's.
+    assert values("Service", "StateDirectory") == ["ivr"]
+    assert values("Service", "StateDirectoryMode") == ["0700"]
+    assert values("Service", "StateDirectory", BACKUP) == ["ivr", "ivr-backup"]
+
+
+def test_each_credential_is_one_ivr_reads_from_the_credstore() -> None:
+    loaded = [v.split(":", 1) for v in values("Service", "LoadCredential")]
+    names = {credentials.TOKENS, credentials.REGISTRY_KEY, credentials.LEDGER_URL,
+             *credentials.PER_PBX}
+    assert sorted(name for name, _ in loaded) == sorted(names)
+    # Relative: looked up in /etc/credstore/ and skipped when absent (an absolute
+    # path that is missing would stop the unit from starting).
+    assert all(source == f"ivr.{name}" for name, source in loaded), loaded
+    assert values("Service", "LoadCredential", BACKUP) == values("Service", "LoadCredential")
+
+
+def test_the_backup_runs_as_ivr_in_the_same_sandbox() -> None:
+    mine = {(k, v) for s, k, v in directives(UNIT.read_text()) if k not in BACKUP_OWN}
+    theirs = {(k, v) for s, k, v in directives(BACKUP.read_text()) if k not in BACKUP_OWN}
+    # ivr's own: it restarts on failure and reloads on SIGHUP; a oneshot backup does neither.
+    assert mine - {("Restart", "on-failure"), ("ExecReload", "/bin/kill -HUP $MAINPID")} \
+        == theirs, (mine ^ theirs)
+    assert values("Service", "Type", BACKUP) == ["oneshot"]
+    first = next(v for s, k, v in directives(BACKUP.read_text()) if k == "ExecStart")
+    assert first.split() == ["/opt/ivr/bin/ivr", "ledger", "backup", "--config",
+                             "/etc/ivr/ivr.toml", "--out", "/var/lib/ivr-backup"]
+
+
+def test_the_timer_is_daily_persistent_and_spread() -> None:
+    assert values("Timer", "OnCalendar", TIMER) == ["daily"]
+    assert values("Timer", "Persistent", TIMER) == ["true"]
+    assert values("Timer", "RandomizedDelaySec", TIMER) == ["2h"]
+    assert values("Install", "WantedBy", TIMER) == ["timers.target"]
