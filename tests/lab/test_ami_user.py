@@ -42,30 +42,25 @@ async def test_the_full_user_is_seen_to_read_the_dialplan_class(lab: Lab, ivr: R
 
 
 @pytest.mark.recorded
-async def test_without_the_dialplan_class_a_queue_timeout_then_more_dialplan_is_a_timeout(
+async def test_without_the_dialplan_class_a_timeout_runs_on_and_a_hang_up_abandons(
         lab: Lab, ivr_monitor: Running, phones: list[traffic.Sipp]) -> None:
-    """Queue(shape-tmo,,,,4), then Wait(1) and Hangup(): Asterisk raises
-    QueueCallerAbandon for the timeout, and no QUEUESTATUS reaches ivr.  ivr said
-    abandoned; the Hangup at another priority tells the channel ran on."""
+    """Two callers of Queue(shape-tmo,,,,4), then Wait(1) and Hangup(); no QUEUESTATUS
+    reaches ivr.  One waits the 4 s out: Asterisk raises QueueCallerAbandon for the
+    timeout too, and the Hangup at another priority tells ivr the channel ran on.
+    The other hangs up at 2 s, where Queue() ran: abandoned."""
     since = time.time()
     phones.append(traffic.callers(1, hold_ms=9000, number_prefix="7971", service="8711"))
-    await finished(ivr_monitor, 1, timeout=20)
-    [(uid, outcome)] = ended(ivr_monitor).items()
-    assert exits_of(ivr_monitor, uid) == [("shape-tmo", "timeout")] and outcome == "unanswered"
-    rows = queue_log(lab, since)[uid]
-    assert [e for q, e, _d in rows if q == "shape-tmo"][-1] == "EXITWITHTIMEOUT", rows
-
-
-@pytest.mark.recorded
-async def test_without_the_dialplan_class_a_caller_who_hangs_up_abandoned(
-        lab: Lab, ivr_monitor: Running, phones: list[traffic.Sipp]) -> None:
-    since = time.time()
     phones.append(traffic.callers(1, hold_ms=2000, number_prefix="7972", service="8711"))
-    await finished(ivr_monitor, 1, timeout=20)
-    [(uid, outcome)] = ended(ivr_monitor).items()
-    assert exits_of(ivr_monitor, uid) == [("shape-tmo", "abandoned")] and outcome == "abandoned"
-    rows = queue_log(lab, since)[uid]
-    assert [e for q, e, _d in rows if q == "shape-tmo"][-1] == "ABANDON", rows
+    await finished(ivr_monitor, 2, timeout=20)
+    by_caller = {f.record.caller[:4]: f for f in ivr_monitor.of(JourneyEnded)}
+    rows = queue_log(lab, since)
+    for number, exit_, outcome, row in (("7971", "timeout", "unanswered", "EXITWITHTIMEOUT"),
+                                        ("7972", "abandoned", "abandoned", "ABANDON")):
+        journey = by_caller[number]
+        assert exits_of(ivr_monitor, journey.uniqueid) == [("shape-tmo", exit_)], number
+        assert journey.outcome == outcome, number
+        asterisk = [e for q, e, _d in rows[journey.uniqueid] if q == "shape-tmo"]
+        assert asterisk[-1] == row, (number, asterisk)
 
 
 @pytest.mark.recorded
