@@ -35,10 +35,17 @@ def pg_cluster() -> Iterator[pg.PgCluster]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A ledger's URL on each database, nothing in it yet: SQLite in the test's folder,
+    or a new PostgreSQL database (a test file's own `url` takes precedence)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[Store]:
     """A migrated ledger on each database (a test file's own `store` takes precedence)."""
-    url = (f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite"
-           else str(request.getfixturevalue("pg_url")))
     s = Store(url)
     await s.migrate()
     yield s

@@ -31,14 +31,6 @@ OLD, NEW = NOW - 100 * DAY, NOW - 10 * DAY        # retention 90 days: OLD goes,
 PER_CALL = ("escalations", "route_decisions", "operator_actions", "repeats")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/ledger.db"
-    pg_url: str = request.getfixturevalue("pg_url")
-    return pg_url
-
-
 def history(uid: str, at: int) -> dict[str, list[dict[str, Any]]]:
     key = {"pbx": "pbx1", "uniqueid": uid, "at_us": at}
     return {"escalations": [{**key, "via": "api", "result": "accepted", "incident": ""}],

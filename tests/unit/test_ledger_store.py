@@ -8,7 +8,6 @@ PostgreSQL test has a database of its own in one shared cluster.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import pytest
@@ -27,14 +26,6 @@ HEAD, PREVIOUS = "0008", "0001"
 FL = "first-line"
 T0 = 1_764_547_200_000_000          # 2025-12-01T00:00:00Z in µs
 S = 1_000_000                       # one second in µs
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/ledger.db"
-    pg_url: str = request.getfixturevalue("pg_url")
-    return pg_url
 
 
 @pytest.fixture

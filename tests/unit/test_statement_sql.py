@@ -5,8 +5,6 @@ real PostgreSQL: the same totals, days, operators and digest."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -41,13 +39,6 @@ def generated(n: int, seed: int) -> list[rec.CallRecord]:
     calls.append(calls[0].__class__(**{**rec.to_dict(calls[0]), "uniqueid": "tie.1",
                                        "visits": calls[0].visits}))   # the same microsecond
     return calls
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: Any, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.db'}"
-    return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.mark.parametrize("tz", ["Europe/Berlin", "Asia/Kathmandu", "UTC"])
