@@ -18,6 +18,8 @@ FILES = {
     "asterisk/manager_custom.conf": "the AMI user, to append to FreePBX's file",
     "asterisk/queues_custom.conf": "the queues FreePBX's Queues module does not make",
     "systemd/ivr.service": "the unit (as shipped)",
+    "systemd/ivr-backup.service": "a backup of the ledger (ivr ledger backup), as ivr's user",
+    "systemd/ivr-backup.timer": "runs the backup daily",
     "systemd/ivr.env": "ivr's secrets for this PBX, as the unit reads them",
     "ivr.example.toml": "the commented config: start /etc/ivr/ivr.toml from it",
     "prometheus/prometheus.yml": "a scrape job for ivr and the rule files",
@@ -107,11 +109,16 @@ REST = """\
      or the config this kit was made from; it is world-readable: no secret in it
    install -m 0600 systemd/ivr.env /etc/ivr/ivr.env
      (several PBXs: one ivr.env holds every PBX's lines; add this kit's to it)
+   Or keep the secrets as systemd credentials instead of ivr.env: root's 0600 files
+   /etc/credstore/ivr.ami-secret, ivr.dialplan-secret, ivr.tokens (`ivr tokens new
+   admin root --file /etc/credstore/ivr.tokens`), which the unit loads when they are
+   there (ivr's README: Credentials); a line in ivr.env beats a credential.
 
 4. systemd
-   install -m 0644 systemd/ivr.service /etc/systemd/system/
+   install -m 0644 systemd/ivr.service systemd/ivr-backup.service \\
+       systemd/ivr-backup.timer /etc/systemd/system/
    systemctl daemon-reload
-   systemctl enable --now ivr
+   systemctl enable --now ivr ivr-backup.timer
    curl -s {url}/readyz
      says "ready": true once ivr is logged in to AMI; journalctl -u ivr says why not
 

@@ -214,9 +214,15 @@ def test_the_readme_gives_the_steps_with_the_sites_values(tmp_path: Path) -> Non
                    '#include "ivr/manager_ivr.conf"', "manager reload", "dialplan reload",
                    "module reload app_queue.so", "systemctl enable --now ivr",
                    "http://10.0.0.5:9105/readyz", "dialplan show 7000@ivr-customers",
-                   "queue show 600", "timestampevents = yes"):
+                   "queue show 600", "timestampevents = yes", "ivr-backup.timer /etc/systemd",
+                   "systemctl enable --now ivr ivr-backup.timer"):
         assert needle in readme, needle
     assert DIALPLAN_SECRET not in readme and AMI_SECRET not in readme
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*")
+                     if p.is_file() and p.name != "README.txt")
+    listed = {line.split()[0]: line.split(maxsplit=1)[1:] for line in readme.splitlines()
+              if line.startswith("  ") and line.split()[0] in written}
+    assert sorted(listed) == written and all(listed.values()), listed   # each one said
 
 
 # -- bad input: one line, exit 2, nothing half-written ------------------------------
