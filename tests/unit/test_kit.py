@@ -339,12 +339,20 @@ def _backend_here() -> bool:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ivr's wheel, built from a clean copy of the source: a build/ folder left in the
-    checkout would carry stale files into it."""
+    """ivr's wheel, built from a copy of the source as a checkout updated from an older
+    ivr is: no build/ folder (stale files from an old build would ride along), but the
+    egg-info `make setup` wrote then, whose SOURCES.txt lists the lab's files too."""
     src = tmp_path_factory.mktemp("src")
     shutil.copytree(ROOT / "ivr", src / "ivr", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
+    info = subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()",
+                           "-q", "egg_info"], cwd=src, capture_output=True, text=True, timeout=300)
+    assert info.returncode == 0, info.stdout + info.stderr
+    with (src / "ivr.egg-info" / "SOURCES.txt").open("a") as sources:
+        for path in sorted((src / "ivr" / "lab").rglob("*")):
+            if path.is_file():
+                sources.write(f"{path.relative_to(src)}\n")
     dist = tmp_path_factory.mktemp("dist")
     isolation = ["--no-build-isolation"] if _backend_here() else []
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation,
