@@ -31,6 +31,7 @@ from ivr.calls.tracker import Tracker
 from ivr.http import throttle
 from ivr.metrics.families import Metrics
 from ivr.metrics.live import LiveCollector
+from ivr.metrics import runtime
 from tests.replay import Replay, transcript
 
 PROMETHEUS = shipped.directory() / "prometheus"
@@ -75,6 +76,7 @@ def exposition() -> bytes:
     config = Config()
     names = config.queue_names
     registry = CollectorRegistry()
+    runtime.install(registry)    # app.build's: process_*, python_*, ivr_build_info
     metrics = Metrics(registry, names, [q.sla_seconds for q in config.queues],
                       [(r.from_queue, r.to_queue) for r in overflow_rules(config).values()])
     thresholds = {q.name: round(q.sla_seconds * 1000) for q in config.queues}
