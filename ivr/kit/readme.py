@@ -20,6 +20,7 @@ FILES = {
     "systemd/ivr.service": "the unit (as shipped)",
     "systemd/ivr.env": "ivr's secrets for this PBX, as the unit reads them",
     "ivr.example.toml": "the commented config: start /etc/ivr/ivr.toml from it",
+    "runbook.md": "what each alert means and what to do: publish it (--runbook-url)",
     "prometheus/prometheus.yml": "a scrape job for ivr and the rule files",
     "prometheus/rules/ivr-recording.yml": "service level, answer speed, abandon, payable",
     "prometheus/rules/ivr-alerts.yml": "alerts, each with its runbook",
@@ -119,6 +120,8 @@ REST = """\
    cd prometheus && promtool check config prometheus.yml && promtool test rules tests/*.yml
    Copy rules/ beside your prometheus.yml and add its rule_files and the ivr job
    (job_name must stay "ivr": the alerts match it), then reload Prometheus.
+   Each alert links to its section of {runbook} (runbook_url):
+   publish runbook.md there, or write the kit again with --runbook-url.
 
 6. Grafana
    provisioning/datasources/ivr.yaml -> /etc/grafana/provisioning/datasources/
@@ -135,7 +138,7 @@ def text(site: Site, listing: Sequence[tuple[str, bool]], freepbx: bool, source:
     width = max(len(path) for path, _ in listing)
     lines = "\n".join(f"  {path:<{width}}  {'(secret) ' if secret else ''}{FILES.get(path, '')}"
                       for path, secret in listing)
-    values = {"pbx": site.pbx, "url": site.url, "user": site.ami_user, "permit": site.permit,
+    values = {"pbx": site.pbx, "url": site.url, "runbook": site.runbook, "user": site.ami_user, "permit": site.permit,
               "source": source, **site.queues, **site.numbers}
     head = HEAD.format(rule="=" * len(f"ivr's deploy kit for PBX {site.pbx}"), listing=lines,
                        **values)
