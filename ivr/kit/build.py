@@ -110,6 +110,17 @@ def runbook_url(given: str | None) -> str:
     return given
 
 
+def scrape_target(config: Config, url: str) -> str:
+    """Where Prometheus scrapes ivr: http.metrics_listen, with IVR_URL's host when that
+    listens on every address; none without it (IVR_URL's address serves /metrics)."""
+    if config.metrics_listen is None:
+        return ""
+    host, port = config.metrics_listen
+    if host in _ANY:
+        host = urlsplit(url).hostname or host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def site(config: Config, pbx_name: str | None, url: str | None,
          runbook: str | None = None) -> tuple[Site, list[str]]:
     pbx = pick_pbx(config, pbx_name)
@@ -133,7 +144,7 @@ def site(config: Config, pbx_name: str | None, url: str | None,
              env_prefix=pbx_env_prefix(pbx.name) if config.pbx else "IVR_AMI_",
              env_username=not pbx.ami.username,
              dialplan_secret=dialplan_secret, ami_secret=ami_secret,
-             runbook=runbook_url(runbook))
+             runbook=runbook_url(runbook), scrape=scrape_target(config, address))
     if s.permit == render.LOOPBACK_PERMIT and not _loopback(pbx.ami.host):
         notes.append("the AMI user permits logins from 127.0.0.1 only: set its permit to the "
                      "address ivr connects from")

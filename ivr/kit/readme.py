@@ -37,6 +37,7 @@ ivr's deploy kit for PBX {pbx}
 
 Written by `ivr kit` from {source}.  Filled in:
   ivr's address (IVR_URL)   {url}
+  Prometheus scrapes        {target}/metrics
   this PBX (IVR_PBX)        {pbx}
   queues                    first-line {first-line}, common {common}, engineers {engineers}, supervisors {supervisors}
   numbers                   hotline {hotline}, escalation {escalation}, supervisor {supervisor}, read-back {readback}
@@ -138,7 +139,7 @@ def text(site: Site, listing: Sequence[tuple[str, bool]], freepbx: bool, source:
     width = max(len(path) for path, _ in listing)
     lines = "\n".join(f"  {path:<{width}}  {'(secret) ' if secret else ''}{FILES.get(path, '')}"
                       for path, secret in listing)
-    values = {"pbx": site.pbx, "url": site.url, "runbook": site.runbook, "user": site.ami_user, "permit": site.permit,
+    values = {"pbx": site.pbx, "url": site.url, "runbook": site.runbook, "target": site.target, "user": site.ami_user, "permit": site.permit,
               "source": source, **site.queues, **site.numbers}
     head = HEAD.format(rule="=" * len(f"ivr's deploy kit for PBX {site.pbx}"), listing=lines,
                        **values)

@@ -44,11 +44,12 @@ class Site:
     dialplan_secret: str = field(repr=False)
     ami_secret: str = field(repr=False)
     runbook: str = SHIPPED_RUNBOOK   # where the alerts' runbook_url point: runbook.md published
+    scrape: str = ""                 # http.metrics_listen's HOST:PORT; none: IVR_URL's
 
     @property
     def target(self) -> str:
         """ivr's HOST:PORT, as Prometheus scrapes it."""
-        return self.url.split("://", 1)[1]
+        return self.scrape or self.url.split("://", 1)[1]
 
 
 def _each_once(text: str, pattern: str, new: Callable[[re.Match[str]], str],

@@ -18,7 +18,7 @@ from ivr import __version__
 def install(registry: CollectorRegistry) -> None:
     """process_*, python_info, python_gc_* and ivr_build_info on `registry`; no
     `_created` series anywhere in this process (prometheus_client's switch is global)."""
-    disable_created_metrics()
+    disable_created_metrics()      # type: ignore[no-untyped-call]   # untyped upstream
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)

@@ -320,6 +320,21 @@ def test_the_alerts_link_to_the_runbook_where_the_site_publishes_it(
     assert wiki in (out / "README.txt").read_text()
 
 
+@pytest.mark.parametrize(("metrics_listen", "target"), [
+    (None, "10.0.0.5:9105"), ("10.0.0.7:9106", "10.0.0.7:9106"), ("0.0.0.0:9106", "10.0.0.5:9106")])
+def test_prometheus_scrapes_http_metrics_listen_when_set(
+        tmp_path: Path, metrics_listen: str | None, target: str) -> None:
+    extra = f'metrics_listen = "{metrics_listen}"\n' if metrics_listen else ""
+    code, out = kit(tmp_path, SITE.replace('listen = "10.0.0.5:9105"\n',
+                                           f'listen = "10.0.0.5:9105"\n{extra}'))
+    assert code == 0
+    config = (out / "prometheus/prometheus.yml").read_text()
+    assert f'- targets: ["{target}"]' in config and render.SHIPPED_TARGET not in config
+    assert f"Prometheus scrapes        {target}/metrics" in (out / "README.txt").read_text()
+    alerts = (out / "prometheus/rules/ivr-alerts.yml").read_text()
+    assert "http://10.0.0.5:9105/readyz" in alerts      # the API stays on IVR_URL
+
+
 def test_the_rendered_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     analyze = require_tool("systemd-analyze", "systemd")
     code, out = kit(tmp_path, SITE)
