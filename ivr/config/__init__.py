@@ -409,10 +409,16 @@ def _address(value: str, where: str) -> tuple[str, int]:
 
 
 def _check_metrics_listen(cfg: Config) -> None:
-    if cfg.metrics_listen == (cfg.listen_host, cfg.listen_port) and cfg.listen_port:
-        host, port = cfg.metrics_listen
-        raise ConfigError(f"http.metrics_listen: {host}:{port} is http.listen's address, which "
-                          "serves /metrics already: leave metrics_listen out, or give another")
+    """Not http.listen's own port (on its host, or on every address): ivr would find it
+    taken by itself."""
+    if cfg.metrics_listen is None or not cfg.listen_port:
+        return
+    host, port = cfg.metrics_listen
+    if port == cfg.listen_port and (host == cfg.listen_host
+                                    or {host, cfg.listen_host} & {"0.0.0.0", "::", ""}):
+        raise ConfigError(f"http.metrics_listen: {host}:{port} is http.listen's port "
+                          f"({cfg.listen_host}:{cfg.listen_port}), which serves /metrics already: "
+                          "leave metrics_listen out, or give another port")
 
 
 def _level(value: str, where: str) -> str:

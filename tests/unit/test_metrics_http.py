@@ -67,6 +67,8 @@ def test_metrics_listen_from_the_file_then_the_environment(tmp_path: Path) -> No
     ("", {"IVR_METRICS_LISTEN": ":9106"}, ("IVR_METRICS_LISTEN", "HOST:PORT")),
     ('listen = "127.0.0.1:9200"\nmetrics_listen = "127.0.0.1:9200"', {},
      ("http.metrics_listen", "127.0.0.1:9200", "http.listen")),
+    ('listen = "127.0.0.1:9200"\nmetrics_listen = "0.0.0.0:9200"', {},
+     ("http.metrics_listen", "0.0.0.0:9200", "http.listen")),
 ])
 def test_a_bad_metrics_listen_is_one_line_and_exit_2(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
