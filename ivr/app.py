@@ -55,6 +55,7 @@ from ivr.ledger.store import Store
 from ivr.ledger.writer import LedgerWriter, Spool
 from ivr.metrics.families import Metrics
 from ivr.metrics.live import LiveCollector
+from ivr.metrics import runtime
 from ivr.pbx.session import Pbx
 from ivr.routing.policy import OverflowRule, Rules
 from ivr.routing.router import Router
@@ -165,6 +166,7 @@ def build(config: Config, clock: Callable[[], float] = time.time,
     subscribers = directory(config)
     incidents = Incidents(clock, Path(r.incidents_file) if r.incidents_file else None)
     registry = CollectorRegistry()
+    runtime.install(registry)      # process_*, python_*, ivr_build_info; no _created series
     names = config.queue_names
     rules = overflow_rules(config)
     metrics = Metrics(registry, names, [q.sla_seconds for q in config.queues],

@@ -4,6 +4,7 @@ the tokens file, the subscriber directory and the dialplan secrets."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from ivr import app as wiring
 from ivr.app import Services, build
 from ivr.config import Config, ConfigError
 from ivr.config.tokens import TokensError
-from ivr.http.app import APP, DIALPLAN_AUTH, make_web
+from ivr.http.app import APP, DIALPLAN_AUTH, make_metrics_web, make_web
 from ivr.routing.directory import DirectoryError
 
 log = logging.getLogger(__name__)
@@ -60,24 +61,59 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
+class CannotListen(OSError):
+    """An address of ivr's that cannot be bound (taken, or not this host's): which one."""
+
+    def __init__(self, address: str, exc: OSError) -> None:
+        super().__init__(exc.errno, exc.strerror or str(exc))
+        self.address = address
+
+
 async def start(config: Config, recorder: Recorder | None = None) -> tuple[Services, web.AppRunner]:
-    """Bind the HTTP port, then build the app and start it (AMI included).
+    """Bind the HTTP port (and http.metrics_listen's), then build the app and start it
+    (AMI included).  The metrics site stops with the main one (runner.cleanup).
 
     Binding comes first so a taken port fails before ivr logs in anywhere.
-    Raises OSError if the port is taken.
+    Raises CannotListen (an OSError) if a port is taken.
     """
     sock = _bind(config.listen_host, config.listen_port)
+    metrics_sock = None
+    if config.metrics_listen is not None:
+        try:
+            metrics_sock = _bind(*config.metrics_listen)
+        except OSError:
+            sock.close()
+            raise
     logging.getLogger("aiohttp.server").addFilter(BAD_REQUESTS)   # once, however often started
     app = build(config, recorder=recorder)
-    runner = web.AppRunner(make_web(app), access_log=None, shutdown_timeout=HANDLERS_SECONDS)
+    web_app = make_web(app)
+    metrics: web.AppRunner | None = None
+    if metrics_sock is not None:
+        metrics = web.AppRunner(make_metrics_web(app), access_log=None,
+                                shutdown_timeout=HANDLERS_SECONDS)
+        web_app.on_cleanup.append(functools.partial(_stop, metrics))
+    runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=HANDLERS_SECONDS)
     await runner.setup()
     await web.SockSite(runner, sock).start()
-    log.info("ivr listening on http://%s:%d, AMI %s; event loop %s", config.listen_host,
-             config.listen_port, ", ".join(f"{p.ami.username}@{p.ami.host}:{p.ami.port}"
-                                           + (f" (pbx {p.name})" if config.pbx else "")
-                                           for p in config.pbxs),
+    if metrics is not None and metrics_sock is not None:
+        await metrics.setup()
+        await web.SockSite(metrics, metrics_sock).start()
+    log.info("ivr listening on http://%s%s, AMI %s; event loop %s", _shown(sock),
+             f" (/metrics also on http://{_shown(metrics_sock)})" if metrics_sock else "",
+             ", ".join(f"{p.ami.username}@{p.ami.host}:{p.ami.port}"
+                       + (f" (pbx {p.name})" if config.pbx else "") for p in config.pbxs),
              type(asyncio.get_running_loop()).__module__.partition(".")[0])
     return app, runner
+
+
+async def _stop(metrics: web.AppRunner, _: web.Application) -> None:
+    await metrics.cleanup()
+
+
+def _shown(sock: socket.socket) -> str:
+    """HOST:PORT as bound (a port 0 of the config is the one the system gave)."""
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -87,9 +123,9 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.bind((host, port))
         sock.listen(128)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise CannotListen(f"{host}:{port}", exc) from exc
     return sock
 
 
@@ -133,8 +169,9 @@ async def serve(config: Config, recorder: Recorder | None = None,
     try:
         app, runner = await start(config, recorder)
     except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", config.listen_host, config.listen_port,
-                  (exc.strerror or str(exc)).lower())
+        where = exc.address if isinstance(exc, CannotListen) else \
+            f"{config.listen_host}:{config.listen_port}"
+        log.error("cannot listen on %s: %s", where, (exc.strerror or str(exc)).lower())
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

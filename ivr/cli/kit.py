@@ -14,8 +14,9 @@ from ivr.kit.render import KitError
 EPILOG = """\
 The kit: the dialplan (extensions_ivr.conf, queues_ivr.conf), the AMI user
 (manager_ivr.conf), the systemd unit and ivr.env, the example config, the
-Prometheus rules with their tests, the Grafana dashboard, and README.txt with the
-steps.  Filled in: IVR_URL (http.listen, or --url), IVR_PBX, this PBX's dialplan
+Prometheus rules with their tests and the alerts' runbook, the Grafana dashboard,
+and README.txt with the steps.  Filled in: IVR_URL (http.listen, or --url), the
+alerts' runbook_url (--runbook-url), IVR_PBX, this PBX's dialplan
 and AMI secrets (from the config and IVR_* variables, as `ivr run` reads them;
 made when missing), the queues and numbers of [routing].  Files with a secret are
 0600; no secret is printed.  --freepbx writes extensions_custom.conf,
@@ -34,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     kit.add_argument("--url", metavar="URL",
                      help="where the PBX reaches ivr, http://HOST:PORT (default: http.listen; "
                           "needed when ivr listens on every address)")
+    kit.add_argument("--runbook-url", metavar="URL",
+                     help="where you publish the kit's runbook.md: the alerts' runbook_url "
+                          "(default: https://ivr.invalid/runbook.md, which never resolves)")
     kit.add_argument("--freepbx", action="store_true", help="FreePBX's *_custom files instead")
     kit.add_argument("--force", action="store_true",
                      help="write into a folder that is not empty, replacing only the kit's files")
@@ -45,7 +49,8 @@ def _kit(args: argparse.Namespace) -> int:
     named = args.config or os.environ.get("IVR_CONFIG")
     source = f"the config {named}" if named else "ivr's defaults"
     try:
-        made = build.kit(config, args.pbx, args.url, args.freepbx, source + " and IVR_* variables")
+        made = build.kit(config, args.pbx, args.url, args.freepbx, source + " and IVR_* variables",
+                         args.runbook_url)
         write.write(args.out, made.files, force=args.force)
     except KitError as exc:
         print(f"ivr kit: {exc}", file=sys.stderr)

@@ -31,8 +31,8 @@ configuration, lowest precedence first:
   credentials            systemd's $CREDENTIALS_DIRECTORY: tokens, ami-secret,
                          dialplan-secret, registry.key, ledger-url
   environment            IVR_AMI_HOST IVR_AMI_PORT IVR_AMI_USERNAME
-                         IVR_AMI_SECRET IVR_LISTEN IVR_LOG_LEVEL
-                         IVR_API_TOKEN IVR_LEDGER_URL
+                         IVR_AMI_SECRET IVR_LISTEN IVR_METRICS_LISTEN
+                         IVR_LOG_LEVEL IVR_API_TOKEN IVR_LEDGER_URL
   flags                  --listen, --log-level
 With no AMI username anywhere, ivr uses the running lab PBX's (`ivr lab up`);
 with no lab running either, that is an error.
@@ -45,7 +45,8 @@ file rotates to FILE.1 .. FILE.3.  A failing write stops the recording, never
 ivr.
 
 HTTP endpoints:
-  /metrics   Prometheus metrics (ivr_queue_*, ivr_journey*, ivr_ami_*)
+  /metrics   Prometheus metrics (ivr_queue_*, ivr_journey*, ivr_ami_*); also
+             alone on http.metrics_listen (IVR_METRICS_LISTEN) when set
   /healthz   200 while the process is alive
   /readyz    200 once logged in to AMI and resynced, else 503
 

@@ -143,6 +143,8 @@ class Config:
     ami: AmiConfig = AmiConfig()
     listen_host: str = "127.0.0.1"
     listen_port: int = 9105
+    # http.metrics_listen: where ivr also serves /metrics, alone (no API); none: not.
+    metrics_listen: tuple[str, int] | None = None
     queues: tuple[QueueConfig, ...] = DEFAULT_QUEUES
     log_level: str = "INFO"
     api: ApiConfig = ApiConfig()
@@ -212,6 +214,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
         cfg = replace(cfg, log_level=_level(log_level, "--log-level"))
     _check_ledger(cfg)
     _check_dialplan(cfg)
+    _check_metrics_listen(cfg)
     hooks.check(cfg.webhooks)
     return cfg
 
@@ -272,9 +275,11 @@ def _from_file(cfg: Config, path: Path) -> Config:
     _only(ami, set(AmiConfig.__dataclass_fields__), "ami.")
     cfg = replace(cfg, ami=replace(cfg.ami, **{k: _typed(AmiConfig, k, v, "ami.") for k, v in ami.items()}))
     http = _section(data, "http")
-    _only(http, {"listen"}, "http.")
+    _only(http, {"listen", "metrics_listen"}, "http.")
     if "listen" in http:
         cfg = _with_listen(cfg, str(http["listen"]), "http.listen")
+    if "metrics_listen" in http:
+        cfg = replace(cfg, metrics_listen=_address(str(http["metrics_listen"]), "http.metrics_listen"))
     api = _section(data, "api")
     _only(api, set(ApiConfig.__dataclass_fields__), "api.")
     cfg = replace(cfg, api=ApiConfig(**{k: _typed(ApiConfig, k, v, "api.") for k, v in api.items()}))
@@ -389,16 +394,36 @@ def _from_env(cfg: Config, env: Mapping[str, str]) -> Config:
     cfg = replace(cfg, webhooks=hooks.from_env(cfg.webhooks, env))
     if "IVR_LISTEN" in env:
         cfg = _with_listen(cfg, env["IVR_LISTEN"], "IVR_LISTEN")
+    if "IVR_METRICS_LISTEN" in env:
+        cfg = replace(cfg, metrics_listen=_address(env["IVR_METRICS_LISTEN"], "IVR_METRICS_LISTEN"))
     if "IVR_LOG_LEVEL" in env:
         cfg = replace(cfg, log_level=_level(env["IVR_LOG_LEVEL"], "IVR_LOG_LEVEL"))
     return cfg
 
 
 def _with_listen(cfg: Config, value: str, where: str) -> Config:
+    host, port = _address(value, where)
+    return replace(cfg, listen_host=host, listen_port=port)
+
+
+def _address(value: str, where: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{where}: expected HOST:PORT, got {value!r}")
-    return replace(cfg, listen_host=host.strip("[]"), listen_port=int(port))
+    return host.strip("[]"), int(port)
+
+
+def _check_metrics_listen(cfg: Config) -> None:
+    """Not http.listen's own port (on its host, or on every address): ivr would find it
+    taken by itself."""
+    if cfg.metrics_listen is None or not cfg.listen_port:
+        return
+    host, port = cfg.metrics_listen
+    if port == cfg.listen_port and (host == cfg.listen_host
+                                    or {host, cfg.listen_host} & {"0.0.0.0", "::", ""}):
+        raise ConfigError(f"http.metrics_listen: {host}:{port} is http.listen's port "
+                          f"({cfg.listen_host}:{cfg.listen_port}), which serves /metrics already: "
+                          "leave metrics_listen out, or give another port")
 
 
 def _level(value: str, where: str) -> str:

@@ -1,6 +1,6 @@
 """HTTP: /metrics, /healthz (alive), /readyz (logged in to AMI and resynced),
 /dialplan/v1 (routes for Asterisk), /api/v1 (the control API) and /console
-(the people's pages, console/)."""
+(the people's pages, console/); and /metrics alone on http.metrics_listen."""
 
 from __future__ import annotations
 
@@ -49,6 +49,14 @@ def make_web(app: Services) -> web.Application:
     w.router.add_get("/healthz", healthz)
     w.router.add_get("/readyz", readyz)
     w.cleanup_ctx.append(_ami_running)
+    return w
+
+
+def make_metrics_web(app: Services) -> web.Application:
+    """http.metrics_listen's app: /metrics of the same registry, and nothing else, so an
+    address open to Prometheus opens neither the API, the console nor the dialplan's."""
+    w = web.Application(client_max_size=1024)
+    w.router.add_get("/metrics", make_aiohttp_handler(app.registry))
     return w
 
 

@@ -21,7 +21,7 @@ PROMETHEUS = ("prometheus/prometheus.yml", "prometheus/rules/ivr-recording.yml",
               "prometheus/rules/ivr-alerts.yml", "prometheus/tests/ivr-recording.test.yml",
               "prometheus/tests/ivr-alerts.test.yml")
 AS_SHIPPED = ("systemd/ivr.service", "systemd/ivr-backup.service", "systemd/ivr-backup.timer",
-              "ivr.example.toml", "grafana/dashboards/ivr.json",
+              "ivr.example.toml", "runbook.md", "grafana/dashboards/ivr.json",
               "grafana/provisioning/datasources/ivr.yaml",
               "grafana/provisioning/dashboards/ivr.yaml")
 # Files with a secret in them (the AMI secret, the dialplan secret): written 0600.
@@ -98,10 +98,38 @@ def _permit(pbx: PbxConfig, url: str) -> str:
     return render.LOOPBACK_PERMIT
 
 
-def site(config: Config, pbx_name: str | None, url: str | None) -> tuple[Site, list[str]]:
+_RUNBOOK = re.compile(r"https?://[^\s\"'#\\]+")
+
+
+def runbook_url(given: str | None) -> str:
+    """--runbook-url: where the site publishes runbook.md, the alerts' section anchors after it."""
+    if given is None:
+        return render.SHIPPED_RUNBOOK
+    if not _RUNBOOK.fullmatch(given):
+        raise KitError(f"--runbook-url: expected an http:// or https:// URL without '#', "
+                       f"quotes or blanks, got {given[:200]!r}")
+    return given
+
+
+def scrape_target(config: Config, url: str) -> str:
+    """Where Prometheus scrapes ivr: http.metrics_listen, with IVR_URL's host when that
+    listens on every address; none without it (IVR_URL's address serves /metrics)."""
+    if config.metrics_listen is None:
+        return ""
+    host, port = config.metrics_listen
+    if host in _ANY:
+        host = urlsplit(url).hostname or host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def site(config: Config, pbx_name: str | None, url: str | None,
+         runbook: str | None = None) -> tuple[Site, list[str]]:
     pbx = pick_pbx(config, pbx_name)
     notes: list[str] = []
     address = ivr_url(config, url)
+    if runbook is None:
+        notes.append(f"the alerts' runbook_url point at {render.SHIPPED_RUNBOOK}, which never "
+                     "resolves: publish runbook.md and give its URL with --runbook-url")
     dialplan_secret, ami_secret = pbx.ami.dialplan_secret, pbx.ami.secret
     if not dialplan_secret:
         dialplan_secret = secrets.token_urlsafe(24)
@@ -116,7 +144,8 @@ def site(config: Config, pbx_name: str | None, url: str | None) -> tuple[Site, l
              ami_user=pbx.ami.username or "ivr", permit=_permit(pbx, address),
              env_prefix=pbx_env_prefix(pbx.name) if config.pbx else "IVR_AMI_",
              env_username=not pbx.ami.username,
-             dialplan_secret=dialplan_secret, ami_secret=ami_secret)
+             dialplan_secret=dialplan_secret, ami_secret=ami_secret,
+             runbook=runbook_url(runbook), scrape=scrape_target(config, address))
     if s.permit == render.LOOPBACK_PERMIT and not _loopback(pbx.ami.host):
         notes.append("the AMI user permits logins from 127.0.0.1 only: set its permit to the "
                      "address ivr connects from")
@@ -124,9 +153,10 @@ def site(config: Config, pbx_name: str | None, url: str | None) -> tuple[Site, l
 
 
 def kit(config: Config, pbx: str | None = None, url: str | None = None,
-        freepbx_shapes: bool = False, source: str = "ivr's config") -> Kit:
+        freepbx_shapes: bool = False, source: str = "ivr's config",
+        runbook: str | None = None) -> Kit:
     """The kit for one PBX; source says where the config came from (the README names it)."""
-    s, notes = site(config, pbx, url)
+    s, notes = site(config, pbx, url, runbook)
     dialplan = render.extensions(shipped.read("dialplans/extensions_ivr.conf"), s)
     queues = render.queues(shipped.read("dialplans/queues_ivr.conf"), s)
     ami = render.manager(shipped.read("asterisk/manager_ivr.conf"), s)

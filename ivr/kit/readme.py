@@ -22,6 +22,7 @@ FILES = {
     "systemd/ivr-backup.timer": "runs the backup daily",
     "systemd/ivr.env": "ivr's secrets for this PBX, as the unit reads them",
     "ivr.example.toml": "the commented config: start /etc/ivr/ivr.toml from it",
+    "runbook.md": "what each alert means and what to do: publish it (--runbook-url)",
     "prometheus/prometheus.yml": "a scrape job for ivr and the rule files",
     "prometheus/rules/ivr-recording.yml": "service level, answer speed, abandon, payable",
     "prometheus/rules/ivr-alerts.yml": "alerts, each with its runbook",
@@ -38,6 +39,7 @@ ivr's deploy kit for PBX {pbx}
 
 Written by `ivr kit` from {source}.  Filled in:
   ivr's address (IVR_URL)   {url}
+  Prometheus scrapes        {target}/metrics
   this PBX (IVR_PBX)        {pbx}
   queues                    first-line {first-line}, common {common}, engineers {engineers}, supervisors {supervisors}
   numbers                   hotline {hotline}, escalation {escalation}, supervisor {supervisor}, read-back {readback}
@@ -126,6 +128,8 @@ REST = """\
    cd prometheus && promtool check config prometheus.yml && promtool test rules tests/*.yml
    Copy rules/ beside your prometheus.yml and add its rule_files and the ivr job
    (job_name must stay "ivr": the alerts match it), then reload Prometheus.
+   Each alert links to its section of {runbook} (runbook_url):
+   publish runbook.md there, or write the kit again with --runbook-url.
 
 6. Grafana
    provisioning/datasources/ivr.yaml -> /etc/grafana/provisioning/datasources/
@@ -142,7 +146,7 @@ def text(site: Site, listing: Sequence[tuple[str, bool]], freepbx: bool, source:
     width = max(len(path) for path, _ in listing)
     lines = "\n".join(f"  {path:<{width}}  {'(secret) ' if secret else ''}{FILES.get(path, '')}"
                       for path, secret in listing)
-    values = {"pbx": site.pbx, "url": site.url, "user": site.ami_user, "permit": site.permit,
+    values = {"pbx": site.pbx, "url": site.url, "runbook": site.runbook, "target": site.target, "user": site.ami_user, "permit": site.permit,
               "source": source, **site.queues, **site.numbers}
     head = HEAD.format(rule="=" * len(f"ivr's deploy kit for PBX {site.pbx}"), listing=lines,
                        **values)

@@ -24,6 +24,9 @@ _DEFAULTS = RoutingConfig()
 SHIPPED_NUMBERS = {key: getattr(_DEFAULTS, key) for key in names.NUMBERS}
 LOOPBACK_PERMIT = "127.0.0.1/255.255.255.255"
 SHIPPED_TARGET = "127.0.0.1:9105"          # where the shipped Prometheus files find ivr
+# Where the shipped alerts' runbook_url point (docs/runbook.md, published by the site:
+# `ivr kit --runbook-url`); .invalid, a name that never resolves, until then.
+SHIPPED_RUNBOOK = "https://ivr.invalid/runbook.md"
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,13 @@ class Site:
     env_username: bool           # the config names no AMI user: ivr.env gives the kit's
     dialplan_secret: str = field(repr=False)
     ami_secret: str = field(repr=False)
+    runbook: str = SHIPPED_RUNBOOK   # where the alerts' runbook_url point: runbook.md published
+    scrape: str = ""                 # http.metrics_listen's HOST:PORT; none: IVR_URL's
 
     @property
     def target(self) -> str:
         """ivr's HOST:PORT, as Prometheus scrapes it."""
-        return self.url.split("://", 1)[1]
+        return self.scrape or self.url.split("://", 1)[1]
 
 
 def _each_once(text: str, pattern: str, new: Callable[[re.Match[str]], str],
@@ -139,7 +144,8 @@ _FIRST_LINE = re.compile(r"(?<![A-Za-z0-9_-])first-line(?![A-Za-z0-9_-])")
 
 
 def prometheus(text: str, site: Site) -> str:
-    """A Prometheus file (config, rules or their tests): the paid queue by its name, and
-    ivr's address.  Rules and tests change alike, so the tests still hold."""
+    """A Prometheus file (config, rules or their tests): the paid queue by its name, ivr's
+    address and where the runbook is.  Rules and tests change alike, so the tests still hold."""
     text = _FIRST_LINE.sub(lambda _: site.queues["first-line"], text)
+    text = text.replace(f"{SHIPPED_RUNBOOK}#", f"{site.runbook}#")
     return text.replace(f"http://{SHIPPED_TARGET}", site.url).replace(SHIPPED_TARGET, site.target)

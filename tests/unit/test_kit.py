@@ -271,6 +271,8 @@ def test_an_empty_folder_takes_the_kit(tmp_path: Path) -> None:
     ('[http]\nlisten = "[::]:9105"\n', (), ("--url",)),
     (SITE, ("--url", "http://10.0.0.5:9105/x,y"), ("--url",)),
     ('[ami]\nsecret = "a;b-c"\n', (), ("AMI secret",)),
+    (SITE, ("--runbook-url", "wiki/ivr"), ("--runbook-url",)),
+    (SITE, ("--runbook-url", "https://wiki.example.net/ivr#x"), ("--runbook-url", "'#'")),
 ])
 def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], config: str,
                                flags: tuple[str, ...], needles: tuple[str, ...]) -> None:
@@ -296,12 +298,47 @@ def test_the_rendered_rules_pass_promtool(tmp_path: Path) -> None:
     assert code == 0
     rules = (out / "prometheus/rules/ivr-recording.yml").read_text()
     assert 'ivr_queue_entered_total{queue="600"}' in rules and "first-line" not in rules
-    for args in (["check", "config", "prometheus.yml"],
-                 ["check", "rules", "rules/ivr-recording.yml", "rules/ivr-alerts.yml"],
-                 ["test", "rules", "tests/ivr-recording.test.yml", "tests/ivr-alerts.test.yml"]):
-        done = subprocess.run([promtool, *args], cwd=out / "prometheus", capture_output=True,
-                              text=True, timeout=120, env=dict(os.environ, LC_ALL="C.UTF-8"))
-        assert done.returncode == 0, done.stdout + done.stderr
+    # With the site's runbook too: the alerts and their tests change alike.
+    assert main(["kit", "--config", str(tmp_path / "ivr.toml"), "--out", str(tmp_path / "k2"),
+                 "--runbook-url", "https://wiki.example.net/ivr"]) == 0
+    for kit_dir in (out, tmp_path / "k2"):
+        for args in (["check", "config", "prometheus.yml"],
+                     ["check", "rules", "rules/ivr-recording.yml", "rules/ivr-alerts.yml"],
+                     ["test", "rules", "tests/ivr-recording.test.yml", "tests/ivr-alerts.test.yml"]):
+            done = subprocess.run([promtool, *args], cwd=kit_dir / "prometheus", capture_output=True,
+                                  text=True, timeout=120, env=dict(os.environ, LC_ALL="C.UTF-8"))
+            assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_alerts_link_to_the_runbook_where_the_site_publishes_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = kit(tmp_path, SITE)
+    assert code == 0
+    assert f"runbook_url point at {render.SHIPPED_RUNBOOK}" in capsys.readouterr().out
+    assert (out / "runbook.md").read_text() == (ROOT / "docs/runbook.md").read_text()
+    wiki = "https://wiki.example.net/ops/ivr-runbook"
+    code, out = kit(tmp_path, SITE, "--runbook-url", wiki, out="kit2")
+    assert code == 0 and "--runbook-url" not in capsys.readouterr().out
+    for name in ("rules/ivr-alerts.yml", "tests/ivr-alerts.test.yml"):
+        text = (out / "prometheus" / name).read_text()
+        assert render.SHIPPED_RUNBOOK not in text
+        assert f'runbook_url: "{wiki}#ivrservicelevellow"' in text
+    assert wiki in (out / "README.txt").read_text()
+
+
+@pytest.mark.parametrize(("metrics_listen", "target"), [
+    (None, "10.0.0.5:9105"), ("10.0.0.7:9106", "10.0.0.7:9106"), ("0.0.0.0:9106", "10.0.0.5:9106")])
+def test_prometheus_scrapes_http_metrics_listen_when_set(
+        tmp_path: Path, metrics_listen: str | None, target: str) -> None:
+    extra = f'metrics_listen = "{metrics_listen}"\n' if metrics_listen else ""
+    code, out = kit(tmp_path, SITE.replace('listen = "10.0.0.5:9105"\n',
+                                           f'listen = "10.0.0.5:9105"\n{extra}'))
+    assert code == 0
+    config = (out / "prometheus/prometheus.yml").read_text()
+    assert f'- targets: ["{target}"]' in config and render.SHIPPED_TARGET not in config
+    assert f"Prometheus scrapes        {target}/metrics" in (out / "README.txt").read_text()
+    alerts = (out / "prometheus/rules/ivr-alerts.yml").read_text()
+    assert "http://10.0.0.5:9105/readyz" in alerts      # the API stays on IVR_URL
 
 
 def test_the_rendered_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from tests.helpers import require_tool
 from prometheus_client import CollectorRegistry, generate_latest
 
 from ivr.app import overflow_rules
-from ivr.kit import shipped
+from ivr.kit import render, shipped
 from ivr.config import Config, WebhookConfig
 from ivr.metrics.desk import DeskMetrics
 from ivr.metrics.webhooks import WebhookMetrics
@@ -31,12 +32,15 @@ from ivr.calls.tracker import Tracker
 from ivr.http import throttle
 from ivr.metrics.families import Metrics
 from ivr.metrics.live import LiveCollector
+from ivr.metrics import runtime
 from tests.replay import Replay, transcript
 
 PROMETHEUS = shipped.directory() / "prometheus"
 RULES = ("rules/ivr-recording.yml", "rules/ivr-alerts.yml")
 RULE_TESTS = ("tests/ivr-recording.test.yml", "tests/ivr-alerts.test.yml")
 TRANSCRIPTS = ("answered", "abandoned", "moved")
+# Where the shipped alerts point; `ivr kit --runbook-url` puts the site's in its place.
+RUNBOOK_URL = render.SHIPPED_RUNBOOK
 
 
 class _Ledger:
@@ -75,6 +79,7 @@ def exposition() -> bytes:
     config = Config()
     names = config.queue_names
     registry = CollectorRegistry()
+    runtime.install(registry)    # app.build's: process_*, python_*, ivr_build_info
     metrics = Metrics(registry, names, [q.sla_seconds for q in config.queues],
                       [(r.from_queue, r.to_queue) for r in overflow_rules(config).values()])
     thresholds = {q.name: round(q.sla_seconds * 1000) for q in config.queues}
@@ -130,3 +135,34 @@ def test_rules_use_only_exported_series() -> None:
                          (PROMETHEUS / RULES[0]).read_text()):
         assert f'ivr_queue_abandon_wait_seconds_bucket{{le="{le}",' in text, \
             f'le="{le}" is not a bucket edge of ivr_queue_abandon_wait_seconds'
+
+
+RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
+
+
+def sections(markdown: str) -> set[str]:
+    """The anchors of a Markdown file's sections (## headings), as GitHub and most
+    renderers make them."""
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+            for heading in re.findall(r"^## (.+)$", markdown, flags=re.M)}
+
+
+def alerts() -> dict[str, str]:
+    """Each alert of the shipped rules with its block of text, in order."""
+    text = (PROMETHEUS / RULES[1]).read_text()
+    parts = re.split(r"^\s+- alert: (\w+)\n", text, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_every_alert_has_a_runbook_url_into_the_runbook() -> None:
+    found = alerts()
+    assert len(found) >= 12, sorted(found)
+    anchors = sections(RUNBOOK.read_text())
+    for name, block in found.items():
+        urls = re.findall(r'^\s+runbook_url: "([^"]+)"$', block, flags=re.M)
+        assert len(urls) == 1, f"{name}: runbook_url {urls}"
+        base, _, anchor = urls[0].partition("#")
+        assert base == RUNBOOK_URL and anchor == name.lower(), f"{name}: {urls[0]}"
+        assert anchor in anchors, f"{name}: no section #{anchor} in docs/runbook.md"
+    # One section per alert, and none for an alert that is gone.
+    assert anchors == {name.lower() for name in found}
