@@ -170,7 +170,7 @@ def build(config: Config, clock: Callable[[], float] = time.time,
     names = config.queue_names
     rules = overflow_rules(config)
     metrics = Metrics(registry, names, [q.sla_seconds for q in config.queues],
-                      [(r.from_queue, r.to_queue) for r in rules.values()],
+                      [(rule.from_queue, rule.to_queue) for rule in rules.values()],
                       [p.name for p in config.pbxs])
     store = OffLoop(Store(config.ledger_url(), r.first_line))
     ledger = LedgerWriter(store, Spool(config.spool_path(), config.ledger.spool_max_records))
