@@ -3,13 +3,13 @@ by who answered; each with its visits (reports, the desk, the API, the backfill)
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterable, Sequence
+from typing import Any, AsyncIterator, Iterable
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, literal_column, or_, select
 
 from ivr.calls import records as rec
 from ivr.ledger import schema as t
-from ivr.ledger.db import CACHE_KIB, Database, of_pbx
+from ivr.ledger.db import CACHE_KIB, Database
 
 STREAM_CACHE_KIB = 4096
 
@@ -62,17 +62,36 @@ class CallReads(Database):
         return found
 
     async def call_batches(self, from_us: int, to_us: int, pbx: str | None = None,
-                           size: int = 5000) -> AsyncIterator[list[rec.CallRecord]]:
+                           size: int = 5000, going_at_us: int | None = None
+                           ) -> AsyncIterator[list[rec.CallRecord]]:
         """The calls of calls(), streamed in batches of about `size` rows: one query
         joined with the visits, read through a cursor, so a month is never in memory
-        whole (reconcile/scan.py reads it beside queue_log)."""
+        whole (reconcile/scan.py reads it beside queue_log).  With `going_at_us`, of
+        the calls that entered before that instant only those that had not ended."""
         head: tuple[Any, ...] | None = None        # the call whose rows are being gathered
         visits: list[rec.VisitRecord] = []
+        c, v = t.calls.c, t.visits.c
+        query = (select(*_CALL_COLUMNS, *(v[name] for name in _VISIT_COLUMNS))
+                 .select_from(t.calls.outerjoin(t.visits, and_(v.pbx == c.pbx,
+                                                               v.uniqueid == c.uniqueid)))
+                 .where(c.entered_us >= from_us, c.entered_us < to_us))
+        if going_at_us is not None:
+            query = query.where(or_(c.entered_us >= going_at_us, c.ended_us >= going_at_us))
+        if pbx is not None:
+            # In SQLite `+pbx` keeps the primary key (pbx first) out of the plan: with it
+            # SQLite sorts the whole period before its first row (a month: 560 MB of RSS),
+            # where calls_entered walks it in order.
+            query = query.where((literal_column("+calls.pbx") if self.dialect == "sqlite"
+                                 else c.pbx) == pbx)
+        query = query.order_by(c.entered_us, c.pbx, c.uniqueid)
         with self._failing():
             async with self.engine.connect() as conn:
-                parts = (_sqlite_rows(conn, from_us, to_us, pbx, size)
-                         if self.dialect == "sqlite" else _rows(conn, from_us, to_us, pbx, size))
-                async for part in parts:
+                if self.dialect == "sqlite":
+                    # One pass in order: a small page cache does, and keeps a month's
+                    # read from filling the 64 MiB one (db.py) for nothing.
+                    await conn.exec_driver_sql(f"PRAGMA cache_size=-{STREAM_CACHE_KIB}")
+                result = await conn.stream(query)
+                async for part in result.partitions(size):
                     batch: list[rec.CallRecord] = []
                     for row in part:
                         if head is not None and (row[0], row[1]) != (head[0], head[1]):
@@ -83,6 +102,8 @@ class CallReads(Database):
                             visits.append(rec.VisitRecord(*row[_N_CALL:]))
                     if batch:
                         yield batch
+                if self.dialect == "sqlite":
+                    await conn.exec_driver_sql(f"PRAGMA cache_size=-{CACHE_KIB}")
         if head is not None:
             yield [_from_row(head, visits)]
 
@@ -131,44 +152,6 @@ _N_CALL = len(_CALL_COLUMNS)
 
 
 _VISIT_COLUMNS = ("seq", "queue", "entered_us", "left_us", "outcome", "wait_ms", "member")
-
-
-async def _rows(conn: Any, from_us: int, to_us: int, pbx: str | None,
-                size: int) -> AsyncIterator[Sequence[Any]]:
-    """call_batches()'s rows through a server-side cursor (PostgreSQL)."""
-    c, v = t.calls.c, t.visits.c
-    query = (of_pbx(select(*_CALL_COLUMNS, *(v[name] for name in _VISIT_COLUMNS))
-                    .select_from(t.calls.outerjoin(t.visits, and_(v.pbx == c.pbx,
-                                                                  v.uniqueid == c.uniqueid)))
-                    .where(c.entered_us >= from_us, c.entered_us < to_us), c.pbx, pbx)
-             .order_by(c.entered_us, c.pbx, c.uniqueid))
-    result = await conn.stream(query)
-    async for part in result.partitions(size):
-        yield part
-
-
-async def _sqlite_rows(conn: Any, from_us: int, to_us: int, pbx: str | None,
-                       size: int) -> AsyncIterator[Sequence[Any]]:
-    """call_batches()'s rows straight from the driver: SQLAlchemy's rows cost twice
-    aiosqlite's tuples.  `+c.pbx` keeps the primary key (pbx first) out of the plan:
-    with it SQLite sorts the whole period before its first row (a month: 560 MB), where
-    calls_entered walks it in order.  A small page cache does for one pass in order,
-    and keeps a month's read from filling the 64 MiB one (db.py) for nothing."""
-    raw = (await conn.get_raw_connection()).driver_connection
-    columns = ", ".join([f"c.{col.name}" for col in _CALL_COLUMNS]
-                        + [f"v.{name}" for name in _VISIT_COLUMNS])
-    only = "" if pbx is None else " AND +c.pbx = ?"
-    await raw.execute(f"PRAGMA cache_size=-{STREAM_CACHE_KIB}")
-    try:
-        async with raw.execute(
-                f"SELECT {columns} FROM calls c LEFT JOIN visits v ON v.pbx = c.pbx AND "
-                f"v.uniqueid = c.uniqueid WHERE c.entered_us >= ? AND c.entered_us < ?{only} "
-                f"ORDER BY c.entered_us, c.pbx, c.uniqueid",
-                (from_us, to_us) + (() if pbx is None else (pbx,))) as cursor:
-            while rows := await cursor.fetchmany(size):
-                yield rows
-    finally:
-        await raw.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
 
 
 def _from_row(head: tuple[Any, ...], visits: list[rec.VisitRecord]) -> rec.CallRecord:

@@ -95,7 +95,7 @@ def parse_line(number: int, raw: str) -> Row | BadLine | None:
     """One queue_log file line as a Row, or a BadLine saying why not; None when blank
     (a blank line says nothing; not worth a report)."""
     line = raw.rstrip("\r\n")
-    if not line.strip():
+    if not line or line.isspace():
         return None
     try:
         return _parse_fields(number, line.split("|"))
@@ -130,14 +130,15 @@ def _parse_fields(number: int, fields: Sequence[str]) -> Row:
         raise _Bad("no event")
     event = event.upper()
     data = tuple(map(str.strip, fields[5:]))
-    if callid in QUEUE_LEVEL_IDS:
+    if callid in QUEUE_LEVEL_IDS or event not in _NEEDS_QUEUE:
         return Row(number, int(stamp), callid, queue, agent, event, data)
     return Row(number, int(stamp), callid, queue, agent, event, data,
                _checked(event, queue, data))
 
 
 def _checked(event: str, queue: str, data: tuple[str, ...]) -> int | None:
-    """A caller row's fields checked for what its event needs; its wait, if it has one."""
+    """A caller row's fields checked for what its event needs (an event of
+    _NEEDS_QUEUE: the others need nothing); its wait, if it has one."""
     if event in _NEEDS_QUEUE and not queue:
         raise _Bad(f"{event} without a queue")
     if event == IVRMOVE and (data[0] if data else "") not in MOVE_REASONS:

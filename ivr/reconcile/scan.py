@@ -59,6 +59,7 @@ from ivr.reconcile.sources import Progress, Source
 MAX_STAY_S = 4 * 3600
 WINDOW_S = 3600                # the ledger is read an hour of entries at a time
 BATCH = 2000                   # backfilled records a transaction, as ivr's writer does
+GOING_SLACK_S = 60             # a call's end as the ledger has it, against queue_log's rows
 FOREVER = 2**40                 # "no bound", in epoch seconds (times 10**6 it fits a BIGINT)
 
 
@@ -67,7 +68,8 @@ class LedgerCalls(Protocol):
     streamed, and the backfill's write."""
 
     def call_batches(self, from_us: int, to_us: int, pbx: str | None = None,
-                     size: int = 5000) -> AsyncIterator[list[CallRecord]]: ...
+                     size: int = 5000, going_at_us: int | None = None
+                     ) -> AsyncIterator[list[CallRecord]]: ...
 
     async def backfill(self, records: Sequence[CallRecord],
                        visits: Sequence[tuple[str, str, VisitRecord]]) -> None: ...
@@ -205,8 +207,11 @@ class Scan:
             if start is None:
                 return False
             end = FOREVER if self.o.whole else (self.o.to_s or 0)
-            ledger.stream = self.store.call_batches((start - self.o.max_stay_s) * US, end * US,
-                                                    pbx=self.o.pbx)
+            # Of the calls that entered before the period, only those still going on at
+            # its start can have a visit or a stint in it.
+            ledger.stream = self.store.call_batches(
+                (start - self.o.max_stay_s) * US, end * US, pbx=self.o.pbx,
+                going_at_us=None if self.o.whole else (start - GOING_SLACK_S) * US)
         read = False
         while not ledger.done and (ledger.read_to_s is None or ledger.read_to_s < upto_s):
             batch = await ledger.pull()

@@ -123,9 +123,11 @@ class FakeLedger:
         self.added: list[tuple[str, str, VisitRecord]] = []
 
     async def call_batches(self, from_us: int, to_us: int, pbx: str | None = None,
-                           size: int = 5000) -> AsyncIterator[list[CallRecord]]:
+                           size: int = 5000, going_at_us: int | None = None
+                           ) -> AsyncIterator[list[CallRecord]]:
         found = [c for c in self.all if from_us <= c.entered_us < to_us
-                 and (pbx is None or c.pbx == pbx)]
+                 and (pbx is None or c.pbx == pbx) and (going_at_us is None or max(
+                     c.entered_us, c.ended_us) >= going_at_us)]
         for n in range(0, len(found), 3):
             yield found[n:n + 3]
 
