@@ -17,7 +17,8 @@ child process of its own (the same Python as this one) with its output to a
 file; the child reports its wall time and its peak RSS (getrusage ru_maxrss):
 
 month      --from 2026-11-01 --to 2026-12-01 over the month's file
-day        --from 2026-11-15 --to 2026-11-16 over the same file
+day        --from 2026-11-15 --to 2026-11-16 over the same file (median of
+           --day-runs, 3)
 backfill   the month with --backfill, on a copy of the ledger
 
 Targets: the month's peak RSS within 1.5x of the day's (reconcile and backfill
@@ -273,6 +274,7 @@ def main() -> int:
     p.add_argument("--calls", type=int, default=1_500_000, help="calls in the month (1,500,000)")
     p.add_argument("--data", type=Path, help="keep the generated month here, and reuse it")
     p.add_argument("--seed", type=int, default=21)
+    p.add_argument("--day-runs", type=int, default=3, help="runs of the day, median (3)")
     p.add_argument("--only", nargs="+", choices=("month", "day", "backfill"),
                    default=["month", "day", "backfill"], help="the runs to measure")
     p.add_argument("--child", metavar="OUT", help=argparse.SUPPRESS)
@@ -314,7 +316,10 @@ def run(args: argparse.Namespace, data: Path) -> int:
         runs["month"] = measure("month", [*base, "--from", MONTH_FROM, "--to", MONTH_TO],
                                 data, ledger)
     if "day" in args.only:
-        runs["day"] = measure("day", [*base, "--from", DAY_FROM, "--to", DAY_TO], data, ledger)
+        # Short enough to run a few times: the median, on a machine that is often shared.
+        days = sorted((measure("day", [*base, "--from", DAY_FROM, "--to", DAY_TO], data, ledger)
+                       for _ in range(args.day_runs)), key=lambda r: r["seconds"])
+        runs["day"] = {**days[len(days) // 2], "runs_s": [round(d["seconds"], 2) for d in days]}
     if "backfill" in args.only:
         copy = data / "ledger-backfill.db"
         shutil.copyfile(ledger, copy)
@@ -338,7 +343,8 @@ def report(runs: dict[str, dict[str, Any]]) -> int:
     day = runs.get("day")
     if day is not None:
         print(f"target: one day out of the month's file in <= {DAY_TARGET_S:.0f} s: "
-              f"{day['seconds']:.2f} s {'met' if day['seconds'] <= DAY_TARGET_S else 'NOT met'}")
+              f"{day['seconds']:.2f} s (median of {', '.join(map(str, day['runs_s']))}) "
+              f"{'met' if day['seconds'] <= DAY_TARGET_S else 'NOT met'}")
         for name in ("month", "backfill"):
             if name in runs:
                 ratio = runs[name]["rss_kib"] / day["rss_kib"]
