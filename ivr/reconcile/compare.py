@@ -273,18 +273,19 @@ def _pair_call(call: CallRecord, stints: tuple[Stint, ...], tally: Tally) -> lis
 
 
 def _compare(stint: Stint, visit: VisitRecord) -> list[Disagreement]:
-    def differ(kind: str, name: str, ledger: str | float | None,
-               queue_log: str | int | None) -> Disagreement:
-        return Disagreement(stint.callid, stint.queue, visit.seq, kind, name, ledger, queue_log)
-
     if stint.outcome == UNOBSERVED:
         return []                       # queue_log lost the end row: the ledger knows more
     if visit.outcome == UNOBSERVED:
-        return [differ(UNOBSERVED, "outcome", visit.outcome, stint.outcome)]
+        return [_differ(stint, visit, UNOBSERVED, "outcome", visit.outcome, stint.outcome)]
     found = []
     if visit.outcome != stint.outcome:
-        found.append(differ("outcome", "outcome", visit.outcome, stint.outcome))
+        found.append(_differ(stint, visit, "outcome", "outcome", visit.outcome, stint.outcome))
     if visit.wait_ms is not None and stint.wait_s is not None \
             and abs(visit.wait_ms / 1000 - stint.wait_s) > WAIT_TOLERANCE_S:
-        found.append(differ("wait", "wait_s", visit.wait_ms / 1000, stint.wait_s))
+        found.append(_differ(stint, visit, "wait", "wait_s", visit.wait_ms / 1000, stint.wait_s))
     return found
+
+
+def _differ(stint: Stint, visit: VisitRecord, kind: str, name: str, ledger: str | float | None,
+            queue_log: str | int | None) -> Disagreement:
+    return Disagreement(stint.callid, stint.queue, visit.seq, kind, name, ledger, queue_log)

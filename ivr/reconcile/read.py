@@ -206,15 +206,13 @@ class Call:
 
     __slots__ = ("callid", "last_s", "entries", "_rows", "_overflow_s", "_stints")
 
-    def __init__(self, callid: str, rows: list[Row], last_s: int,
+    def __init__(self, callid: str, rows: list[Row], last_s: int, entries: tuple[int, int],
                  overflow_s: Mapping[str, int]) -> None:
         self.callid = callid
         self.last_s = last_s         # its last row's time: when the call ended
+        self.entries = entries       # when it entered a queue, first and last
         self._rows, self._overflow_s = rows, overflow_s
         self._stints: tuple[Stint, ...] | None = None
-        # When it entered a queue, first and last (it has entered: CallStream says so).
-        times = [r.time_s for r in rows if r.event == ENTERQUEUE]
-        self.entries = (times[0], times[-1])
 
     @property
     def stints(self) -> tuple[Stint, ...]:
@@ -231,6 +229,8 @@ class _Reading:
     last_s: int
     order: int                   # when it was first seen: the tie-break of equal entries
     entered: bool = False        # an ENTERQUEUE came: it has stints, and a place in line
+    first_entry_s: int = 0       # its first ENTERQUEUE's time, and its last
+    last_entry_s: int = 0
 
 
 _KEPT = frozenset((ENTERQUEUE, IVRMOVE, *END_OUTCOME))
@@ -283,9 +283,12 @@ class CallStream:
             self.now_s = row.time_s
         if row.event in _KEPT:
             call.rows.append(row)
-            if not call.entered and row.event == ENTERQUEUE:
-                call.entered = True
-                heapq.heappush(self._line, (row.time_s, call.order, uid))
+            if row.event == ENTERQUEUE:
+                call.last_entry_s = row.time_s
+                if not call.entered:
+                    call.entered = True
+                    call.first_entry_s = row.time_s
+                    heapq.heappush(self._line, (row.time_s, call.order, uid))
 
     def ready(self) -> Iterator[Call]:
         """The calls out now: complete, and every call that entered before them out."""
@@ -313,12 +316,14 @@ class CallStream:
         while self._line and self._line[0][2] in self._complete:
             uid = heapq.heappop(self._line)[2]
             call = self._complete.pop(uid)
-            yield Call(uid, call.rows, call.last_s, self.overflow_s)
+            yield Call(uid, call.rows, call.last_s, (call.first_entry_s, call.last_entry_s),
+                       self.overflow_s)
 
 
 def _stints(callid: str, rows: list[Row], overflow_s: Mapping[str, int]) -> tuple[Stint, ...]:
     stints: list[Stint] = []
     entry: _Entry | None = None
+    abandoned = False
     for row in rows:
         if row.event == ENTERQUEUE:
             if entry is not None:   # entered again with no end row: that row was lost
@@ -326,12 +331,15 @@ def _stints(callid: str, rows: list[Row], overflow_s: Mapping[str, int]) -> tupl
             entry = _Entry(row.queue, row.time_s, row.datum(2))
         elif row.event in END_OUTCOME and entry is not None and entry.queue == row.queue:
             stints.append(_ended(callid, entry, row, len(stints) + 1))
+            abandoned = abandoned or row.event == ABANDON
             entry = None
     if entry is not None:
         stints.append(Stint(callid, entry.queue, entry.entered_s, None, None, None,
                             caller=entry.caller, seq=len(stints) + 1))
+    if not abandoned:
+        return tuple(stints)        # only an ABANDON is judged by what follows it
     moves = [r for r in rows if r.event == IVRMOVE]
-    return tuple(_judge_abandon(s, stints, moves, overflow_s) for s in stints)
+    return tuple([_judge_abandon(s, stints, moves, overflow_s) for s in stints])
 
 
 def _ended(callid: str, entry: _Entry, row: Row, seq: int) -> Stint:
