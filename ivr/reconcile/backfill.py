@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ivr.calls import judge
 from ivr.calls.judge import FIRST_LINE, Outcome
 from ivr.calls.records import QUEUE_LOG, SECONDS, CallRecord, VisitRecord
-from ivr.reconcile.compare import Reconciliation
+from ivr.reconcile.compare import LedgerCall, Reconciliation
 from ivr.reconcile.read import QueueLog, Stint
 from ivr.reconcile.rows import US
 
@@ -61,7 +61,7 @@ def backfill(missing: Reconciliation | Iterable[Stint], log: QueueLog,
     return done
 
 
-def for_call(pbx: str, stints: tuple[Stint, ...], last_s: int | None, call: CallRecord | None,
+def for_call(pbx: str, stints: tuple[Stint, ...], last_s: int | None, call: LedgerCall | None,
              lacking: list[Stint], first_line: str = FIRST_LINE,
              threshold_s: int = 30) -> Backfill:
     """What one call's lacking stints become: visits added to the ledger's `call`, or,
@@ -75,7 +75,8 @@ def for_call(pbx: str, stints: tuple[Stint, ...], last_s: int | None, call: Call
     return Backfill([] if record is None else [record], [])
 
 
-def _extra_visits(pbx: str, call: CallRecord, lacking: list[Stint]) -> list[tuple[str, str, VisitRecord]]:
+def _extra_visits(pbx: str, call: LedgerCall,
+                  lacking: list[Stint]) -> list[tuple[str, str, VisitRecord]]:
     top = max((v.seq for v in call.visits), default=0)
     ordered = sorted(lacking, key=lambda s: (s.entered_s, s.seq))
     return [(pbx, call.uniqueid, _visit(s, top + n)) for n, s in enumerate(ordered, start=1)]

@@ -184,6 +184,23 @@ def reconcile(log: QueueLog, calls: Iterable[CallRecord], from_s: int, to_s: int
                           tuple(disagreeing), tally.open, log.bad_lines)
 
 
+class LedgerCall(Protocol):
+    """What comparing needs of the ledger's record of a call: a CallRecord, or the
+    lighter CallVisits a scan reads (ledger/reads.py)."""
+
+    @property
+    def pbx(self) -> str: ...
+
+    @property
+    def uniqueid(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def visits(self) -> tuple[VisitRecord, ...]: ...
+
+
 class Items(Protocol[T_contra]):
     """Where a tally puts what it finds: a list, or reconcile/listing.py's Listing."""
 
@@ -203,12 +220,12 @@ class Tally:
     open: int = 0
     # The whole of a queue_log read as a stream (scan.py): its period ends at its newest
     # entry, not known yet, so a visit at or after to_s waits here to be judged at the end.
-    late: list[tuple[CallRecord, VisitRecord]] | None = None
+    late: list[tuple[LedgerCall, VisitRecord]] | None = None
 
     def within(self, epoch_s: int) -> bool:
         return self.from_s <= epoch_s < self.to_s
 
-    def call(self, stints: tuple[Stint, ...], call: CallRecord | None) -> list[Stint]:
+    def call(self, stints: tuple[Stint, ...], call: LedgerCall | None) -> list[Stint]:
         """One call of queue_log held against the ledger's record of it (None: the
         ledger has none); the stints of it the ledger lacks (what a backfill writes)."""
         if call is None:
@@ -227,7 +244,7 @@ class Tally:
                 self.missing_in_ledger.append(s)
         return lacking
 
-    def unseen(self, call: CallRecord, visits: Iterable[VisitRecord]) -> None:
+    def unseen(self, call: LedgerCall, visits: Iterable[VisitRecord]) -> None:
         if call.source == QUEUE_LOG:
             return                      # built from queue_log: nothing to hold it against
         for v in visits:
@@ -255,7 +272,7 @@ class Tally:
             self.disagreements.append(d)
 
 
-def _pair_call(call: CallRecord, stints: tuple[Stint, ...], tally: Tally) -> list[Stint]:
+def _pair_call(call: LedgerCall, stints: tuple[Stint, ...], tally: Tally) -> list[Stint]:
     if len(stints) == 1 and len(call.visits) == 1 and stints[0].queue == call.visits[0].queue:
         tally.pair(stints[0], call.visits[0])      # most calls: the loop below, quicker
         return []

@@ -49,6 +49,7 @@ from typing import Protocol
 
 from ivr.calls.judge import FIRST_LINE
 from ivr.calls.records import CallRecord, VisitRecord
+from ivr.ledger.reads import CallVisits
 from ivr.reconcile.backfill import Backfill, for_call
 from ivr.reconcile.compare import Disagreement, MissingVisit, Reconciliation, Tally
 from ivr.reconcile.listing import Listing
@@ -67,9 +68,9 @@ class LedgerCalls(Protocol):
     """What a scan needs of the ledger (a Store has it): its calls in order of entry,
     streamed, and the backfill's write."""
 
-    def call_batches(self, from_us: int, to_us: int, pbx: str | None = None,
-                     size: int = 5000, going_at_us: int | None = None
-                     ) -> AsyncIterator[list[CallRecord]]: ...
+    def visit_batches(self, from_us: int, to_us: int, pbx: str | None = None,
+                      size: int = 5000, going_at_us: int | None = None
+                      ) -> AsyncIterator[list[CallVisits]]: ...
 
     async def backfill(self, records: Sequence[CallRecord],
                        visits: Sequence[tuple[str, str, VisitRecord]]) -> None: ...
@@ -98,16 +99,16 @@ class _Ledger:
     """The ledger's calls read and not yet held against queue_log, and the stream of
     those still to read, in order of entry."""
 
-    calls: dict[str, CallRecord] = field(default_factory=dict)
+    calls: dict[str, CallVisits] = field(default_factory=dict)
     ends: list[tuple[int, str]] = field(default_factory=list)   # heap: (ended_s, uniqueid)
-    stream: AsyncIterator[list[CallRecord]] | None = None
+    stream: AsyncIterator[list[CallVisits]] | None = None
     read_to_s: int | None = None         # the newest entry read
     done: bool = False                   # the stream is at its end
     # The next batch, asked for as soon as one is in: the database's thread (aiosqlite)
     # reads it while queue_log is parsed here.
-    coming: asyncio.Future[list[CallRecord] | None] | None = None
+    coming: asyncio.Future[list[CallVisits] | None] | None = None
 
-    async def pull(self) -> list[CallRecord] | None:
+    async def pull(self) -> list[CallVisits] | None:
         assert self.stream is not None
         if self.coming is None:
             self.coming = asyncio.ensure_future(anext(self.stream, None))
@@ -115,7 +116,7 @@ class _Ledger:
         self.coming = None if batch is None else asyncio.ensure_future(anext(self.stream, None))
         return batch
 
-    def add(self, found: Iterable[CallRecord]) -> None:
+    def add(self, found: Iterable[CallVisits]) -> None:
         for c in found:
             self.calls[c.uniqueid] = c
             heapq.heappush(self.ends, (c.ended_us // US, c.uniqueid))
@@ -209,7 +210,7 @@ class Scan:
             end = FOREVER if self.o.whole else (self.o.to_s or 0)
             # Of the calls that entered before the period, only those still going on at
             # its start can have a visit or a stint in it.
-            ledger.stream = self.store.call_batches(
+            ledger.stream = self.store.visit_batches(
                 (start - self.o.max_stay_s) * US, end * US, pbx=self.o.pbx,
                 going_at_us=None if self.o.whole else (start - GOING_SLACK_S) * US)
         read = False
@@ -236,7 +237,7 @@ class Scan:
                 if self.fill.count >= BATCH:
                     await self._flush()
 
-    def _outside(self, call: Call, record: CallRecord | None) -> bool:
+    def _outside(self, call: Call, record: CallVisits | None) -> bool:
         """Nothing of the call is in the period: neither a stint's entry (entries are
         in order, and a stint enters with each) nor a visit of the ledger's record."""
         if self.o.whole:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ivr.calls.records import QUEUE_LOG, UNOBSERVED, CallRecord, VisitRecord
+from ivr.ledger.reads import CallVisits
 from ivr.reconcile.backfill import backfill
 from ivr.reconcile.compare import Reconciliation, reconcile
 from ivr.reconcile.files import Damage
@@ -122,10 +123,11 @@ class FakeLedger:
         self.written: list[CallRecord] = []
         self.added: list[tuple[str, str, VisitRecord]] = []
 
-    async def call_batches(self, from_us: int, to_us: int, pbx: str | None = None,
-                           size: int = 5000, going_at_us: int | None = None
-                           ) -> AsyncIterator[list[CallRecord]]:
-        found = [c for c in self.all if from_us <= c.entered_us < to_us
+    async def visit_batches(self, from_us: int, to_us: int, pbx: str | None = None,
+                            size: int = 5000, going_at_us: int | None = None
+                            ) -> AsyncIterator[list[CallVisits]]:
+        found = [CallVisits(c.pbx, c.uniqueid, c.entered_us, c.ended_us, c.source, c.visits)
+                 for c in self.all if from_us <= c.entered_us < to_us
                  and (pbx is None or c.pbx == pbx) and (going_at_us is None or max(
                      c.entered_us, c.ended_us) >= going_at_us)]
         for n in range(0, len(found), 3):
