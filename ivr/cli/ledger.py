@@ -268,7 +268,8 @@ async def _scan_source(args: argparse.Namespace, store: Store, files: list[LogFi
         await db.close()
 
 
-def _reconcile_window(args: argparse.Namespace, config: cfg.Config) -> tuple[int | None, int | None]:
+def _reconcile_window(args: argparse.Namespace,
+                      config: cfg.Config) -> tuple[int | None, int | None]:
     """--from and --to in epoch seconds (the period's whole seconds), or None and None."""
     if not (args.start or args.end):
         return None, None

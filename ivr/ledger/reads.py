@@ -83,7 +83,7 @@ class CallReads(Database):
             query = query.where(or_(c.entered_us >= going_at_us, c.ended_us >= going_at_us))
         if pbx is not None:
             # In SQLite `+pbx` keeps the primary key (pbx first) out of the plan: with it
-            # SQLite sorts the whole period before its first row (a month: 560 MB of RSS),
+            # SQLite sorts the whole period before its first row (a month's run: past 560 MB),
             # where calls_entered walks it in order.
             query = query.where((literal_column("+calls.pbx") if self.dialect == "sqlite"
                                  else c.pbx) == pbx)

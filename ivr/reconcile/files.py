@@ -169,7 +169,8 @@ class Lines:
             try:
                 yield from self._read(f, begin)
             except OSError as exc:
-                raise LedgerError(f"cannot read queue_log {f.path}: {exc.strerror or exc}") from None
+                raise LedgerError(f"cannot read queue_log {f.path}: "
+                                  f"{exc.strerror or exc}") from None
 
     def _read(self, f: LogFile, begin: int) -> Iterator[Row | BadLine]:
         """The rows of one file from `begin` until the first at or after stop_s."""
