@@ -15,12 +15,14 @@ reads queue_log once, in time order, and keeps only what is still open:
 2. read.CallStream groups them by call and lets a call out once queue_log has
    gone MAX_STAY_S without a row of it, in order of first entry.  Until then
    only the rows its stints are made of are held.
-3. The ledger is read beside queue_log in windows of WINDOW_S of entry time,
-   from `from - MAX_STAY_S` (a call of the period may have entered before its
-   first stint the ledger knows), up to a window past queue_log's newest row.
-   A call out of the stream is held against the ledger's record of it (taken
-   out of memory then); its stints the ledger lacks are backfilled, BATCH
-   records a transaction.
+3. The ledger is streamed beside queue_log in order of entry (only what
+   comparing needs of a call: ledger/reads.py's CallVisits), kept up to
+   WINDOW_S past queue_log's newest row and read a batch ahead.  For a period
+   it starts MAX_STAY_S before it, with only the calls still going on at its
+   start.  A call out of the stream is held against the ledger's record of it
+   (taken out of memory then); its stints the ledger lacks are backfilled,
+   BATCH records a transaction.  A call wholly outside the period is passed
+   over by its entries alone.
 4. A ledger call no queue_log call has claimed once queue_log is MAX_STAY_S past
    its end (and that the stream does not hold) is missing in queue_log.
 
@@ -33,7 +35,7 @@ MAX_STAY_S (4 h, the start-up backfill's own give-up time) is the margin: the
 longest a call may go between two of its queue_log rows (a wait with nobody to
 ring, a long talk), and the longest it may last across the period's edges.  A
 call quiet for longer is read as two calls (its second part then reads as
-missing in the ledger); one that began more than MAX_STAY_S before the period
+missing, on both sides); one that began more than MAX_STAY_S before the period
 is read from the middle.  compare.reconcile() has no such limit and is what the
 tests hold this to.
 """
@@ -58,7 +60,7 @@ from ivr.reconcile.rows import ENTERQUEUE, QUEUE_LEVEL_IDS, US, BadLine, Row
 from ivr.reconcile.sources import Progress, Source
 
 MAX_STAY_S = 4 * 3600
-WINDOW_S = 3600                # the ledger is read an hour of entries at a time
+WINDOW_S = 3600                # the ledger is read up to an hour past queue_log
 BATCH = 2000                   # backfilled records a transaction, as ivr's writer does
 GOING_SLACK_S = 60             # a call's end as the ledger has it, against queue_log's rows
 FOREVER = 2**40                 # "no bound", in epoch seconds (times 10**6 it fits a BIGINT)
@@ -125,13 +127,15 @@ class _Ledger:
     async def close(self) -> None:
         if self.coming is not None:
             self.coming.cancel()
-            with contextlib.suppress(BaseException):
-                await self.coming
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.coming   # the read ahead: not wanted any more
         if self.stream is not None:
             await self.stream.aclose()   # type: ignore[attr-defined]
 
 
 class Scan:
+    """One reconciliation as it reads (see the module): run(source) once."""
+
     def __init__(self, store: LedgerCalls, options: Options,
                  progress: Progress | None = None) -> None:
         self.store, self.o = store, options
@@ -144,7 +148,7 @@ class Scan:
         self.disagreeing = Listing[Disagreement](options.keep, options.spill)
         self.bad = Listing[BadLine](options.keep, options.spill)
         # The whole of queue_log: its period is its first entry to its last, known as
-        # the read goes (see _row); until the first, nothing is within it.
+        # the read goes (_period_of_whole); until the first, nothing is within it.
         self.tally = Tally(FOREVER if whole else options.from_s or 0,
                            -FOREVER if whole else options.to_s or 0,
                            self.missing, self.unseen, self.disagreeing,
