@@ -34,6 +34,7 @@ from ivr.cli import progress
 from ivr.reconcile import catchup
 from ivr.reconcile.compare import Reconciliation
 from ivr.reconcile.files import LogFile, NotQueueLog, open_files
+from ivr.reconcile.listing import Listing
 from ivr.reconcile.scan import Options, Scan, scan
 from ivr.reconcile.sources import FileSource, TableSource
 from ivr.reports import billing, service
@@ -210,21 +211,31 @@ def _reconcile(args: argparse.Namespace) -> int:
                           keep=KEEP_JSON if args.json else KEEP_TEXT, spill=args.json)
         with progress.bar(args, "backfill" if args.backfill else "reconcile") as bar:
             result, rows = await _scan(args, store, files, options, bar)
-        if rows and len(result.bad_lines) == rows:
-            where = ", ".join(map(str, args.queue_log)) if args.queue_log \
-                else f"table {args.queue_log_table}"
-            print(f"ivr: {where} is not a queue_log: none of its {rows} line(s) reads as "
-                  f"one ({result.bad_lines[0].reason}, line {result.bad_lines[0].line})",
-                  file=sys.stderr)
-            return 2
-        for damage in result.damaged:
-            print(f"ivr: {damage}", file=sys.stderr)
-        if args.json:
-            result.write_json(sys.stdout)
-        else:
-            print(result.to_text(KEEP_TEXT) + "\n" + result.summary())
-        return 0 if result.agrees else 3
+        try:
+            return _report(args, result, rows)
+        finally:
+            for items in (result.missing_in_ledger, result.missing_in_queue_log,
+                          result.disagreements, result.bad_lines):
+                if isinstance(items, Listing):
+                    items.close()        # the temporary file --json's lists spilled to
     return run_with_store(args, work, access="write" if args.backfill else "read", check=check)
+
+
+def _report(args: argparse.Namespace, result: Reconciliation, rows: int) -> int:
+    if rows and len(result.bad_lines) == rows:
+        where = ", ".join(map(str, args.queue_log)) if args.queue_log \
+            else f"table {args.queue_log_table}"
+        print(f"ivr: {where} is not a queue_log: none of its {rows} line(s) reads as "
+              f"one ({result.bad_lines[0].reason}, line {result.bad_lines[0].line})",
+              file=sys.stderr)
+        return 2
+    for damage in result.damaged:
+        print(f"ivr: {damage}", file=sys.stderr)
+    if args.json:
+        result.write_json(sys.stdout)
+    else:
+        print(result.to_text(KEEP_TEXT) + "\n" + result.summary())
+    return 0 if result.agrees else 3
 
 
 @contextlib.contextmanager

@@ -38,6 +38,7 @@ SNIFF_LINES = 100            # lines looked at for a first row (its time, and "i
 PROBE_LINES = 1000           # lines a binary search step reads for one with a time
 PROGRESS_BYTES = 1 << 20     # how often a read reports its progress
 BLOCK = 1 << 16              # bytes read (and decoded) at a time
+MAX_LINE = 1 << 16           # a longer "line" is cut: a file with no newline is not held whole
 _TIME = re.compile(r"\s*(\d+)\s*\|")
 _TIME_BYTES = re.compile(rb"\s*(\d+)\s*\|")
 
@@ -91,11 +92,11 @@ def _look(path: Path) -> LogFile:
     lines: list[tuple[int, bytes]] = []
     try:
         with _open(path, gz) as f:
-            for number, raw in enumerate(f, start=1):
+            number = 0
+            while len(lines) < SNIFF_LINES and (raw := f.readline(MAX_LINE)):
+                number += 1
                 if raw.strip():
                     lines.append((number, raw))
-                if len(lines) >= SNIFF_LINES:
-                    break
     except (EOFError, OSError, zlib.error):
         pass                     # damaged: the read itself reports it (Lines.damaged)
     parsed = [(n, parse_line(n, _text(raw))) for n, raw in lines]
@@ -109,10 +110,9 @@ def _look(path: Path) -> LogFile:
 
 
 def _open(path: Path, gz: bool) -> BinaryIO:
-    raw = open(path, "rb")
     if not gz:
-        return raw
-    return gzip.GzipFile(fileobj=raw, mode="rb")     # type: ignore[return-value]
+        return open(path, "rb")
+    return gzip.open(path, "rb")     # type: ignore[return-value]  # a GzipFile: BinaryIO enough
 
 
 def _text(raw: bytes) -> str:
@@ -231,6 +231,9 @@ class Lines:
                     return
                 lines = (rest + decode(block, final=not block)).split("\n")
                 rest = lines.pop() if block else ""
+                if len(rest) > MAX_LINE:     # no end in sight (not a text file): cut it
+                    lines.append(rest)
+                    rest = ""
                 for line in lines:
                     number += 1
                     yield number, line
@@ -290,7 +293,7 @@ def _timed_line(f: BinaryIO, offset: int) -> tuple[int, int | None, int]:
     (None when none is found within PROBE_LINES), and where the next line begins."""
     at = _line_start(f, offset)
     for _ in range(PROBE_LINES):
-        raw = f.readline()
+        raw = f.readline(MAX_LINE)
         if not raw:
             break
         m = _TIME_BYTES.match(raw)

@@ -200,7 +200,7 @@ class Scan:
             t = self.tally
             t.from_s, t.to_s = min(t.from_s, row.time_s), max(t.to_s, row.time_s + 1)
 
-    # -- the ledger, a window at a time --------------------------------------------
+    # -- the ledger, read beside queue_log -----------------------------------------
 
     async def _read_ledger(self, upto_s: int, one: bool = False) -> bool:
         """Read the ledger on until a call entered at or after `upto_s` is in (one batch

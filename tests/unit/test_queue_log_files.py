@@ -136,3 +136,15 @@ def test_a_file_that_is_not_a_queue_log_is_refused_in_one_line(tmp_path: Path) -
         open_files([big])
     empty = write(tmp_path / "empty", [])
     assert open_files([empty])[0].first_s is None
+
+
+def test_a_file_with_no_newline_is_read_a_bounded_line_at_a_time(tmp_path: Path) -> None:
+    zeros = tmp_path / "zeros"
+    zeros.write_bytes(bytes(5 << 20))
+    with pytest.raises(NotQueueLog, match="is not a queue_log: none of its 80 line"):
+        open_files([zeros])
+    tail = tmp_path / "queue_log"
+    tail.write_bytes(f"{T}|u|first-line|NONE|ENTERQUEUE||79|1\n".encode() + bytes(5 << 20))
+    read = list(Lines(open_files([tail])))
+    assert isinstance(read[0], Row) and 20 <= len(read) <= 90      # cut every 64 KiB or so
+    assert all(isinstance(b, BadLine) and len(b.text) <= 120 for b in read[1:])
