@@ -58,7 +58,11 @@ def run_with_store(args: argparse.Namespace, work: Work, access: Access = "read"
     a PBX name, a key file) is refused before any work, whatever the ledger's state."""
     config = ledger_config(args)
     if check is not None:
-        check(config)
+        try:
+            check(config)
+        except LedgerError as exc:       # an input file that cannot be read
+            print(f"ivr: {exc}", file=sys.stderr)
+            return 1
     store = Store(config.ledger_url(), config.routing.first_line, read_only=access == "read")
 
     async def go() -> int:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ivr import config as cfg
+from ivr.cli import progress
 from ivr.cli.common import ledger_epilog, run_with_store
 from ivr.cli.grammar import Subparsers, config_option, pbx_of, pbx_option, period_options
 from ivr.ledger.store import Store
@@ -81,7 +82,9 @@ def _period(args: argparse.Namespace, config: cfg.Config) -> billing.Period:
 def _billing(args: argparse.Namespace) -> int:
     async def work(config: cfg.Config, store: Store) -> int:
         p = _period(args, config)
-        statement = await service.statement(store, config, p, args.calls, pbx_of(args, config))
+        with progress.spinner(args, "the statement"):
+            statement = await service.statement(store, config, p, args.calls,
+                                                pbx_of(args, config))
         if args.format == "json":
             print(json.dumps(billing.to_json(statement, args.calls), indent=2))
         elif args.format == "csv":
@@ -112,8 +115,9 @@ def _downtime(args: argparse.Namespace) -> int:
 
     async def work(config: cfg.Config, store: Store) -> int:
         p = _period(args, config)
-        rows = await service.downtimes(store, accounts, p.from_us, p.to_us,
-                                       round(time.time() * 1e6))
+        with progress.spinner(args, "downtime"):
+            rows = await service.downtimes(store, accounts, p.from_us, p.to_us,
+                                           round(time.time() * 1e6))
         if args.format == "json":
             print(json.dumps(downtime.to_json(accounts, rows, p.from_us, p.to_us), indent=2))
         else:
@@ -125,6 +129,8 @@ def _downtime(args: argparse.Namespace) -> int:
 def _fcr(args: argparse.Namespace) -> int:
     async def work(config: cfg.Config, store: Store) -> int:
         p = _period(args, config)
-        print(json.dumps(await service.first_contact(store, p, pbx_of(args, config)), indent=2))
+        with progress.spinner(args, "first-contact resolution"):
+            found = await service.first_contact(store, p, pbx_of(args, config))
+        print(json.dumps(found, indent=2))
         return 0
     return run_with_store(args, work, check=lambda config: _checked(args, config))

@@ -11,7 +11,8 @@ commands that only read open a read-only Store and `require_schema()` first:
 a missing ledger, or one whose schema is not this code's, is a SchemaError.
 
 Store is the one interface: the calls' writes are here, and the reads come from
-its parts, one module a concern (reads.py the calls, statement.py the month's
+its parts, one module a concern (reads.py the calls, realtime.py Asterisk's realtime
+queue_log table, statement.py the month's
 statement, history.py the history tables, desk_store.py the registry and the
 console's sessions, outbox_store.py the webhooks' outbox, retention.py the purge
 of old calls; db.py the engine under them all).  ivr's app drives a Store from a
@@ -35,6 +36,7 @@ from ivr.ledger.desk_store import DeskStore
 from ivr.ledger.history import HistoryStore
 from ivr.ledger.outbox_store import OutboxStore
 from ivr.ledger.reads import CallReads
+from ivr.ledger.realtime import RealtimeReads
 from ivr.ledger.retention import RetentionStore
 from ivr.ledger.statement import StatementStore
 
@@ -63,7 +65,8 @@ class Ledger(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(CallReads, StatementStore, HistoryStore, DeskStore, OutboxStore, RetentionStore):
+class Store(CallReads, RealtimeReads, StatementStore, HistoryStore, DeskStore, OutboxStore,
+            RetentionStore):
     async def run(self, query: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]], /,
                   *args: P.args, **kwargs: P.kwargs) -> T:
         """`query(self, *args, **kwargs)`, in the caller's loop (see Ledger)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ivr.calls import judge
 from ivr.calls.judge import FIRST_LINE, Outcome
 from ivr.calls.records import QUEUE_LOG, SECONDS, CallRecord, VisitRecord
-from ivr.reconcile.compare import Reconciliation
+from ivr.reconcile.compare import LedgerCall, Reconciliation
 from ivr.reconcile.read import QueueLog, Stint
 from ivr.reconcile.rows import US
 
@@ -25,6 +25,10 @@ class Backfill:
 
     calls: list[CallRecord]
     visits: list[tuple[str, str, VisitRecord]]
+
+    def add(self, other: Backfill) -> None:
+        self.calls.extend(other.calls)
+        self.visits.extend(other.visits)
 
     @property
     def count(self) -> int:
@@ -50,18 +54,29 @@ def backfill(missing: Reconciliation | Iterable[Stint], log: QueueLog,
     for s in stints:
         if not s.is_open:
             by_call.setdefault(s.callid, []).append(s)
-    built: list[CallRecord] = []
-    extra: list[tuple[str, str, VisitRecord]] = []
+    done = Backfill([], [])
     for callid, lacking in by_call.items():
-        call = ledger.get(callid)
-        if call is not None:
-            extra += _extra_visits(pbx, call, lacking)
-        elif (record := _call_record(pbx, log, callid, first_line, threshold_s)) is not None:
-            built.append(record)
-    return Backfill(built, extra)
+        done.add(for_call(pbx, log.by_call.get(callid, ()), log.last_s.get(callid),
+                          ledger.get(callid), lacking, first_line, threshold_s))
+    return done
 
 
-def _extra_visits(pbx: str, call: CallRecord, lacking: list[Stint]) -> list[tuple[str, str, VisitRecord]]:
+def for_call(pbx: str, stints: tuple[Stint, ...], last_s: int | None, call: LedgerCall | None,
+             lacking: list[Stint], first_line: str = FIRST_LINE,
+             threshold_s: int = 30) -> Backfill:
+    """What one call's lacking stints become: visits added to the ledger's `call`, or,
+    without one, the call built whole from all its `stints` (queue_log's whole account
+    of it; `last_s` its last row's time) unless one is still open."""
+    if not lacking:
+        return Backfill([], [])
+    if call is not None:
+        return Backfill([], _extra_visits(pbx, call, lacking))
+    record = _call_record(pbx, stints, last_s, first_line, threshold_s)
+    return Backfill([] if record is None else [record], [])
+
+
+def _extra_visits(pbx: str, call: LedgerCall,
+                  lacking: list[Stint]) -> list[tuple[str, str, VisitRecord]]:
     top = max((v.seq for v in call.visits), default=0)
     ordered = sorted(lacking, key=lambda s: (s.entered_s, s.seq))
     return [(pbx, call.uniqueid, _visit(s, top + n)) for n, s in enumerate(ordered, start=1)]
@@ -74,16 +89,16 @@ def _visit(s: Stint, seq: int) -> VisitRecord:
                        None if s.wait_s is None else judge.seconds_wait_ms(s.wait_s), s.member)
 
 
-def _call_record(pbx: str, log: QueueLog, callid: str, first_line: str,
+def _call_record(pbx: str, stints: tuple[Stint, ...], last_s: int | None, first_line: str,
                  threshold_s: int) -> CallRecord | None:
-    stints = log.by_call.get(callid, ())
     if not stints or any(s.is_open for s in stints):
         return None
+    callid = stints[0].callid
     answer = next((s for s in stints if s.outcome == Outcome.ANSWERED), None)
     return CallRecord(
         pbx=pbx, uniqueid=callid, linkedid=callid, caller=stints[0].caller,
         account="", area="", entered_us=stints[0].entered_s * US,
-        ended_us=log.last_s.get(callid, stints[-1].entered_s) * US,
+        ended_us=(stints[-1].entered_s if last_s is None else last_s) * US,
         visits=tuple(_visit(s, s.seq) for s in stints),
         outcome=judge.call_outcome(answer is not None, stints[-1].outcome),
         payable=_payable(stints, answer, first_line, threshold_s),

@@ -68,7 +68,9 @@ from ivr.ledger.db import LedgerError
 from ivr.ledger.store import Ledger, Store
 from ivr.reconcile.backfill import backfill
 from ivr.reconcile.compare import reconcile
-from ivr.reconcile.read import QueueLog, read_file, read_rows
+from ivr.reconcile.files import Lines, NotQueueLog, open_files
+from ivr.reconcile.read import QueueLog, read_items, read_rows
+from ivr.reconcile.scan import MAX_STAY_S
 
 if TYPE_CHECKING:
     from ivr.app import Services
@@ -114,21 +116,32 @@ def source_of(config: Config) -> Source | None:
     return None
 
 
-async def read_queue_log(source: Source, overflow: Mapping[str, int]) -> QueueLog:
-    """queue_log from its file or table (`ivr ledger reconcile` reads it here too).
-    Raises LedgerError when it cannot be read."""
+async def read_queue_log(source: Source, overflow: Mapping[str, int],
+                         since_s: int | None = None) -> QueueLog:
+    """queue_log from its file or table, from `since_s` on (None: all of it), found by
+    binary search in the file and filtered by the database in the table (files.py,
+    realtime.py).  Raises LedgerError when it cannot be read."""
     if source.file is not None:
-        try:
-            return await asyncio.to_thread(read_file, source.file, overflow)
-        except OSError as exc:
-            raise LedgerError(f"cannot read queue_log {source.file}: "
-                              f"{exc.strerror or exc}") from None
+        return await asyncio.to_thread(_read_file, source.file, overflow, since_s)
     db = Store(source.db, read_only=True)     # Asterisk's table: ivr only reads it
     try:
-        rows = await db.rows(source.table)
+        rows = await db.rows(source.table, since_s)
     finally:
         await db.close()
     return read_rows(rows, overflow)
+
+
+def _read_file(path: Path, overflow: Mapping[str, int], since_s: int | None) -> QueueLog:
+    try:
+        lines = Lines(open_files([path]), since_s)
+        found = read_items(lines, overflow)
+    except NotQueueLog as exc:
+        raise LedgerError(str(exc)) from None
+    except OSError as exc:
+        raise LedgerError(f"cannot read queue_log {path}: {exc.strerror or exc}") from None
+    for damage in lines.damaged:
+        log.warning("queue_log %s", damage)
+    return found
 
 
 def overflow_of(config: Config) -> dict[str, int]:
@@ -249,7 +262,10 @@ class StartupBackfill:
                          "PBX yet, so no gap to fill", self.pbx)
                 return False
             from_s = min(newest // US, now_s) - self.margin_s
-        ql = await read_queue_log(self.source, self.overflow)
+        # A call of the gap ended at most lookback_s before it, and began at most
+        # MAX_STAY_S before that: queue_log is read from there on, not from its top.
+        since = from_s - self.lookback_s - MAX_STAY_S
+        ql = await read_queue_log(self.source, self.overflow, since)
         # Asked after the read: a call of what was read is then either going on, or
         # over and (if ivr followed it) among the calls it ended live.
         going = await self.in_progress()
@@ -267,7 +283,7 @@ class StartupBackfill:
         if suspects:
             # Read again now the PBX was asked: app_queue writes a stint's end row before
             # the caller's channel goes, so one still open here was never ended (step 6).
-            ql = await read_queue_log(self.source, self.overflow)
+            ql = await read_queue_log(self.source, self.overflow, since)
             chosen &= set(ql.by_call)    # rotated in between: what it lost is not there
             self._unended |= {uid for uid in suspects if uid in ql.by_call
                               and any(s.is_open for s in ql.by_call[uid])}

@@ -8,14 +8,18 @@ queue_log lacks are missing in queue_log.  Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Protocol, TextIO, TypeVar
 
 from ivr.calls.records import QUEUE_LOG, UNOBSERVED, CallRecord, VisitRecord
+from ivr.reconcile.files import Damage
 from ivr.reconcile.read import QueueLog, Stint
 from ivr.reconcile.rows import US, BadLine
 
+T_contra = TypeVar("T_contra", contravariant=True)
 WAIT_TOLERANCE_S = 1.0         # queue_log waits are whole seconds, the ledger's ms
 
 
@@ -61,23 +65,40 @@ class Reconciliation:
     from_s: int
     to_s: int
     matched: int                 # finished stints paired with a visit, disagreeing or not
-    missing_in_ledger: tuple[Stint, ...]
-    missing_in_queue_log: tuple[MissingVisit, ...]
-    disagreements: tuple[Disagreement, ...]
+    missing_in_ledger: Sequence[Stint]         # tuples, or Listings (reconcile/scan.py)
+    missing_in_queue_log: Sequence[MissingVisit]
+    disagreements: Sequence[Disagreement]
     open: int                    # stints still waiting: neither matched nor missing
-    bad_lines: tuple[BadLine, ...]
+    bad_lines: Sequence[BadLine]
     backfilled: int = 0
+    damaged: Sequence[Damage] = ()             # compressed files cut short (files.py)
+
+    def _fields(self) -> dict[str, int | Sequence[Stint | MissingVisit | Disagreement
+                                                   | BadLine | Damage]]:
+        return {"matched": self.matched, "missing_in_ledger": self.missing_in_ledger,
+                "missing_in_queue_log": self.missing_in_queue_log,
+                "disagreements": self.disagreements, "backfilled": self.backfilled,
+                "bad_lines": self.bad_lines, "open": self.open, "damaged": self.damaged}
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "matched": self.matched,
-            "missing_in_ledger": [s.to_json() for s in self.missing_in_ledger],
-            "missing_in_queue_log": [m.to_json() for m in self.missing_in_queue_log],
-            "disagreements": [d.to_json() for d in self.disagreements],
-            "backfilled": self.backfilled,
-            "bad_lines": [b.to_json() for b in self.bad_lines],
-            "open": self.open,
-        }
+        return {key: value if isinstance(value, int) else [item.to_json() for item in value]
+                for key, value in self._fields().items()}
+
+    def write_json(self, out: TextIO) -> None:
+        """to_json() as json.dumps(indent=2) writes it, an item at a time: the lists
+        of a month may be too long to hold twice."""
+        out.write("{")
+        for n, (key, value) in enumerate(self._fields().items()):
+            out.write(f"{',' if n else ''}\n  {json.dumps(key)}: ")
+            if isinstance(value, int):
+                out.write(json.dumps(value))
+                continue
+            out.write("[")
+            for i, item in enumerate(value):
+                text = json.dumps(item.to_json(), indent=2).replace("\n", "\n    ")
+                out.write(f"{',' if i else ''}\n    {text}")
+            out.write("\n  ]" if value else "]")
+        out.write("\n}\n")
 
     @property
     def agrees(self) -> bool:
@@ -87,14 +108,16 @@ class Reconciliation:
 
     def summary(self) -> str:
         """One line: whether the two agree, and if not, how."""
+        damage = (f"; {len(self.damaged)} queue_log file(s) damaged, read up to the damage"
+                  if self.damaged else "")
         if self.agrees:
-            return f"the ledger and queue_log agree: {self.matched} stint(s) matched"
+            return f"the ledger and queue_log agree: {self.matched} stint(s) matched{damage}"
         said = [f"{n} {what}" for n, what in (
             (len(self.missing_in_ledger), "missing in the ledger"),
             (len(self.missing_in_queue_log), "missing in queue_log"),
             (len(self.disagreements), "disagreeing")) if n]
         filled = f" ({self.backfilled} backfilled)" if self.backfilled else ""
-        return f"the ledger and queue_log do not agree: {', '.join(said)}{filled}"
+        return f"the ledger and queue_log do not agree: {', '.join(said)}{filled}{damage}"
 
     def to_text(self, limit: int = 20) -> str:
         """A few aligned lines: the counts, then up to `limit` items of each list, and
@@ -115,12 +138,14 @@ class Reconciliation:
         lines += [f"  {d.kind:<22}{d.uniqueid} {d.queue} #{d.seq} ledger {d.ledger} "
                   f"queue_log {d.queue_log}" for d in self.disagreements[:limit]]
         lines += _more("disagreements", self.disagreements, limit)
-        lines += [f"  bad line {b.line:<13}{b.reason}: {b.text}" for b in self.bad_lines[:limit]]
+        lines += [f"  bad line {b.line:<13}{b.file + ': ' if b.file else ''}{b.reason}: {b.text}"
+                  for b in self.bad_lines[:limit]]
         lines += _more("bad lines", self.bad_lines, limit)
+        lines += [f"  damaged               {d}" for d in self.damaged]
         return "\n".join(lines)
 
 
-def _more(name: str, items: tuple[object, ...], limit: int) -> list[str]:
+def _more(name: str, items: Sequence[object], limit: int) -> list[str]:
     """The line that says a text list was cut, if it was."""
     left = len(items) - limit
     return [f"  {name:<22}and {left} more (--json for all)"] if left > 0 else []
@@ -141,52 +166,100 @@ def reconcile(log: QueueLog, calls: Iterable[CallRecord], from_s: int, to_s: int
     to that queue (by entry time).  A pair belongs to the period by its stint's
     entry, an unpaired visit by its own.  `overflow_s`, when given, re-judges the
     log's ABANDONs; `pbx` keeps only that PBX's calls (uniqueids repeat across PBXs).
+    (reconcile/scan.py does the same a call at a time, for a queue_log too big to hold.)
     """
     if overflow_s is not None:
         log = log.judged(overflow_s)
     ledger = {c.uniqueid: c for c in calls if pbx is None or c.pbx == pbx}
-    tally = _Tally(from_s, to_s)
+    missing: list[Stint] = []
+    unseen: list[MissingVisit] = []
+    disagreeing: list[Disagreement] = []
+    tally = Tally(from_s, to_s, missing, unseen, disagreeing)
     for callid, stints in log.by_call.items():
-        call = ledger.get(callid)
-        if call is None:
-            tally.unpaired(stints)
-        else:
-            _pair_call(call, stints, tally)
+        tally.call(stints, ledger.get(callid))
     for call in ledger.values():
         if call.uniqueid not in log.by_call:
             tally.unseen(call, call.visits)
-    return Reconciliation(from_s, to_s, tally.matched, tuple(tally.missing_in_ledger),
-                          tuple(tally.missing_in_queue_log), tuple(tally.disagreements),
-                          tally.open, log.bad_lines)
+    return Reconciliation(from_s, to_s, tally.matched, tuple(missing), tuple(unseen),
+                          tuple(disagreeing), tally.open, log.bad_lines)
+
+
+class LedgerCall(Protocol):
+    """What comparing needs of the ledger's record of a call: a CallRecord, or the
+    lighter CallVisits a scan reads (ledger/reads.py)."""
+
+    @property
+    def pbx(self) -> str: ...
+
+    @property
+    def uniqueid(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def visits(self) -> tuple[VisitRecord, ...]: ...
+
+
+class Items(Protocol[T_contra]):
+    """Where a tally puts what it finds: a list, or reconcile/listing.py's Listing."""
+
+    def append(self, item: T_contra, /) -> None: ...
 
 
 @dataclass(slots=True)
-class _Tally:
+class Tally:
+    """The reconciliation as it is counted, a call at a time."""
+
     from_s: int
     to_s: int
+    missing_in_ledger: Items[Stint]
+    missing_in_queue_log: Items[MissingVisit]
+    disagreements: Items[Disagreement]
     matched: int = 0
     open: int = 0
-    missing_in_ledger: list[Stint] = field(default_factory=list)
-    missing_in_queue_log: list[MissingVisit] = field(default_factory=list)
-    disagreements: list[Disagreement] = field(default_factory=list)
+    # The whole of a queue_log read as a stream (scan.py): its period ends at its newest
+    # entry, not known yet, so a visit at or after to_s waits here to be judged at the end.
+    late: list[tuple[LedgerCall, VisitRecord]] | None = None
 
     def within(self, epoch_s: int) -> bool:
         return self.from_s <= epoch_s < self.to_s
 
-    def unpaired(self, stints: Iterable[Stint]) -> None:
+    def call(self, stints: tuple[Stint, ...], call: LedgerCall | None) -> list[Stint]:
+        """One call of queue_log held against the ledger's record of it (None: the
+        ledger has none); the stints of it the ledger lacks (what a backfill writes)."""
+        if call is None:
+            return self.unpaired(stints)
+        return _pair_call(call, stints, self)
+
+    def unpaired(self, stints: Iterable[Stint]) -> list[Stint]:
+        lacking = []
         for s in stints:
             if not self.within(s.entered_s):
                 continue
             if s.is_open:
                 self.open += 1          # still waiting: the ledger cannot have it yet
             else:
+                lacking.append(s)
                 self.missing_in_ledger.append(s)
+        return lacking
 
-    def unseen(self, call: CallRecord, visits: Iterable[VisitRecord]) -> None:
+    def unseen(self, call: LedgerCall, visits: Iterable[VisitRecord]) -> None:
         if call.source == QUEUE_LOG:
             return                      # built from queue_log: nothing to hold it against
-        self.missing_in_queue_log += [MissingVisit(call.pbx, call.uniqueid, v, call.source)
-                                      for v in visits if self.within(v.entered_us // US)]
+        for v in visits:
+            at = v.entered_us // US
+            if self.late is not None and at >= self.to_s:
+                self.late.append((call, v))
+            elif self.within(at):
+                self.missing_in_queue_log.append(MissingVisit(call.pbx, call.uniqueid, v,
+                                                              call.source))
+
+    def judge_late(self) -> None:
+        """The visits held in `late`, against the period as it now is."""
+        late, self.late = self.late or [], None
+        for call, v in late:
+            self.unseen(call, [v])
 
     def pair(self, stint: Stint, visit: VisitRecord) -> None:
         if not self.within(stint.entered_s):
@@ -195,34 +268,41 @@ class _Tally:
             self.open += 1              # queue_log is behind the ledger: not a disagreement
             return
         self.matched += 1
-        self.disagreements += _compare(stint, visit)
+        for d in _compare(stint, visit):
+            self.disagreements.append(d)
 
 
-def _pair_call(call: CallRecord, stints: tuple[Stint, ...], tally: _Tally) -> None:
+def _pair_call(call: LedgerCall, stints: tuple[Stint, ...], tally: Tally) -> list[Stint]:
+    if len(stints) == 1 and len(call.visits) == 1 and stints[0].queue == call.visits[0].queue:
+        tally.pair(stints[0], call.visits[0])      # most calls: the loop below, quicker
+        return []
     queues = dict.fromkeys([s.queue for s in stints] + [v.queue for v in call.visits])
+    lacking: list[Stint] = []
     for queue in queues:
         in_log = [s for s in stints if s.queue == queue]
         in_ledger = sorted((v for v in call.visits if v.queue == queue),
                            key=lambda v: (v.entered_us, v.seq))
         for stint, visit in zip(in_log, in_ledger):
             tally.pair(stint, visit)
-        tally.unpaired(in_log[len(in_ledger):])
+        lacking += tally.unpaired(in_log[len(in_ledger):])
         tally.unseen(call, in_ledger[len(in_log):])
+    return lacking
 
 
 def _compare(stint: Stint, visit: VisitRecord) -> list[Disagreement]:
-    def differ(kind: str, name: str, ledger: str | float | None,
-               queue_log: str | int | None) -> Disagreement:
-        return Disagreement(stint.callid, stint.queue, visit.seq, kind, name, ledger, queue_log)
-
     if stint.outcome == UNOBSERVED:
         return []                       # queue_log lost the end row: the ledger knows more
     if visit.outcome == UNOBSERVED:
-        return [differ(UNOBSERVED, "outcome", visit.outcome, stint.outcome)]
+        return [_differ(stint, visit, UNOBSERVED, "outcome", visit.outcome, stint.outcome)]
     found = []
     if visit.outcome != stint.outcome:
-        found.append(differ("outcome", "outcome", visit.outcome, stint.outcome))
+        found.append(_differ(stint, visit, "outcome", "outcome", visit.outcome, stint.outcome))
     if visit.wait_ms is not None and stint.wait_s is not None \
             and abs(visit.wait_ms / 1000 - stint.wait_s) > WAIT_TOLERANCE_S:
-        found.append(differ("wait", "wait_s", visit.wait_ms / 1000, stint.wait_s))
+        found.append(_differ(stint, visit, "wait", "wait_s", visit.wait_ms / 1000, stint.wait_s))
     return found
+
+
+def _differ(stint: Stint, visit: VisitRecord, kind: str, name: str, ledger: str | float | None,
+            queue_log: str | int | None) -> Disagreement:
+    return Disagreement(stint.callid, stint.queue, visit.seq, kind, name, ledger, queue_log)

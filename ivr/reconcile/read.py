@@ -1,7 +1,9 @@
 """queue_log read into stints: what Asterisk says of each call's stays in the
-queues.  `read_file`, `read_lines` and `read_rows` give a `QueueLog`; the rows
-come one at a time from ivr/reconcile/rows.py and are grouped by call as they
-come.  Pure but for `read_file` opening the one path it is given.
+queues.  `read_file`, `read_lines`, `read_items` and `read_rows` give a whole
+`QueueLog`; `CallStream` gives calls one at a time as they complete, for a
+queue_log too big to hold (reconcile/scan.py).  The rows come one at a time from
+ivr/reconcile/rows.py and are grouped by call as they come.  Pure but for
+`read_file` opening the one path it is given.
 
 Mapping
 -------
@@ -46,6 +48,8 @@ the difference of the row times stands in.
 
 from __future__ import annotations
 
+import heapq
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import timezone, tzinfo
@@ -133,6 +137,13 @@ def read_file(path: str | PathLike[str], overflow_s: Mapping[str, int] | None = 
         return read_lines(f, overflow_s)
 
 
+def read_items(items: Iterable[Row | BadLine],
+               overflow_s: Mapping[str, int] | None = None) -> QueueLog:
+    """Read rows already parsed (reconcile/files.py's Lines: several files, .gz, a
+    period)."""
+    return _build(items, overflow_s or {})
+
+
 def read_rows(rows: Iterable[object],
               overflow_s: Mapping[str, int] | None = None,
               naive_tz: tzinfo = timezone.utc) -> QueueLog:
@@ -169,7 +180,7 @@ class _Entry:
 
 def _build(items: Iterable[Row | BadLine], overflow_s: Mapping[str, int]) -> QueueLog:
     """The stints of a stream of rows, grouped by call as they come."""
-    by_callid: dict[str, list[Row]] = {}
+    stream = CallStream(overflow_s)
     bad: list[BadLine] = []
     count = 0
     for item in items:
@@ -177,22 +188,142 @@ def _build(items: Iterable[Row | BadLine], overflow_s: Mapping[str, int]) -> Que
         if isinstance(item, BadLine):
             bad.append(item)
         elif item.callid not in QUEUE_LEVEL_IDS:
-            by_callid.setdefault(item.callid, []).append(item)
+            stream.add(item)
     by_call: dict[str, tuple[Stint, ...]] = {}
     last_s: dict[str, int] = {}
-    for callid, call_rows in by_callid.items():
-        stints = _stints(callid, call_rows, overflow_s)
-        if stints:              # a call seen only after its entry has nothing to tell
-            by_call[callid] = stints
-            last_s[callid] = max(r.time_s for r in call_rows)
-    # Calls in order of first entry, as a report would list them.
-    ordered = dict(sorted(by_call.items(), key=lambda kv: kv[1][0].entered_s))
-    return QueueLog(MappingProxyType(ordered), MappingProxyType(last_s), tuple(bad), count)
+    for call in stream.finish():       # in order of first entry, as a report lists them
+        by_call[call.callid] = call.stints
+        last_s[call.callid] = call.last_s
+    return QueueLog(MappingProxyType(by_call), MappingProxyType(last_s), tuple(bad), count)
+
+
+# -- streaming: rows in, whole calls out ---------------------------------------------
+
+class Call:
+    """One call as queue_log tells it, once no more of its rows are expected.  Its
+    stints are made when first asked for: a scan passes over a call wholly outside
+    its period by its entries alone."""
+
+    __slots__ = ("callid", "last_s", "entries", "_rows", "_overflow_s", "_stints")
+
+    def __init__(self, callid: str, rows: list[Row], last_s: int, entries: tuple[int, int],
+                 overflow_s: Mapping[str, int]) -> None:
+        self.callid = callid
+        self.last_s = last_s         # its last row's time: when the call ended
+        self.entries = entries       # when it entered a queue, first and last
+        self._rows, self._overflow_s = rows, overflow_s
+        self._stints: tuple[Stint, ...] | None = None
+
+    @property
+    def stints(self) -> tuple[Stint, ...]:
+        if self._stints is None:
+            self._stints = _stints(self.callid, self._rows, self._overflow_s)
+        return self._stints
+
+
+@dataclass(slots=True)
+class _Reading:
+    """A call not out yet: the rows its stints are made of, when it was last heard of."""
+
+    rows: list[Row]
+    last_s: int
+    order: int                   # when it was first seen: the tie-break of equal entries
+    entered: bool = False        # an ENTERQUEUE came: it has stints, and a place in line
+    first_entry_s: int = 0       # its first ENTERQUEUE's time, and its last
+    last_entry_s: int = 0
+
+
+_KEPT = frozenset((ENTERQUEUE, IVRMOVE, *END_OUTCOME))
+
+
+class CallStream:
+    """Rows in (a call's in the order written), whole calls out, in order of first entry.
+
+    A call is complete once no row of it has come for `idle_s` of queue_log's own
+    time (the newest row's); with idle_s None, only at finish().  It is out once it
+    is complete and every call that entered before it is out, so calls come out in
+    the order a whole read lists them.  Of a call not out yet only the rows its
+    stints are made of are kept (ENTERQUEUE, the end rows, IVRMOVE); other rows just
+    say it is still going on.  A row of a call already out starts a new call: a call
+    quiet for longer than idle_s is read as two (reconcile/scan.py: MAX_STAY_S).
+    """
+
+    def __init__(self, overflow_s: Mapping[str, int], idle_s: int | None = None) -> None:
+        self.overflow_s = overflow_s
+        self.idle_s = idle_s
+        self.now_s: int | None = None            # the newest row's time
+        self._active: OrderedDict[str, _Reading] = OrderedDict()   # least recently heard first
+        self._complete: dict[str, _Reading] = {}                    # waiting for earlier calls
+        self._line: list[tuple[int, int, str]] = []                 # (first entry, order, callid)
+        self._seen = 0
+
+    def __len__(self) -> int:
+        """Calls not out yet."""
+        return len(self._active) + len(self._complete)
+
+    def holds(self, callid: str) -> bool:
+        """Whether a call of that callid is being read, not out yet."""
+        return callid in self._active or callid in self._complete
+
+    def add(self, row: Row) -> None:
+        """A caller's row (not a queue-level one)."""
+        uid = row.callid
+        call = self._active.get(uid)
+        if call is not None:
+            self._active.move_to_end(uid)
+        else:
+            call = self._complete.pop(uid, None)    # quiet for a while, and back
+            if call is None:
+                self._seen += 1
+                call = _Reading([], row.time_s, self._seen)
+            self._active[uid] = call
+        if row.time_s > call.last_s:
+            call.last_s = row.time_s
+        if self.now_s is None or row.time_s > self.now_s:
+            self.now_s = row.time_s
+        if row.event in _KEPT:
+            call.rows.append(row)
+            if row.event == ENTERQUEUE:
+                call.last_entry_s = row.time_s
+                if not call.entered:
+                    call.entered = True
+                    call.first_entry_s = row.time_s
+                    heapq.heappush(self._line, (row.time_s, call.order, uid))
+
+    def ready(self) -> Iterator[Call]:
+        """The calls out now: complete, and every call that entered before them out."""
+        if self.idle_s is not None and self.now_s is not None:
+            quiet = self.now_s - self.idle_s
+            while self._active:
+                uid, call = next(iter(self._active.items()))
+                if call.last_s >= quiet:
+                    break
+                self._complete_one(uid)
+        return self._out()
+
+    def finish(self) -> Iterator[Call]:
+        """Every call left: queue_log has no more rows."""
+        while self._active:
+            self._complete_one(next(iter(self._active)))
+        return self._out()
+
+    def _complete_one(self, uid: str) -> None:
+        call = self._active.pop(uid)
+        if call.entered:                 # one that never entered a queue has nothing to tell
+            self._complete[uid] = call
+
+    def _out(self) -> Iterator[Call]:
+        while self._line and self._line[0][2] in self._complete:
+            uid = heapq.heappop(self._line)[2]
+            call = self._complete.pop(uid)
+            yield Call(uid, call.rows, call.last_s, (call.first_entry_s, call.last_entry_s),
+                       self.overflow_s)
 
 
 def _stints(callid: str, rows: list[Row], overflow_s: Mapping[str, int]) -> tuple[Stint, ...]:
     stints: list[Stint] = []
     entry: _Entry | None = None
+    abandoned = False
     for row in rows:
         if row.event == ENTERQUEUE:
             if entry is not None:   # entered again with no end row: that row was lost
@@ -200,12 +331,15 @@ def _stints(callid: str, rows: list[Row], overflow_s: Mapping[str, int]) -> tupl
             entry = _Entry(row.queue, row.time_s, row.datum(2))
         elif row.event in END_OUTCOME and entry is not None and entry.queue == row.queue:
             stints.append(_ended(callid, entry, row, len(stints) + 1))
+            abandoned = abandoned or row.event == ABANDON
             entry = None
     if entry is not None:
         stints.append(Stint(callid, entry.queue, entry.entered_s, None, None, None,
                             caller=entry.caller, seq=len(stints) + 1))
+    if not abandoned:
+        return tuple(stints)        # only an ABANDON is judged by what follows it
     moves = [r for r in rows if r.event == IVRMOVE]
-    return tuple(_judge_abandon(s, stints, moves, overflow_s) for s in stints)
+    return tuple([_judge_abandon(s, stints, moves, overflow_s) for s in stints])
 
 
 def _ended(callid: str, entry: _Entry, row: Row, seq: int) -> Stint:
@@ -226,9 +360,9 @@ def _judge_abandon(stint: Stint, stints: list[Stint], moves: list[Row],
     if stint.end != ABANDON:
         return stint
     after = stints[stint.seq] if stint.seq < len(stints) else None
-    judged = replace(stint, moved_to=after.queue if after else "",
-                     move_reason=_move_reason(stint, moves))
-    return _rejudge(judged, overflow_s)
+    moved_to, reason = (after.queue if after else ""), _move_reason(stint, moves)
+    return replace(stint, moved_to=moved_to, move_reason=reason,
+                   outcome=_abandoned(stint.queue, stint.wait_s, reason, moved_to, overflow_s))
 
 
 def _move_reason(stint: Stint, moves: list[Row]) -> str:
@@ -246,7 +380,13 @@ def _move_reason(stint: Stint, moves: list[Row]) -> str:
 def _rejudge(stint: Stint, overflow_s: Mapping[str, int]) -> Stint:
     if stint.end != ABANDON:
         return stint
-    limit = overflow_s.get(stint.queue)
-    reached = limit is not None and stint.wait_s is not None and stint.wait_s >= limit
-    return replace(stint, outcome=judge.unanswered_exit(stint.move_reason, bool(stint.moved_to),
-                                                        reached))
+    return replace(stint, outcome=_abandoned(stint.queue, stint.wait_s, stint.move_reason,
+                                             stint.moved_to, overflow_s))
+
+
+def _abandoned(queue: str, wait_s: int | None, reason: str, moved_to: str,
+               overflow_s: Mapping[str, int]) -> str:
+    """What an ABANDON was: judge.unanswered_exit with the queue's move threshold."""
+    limit = overflow_s.get(queue)
+    reached = limit is not None and wait_s is not None and wait_s >= limit
+    return judge.unanswered_exit(reason, bool(moved_to), reached)

@@ -314,7 +314,7 @@ def test_all_matched() -> None:
         == (4, (), (), ())
     out = rec.to_json()
     assert set(out) == {"matched", "missing_in_ledger", "missing_in_queue_log", "disagreements",
-                        "backfilled", "bad_lines", "open"}
+                        "backfilled", "bad_lines", "open", "damaged"}
     assert out["backfilled"] == 0 and out["open"] == 0
     json.dumps(out)
 

@@ -91,3 +91,31 @@ def test_a_missing_table_is_one_line(pg_url: str, tmp_path: Path, monkeypatch: p
     assert main(["ledger", "reconcile", "--queue-log-db", pg_url, "--queue-log-table", "nope"]) == 1
     err = capsys.readouterr().err.strip()
     assert "queue_log table nope" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("period, stints", [(("2026-12-01", "2026-12-02"), 12),
+                                            (("2026-12-02", "2026-12-03"), 0),
+                                            (("2026-12-01T09:34:00", "2026-12-01T10:00"), 1)])
+def test_a_period_is_filtered_by_the_database_as_the_file_is_read(
+        period: tuple[str, str], stints: int, pg_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    asyncio.run(_fill(pg_url))
+    migrated_ledger(tmp_path, monkeypatch, capsys)
+    window = ["--from", period[0], "--to", period[1]]
+    from_file = reconcile(capsys, "--queue-log", str(LAB_LOG), *window,
+                          status=3 if stints else 0)
+    from_db = reconcile(capsys, "--queue-log-db", pg_url, *window, status=3 if stints else 0)
+    assert from_db == from_file and len(from_db["missing_in_ledger"]) == stints
+
+
+async def test_the_table_s_rows_of_a_period_come_in_batches(pg_url: str) -> None:
+    await _fill(pg_url)
+    db = Store(pg_url, read_only=True)
+    try:
+        start = int(datetime(2026, 12, 1, 9, 34, tzinfo=timezone.utc).timestamp())
+        batches = [b async for b in db.row_batches("queue_log", start, start + 60, size=4)]
+    finally:
+        await db.close()
+    rows = [r for b in batches for r in b]
+    assert max(map(len, batches)) == 4 and rows
+    assert all(start <= r[0].replace(tzinfo=timezone.utc).timestamp() < start + 60 for r in rows)
