@@ -19,6 +19,7 @@ QUEUESTATUS = "QUEUESTATUS"
 IVR_MOVE = "IVR_MOVE"   # set by ivr right before it moves a caller
 IVR_ACCOUNT = "IVR_ACCOUNT"   # set by the dialplan once the caller is identified
 IVR_AREA = "IVR_AREA"
+QUEUE_PRIO = "QUEUE_PRIO"   # the caller's place in a queue (routing/repeats.py), set before Queue()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +150,8 @@ MAX_CAUSE = 127         # Q.850 causes run 1 to 127 (0: none given)
 _NUMBER = re.compile(r"[0-9]{1,12}")    # ASCII digits only (str.isdigit takes others)
 
 IVR_PROBE = "IVR_PROBE"   # a global ivr sets after login: is the dialplan class read (pbx/classes.py)
-WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE, IVR_ACCOUNT, IVR_AREA, IVR_PROBE})
+WATCHED_VARIABLES = frozenset({QUEUESTATUS, IVR_MOVE, IVR_ACCOUNT, IVR_AREA, IVR_PROBE,
+                               QUEUE_PRIO})
 
 
 def timestamp_us(msg: Message, now: float) -> int:

@@ -32,6 +32,9 @@ channel that tells:
     VarSet QUEUESTATUS=TIMEOUT    -> timeout (the dialplan's fallback move)
     VarSet QUEUESTATUS=WITHDRAW   -> withdrawn
     VarSet QUEUESTATUS=*EMPTY...  -> empty
+    QueueCallerLeave into         -> callback, once ivr took the request (the
+      ivr-callback-key               dialplan asks after the key); exit_with_key
+                                     if the caller is back in a queue or gone first
     QueueCallerLeave, no Abandon, -> exit_with_key: the caller pressed a key of
       in another context             the queue's `context` (EXITWITHKEY)
     QueueCallerAbandon in another -> transferred: another AMI client redirected
@@ -137,6 +140,7 @@ class Visit:
     place: Place = Place()         # where Queue() ran (QueueCallerJoin's)
     left_place: Place = Place()    # where the channel was when it left (the Leave's)
     hangup_asked: bool = False     # its far end hung up while it waited (HangupRequest)
+    callback: bool = False         # ivr took the caller's request for a callback (key 1)
 
     @property
     def redirected(self) -> bool:
@@ -166,6 +170,8 @@ class Journey:
     answer: tuple[int, str, str] | None = None   # the first answer: (at_us, queue, member)
     payable: bool = False
     untimed: bool = False          # some of its events had no Timestamp: seconds, not ms
+    placeholder: str = ""          # the callback id, when this is a callback's placeholder
+    prio: int = 0                  # its QUEUE_PRIO: its place among the waiting
 
     def can(self, step: Step) -> bool:
         return (self.state, step) in TRANSITIONS

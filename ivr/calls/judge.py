@@ -25,6 +25,8 @@ class Outcome(StrEnum):
     EMPTY = "empty"                # no member to wait for (JOINEMPTY, LEAVEEMPTY, FULL...)
     TRANSFERRED = "transferred"    # taken out of the queue by someone else
     EXIT_WITH_KEY = "exit_with_key"   # queue_log's EXITWITHKEY: a key of the queue's context
+    CALLBACK = "callback"          # the caller pressed 1 for a callback and ivr took it (its
+                                   # queue_log row is EXITWITHKEY); a placeholder keeps the place
     UNKNOWN_EXIT = "unknown_exit"  # left unanswered, and nothing ivr could see said why
 
 
@@ -34,6 +36,7 @@ class CallOutcome(StrEnum):
     ANSWERED = "answered"
     ABANDONED = "abandoned"        # its last queue ended with the caller hanging up
     UNANSWERED = "unanswered"      # it left the queues otherwise, never answered
+    CALLBACK = "callback"          # it left its queue for a callback (ivr/callbacks/)
     UNKNOWN = "unknown"            # its end was not seen (the PBX stopped, ivr was away)
     IN_PROGRESS = "in_progress"    # not over yet (a record asked for early)
 
@@ -116,14 +119,38 @@ def call_outcome(answered: bool, last_outcome: str | None, end_seen: bool = True
         return CallOutcome.UNKNOWN
     if last_outcome == Outcome.ABANDONED:
         return CallOutcome.ABANDONED
+    if last_outcome == Outcome.CALLBACK:
+        return CallOutcome.CALLBACK
     return CallOutcome.UNANSWERED
 
 
 def payable(answered_queue: str | None, first_line: str, first_line_wait_ms: int | None,
-            threshold_ms: int) -> bool:
+            threshold_ms: int, placeholder: bool = False) -> bool:
     """A call is payable when its first answer was in first-line, within the
     threshold (inclusive) of first entering first-line.  `first_line_wait_ms` is
-    that wait, None when it is not known."""
-    if answered_queue != first_line or first_line_wait_ms is None:
+    that wait, None when it is not known.  A callback's placeholder (a Local
+    channel holding a caller's place, ivr/callbacks/) is never payable: its
+    answer is an operator calling the customer back, wherever it waited."""
+    if placeholder or answered_queue != first_line or first_line_wait_ms is None:
         return False
     return first_line_wait_ms <= threshold_ms
+
+
+def same_exit(ours: str, queue_logs: str | None) -> bool:
+    """Whether ivr's outcome of a visit and queue_log's say the same: queue_log writes
+    EXITWITHKEY for a caller who pressed 1 for a callback, ivr `callback`."""
+    return ours == queue_logs or (ours == Outcome.CALLBACK and queue_logs == Outcome.EXIT_WITH_KEY)
+
+
+# A callback: the queue's `context` the caller's key 1 leads to, and the context whose
+# Local channels hold a place for the customer (Local/cbIDnN@ivr-callback-place;2).
+CALLBACK_KEY_CONTEXT = "ivr-callback-key"
+CALLBACK_PLACE_CONTEXT = "ivr-callback-place"
+
+
+def placeholder_of(channel: str) -> str:
+    """The callback id a placeholder channel holds a place for ("" for any other)."""
+    head, at, rest = channel.partition("@")
+    if not at or not rest.startswith(CALLBACK_PLACE_CONTEXT + "-") or not head.startswith("Local/cb"):
+        return ""
+    return head[len("Local/cb"):].rpartition("n")[0]

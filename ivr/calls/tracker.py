@@ -70,6 +70,7 @@ class Tracker:
         self.members: dict[tuple[str, str], Member] = {}
         # Identity set by the dialplan before the caller joins a queue: uid -> (account, area)
         self._identities: dict[str, tuple[str, str]] = {}
+        self._prios: dict[str, int] = {}      # QUEUE_PRIO set before the caller joined
         self._visits = 0
 
     def threshold_ms(self, queue: str) -> int:
@@ -112,6 +113,8 @@ class Tracker:
             j = self.journeys[e.uniqueid] = Journey(e.uniqueid, e.channel, e.caller, e.ts,
                                                     linkedid=e.linkedid, untimed=not timed)
             j.account, j.area = self._identities.pop(e.uniqueid, ("", ""))
+            j.prio = self._prios.pop(e.uniqueid, 0)
+            j.placeholder = judge.placeholder_of(e.channel)
         facts: list[Fact] = []
         if (v := j.visit) is not None:      # its channel ran on into another Queue()
             facts += self._resolve(j, self._unsaid(v, e.ts, ran_on=True), v.left_us or e.ts)
@@ -145,6 +148,10 @@ class Tracker:
             v.left_us = _after_holdtime(v.entered_us, e.holdtime)
         if v.move_reason:
             return self._resolve(j, v.move_reason, v.left_us)
+        if e.place.context == judge.CALLBACK_KEY_CONTEXT and not e.abandon:
+            # Key 1 for a callback: resolved when ivr takes the request (callback_taken),
+            # or as exit_with_key when the caller is back in a queue or gone first.
+            return self._resolve(j, Outcome.CALLBACK, v.left_us) if v.callback else []
         if v.place.context and e.place.context and e.place.context != v.place.context:
             # No longer where Queue() ran, and not by ivr's move: an Abandon is another
             # client's Redirect, a plain Leave the queue's exit key (the Exten is the key).
@@ -170,6 +177,13 @@ class Tracker:
         if e.variable in (ev.IVR_ACCOUNT, ev.IVR_AREA):
             self._identify(e)
             return []
+        if e.variable == ev.QUEUE_PRIO:
+            prio = int(e.value) if e.value.lstrip("-").isdigit() and len(e.value) < 12 else 0
+            if (known := self.journeys.get(e.uniqueid)) is not None:
+                known.prio = prio
+            else:
+                self._prios[e.uniqueid] = prio
+            return []
         j = self.journeys.get(e.uniqueid)
         v = j.visit if j else None
         if v is None and e.variable == ev.QUEUESTATUS and e.value.lower() in NOT_ADMITTED_REASONS:
@@ -189,6 +203,19 @@ class Tracker:
             outcome = v.move_reason
         return self._resolve(j, outcome, v.left_us)
 
+    def callback_taken(self, uniqueid: str) -> list[Fact]:
+        """ivr took the caller's request for a callback: the visit it left by key 1 ends
+        `callback` (at its Leave).  The dialplan asks after app_queue's Leave, but the
+        answer may come before ivr reads that Leave: then the Leave resolves it."""
+        j = self.journeys.get(uniqueid)
+        v = j.visit if j is not None else None
+        if j is None or v is None:
+            return []
+        v.callback = True
+        if j.state is CallState.LEAVING and v.left_place.context == judge.CALLBACK_KEY_CONTEXT:
+            return self._resolve(j, Outcome.CALLBACK, v.left_us)
+        return []
+
     def _identify(self, e: ev.VarSet) -> None:
         j = self.journeys.get(e.uniqueid)
         account, area = (j.account, j.area) if j else self._identities.get(e.uniqueid, ("", ""))
@@ -203,6 +230,7 @@ class Tracker:
 
     def _hangup(self, e: ev.Hangup) -> list[Fact]:
         self._identities.pop(e.uniqueid, None)
+        self._prios.pop(e.uniqueid, None)
         j = self.journeys.pop(e.uniqueid, None)
         if j is None:
             return []
@@ -222,6 +250,8 @@ class Tracker:
         next shows up (another Queue(), its Hangup): moved by ivr or by a Redirect, as
         queue_log's moved ABANDON is judged (judge.unanswered_exit); else
         judge.silent_exit."""
+        if v.left_place.context == judge.CALLBACK_KEY_CONTEXT:
+            return Outcome.CALLBACK if v.callback else Outcome.EXIT_WITH_KEY
         if v.move_reason or v.redirected:
             waited = judge.wait_ms(v.entered_us, v.left_us or at_us)
             limit = self.overflow_ms.get(v.queue)
@@ -288,7 +318,8 @@ class Tracker:
     def _journey_answered(self, j: Journey, queue: str, member: str, at_us: int) -> JourneyAnswered:
         first_line = j.first_line_entered_us
         first_wait = None if first_line is None else (at_us - first_line) // 1000
-        payable = judge.payable(queue, self.first_line, first_wait, self.threshold_ms(queue))
+        payable = judge.payable(queue, self.first_line, first_wait, self.threshold_ms(queue),
+                                placeholder=bool(j.placeholder))
         return JourneyAnswered(j.uniqueid, queue, member, judge.wait_ms(j.first_entered_us, at_us),
                                payable)
 
@@ -327,7 +358,8 @@ class Tracker:
     def _recover(self, w: ev.WaitingCaller, taken_at: int) -> Entered:
         entered = taken_at - w.wait_s * 1_000_000
         j = self.journeys[w.uniqueid] = Journey(w.uniqueid, w.channel, w.caller, entered,
-                                                recovered=True)
+                                                recovered=True,
+                                                placeholder=judge.placeholder_of(w.channel))
         return self._enter(j, w.queue, entered, recovered=True)
 
     # -- live state, read at scrape time ------------------------------------
@@ -345,6 +377,13 @@ class Tracker:
 
     def waiting(self, queue: str) -> list[Journey]:
         return self.waiting_by_queue().get(queue, [])
+
+    def in_order(self, queue: str) -> list[Journey]:
+        """Callers waiting in `queue` in the order Asterisk serves them: by QUEUE_PRIO,
+        highest first, then by when they joined (app_queue inserts a caller behind
+        every caller of its priority or higher)."""
+        return sorted(self.waiting(queue), key=lambda j: (-j.prio, j.visit.entered_us
+                                                          if j.visit is not None else 0))
 
     def on_call(self, member: str) -> tuple[int, JourneyAnswered] | None:
         """The call `member` is on now: of the calls with an operator, the latest that

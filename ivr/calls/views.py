@@ -19,15 +19,15 @@ class Followed(Protocol):
 
 
 def queues(config: Config, pbxs: Iterable[Followed], now: float) -> dict[str, Any]:
-    """Each queue's threshold, waiting callers and agents, of every PBX (each entry
-    names its pbx)."""
+    """Each queue's threshold, waiting callers (in the order Asterisk serves them; a
+    callback's placeholder marked `callback`) and agents, of every PBX (each entry names
+    its pbx)."""
     view: dict[str, Any] = {q.name: {"threshold_seconds": q.sla_seconds, "waiting": [],
                                      "agents": []} for q in config.queues}
     now_us = round(now * 1_000_000)
     for pbx in pbxs:
-        by_queue = pbx.tracker.waiting_by_queue()
         for q in config.queue_names:
-            view[q]["waiting"] += waiting(pbx.name, by_queue.get(q, []), now_us)
+            view[q]["waiting"] += waiting(pbx.name, pbx.tracker.in_order(q), now_us)
             view[q]["agents"] += [{"pbx": pbx.name, "name": name, "state": m.state}
                                   for (queue, name), m in sorted(pbx.tracker.members.items())
                                   if queue == q]
@@ -37,7 +37,8 @@ def queues(config: Config, pbxs: Iterable[Followed], now: float) -> dict[str, An
 def waiting(pbx: str, journeys: Iterable[Journey], now_us: int) -> list[dict[str, Any]]:
     return [{"pbx": pbx, "uniqueid": j.uniqueid, "caller": j.caller,
              "account": j.account, "area": j.area,
-             "wait_seconds": round(j.queue_wait_us(now_us) / 1e6, 3)}
+             "wait_seconds": round(j.queue_wait_us(now_us) / 1e6, 3),
+             "callback": bool(j.placeholder)}
             for j in journeys]
 
 

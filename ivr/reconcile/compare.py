@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol, TextIO, TypeVar
 
+from ivr.calls import judge
 from ivr.calls.records import QUEUE_LOG, UNOBSERVED, CallRecord, VisitRecord
 from ivr.reconcile.files import Damage
 from ivr.reconcile.read import QueueLog, Stint
@@ -295,7 +296,7 @@ def _compare(stint: Stint, visit: VisitRecord) -> list[Disagreement]:
     if visit.outcome == UNOBSERVED:
         return [_differ(stint, visit, UNOBSERVED, "outcome", visit.outcome, stint.outcome)]
     found = []
-    if visit.outcome != stint.outcome:
+    if not judge.same_exit(visit.outcome, stint.outcome):
         found.append(_differ(stint, visit, "outcome", "outcome", visit.outcome, stint.outcome))
     if visit.wait_ms is not None and stint.wait_s is not None \
             and abs(visit.wait_ms / 1000 - stint.wait_s) > WAIT_TOLERANCE_S:

@@ -11,10 +11,10 @@ from ivr.calls.judge import OUTCOMES, CallOutcome, Outcome
 
 def test_outcome_strings_are_the_contract() -> None:
     assert OUTCOMES == ("answered", "abandoned", "timeout", "withdrawn", "empty", "transferred",
-                        "exit_with_key", "unknown_exit")
+                        "exit_with_key", "callback", "unknown_exit")
     assert all(type(o) is str for o in OUTCOMES)
-    assert [c.value for c in CallOutcome] == ["answered", "abandoned", "unanswered", "unknown",
-                                              "in_progress"]
+    assert [c.value for c in CallOutcome] == ["answered", "abandoned", "unanswered", "callback",
+                                              "unknown", "in_progress"]
     assert judge.MOVE_REASONS == ("timeout", "withdrawn")
     assert (judge.FIRST_LINE, judge.DEFAULT_THRESHOLD_MS) == ("first-line", 30_000)
 

@@ -30,7 +30,7 @@ def test_advanced_rules_name_every_followed_event_and_the_watched_variables() ->
         if name != "VarSet":
             assert f"action(include),name({name})" in named
     [varset] = [r for r in rules if r.criteria and "name(VarSet)" in r.criteria]
-    assert varset.fields() == {"Operation": "Add", "Filter": "^_*(IVR_ACCOUNT|IVR_AREA|IVR_MOVE|IVR_PROBE|QUEUESTATUS)$",
+    assert varset.fields() == {"Operation": "Add", "Filter": "^_*(IVR_ACCOUNT|IVR_AREA|IVR_MOVE|IVR_PROBE|QUEUESTATUS|QUEUE_PRIO)$",
                                "MatchCriteria": "action(include),name(VarSet),header(Variable),method(regex)"}
 
 
