@@ -39,6 +39,9 @@ from ivr.ami import events
 from ivr.ami.client import AmiClient, AmiSettings
 from ivr.ami.recording import Recorder
 from ivr.calls.service import Calls
+from ivr.callbacks import model as cb_model
+from ivr.callbacks.service import Callbacks
+from ivr.metrics.callbacks import PendingCallbacks
 from ivr.config import Config, PbxConfig
 from ivr.metrics.desk import DeskMetrics
 from ivr.metrics.webhooks import WebhookMetrics
@@ -81,6 +84,7 @@ class Services:
     calls: Calls
     routing: Routing
     webhooks: Sender
+    callbacks: Callbacks
     clock: Callable[[], float] = time.time
     pbxs: dict[str, Pbx] = field(default_factory=dict)     # by name, in the config's order
     # Consumers of every PBX's facts that a test or a tool adds, after each PBX's own.
@@ -186,13 +190,21 @@ def build(config: Config, clock: Callable[[], float] = time.time,
                       clock, outbox)
     calls = Calls(pbxs, names, incidents, routing.prompt_for, metrics, ledger, store,
                   config.ledger.queue_log_decisions, clock, dialplan(config))
+    callbacks = Callbacks(config.callback, config.callback_queues, pbxs, ledger, store, metrics,
+                          clock)
+    routing.callbacks = callbacks
     app = Services(config, registry, metrics, subscribers, incidents, store, ledger, desk,
-                   tokens(config), calls, routing, webhooks, clock, pbxs)
+                   tokens(config), calls, routing, webhooks, callbacks, clock, pbxs)
     DeskMetrics(registry, desk)
     WebhookMetrics(registry, webhooks)
     for i, p in enumerate(config.pbxs):
         pbxs[p.name] = _pbx(app, p, rules, recorder if i == 0 else None)
     registry.register(LiveCollector(list(pbxs.values()), names, clock, incidents, ledger))
+    series = [(p, q) for p in pbxs for q in config.callback_queues]
+    registry.register(PendingCallbacks(callbacks.counts, series))
+    for (p_name, queue) in series:
+        for result in cb_model.RESULTS:
+            metrics.callbacks.labels(pbx=p_name, queue=queue, result=result)
     return app
 
 
@@ -215,5 +227,7 @@ def _pbx(app: Services, p: PbxConfig, rules: Rules, recorder: Recorder | None) -
         actions.move, pbx.ami, queue_log=app.config.ledger.queue_log_decisions,
         dialplan=app.calls.dialplan), app.clock)
     pbx.consumers = [app.metrics.recorder(p.name), pbx.router.on_fact, app.ledger.on_fact,
-                     app.routing.repeat_ended, app.calls.forgetting(p.name)]
+                     app.routing.repeat_ended, app.calls.forgetting(p.name),
+                     functools.partial(app.callbacks.on_fact, pbx)]
+    pbx.resynced.append(app.callbacks.resynced)
     return pbx

@@ -135,7 +135,7 @@ def with_lab(config: cfg.Config, need_ami: bool = False) -> cfg.Config:
 
 def lab_routing(config: cfg.Config, lab: LabStatus) -> cfg.Config:
     """On the lab, unless configured: its sample directory, prompts folder, API token,
-    the console's tokens (one per role) and its dialplan secret."""
+    the console's tokens (one per role), its dialplan secret and its callback trunk."""
     r = config.routing
     routing = replace(r, directory=r.directory or lab.subscribers,
                       prompts_dir=r.prompts_dir or lab.prompts_dir)
@@ -145,7 +145,13 @@ def lab_routing(config: cfg.Config, lab: LabStatus) -> cfg.Config:
     ledger = config.ledger if config.ledger.url else replace(config.ledger, url=lab.ledger)
     ami = config.ami if config.ami.dialplan_secret or config.pbx \
         else replace(config.ami, dialplan_secret=lab.dialplan_secret)   # the lab's [globals]
-    return replace(config, routing=routing, api=api, ledger=ledger, ami=ami)
+    # Customers are called back through the lab's trunk, where a SIPp answers (port 5300).
+    callback = config.callback if config.callback.dial \
+        else replace(config.callback, dial=LAB_CALLBACK_DIAL, ring_seconds=5, retry_seconds=2)
+    return replace(config, routing=routing, api=api, ledger=ledger, ami=ami, callback=callback)
+
+
+LAB_CALLBACK_DIAL = "PJSIP/{number}@lab-trunk"
 
 
 def with_lab_ledger(config: cfg.Config) -> cfg.Config:

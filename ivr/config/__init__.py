@@ -17,7 +17,8 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ivr.config import credentials, names, secrets as dialplan_secrets
-from ivr.config import webhooks as hooks
+from ivr.config import callback, webhooks as hooks
+from ivr.config.callback import CallbackConfig as CallbackConfig
 from ivr.config.webhooks import WebhookConfig as WebhookConfig
 from ivr.config.values import BOUNDS as BOUNDS, ConfigError as ConfigError
 from ivr.config.values import only as _only, section as _section, typed as _typed
@@ -155,6 +156,11 @@ class Config:
     prompts: PromptsConfig = PromptsConfig()
     pbx: tuple[PbxConfig, ...] = ()     # [pbx.NAME] tables; none: [ami] is the one PBX
     webhooks: tuple[WebhookConfig, ...] = ()   # [webhooks.NAME]: where the desk's events go
+    callback: CallbackConfig = CallbackConfig()   # [callback]: key 1 in common (config/callback.py)
+
+    @property
+    def callback_queues(self) -> tuple[str, ...]:    # where callers may press 1 for a callback
+        return self.callback.queues or (self.routing.common,)
 
     @property
     def pbxs(self) -> tuple[PbxConfig, ...]:
@@ -265,7 +271,7 @@ def _from_file(cfg: Config, path: Path) -> Config:
     except ValueError as exc:   # e.g. an integer too long to read
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     _only(data, {"ami", "pbx", "http", "queues", "log_level", "api", "desk", "prompts", "routing", "ledger",
-                 "report", "webhooks"}, "")
+                 "report", "webhooks", "callback"}, "")
     if "pbx" in data:
         if "ami" in data:
             raise ConfigError("[ami] and [pbx.NAME] tables together: with several PBXs, "
@@ -309,6 +315,7 @@ def _from_file(cfg: Config, path: Path) -> Config:
                   else default_queues(cfg.routing))
     if "webhooks" in data:
         cfg = replace(cfg, webhooks=hooks.parse(data["webhooks"]))
+    cfg = replace(cfg, callback=callback.parse(data.get("callback", {}), cfg.routing.common))
     if "log_level" in data:
         cfg = replace(cfg, log_level=_level(str(data["log_level"]), "log_level"))
     return cfg

@@ -41,6 +41,9 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "max_days": (1, 3660, "days"),
     "deadline_seconds": (1, 3600, "seconds"),
     "retention_days": (30, 36_500, "days"),               # a hundred years; 0: keep forever
+    "retry_seconds": (1, 86_400, "seconds"),
+    "attempts": (1, 10, "attempts"),
+    "ring_seconds": (5, 300, "seconds"),
 }
 # Keys whose 0 means "off" and is allowed below the least bound.
 OFF_AT_ZERO = ("retention_days",)

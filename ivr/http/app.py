@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from ivr.http.api import auth, calls, desk, incidents, reports
+from ivr.http.api import auth, calls, callbacks, desk, incidents, reports
 from ivr.http import dialplan as dialplan_http, openapi, throttle
 from ivr.http.dialplan_auth import DialplanAuth
 from ivr.console.pages import Console
@@ -64,7 +64,7 @@ def api_routes(app: Services) -> list[auth.Route]:
     """Every /api/v1 route but the description, with the roles that may call it."""
     return (incidents.routes(app.routing, app.clock) + calls.routes(app.calls, app.config)
             + reports.routes(app.store, app.config, app.directory, app.incidents, app.clock)
-            + desk.routes(app.desk, app.calls.live_call))
+            + desk.routes(app.desk, app.calls.live_call) + callbacks.routes(app.callbacks))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -117,7 +117,8 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
     # schema's migration), then repeat callers and console sessions side by side.  A
     # ledger that does not answer is waited for once, not three times.
     if await app.routing.restore_incidents():
-        await asyncio.gather(app.routing.restore_repeats(), w[CONSOLE].restore_sessions())
+        await asyncio.gather(app.routing.restore_repeats(), w[CONSOLE].restore_sessions(),
+                             app.callbacks.restore())
     else:
         log.warning("repeat callers and console sessions start from nothing")
     tasks = [asyncio.create_task(pbx.ami.run(), name=f"ami {pbx.name}")
@@ -130,6 +131,7 @@ async def _ami_running(w: web.Application) -> AsyncIterator[None]:
     yield
     for pbx in app.pbxs.values():
         pbx.router.close()
+    app.callbacks.close()
     for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -6,6 +6,7 @@
     GET /dialplan/v1/status?number=N                 kind=ticket&state=open, or error=wrong|unknown
     GET /dialplan/v1/claim?uniqueid=U&account=A[&caller=N][&pbx=NAME]
                                                      number=N, or error=...  (files the claim)
+    GET /dialplan/v1/callback[/dial|/result]?...     a callback (dialplan_callbacks.py)
 
 Only the PBX may ask (dialplan_auth.py): its own secret in X-Ivr-Secret, from
 its dialplan_sources where given, else 401/403 with an empty body.  The
@@ -36,7 +37,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ivr.http import errors, throttle
+from ivr.http import dialplan_callbacks as callbacks, errors, throttle
 from ivr.app import Services
 from ivr.pbx.session import Pbx
 from ivr.desk.service import DeskError
@@ -72,7 +73,11 @@ def routes(app: Services, guard: throttle.Guard | None = None,
             web.get("/dialplan/v1/escalate", answering(lambda pbx, r: _escalate(app, pbx, r))),
             web.get("/dialplan/v1/numbers", answering(lambda _, r: _numbers(app, r))),
             web.get("/dialplan/v1/status", answering(lambda _, r: _status(app, r))),
-            web.get("/dialplan/v1/claim", claim)]
+            web.get("/dialplan/v1/claim", claim),
+            web.get("/dialplan/v1/callback", answering(lambda pbx, r: callbacks.request(app, pbx, r))),
+            web.get("/dialplan/v1/callback/dial", answering(lambda pbx, r: callbacks.dial(app, pbx, r))),
+            web.get("/dialplan/v1/callback/result",
+                    answering(lambda pbx, r: callbacks.result(app, pbx, r)))]
 
 
 def _entry(app: Services, pbx: Pbx, request: web.Request) -> web.Response:

@@ -30,6 +30,7 @@ from ivr.calls.service import DISPOSITIONS
 from ivr.http.api.auth import OPENAPI_PATH
 from ivr.desk import numbers
 from ivr.http.api import calls as calls_api, incidents as incidents_api, reports as reports_api
+from ivr.http.api import callbacks as callbacks_api
 from ivr.http.api.desk import ROLES as DESK_ROLES
 from ivr.desk.service import CLAIM, COMPLAINT, COMPLAINT_MOVES, MAX_TEXT, TICKET, TICKET_MOVES
 from ivr.routing.incidents import MAX_EXPIRES_IN, MAX_MESSAGE
@@ -165,6 +166,12 @@ def _incident_ops() -> Json:
                           [_path("id", "the incident's id", "inc-1a2b3c4d")]),
         },
     }
+
+
+def _callback_ops() -> Json:
+    return {"/api/v1/callbacks": {"get": _op(
+        "callbacks", "the callbacks pending now, in their places", sorted(callbacks_api.WHO), 200,
+        _obj(["callbacks"], callbacks={"type": "array", "items": _ref("Callback")}))}}
 
 
 def _call_ops() -> Json:
@@ -335,6 +342,16 @@ def _components() -> Json:
                              area=_str(), message=_str(), started_at={"type": "number"},
                              expires_at={"type": "number"}, started=_str(), expires=_str(),
                              expires_in={"type": "number"}),
+            "Callback": _obj(
+                ["id", "pbx", "number", "queue", "origin", "requested_at", "state", "attempts",
+                 "position"], id=_str(), pbx=_str(), number=_str(), account=_str(), queue=_str(),
+                origin=_str(description="the uniqueid of the call that asked"),
+                requested_at={"type": "number"},
+                state=_str(enum=["placing", "waiting", "dialing", "retry"]),
+                attempts={"type": "integer", "description": "dials made"},
+                position={"type": ["integer", "null"],
+                          "description": "its placeholder's place in the queue, 1 first"},
+                next_attempt_at={"type": ["number", "null"]}, reason=_str()),
             "Item": _obj(["number", "kind", "state", "filed_at", "filed_by", "overdue", "events"],
                          number=_str(), kind=_str(enum=["ticket", "complaint", "claim"]),
                          state=_str(), filed_at=_str(), filed_by=actor,
@@ -355,7 +372,8 @@ def _components() -> Json:
 def _spec() -> Json:
     # The desk first: a fuzzer going in this order files tickets before it opens an
     # incident that refuses them (then, on a second pass, meets the refusal too).
-    paths: Json = {**_desk_ops(), **_incident_ops(), **_call_ops(), **_report_ops()}
+    paths: Json = {**_desk_ops(), **_incident_ops(), **_call_ops(), **_report_ops(),
+                   **_callback_ops()}
     paths[OPENAPI_PATH] = {"get": {
         "operationId": "openapi", "summary": "this description (no token needed)",
         "security": [], "x-roles": [],

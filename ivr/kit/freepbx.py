@@ -73,7 +73,8 @@ QUEUES = """\
 ; ivr's queues, for FreePBX (`ivr kit --freepbx`): append to
 ; /etc/asterisk/queues_custom.conf.  A queue named by a number is one that FreePBX's
 ; Queues module makes: its section is left commented out here, so FreePBX's stays
-; the only one; give it this template's settings in the module instead.
+; the only one; give it this template's settings in the module instead (common's
+; too: its context ivr-callback-key and its periodic announcement of a callback).
 ; Members are site-specific: add them in the Queues module, or here, e.g.
 ;   member => PJSIP/op1,0,op1
 
@@ -81,8 +82,17 @@ QUEUES = """\
 
 
 def _numbered_left_to_freepbx(queues: str) -> str:
-    return re.sub(r"^(\[[0-9]+\]\(ivr-queue\))$",
-                  r"; \1   <- FreePBX's Queues module defines this queue", queues, flags=re.M)
+    """A numbered queue's section, its settings too (common's callback context and
+    announcement), commented out: they go into the Queues module."""
+    out, inside = [], False
+    for line in queues.splitlines(keepends=True):
+        if re.fullmatch(r"\[[0-9]+\]\(ivr-queue\)", line.rstrip("\n")):
+            out.append(f"; {line.rstrip()}   <- FreePBX's Queues module defines this queue\n")
+            inside = True
+            continue
+        inside = inside and bool(line.strip()) and not line.startswith("[")
+        out.append(f";   {line}" if inside and not line.startswith(";") else line)
+    return "".join(out)
 
 
 def files(dialplan: str, queues: str, ami: str, hotline: str) -> dict[str, str]:

@@ -44,6 +44,17 @@ class Sipp:
     def wait(self, timeout: float) -> int:
         return self.process.wait(timeout)
 
+    def invites(self) -> int:
+        """Calls it was sent (run with -trace_msg): INVITEs of distinct Call-IDs, so a
+        retransmission is not a second dial."""
+        calls: set[str] = set()
+        for log in self.workdir.glob("*_messages.log"):
+            for block in log.read_text(errors="replace").split("\n\n"):
+                if block.lstrip().startswith("INVITE sip:"):
+                    calls.update(line.split(":", 1)[1].strip() for line in block.splitlines()
+                                 if line.lower().startswith("call-id:"))
+        return len(calls)
+
     def stats(self) -> dict[str, str]:
         """SIPp's last statistics row (run with stats=True): TotalCallCreated, FailedCall(C)..."""
         files = sorted(self.workdir.glob("*_.csv"))
@@ -59,6 +70,19 @@ def agent(name: str, ring_ms: int, offset: int = 0) -> Sipp:
     port = AGENTS[name] + offset
     return _start(f"agent-{name}{'-' + str(offset) if offset else ''}", "agent.xml",
                   {"ring_ms": ring_ms}, ["-p", str(port)], SIP_PORT + offset)
+
+
+CUSTOMER_PORT = 5300      # where the lab's trunk calls customers back (pjsip_head.conf)
+
+
+def customer(ring_ms: int, talk_ms: int = 0) -> Sipp:
+    """The phone of every customer the lab calls back (127.0.0.1:5300): rings ring_ms,
+    then answers (longer than callback.ring_seconds: never); with talk_ms it hangs up
+    that long after answering, else the other end does.  `invites()` counts the calls
+    it was sent."""
+    values: dict[str, object] = {"ring_ms": ring_ms, "talk_ms": talk_ms}
+    scenario = "customer.xml" if talk_ms else "agent.xml"
+    return _start("customer", scenario, values, ["-p", str(CUSTOMER_PORT), "-trace_msg"])
 
 
 def transferring_agent(name: str, ring_ms: int, talk_ms: int, target: str = "9000") -> Sipp:

@@ -15,7 +15,9 @@ from sqlalchemy import func, insert, select, update
 from ivr.ledger import schema as t
 from ivr.ledger.db import Database, of_pbx
 from ivr.ledger.outbox import TABLE as OUTBOX
-from ivr.ledger.rows import INCIDENT_CLOSES, IncidentRow
+from ivr.ledger.rows import INCIDENT_CLOSES, CallbackEvent, CallbackRow, IncidentRow
+
+FINAL_EVENTS = ("connected", "failed", "cancelled")     # a callback's ends
 
 
 
@@ -43,6 +45,8 @@ class HistoryStore(Database):
             await conn.execute(self._insert(t.incidents, ("id",)), list(rows))
         elif table == OUTBOX:     # a spool written twice sends no message twice
             await conn.execute(self._insert(t.webhook_outbox, ("id",)), list(rows))
+        elif table == "callbacks":   # a request kept twice (a spool replayed) is one
+            await conn.execute(self._insert(t.callbacks, ("id",)), list(rows))
         else:
             await conn.execute(insert(t.metadata.tables[table]), list(rows))
 
@@ -81,3 +85,35 @@ class HistoryStore(Database):
         query = (select(t.incidents).where(c.opened_us < to_us, ends > from_us)
                  .order_by(c.opened_us, c.id))
         return [dict(r) for r in await self._read(query, mappings=True)]
+
+    async def callbacks_open(self) -> list[tuple[CallbackRow, list[CallbackEvent]]]:
+        """Callbacks whose last event is not a final one (connected, failed, cancelled),
+        with their events in order: what ivr takes back at start."""
+        c, e = t.callbacks.c, t.callback_events.c
+        final = select(e.callback).where(e.event.in_(FINAL_EVENTS))
+        rows = await self._read(select(t.callbacks).where(c.id.not_in(final))
+                                .order_by(c.requested_us), mappings=True)
+        found = [CallbackRow.of(dict(r)) for r in rows]
+        if not found:
+            return []
+        events = await self._read(select(t.callback_events).where(
+            e.callback.in_([f.id for f in found])).order_by(e.id), mappings=True)
+        by: dict[str, list[CallbackEvent]] = {f.id: [] for f in found}
+        for r in events:
+            row = dict(r)
+            by[row["callback"]].append(CallbackEvent(row["callback"], row["at_us"], row["event"],
+                                                     row["attempt"], row["uniqueid"], row["reason"]))
+        return [(f, by[f.id]) for f in found]
+
+    async def callback_counts(self, from_us: int, to_us: int,
+                              pbx: str | None = None) -> dict[str, int]:
+        """Callbacks requested in [from_us, to_us) (of `pbx`, or of all), by what became
+        of them: requested, connected, failed, cancelled (pending: none of those yet)."""
+        c, e = t.callbacks.c, t.callback_events.c
+        requested = of_pbx(select(c.id), c.pbx, pbx).where(c.requested_us >= from_us,
+                                                            c.requested_us < to_us)
+        query = (select(e.event, func.count(func.distinct(e.callback)))
+                 .where(e.callback.in_(requested), e.event.in_(FINAL_EVENTS)).group_by(e.event))
+        counts = {str(k): int(n) for k, n in await self._read(query)}
+        total = await self._read(select(func.count()).select_from(requested.subquery()))
+        return {"requested": int(total[0][0]), **{k: counts.get(k, 0) for k in FINAL_EVENTS}}

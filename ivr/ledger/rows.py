@@ -102,9 +102,41 @@ class IncidentClose:
     closed_by: str
 
 
+@dataclass(frozen=True, slots=True)
+class CallbackRow:
+    """A request for a callback, kept once (ivr/callbacks/)."""
+
+    table: ClassVar[str] = "callbacks"
+    id: str
+    pbx: str
+    origin: str
+    number: str
+    account: str
+    queue: str
+    prio: int
+    requested_us: int
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> CallbackRow:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackEvent:
+    """What became of a callback: placed, dialing, connected, retry, failed, cancelled."""
+
+    table: ClassVar[str] = "callback_events"
+    callback: str
+    at_us: int
+    event: str
+    attempt: int
+    uniqueid: str = ""
+    reason: str = ""
+
+
 # Message: a webhook's outbox row, kept with the incident it tells of (ledger/outbox.py).
 HistoryRow = (Escalation | RouteDecision | RepeatCall | OperatorAction | IncidentRow | IncidentClose
-              | Message)
+              | CallbackRow | CallbackEvent | Message)
 
 
 def history(row: HistoryRow) -> History:

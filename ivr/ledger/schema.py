@@ -189,3 +189,34 @@ webhook_outbox = Table(
     Index("webhook_outbox_due", "state", "next_us"),
     Index("webhook_outbox_created", "created_us"),
 )
+
+# Callbacks (ivr/callbacks/): a request, kept once with the call it came from and the
+# caller's place (QUEUE_PRIO), and what became of it, appended, never rewritten:
+# placed (a placeholder joined the queue: `uniqueid` is its Local channel's), dialing,
+# connected, retry, failed, cancelled.  A request is pending while its last event is
+# none of the final ones; ivr takes the pending ones back at start.
+callbacks = Table(
+    "callbacks", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("pbx", String(64), nullable=False),
+    Column("origin", String(64), nullable=False),       # the uniqueid of the call that asked
+    Column("number", String(32), nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("queue", String(64), nullable=False),
+    Column("prio", BigInteger, nullable=False),
+    Column("requested_us", BigInteger, nullable=False),
+    Index("callbacks_requested", "requested_us"),
+    Index("callbacks_origin", "pbx", "origin"),
+)
+callback_events = Table(
+    "callback_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("callback", String(32), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("uniqueid", String(64), nullable=False),     # the placeholder's, when one is named
+    Column("reason", String(64), nullable=False),
+    Index("callback_events_of", "callback", "id"),
+    Index("callback_events_at", "at_us"),
+)

@@ -44,6 +44,9 @@ class Metrics:
                  pbxs: Sequence[str] = (DEFAULT_PBX,)) -> None:
         overflows = list(overflows)
         buckets = wait_buckets(thresholds_s)
+        self.callbacks = Counter("ivr_callbacks", "Callbacks requested, and how they ended "
+                                 "(connected, failed, cancelled)", ["pbx", "queue", "result"],
+                                 registry=registry)
         self.entered = Counter("ivr_queue_entered", "Callers that entered a queue",
                                ["pbx", "queue"], registry=registry)
         self.exits = Counter("ivr_queue_exits", "Callers that left a queue, by why they left",
@@ -119,7 +122,7 @@ class Metrics:
                 self.exits.labels(pbx=pbx, queue=q, outcome=outcome)
         for from_queue, to_queue in overflows:
             self.overflow.labels(pbx=pbx, from_queue=from_queue, to_queue=to_queue)
-        for outcome in ("answered", "abandoned", "unanswered"):
+        for outcome in ("answered", "abandoned", "unanswered", "callback"):
             self.journeys.labels(pbx=pbx, outcome=outcome)
         for reason in NOT_ADMITTED_REASONS:
             self.not_admitted.labels(pbx=pbx, reason=reason)

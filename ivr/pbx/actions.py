@@ -118,3 +118,32 @@ async def transfer(ami: Actions, channel: str, uniqueid: str, to: str,
     await ami.action("Redirect", {"Channel": channel, "Context": AGENTS_CONTEXT,
                                   "Exten": number, "Priority": "1"})
     return number
+
+
+CALLBACK_PLACE_CONTEXT = "ivr-callback-place"   # judge.CALLBACK_PLACE_CONTEXT
+CALLBACK_DIAL_CONTEXT = "ivr-callback"
+# A placeholder waits as long as a caller could: a day, then Asterisk gives up on it.
+PLACEHOLDER_TIMEOUT_MS = 86_400_000
+
+
+async def place_callback(ami: Actions, exten: str, callback: str, number: str, queue: str,
+                         prio: int, placement: int, account: str = "", area: str = "") -> None:
+    """A placeholder for a callback: Local/EXTEN@ivr-callback-place;2 joins `queue` with
+    QUEUE_PRIO `prio` (the caller's place) and the customer's number as caller ID, and
+    rings there unanswered; with the customer's account and area, for the agent's card.
+    When an agent takes it, app_queue answers it, so its ;1 half starts at
+    [ivr-callback] dial, which asks ivr whether to dial the customer."""
+    log.info("callback %s: placeholder %d for %s joins %s", callback, placement, number, queue)
+    await ami.action("Originate", {
+        "Channel": f"Local/{exten}@{CALLBACK_PLACE_CONTEXT}/n", "Context": CALLBACK_DIAL_CONTEXT,
+        "Exten": "dial", "Priority": "1", "Timeout": str(PLACEHOLDER_TIMEOUT_MS), "Async": "true",
+        "CallerID": f'"{number}" <{number}>',
+        "Variable": f"_IVR_CALLBACK={callback},_IVR_CB_N={placement},_IVR_CB_PRIO={prio},"
+                    f"_IVR_CB_QUEUE={queue},_IVR_CB_ACCOUNT={account},_IVR_CB_AREA={area}"})
+
+
+async def drop_placeholder(ami: Actions, channel: str, callback: str) -> None:
+    """Take a cancelled callback's placeholder out of its queue: withdrawn, not abandoned."""
+    log.info("callback %s: its placeholder %s leaves the queue", callback, channel)
+    await ami.action("Setvar", {"Channel": channel, "Variable": IVR_MOVE, "Value": "withdrawn"})
+    await ami.action("Hangup", {"Channel": channel})

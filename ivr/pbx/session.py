@@ -95,6 +95,8 @@ class Pbx:
     classes: Classes = field(default_factory=Classes)   # what its AMI user may read
     # This PBX's own consumers of its facts (metrics with its name, its router, the ledger).
     consumers: list[Callable[[Fact], None]] = field(default_factory=list)
+    # Told after every resync, once the tracker holds the snapshot (callbacks/service.py).
+    resynced: list[Callable[[Pbx], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.session = Session(self.tracker, self._emit, self._untimestamped, self.name)
@@ -109,6 +111,10 @@ class Pbx:
         self.session.on_message(msg, self.clock())
 
     def _emit(self, facts: list[Fact]) -> None:
+        self.deliver(facts, self)
+
+    def emit(self, facts: list[Fact]) -> None:
+        """Facts a service learnt of this PBX's calls outside AMI (a callback taken)."""
         self.deliver(facts, self)
 
     def _untimestamped(self, msg: Message) -> None:
@@ -127,6 +133,8 @@ class Pbx:
         await self.install_filter(ami)
         self.session.on_snapshot(*await snapshot.ask(ami, self.clock))
         self.ready = True
+        for told in self.resynced:
+            told(self)
         log.info("pbx %s resynced: %d callers waiting, %d queue members", self.name,
                  sum(map(len, self.tracker.waiting_by_queue().values())),
                  len(self.tracker.members))

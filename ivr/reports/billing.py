@@ -130,6 +130,9 @@ class Statement:
     repeats: tuple[tuple[str, int], ...] = ()   # repeat calls by kind (ivr/routing/repeats.py)
     payable_once: int | None = None   # report.pay_once_per_caller: one answer per caller per window
     judged_in_seconds: int = 0        # calls whose waits are Asterisk's whole seconds (precision s)
+    # Callbacks requested in the period, and how many ended connected, failed, cancelled
+    # (ivr/callbacks/).  A callback's call is its placeholder's: never payable.
+    callbacks: tuple[tuple[str, int], ...] = ()
 
 
 def category(payable: bool, outcome: str) -> str:
@@ -326,6 +329,7 @@ def to_json(statement: Statement, with_calls: bool) -> dict[str, Any]:
         "repeats": dict(statement.repeats),
         "payable_once_per_caller": statement.payable_once,
         "judged_in_seconds": statement.judged_in_seconds,
+        "callbacks": dict(statement.callbacks),
     }
 
 
@@ -379,6 +383,10 @@ def _totals_lines(statement: Statement) -> list[str]:
              str(t.short_abandoned), ""],
             ["other", str(t.other), ""],
             ["judged in whole seconds", str(statement.judged_in_seconds), ""]]
+    if statement.callbacks:
+        c = dict(statement.callbacks)
+        rows.append(["callbacks requested", str(c.get("requested", 0)),
+                     " ".join(f"{k} {c.get(k, 0)}" for k in ("connected", "failed", "cancelled"))])
     return _align(rows)
 
 

@@ -50,6 +50,7 @@ async def statement(store: Ledger, config: Config, p: billing.Period,
         missing = await undisposed
         repeated = await store.run(Store.repeat_counts, p.from_us, p.to_us, pbx)
         in_seconds = await store.run(Store.judged_in_seconds, p.from_us, p.to_us, pbx)
+        callbacks = await store.run(Store.callback_counts, p.from_us, p.to_us, pbx)
         once = None
         if config.report.pay_once_per_caller:
             window = round(config.routing.repeat_window_seconds * 1e6)
@@ -60,7 +61,7 @@ async def statement(store: Ledger, config: Config, p: billing.Period,
     return replace(built, operators=tuple(
         replace(o, without_disposition=missing.get(o.operator, 0)) for o in built.operators),
         repeats=tuple((kind, repeated.get(kind, 0)) for kind in REPEAT_KINDS), payable_once=once,
-        judged_in_seconds=in_seconds)
+        judged_in_seconds=in_seconds, callbacks=tuple(callbacks.items()))
 
 
 async def first_contact(store: Ledger, p: billing.Period,

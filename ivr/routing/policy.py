@@ -92,6 +92,7 @@ class Route:
     incident: str = ""
     ask_account: bool = False
     prio: int = 0               # Asterisk's QUEUE_PRIO (repeats.py); 0: none given
+    callback: bool = False      # the caller may press 1 for a callback (callbacks/)
 
     def as_query(self) -> str:
         fields = {"route": self.route, "account": self.account, "area": self.area,
@@ -100,7 +101,8 @@ class Route:
                   # During a known incident an identified caller may claim the downtime (3).
                   "claim": "1" if self.incident and self.account and self.route not in (
                       "refused", "concurrent") else "",
-                  "prio": str(self.prio) if self.prio else ""}
+                  "prio": str(self.prio) if self.prio else "",
+                  "callback": "1" if self.callback else ""}
         return urlencode({k: v for k, v in fields.items() if v})
 
     @property

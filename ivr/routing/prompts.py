@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import wave
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,13 @@ TEXTS: dict[str, dict[str, str]] = {
                          "end this call.",
         "abuse-ended": "The operator has ended this call. Goodbye.",
         "already-waiting": "You are already waiting for an operator on another line. Goodbye.",
+        "callback-offer": "To be called back instead of waiting, press 1. You keep your place "
+                          "in the queue.",
+        "callback-taken": "We will call you back, in your turn, at the number",
+        "callback-unavailable": "We cannot call you back on this number. Please stay on the "
+                                "line.",
+        "calling-back": "Calling the customer back at",
+        "callback-gone": "This callback is no longer needed.",
     },
     "ru": {
         "greeting": "Здравствуйте, это служба поддержки. Чтобы узнать состояние заявки, нажмите 2.",
@@ -82,6 +90,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "abuse-warning": "Пожалуйста, соблюдайте вежливость. Иначе оператор завершит разговор.",
         "abuse-ended": "Оператор завершил разговор. До свидания.",
         "already-waiting": "Вы уже ожидаете оператора на другой линии. До свидания.",
+        "callback-offer": "Чтобы вам перезвонили и не ждать на линии, нажмите 1. Ваша очередь "
+                          "сохранится.",
+        "callback-taken": "Мы перезвоним вам в порядке очереди по номеру",
+        "callback-unavailable": "Перезвонить на этот номер мы не можем. Оставайтесь, "
+                                "пожалуйста, на линии.",
+        "calling-back": "Перезваниваем клиенту по номеру",
+        "callback-gone": "Этот обратный звонок уже не нужен.",
     },
 }
 for _lang, _words in _DIGITS.items():
@@ -131,9 +146,36 @@ def generate_static(directory: Path, language: str = "en") -> list[Path]:
             continue
         written.append(synthesize(text, wav, voice=language))
         _write_text(sidecar, text)    # after the wav: a crash in between means regenerate
+    written += _no_offer(directory)
     log.info("generated %d of %d %s prompts in %s", len(written), len(TEXTS[language]), language,
              directory)
     return written
+
+
+NO_OFFER_LANGUAGE = "nocallback"
+
+
+def _no_offer(directory: Path) -> list[Path]:
+    """Silence as <language nocallback>/callback-offer: app_queue has one periodic
+    announcement a queue and picks its file by the channel's language, so a caller who
+    cannot be called back (the dialplan sets that language) hears nothing there; every
+    other prompt falls back to the file without a language."""
+    out = directory / NO_OFFER_LANGUAGE / "callback-offer.wav"
+    if out.exists():
+        return []
+    _make_dir(out.parent)
+    tmp = _tmp(out)
+    try:
+        with wave.open(str(tmp), "wb") as w:       # 0.2 s at 8 kHz, mono, 16-bit: silence
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(bytes(3200))
+        tmp.chmod(0o644)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return [out]
 
 
 def incident_prompt(directory: Path, incident_id: str, message: str, language: str = "en") -> Path:

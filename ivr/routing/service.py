@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from ivr.calls.facts import Fact, JourneyEnded
 from ivr.calls.journeys import Journey
@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 REPEAT_LOOKBACK_US = 3600 * 1_000_000
 
 
+class Held(Protocol):
+    """Pending callbacks, as the entry question needs them."""
+
+    def claim(self, pbx: str, number: str) -> int | None: ...
+    def offered(self, number: str) -> bool: ...
+
+
 @dataclass(eq=False)
 class Routing:
     directory: Directory
@@ -48,6 +55,7 @@ class Routing:
     language: str = "en"
     clock: Callable[[], float] = time.time
     outbox: Outbox = field(default_factory=Outbox)   # the webhooks that want incident events
+    callbacks: Held | None = None   # pending callbacks (callbacks/service.py), set by app.build
 
     # -- the dialplan's entry question ----------------------------------------
 
@@ -62,6 +70,7 @@ class Routing:
                              self.prompt_for)
         if not route.ask_account:
             route = self.judge_repeat(pbx, uniqueid, caller, route)
+            route = self.callback_place(pbx, caller, route)
         self.metrics.decided(route, time.perf_counter() - started, pbx)
         self.record_decision(pbx, uniqueid, route)
         return route
@@ -70,7 +79,8 @@ class Routing:
                      route: policy.Route) -> policy.Route:
         """The route with the caller's place (QUEUE_PRIO by their first join); a caller
         already waiting on another line is told so instead.  Repeats are counted and kept."""
-        waiting = [j for j in self.journeys() if j.in_queue]
+        # A callback's placeholder is no other line of the caller's: claim() below takes it.
+        waiting = [j for j in self.journeys() if j.in_queue and not j.placeholder]
         verdict = self.repeats.judge(uniqueid, caller, route.account, waiting)
         if verdict.kind is not None:
             self.metrics.repeats.labels(pbx=pbx, kind=verdict.kind).inc()
@@ -81,6 +91,16 @@ class Routing:
         if verdict.kind == repeats.CONCURRENT and route.route == "first-line":
             return replace(route, route="concurrent", announce="already-waiting")
         return replace(route, prio=verdict.prio)
+
+    def callback_place(self, pbx: str, caller: str, route: policy.Route) -> policy.Route:
+        """A caller with a callback pending takes its place (the callback is cancelled:
+        one of the two, never both); and whether this caller may press 1 for one."""
+        if self.callbacks is None:
+            return route
+        held = self.callbacks.claim(pbx, caller) if caller else None
+        if held is not None and held > route.prio:
+            route = replace(route, prio=held)    # a higher QUEUE_PRIO: the earlier place
+        return replace(route, callback=self.callbacks.offered(caller))
 
     def record_decision(self, pbx: str, uniqueid: str, route: policy.Route) -> None:
         self.ledger.keep(RouteDecision(pbx, uniqueid, self._now_us(), route.label,

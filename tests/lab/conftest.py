@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import AsyncIterator, Callable, Generator, Iterator, TypeVar
+from typing import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, TypeVar
 
 import pytest
 
@@ -121,7 +121,7 @@ async def ivr_monitor(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest
 
 async def _ivr(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest,
                monitor: bool = False, configure: Callable[[cfg.Config], cfg.Config] | None = None
-               ) -> AsyncIterator[Running]:
+               ) -> AsyncGenerator[Running, None]:
     config = lab_config(lab, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
     config = replace(config, ledger=replace(config.ledger, queue_log_decisions=True))
     if configure is not None:

@@ -256,7 +256,7 @@ def test_json_keys_are_exactly_the_documented_ones() -> None:
                             operator="op7", uid="1793.1")], NOV)
     doc = billing.to_json(statement, with_calls=True)
     assert list(doc) == ["period", "totals", "days", "operators", "calls", "digest", "repeats",
-                         "payable_once_per_caller", "judged_in_seconds"]
+                         "payable_once_per_caller", "judged_in_seconds", "callbacks"]
     assert doc["period"] == {"from": "2026-11-01T00:00:00+03:00",
                              "to": "2026-12-01T00:00:00+03:00", "timezone": "Europe/Moscow"}
     assert list(doc["totals"]) == ["offered", "payable", "answered_late", "timeout", "abandoned",

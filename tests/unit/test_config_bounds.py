@@ -16,7 +16,8 @@ TABLES = {"port": "ami", "ping_interval": "ami", "ping_timeout": "ami",
           "sla_seconds": "queues.a", "ticket_due_hours": "desk", "complaint_deadline_days": "desk",
           "repeat_window_seconds": "routing", "spool_max_records": "ledger",
           "short_abandon_seconds": "report", "max_days": "report", "deadline_seconds": "report",
-          "retention_days": "ledger"}
+          "retention_days": "ledger", "attempts": "callback", "retry_seconds": "callback",
+          "ring_seconds": "callback"}
 
 
 def error_of(tmp_path: Path, text: str) -> str:
@@ -44,7 +45,7 @@ def test_each_number_out_of_its_range_is_one_line_naming_the_key_and_range(tmp_p
     table = TABLES[key]
     for value in (least / 2 if least > 0 else -1, most * 2):
         shown = int(value) if key in ("port", "spool_max_records", "max_days",
-                                      "retention_days") else value
+                                      "retention_days", "attempts", "ring_seconds") else value
         if isinstance(shown, int) and shown == least:
             shown = least - 1
         message = error_of(tmp_path, f"[{table}]\n{key} = {shown!r}\n")

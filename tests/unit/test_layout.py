@@ -32,7 +32,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("ami", "config", "calls.records", "calls.judge", "reports.period"),
     ("calls", "kit"),
     ("routing", "ledger"),
-    ("reconcile", "desk", "reports", "metrics", "pbx", "calls.service", "webhooks"),
+    ("reconcile", "desk", "reports", "metrics", "pbx", "calls.service", "webhooks", "callbacks"),
     ("app",),
     ("http", "console"),
     ("service",),

@@ -22,7 +22,7 @@ from ivr.ledger.store import MIGRATIONS, Store
 from ivr.reports import billing, service
 from tests.pg import PgCluster
 
-HEAD, PREVIOUS = "0008", "0001"
+HEAD, PREVIOUS = "0009", "0001"
 FL = "first-line"
 T0 = 1_764_547_200_000_000          # 2025-12-01T00:00:00Z in µs
 S = 1_000_000                       # one second in µs

@@ -53,7 +53,11 @@ def test_text_is_an_argument_not_a_shell_word(tmp_path: Path) -> None:
 def test_generate_static_writes_every_prompt(tmp_path: Path) -> None:
     directory = tmp_path / "sounds" / "ivr"
     written = generate_static(directory)
-    assert written == [directory / f"{name}.wav" for name in STATIC]
+    assert written == [directory / f"{name}.wav" for name in STATIC] + [
+        directory / "nocallback" / "callback-offer.wav"]      # silence: not offered
+    with wave.open(str(directory / "nocallback" / "callback-offer.wav"), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        assert set(w.readframes(w.getnframes())) == {0}
     assert stat.S_IMODE(directory.stat().st_mode) == 0o755
     for name, text in STATIC.items():
         assert_asterisk_wav(directory / f"{name}.wav")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from ivr.metrics.callbacks import PendingCallbacks
+
 from ivr.config import Config
 from ivr.metrics.desk import DeskMetrics
 from ivr.metrics.webhooks import WebhookMetrics
@@ -51,6 +53,7 @@ def exported() -> set[str]:
     DeskMetrics(registry, Desk(Store("sqlite://"), Directory.empty(), Incidents()))
     WebhookMetrics(registry, Sender(Store("sqlite://"), []))
     Guard(registry)
+    registry.register(PendingCallbacks(dict, [("default", "common")]))
     suffix = {"counter": "_total", "info": "_info"}
     # process_* and python_* are prometheus_client's own: the README names them apart.
     return {family.name + suffix.get(family.type, "") for family in registry.collect()
