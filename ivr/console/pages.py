@@ -145,6 +145,7 @@ class Console:
                 data["service_level"] = await self._service_level(queues)
                 data["complaints"] = [i.to_json(self.app.desk.now_us())
                                       for i in self.app.desk.items.values() if i.kind == "complaint"]
+                data["callbacks"] = [cb.to_json(place) for cb, place in self.app.callbacks.pending()]
             await response.write(_event("queues", data))
             await asyncio.sleep(1)
 

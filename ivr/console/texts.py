@@ -56,6 +56,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "text": ("Text", "Текст"),
     "file_complaint": ("File complaint", "Подать жалобу"),
     "complaints": ("Complaints", "Жалобы"),
+    "callback": ("callback", "обратный звонок"),
+    "callbacks": ("Callbacks pending", "Ожидают обратного звонка"),
+    "no_callbacks": ("No callback pending.", "Обратных звонков не ожидается."),
+    "place": ("place", "место"),
+    "attempts": ("dials", "наборов"),
     # the office
     "find_number": ("Find by number", "Найти по номеру"),
     "number": ("Number", "Номер"),
@@ -98,9 +103,14 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "timeout": ("timed out", "истекло ожидание"), "withdrawn": ("withdrawn", "снят с очереди"),
         "empty": ("no agents", "нет операторов"), "transferred": ("transferred", "переведён"),
         "exit_with_key": ("left by a key", "вышел по клавише"),
+        "callback": ("called back", "обратный звонок"),
         "unknown_exit": ("left, reason unknown", "вышел, причина неизвестна"),
         "unanswered": ("unanswered", "не отвечен"), "unknown": ("unknown", "неизвестно"),
         "unobserved": ("not observed", "не отслежен"),
+    },
+    "callback": {    # callbacks/model.State
+        "placing": ("being placed", "ставится в очередь"), "waiting": ("waiting", "ожидает"),
+        "dialing": ("dialing", "набирается"), "retry": ("retry soon", "повтор скоро"),
     },
     "agent": {       # tracker.AGENT_STATES
         "available": ("available", "свободен"), "ringing": ("ringing", "вызов"),

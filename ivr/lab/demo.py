@@ -2,9 +2,14 @@
 
 Operators op1 and op2 answer after 4 s; op3 and op4 are away (their phones
 ring and nobody answers), so at busy moments callers wait in first-line and
-are moved to common at 30 s, where gen1 and gen2 answer after 2 s.  A few
+are moved to common at 30 s, where gen1 and gen2 answer after 10 s.  A few
 impatient callers hang up after 8 s.  The callers (7901M, 7902M) are in the
 lab's directory, so their cards on the console's desks show an account.
+
+Every 45 s a customer (79301, 79401, ... in turn) is moved by the demo, as a
+supervisor would on the board, from first-line to common, presses 1 there and
+hangs up: the board shows their callback in its place until gen1 or gen2 takes
+it, and the lab's customer phone (127.0.0.1:5300) answers the dial after 2 s.
 
 When Debian's prometheus is installed, a Prometheus with the shipped rules
 scrapes the demo on 127.0.0.1:9090: point Grafana's provisioned datasource
@@ -23,7 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
+from ivr.app import Services
+from ivr.calls.service import CallError
 from ivr.config import Config
+from ivr.config import tokens as roles
 from ivr.kit import shipped
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
@@ -66,7 +74,8 @@ async def demo(config: Config, minutes: float) -> int:
     app, runner = await start(config)
     phones = [traffic.agent("op1", 4000), traffic.agent("op2", 4000),
               traffic.agent("op3", 120_000), traffic.agent("op4", 120_000),
-              traffic.agent("gen1", 2000), traffic.agent("gen2", 2000)]
+              traffic.agent("gen1", 10_000), traffic.agent("gen2", 10_000),
+              traffic.customer(2000, talk_ms=8000)]
     count = int(minutes * 60 / 4)
     calls = [traffic.callers(count, 40_000, rate=0.25, number_prefix="7901"),
              traffic.callers(max(1, count // 6), 8_000, rate=0.04, number_prefix="7902")]
@@ -78,9 +87,17 @@ async def demo(config: Config, minutes: float) -> int:
     prometheus = _prometheus(config)
     started, since = time.monotonic(), time.time()
     try:
+        ticks = 0
         while time.monotonic() - started < minutes * 60:
-            await asyncio.sleep(5)
-            print(LINE.format(t=time.monotonic() - started, **_summary(app.registry)), flush=True)
+            if ticks % 90 == 0:
+                calls.append(traffic.typing_caller("1", type_after_ms=8000, hold_ms=20_000,
+                                                   number_prefix=CALLBACKS[ticks // 90 % 5]))
+            await asyncio.sleep(0.5)
+            await _to_common(app)
+            ticks += 1
+            if ticks % 10 == 0:
+                print(LINE.format(t=time.monotonic() - started, **_summary(app.registry)),
+                      flush=True)
     finally:
         for sipp in calls + phones:
             sipp.stop()
@@ -92,6 +109,21 @@ async def demo(config: Config, minutes: float) -> int:
         await runner.cleanup()                      # the ledger writes what it holds
     await _statement(config, since)
     return 0
+
+
+CALLBACKS = ("7930", "7940", "7950", "7960", "7970")   # 79301, 79401...: in the directory
+_SUPERVISOR = roles.Actor(roles.SUPERVISOR, "demo")
+
+
+async def _to_common(app: Services) -> None:
+    """The demo's callback customers, waiting in first-line, moved to common (the board's
+    move), where they press 1."""
+    for j in app.tracker.waiting("first-line"):
+        if j.caller[:-1] in CALLBACKS:
+            try:
+                await app.calls.move(_SUPERVISOR, j.uniqueid, "common")
+            except CallError as exc:
+                print(f"ivr demo: {j.caller} not moved to common: {exc}")
 
 
 async def _statement(config: Config, since: float) -> None:

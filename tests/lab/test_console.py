@@ -419,9 +419,10 @@ async def test_a_restart_of_ivr_signs_nobody_out(
 
 async def test_make_demo_prints_the_console_and_its_desk_pops_on_the_demos_calls(
         lab: Lab, tmp_path: Path, browser: Watched) -> None:
-    """`ivr demo` (what make demo runs), as a person uses it: sign in as op1 with the
-    token the demo printed, and the demo's calls pop on op1's desk with the caller's
-    account and area (the demo's callers are in the lab's directory)."""
+    """`ivr demo` (what make demo runs), as a person uses it: sign in as sup1 with the
+    token the demo printed, and the board shows the demo's first callback in its place;
+    sign in as op1, and the demo's calls pop on op1's desk with the caller's account and
+    area (the demo's callers are in the lab's directory)."""
     from playwright.async_api import expect
     env = {**os.environ, "IVR_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
     demo = await asyncio.create_subprocess_exec(
@@ -440,6 +441,16 @@ async def test_make_demo_prints_the_console_and_its_desk_pops_on_the_demos_calls
         tokens = dict(re.findall(r"^    (operator op1|supervisor sup1|office anna|engineer eng1) (\S+)$",
                                  text, re.M))
         assert len(tokens) == 4, text
+        board = await (await browser.new_context()).new_page()
+        await board.goto(url[1])
+        await board.get_by_label("Token").fill(tokens["supervisor sup1"])
+        await board.get_by_role("button", name="Sign in").click()
+        # The demo's first callback: 79301 pressed 1 in common, its place held on the board.
+        callbacks = board.get_by_role("region", name="Callbacks pending")
+        await expect(callbacks).to_contain_text(re.compile(r"79301 · common place 1"),
+                                                timeout=25_000)
+        await expect(board.get_by_role("region", name="Queues")).to_contain_text("↩ callback 79301")
+        await keep(board, "demo-board-callback")
         page = await (await browser.new_context()).new_page()
         await page.goto(url[1])
         await page.get_by_label("Token").fill(tokens["operator op1"])

@@ -22,8 +22,11 @@ function board() {
   const list = el("ul", {});
   complaints.append(list);
   const level = el("p", {role: "status", "aria-label": words.service_level});
+  const callbacks = el("section", {"aria-label": words.callbacks}, el("h2", {}, words.callbacks));
+  const pending = el("ul", {});
+  callbacks.append(pending);
   root.append(el("section", {"aria-label": words.service_level}, el("h2", {}, words.service_level), level),
-             queues, el("section", {}, form), complaints);
+             queues, callbacks, el("section", {}, form), complaints);
   live("", {queues(d) {
     const sl = d.service_level;
     say(level, `${sl.queue}, ${sl.threshold_seconds} ${words.seconds_short}: ${words.now} ${sl.waiting_within}/${sl.waiting}` +
@@ -32,11 +35,14 @@ function board() {
       ...Object.entries(d.queues).map(([q, v]) => el("tr", {},
         el("td", {}, q),
         el("td", {}, ...v.waiting.map((w) => el("span", {class: w.wait_seconds > v.threshold_seconds ? "late" : ""},
-          `${w.caller || w.uniqueid} ${w.wait_seconds.toFixed(0)} ${words.seconds_short} `,
-          q === "common" ? "" : el("button", {type: "button", "aria-label": `${words.move} ${w.caller || w.uniqueid} → common`,
+          `${w.callback ? "↩ " + words.callback + " " : ""}${w.caller || w.uniqueid} ${w.wait_seconds.toFixed(0)} ${words.seconds_short} `,
+          q === "common" || w.callback ? "" : el("button", {type: "button", "aria-label": `${words.move} ${w.caller || w.uniqueid} → common`,
             on: {click: () => api("POST", `/api/v1/calls/${w.uniqueid}/move?pbx=${w.pbx}`, {queue: "common"})
               .then((r) => say(out, r.status < 300 ? `${words.move} ✓` : apiError(r)))}}, `${words.move} → common`), " "))),
         el("td", {}, v.agents.map((a) => `${a.name}: ${label("agent", a.state)}`).join(", ")))));
+    pending.replaceChildren(...(d.callbacks.length ? d.callbacks.map((c) => el("li", {},
+      `${c.number} · ${c.queue}${c.position === null ? "" : ` ${words.place} ${c.position}`} · ` +
+      `${label("callback", c.state)} · ${words.attempts} ${c.attempts}`)) : [el("li", {}, words.no_callbacks)]));
     list.replaceChildren(...d.complaints.map((c) => el("li", {}, `${c.number} ${c.operator} ${label("state", c.state)}`)));
   }});
 }
