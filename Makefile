@@ -31,7 +31,7 @@ demo: setup
 test: setup
 	$(BIN)/ivr lab up
 	$(BIN)/mypy --strict ivr tests
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra -n 2
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
@@ -19,6 +19,19 @@ from tests import pg
 from tests.helpers import require
 
 _databases = itertools.count(1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` runs on two workers (-n 2): the lab's tests share one PBX, so they are
+    one unit of work, run in order on one worker, while the other takes the rest.  (xdist's
+    own loadgroup renames node ids, which pytest 9.2 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabTogether(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "lab" if nodeid.startswith("tests/lab/") else nodeid
+    return LabTogether(config, log)
 
 
 @pytest.fixture(scope="session")
