@@ -96,7 +96,7 @@ class Callbacks:
         queue = j.visit.queue if j is not None and j.visit is not None else ""
         if queue not in self.queues:
             raise CallbackRefused("queue", f"call {uniqueid} is not in a queue offering callbacks")
-        if (held := self._pending_for(pbx.name, number)) is not None:
+        if (held := self._pending_for(pbx.name, number, j.account if j else "")) is not None:
             raise CallbackRefused("pending", f"{number} has callback {held.id} pending already")
         now = self._now_us()
         cb_id = str(now)
@@ -149,11 +149,12 @@ class Callbacks:
 
     # -- the customer calls in -----------------------------------------------------
 
-    def claim(self, pbx: str, number: str) -> int | None:
-        """The customer called in while a callback is pending: it is cancelled and the new
-        call takes its place (the QUEUE_PRIO returned).  Being dialed right now, it is
-        not dialed again, and the new call keeps its own place: one of the two."""
-        cb = self._pending_for(pbx, number, dialing=True)
+    def claim(self, pbx: str, number: str, account: str = "") -> int | None:
+        """The customer called in (from the number, or with the account, of a pending
+        callback): it is cancelled and the new call takes its place (the QUEUE_PRIO
+        returned).  Being dialed right now, it is not dialed again, and the new call keeps
+        its own place: one of the two."""
+        cb = self._pending_for(pbx, number, account, dialing=True)
         if cb is None:
             return None
         if cb.state is State.DIALING:
@@ -309,9 +310,11 @@ class Callbacks:
         self._timers[cb.id] = asyncio.get_running_loop().call_later(
             delay, lambda: self._spawn(self._place(cb)))
 
-    def _pending_for(self, pbx: str, number: str, dialing: bool = False) -> Callback | None:
+    def _pending_for(self, pbx: str, number: str, account: str = "",
+                     dialing: bool = False) -> Callback | None:
         for cb in self.by_id.values():
-            if cb.row.pbx == pbx and cb.row.number == number and (
+            mine = cb.row.number == number or (account != "" and cb.row.account == account)
+            if cb.row.pbx == pbx and mine and (
                     cb.pending or (dialing and cb.state is State.DIALING)):
                 return cb
         return None

@@ -38,7 +38,7 @@ REPEAT_LOOKBACK_US = 3600 * 1_000_000
 class Held(Protocol):
     """Pending callbacks, as the entry question needs them."""
 
-    def claim(self, pbx: str, number: str) -> int | None: ...
+    def claim(self, pbx: str, number: str, account: str = "") -> int | None: ...
     def offered(self, number: str) -> bool: ...
 
 
@@ -97,7 +97,8 @@ class Routing:
         one of the two, never both); and whether this caller may press 1 for one."""
         if self.callbacks is None:
             return route
-        held = self.callbacks.claim(pbx, caller) if caller else None
+        held = self.callbacks.claim(pbx, caller, route.account) if caller or route.account \
+            else None
         if held is not None and held > route.prio:
             route = replace(route, prio=held)    # a higher QUEUE_PRIO: the earlier place
         return replace(route, callback=self.callbacks.offered(caller))

@@ -241,6 +241,23 @@ async def test_the_customer_calling_in_cancels_the_callback_and_keeps_its_place(
     assert (await ask(client, "callback/dial", id=cb_id, n="1"))[1] == {"error": "unknown"}
 
 
+async def test_the_same_account_calling_in_from_another_number_cancels_it_too(
+        served: Served) -> None:
+    client, app, ami = served
+    feed(app, "VarSet", 0, UID, Variable="IVR_ACCOUNT", Value="100101")
+    waiting_in_common(app)
+    pressed_1(app)
+    assert "callback" in (await ask(client, "callback", uniqueid=UID, caller="79101"))[1]
+    # A second line of the same account may not ask again, and calling in cancels it.
+    second = "1796000012.1"
+    feed(app, "VarSet", 0, second, Variable="IVR_ACCOUNT", Value="100101")
+    waiting_in_common(app, second, number="79999")
+    pressed_1(app, second)
+    assert (await ask(client, "callback", uniqueid=second, caller="79999"))[1]["error"] == "pending"
+    await ask(client, "entry", uniqueid="1796000013.1", caller="5550123", asked="1", account="100101")
+    assert app.callbacks.pending() == [] and counted(app, "cancelled") == 1
+
+
 async def test_a_pending_callback_survives_a_restart_of_ivr(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     config = with_callbacks(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"))
