@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -28,8 +27,8 @@ def tokens_file(folder: Path, text: str, mode: int = 0o600) -> Path:
     ("0123456789abcdef" * 2, None),                      # 32 hex: 128 bits
     ("0123456789abcdef0123456789abcde", "hex digits only"),   # 31 hex
     ("0123456789ABCDEF012345", "hex digits only"),       # 22 hex: 88 bits
-    (secrets.token_urlsafe(16), None),                   # 22 characters
-    (secrets.token_urlsafe(32), None),
+    ("10waz5JQRF19S0hgw4vL1Q", None),                    # token_urlsafe(16): 22 characters
+    ("rU427iUs5hB0UmCGMcxhvWn1Pmcr_NcBAtTl-aoeSDM", None),   # token_urlsafe(32)
     ("x" * 21 + "é", "not printable ASCII"),
 ])
 def test_a_token_under_128_bits_is_refused(tmp_path: Path, token: str, refused: str | None) -> None:
