@@ -191,7 +191,7 @@ def build(config: Config, clock: Callable[[], float] = time.time,
     calls = Calls(pbxs, names, incidents, routing.prompt_for, metrics, ledger, store,
                   config.ledger.queue_log_decisions, clock, dialplan(config))
     callbacks = Callbacks(config.callback, config.callback_queues, pbxs, ledger, store, metrics,
-                          clock)
+                          clock, queue_log=config.ledger.queue_log_decisions)
     routing.callbacks = callbacks
     app = Services(config, registry, metrics, subscribers, incidents, store, ledger, desk,
                    tokens(config), calls, routing, webhooks, callbacks, clock, pbxs)

@@ -66,6 +66,7 @@ class Callbacks:
     clock: Callable[[], float] = time.time
     by_id: dict[str, Callback] = field(default_factory=dict)   # every request not final
     restored: bool = False      # the ledger's pending requests are known (restore)
+    queue_log: bool = False     # ledger.queue_log_decisions: a withdrawn placeholder told there
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -277,9 +278,11 @@ class Callbacks:
                         placement, cb.row.queue)
             self._spawn(self._place(cb))
 
-    async def _drop(self, pbx: Pbx, channel: str, cb_id: str) -> None:
+    async def _drop(self, pbx: Pbx, channel: str, cb_id: str, queue: str = "",
+                    uniqueid: str = "") -> None:
         try:
-            await actions.drop_placeholder(pbx.ami, channel, cb_id)
+            await actions.drop_placeholder(pbx.ami, channel, cb_id, queue, uniqueid,
+                                           self.queue_log)
         except Exception as exc:
             log.warning("callback %s: placeholder %s not withdrawn: %s", cb_id, channel, exc)
 
@@ -295,7 +298,7 @@ class Callbacks:
         pbx = self.pbxs.get(cb.row.pbx)
         j = pbx.tracker.journeys.get(cb.placeholder) if pbx is not None and cb.placeholder else None
         if state is State.CANCELLED and pbx is not None and j is not None and j.in_queue:
-            self._spawn(self._drop(pbx, j.channel, cb.id))
+            self._spawn(self._drop(pbx, j.channel, cb.id, j.queue or "", j.uniqueid))
         self.by_id.pop(cb.id, None)
 
     def _event(self, cb: Callback, event: str, uniqueid: str = "", reason: str = "",

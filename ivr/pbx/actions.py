@@ -142,8 +142,12 @@ async def place_callback(ami: Actions, exten: str, callback: str, number: str, q
                     f"_IVR_CB_QUEUE={queue},_IVR_CB_ACCOUNT={account},_IVR_CB_AREA={area}"})
 
 
-async def drop_placeholder(ami: Actions, channel: str, callback: str) -> None:
-    """Take a cancelled callback's placeholder out of its queue: withdrawn, not abandoned."""
+async def drop_placeholder(ami: Actions, channel: str, callback: str, queue: str = "",
+                           uniqueid: str = "", queue_log: bool = False) -> None:
+    """Take a cancelled callback's placeholder out of its queue: withdrawn, not abandoned
+    (with `queue_log`, queue_log says so too, as for ivr's moves)."""
     log.info("callback %s: its placeholder %s leaves the queue", callback, channel)
     await ami.action("Setvar", {"Channel": channel, "Variable": IVR_MOVE, "Value": "withdrawn"})
     await ami.action("Hangup", {"Channel": channel})
+    if queue_log and queue and uniqueid:
+        await log_decision(ami, queue, uniqueid, QUEUE_LOG_MOVE, "withdrawn|")

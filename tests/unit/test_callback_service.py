@@ -274,3 +274,23 @@ async def test_a_pending_callback_survives_a_restart_of_ivr(tmp_path: Path,
         [origin] = ami.named("Originate")
         assert origin["Channel"] == f"Local/cb{cb_id}n2@ivr-callback-place/n"
         assert "_IVR_CB_PRIO=7" in origin["Variable"]
+
+
+async def test_a_cancelled_placeholder_is_told_withdrawn_in_queue_log_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ledger.queue_log_decisions, as for ivr's moves: `ivr ledger reconcile` then
+    reads the placeholder's ABANDON as withdrawn, as the ledger has it."""
+    config = with_callbacks(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"))
+    config = replace(config, ledger=replace(config.ledger, queue_log_decisions=True))
+    async for client, app, ami in serve(tmp_path, monkeypatch, config):
+        waiting_in_common(app)
+        pressed_1(app)
+        cb_id = (await ask(client, "callback", uniqueid=UID, caller="79101"))[1]["callback"]
+        holder = "1796000001.9"
+        feed(app, "QueueCallerJoin", 41, holder, CallerIDNum="79101", Queue="common",
+             Channel=f"Local/cb{cb_id}n1@ivr-callback-place-00000001;2")
+        await ask(client, "entry", uniqueid="1796000011.1", caller="79101")
+        await asyncio.sleep(0.05)
+        assert ami.named("QueueLog") == [{"Queue": "common", "Event": "IVRMOVE",
+                                          "Uniqueid": holder, "Interface": "ivr",
+                                          "Message": "withdrawn|"}]
