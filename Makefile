@@ -31,7 +31,11 @@ demo: setup
 test: setup
 	$(BIN)/ivr lab up
 	$(BIN)/mypy --strict ivr tests
-	$(BIN)/pytest -q -ra -n 2
+	$(BIN)/pytest -q -ra -n 2 --ignore=tests/unit/test_schemathesis.py
+	# schemathesis makes its tests from the API's description in each process at run time,
+	# which xdist's workers do not run (tests/conftest.py fails a run that drops tests):
+	# they get a pass of their own.
+	$(BIN)/pytest -q -ra tests/unit/test_schemathesis.py
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

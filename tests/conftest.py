@@ -34,6 +34,26 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return LabTogether(config, log)
 
 
+_RAN: set[str] = set()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        _RAN.add(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under xdist a test collected but never run fails the run, instead of passing
+    unseen (schemathesis's generated tests are such: make test runs them in a pass of
+    their own)."""
+    if hasattr(session.config, "workerinput") or not session.config.pluginmanager.hasplugin("dsession"):
+        return
+    if len(_RAN) < session.testscollected:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\n{session.testscollected - len(_RAN)} of {session.testscollected} collected tests "
+              "never ran under xdist: the run fails")
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[pg.PgCluster]:
     """A PostgreSQL cluster of its own on 127.0.0.1, started once for the session."""
