@@ -19,6 +19,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "too_many": ("Too many wrong tokens from here: wait a minute and try again.",
                  "Слишком много неверных токенов отсюда: подождите минуту и повторите."),
     "forbidden": ("Your role may not open this page.", "Вашей роли эта страница недоступна."),
+    "forbidden_title": ("Not for your role (403)", "Недоступно вашей роли (403)"),
+    "your_page": ("Back to your page", "Вернуться на свою страницу"),
+    "sign_in_other": ("Sign in with another token", "Войти с другим токеном"),
+    "sign_in_how": ("Sign in with the token your administrator gave you.",
+                    "Войдите с токеном, который вам выдал администратор."),
     "language": ("Русский", "English"),
     # the pages
     "desk": ("Operator's desk", "Рабочее место оператора"),
@@ -95,6 +100,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "seconds": ("Seconds", "Секунд"),
     # the engineers
     "open_tickets": ("Open tickets", "Открытые заявки"),
+    "no_tickets": ("No open tickets.", "Открытых заявок нет."),
     "problem": ("Problem", "Проблема"),
     "account": ("Account", "Лицевой счёт"),
     "due": ("Due", "Срок"),
