@@ -78,8 +78,8 @@ function desk() {
       select.disabled = save.disabled = false;
     },
     ended() {
+      if (tick !== null) timer.after(el("span", {class: "ended"}, ` (${words.call_ended})`));
       stop();
-      timer.after(el("span", {class: "ended"}, ` (${words.call_ended})`));
       for (const b of Object.values(buttons)) b.disabled = true;
     },
   });
