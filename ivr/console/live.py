@@ -75,6 +75,10 @@ class Hub:
         incident = app.incidents.covering(area or None)
         route = app.calls.escalation(area or None)
         now_us = round(app.clock() * 1e6)
+        # How long the call has been with the operator, for the desk's timer (the page
+        # counts on from here by its own clock, whatever the browser's clock says).
+        answer = journey.current_answer if journey else None
+        answered_us = answer.left_us if answer is not None and answer.left_us is not None else now_us
         recent: list[dict[str, Any]] = []
         if caller or account:
             try:
@@ -84,13 +88,15 @@ class Hub:
                 log.warning("call %s: no recent calls on the card: %s", uniqueid, exc)
                 calls = []
             # A call that was not answered is one the caller may be redialling after.
+            # The wait: to the answer, or for a call nobody answered, to its end.
             recent = [{"uniqueid": r.uniqueid, "at": r.entered_us // 1_000_000,
-                       "outcome": r.outcome, "repeat": r.outcome != "answered"}
+                       "outcome": r.outcome, "repeat": r.outcome != "answered",
+                       "wait_ms": max(0, ((r.answered_us or r.ended_us) - r.entered_us) // 1000)}
                       for r in calls[-10:]]
         items = [i for i in app.desk.items.values() if account and i.data.get("account") == account
                  and i.state not in ("resolved", "closed", "answered")]
         return {"uniqueid": uniqueid, "member": member, "caller": caller, "account": account,
-                "area": area, "wait_ms": wait_ms,
+                "area": area, "wait_ms": wait_ms, "on_call_ms": max(0, (now_us - answered_us) // 1000),
                 "incident": {"id": incident.id, "message": incident.message} if incident else None,
                 "can_escalate": route.route == policy.ENGINEERS,
                 "recent": recent, "repeats": sum(1 for r in recent if r["repeat"]),

@@ -26,6 +26,7 @@ from ivr.lab.pbx import Lab
 from ivr.service import start
 from ivr.http.app import CONSOLE
 from tests.helpers import eventually, require
+from tests.lab import a11y
 from tests.lab.conftest import Running, lab_config
 
 if TYPE_CHECKING:       # playwright is imported where a test runs it: it may be missing
@@ -113,21 +114,29 @@ class Watched:
         self.errors: list[str] = []
 
     async def new_context(self, **options: Any) -> BrowserContext:
+        # The screenshots' size (a page that wants another, as the wall, says so).
+        options.setdefault("viewport", VIEWPORT)
         context = await self.browser.new_context(**options)
         context.on("weberror", lambda e: self.errors.append(f"{e.page.url if e.page else ''}: {e.error}"))
         return context
 
 
+VIEWPORT = {"width": 1280, "height": 800}
 CONTROLS = ("button", "textbox", "combobox", "spinbutton", "link", "checkbox", "radio")
 
 
 async def keep(page: Page, name: str, full_page: bool = False) -> None:
     """A screenshot of the page as it is (artifacts/console/NAME.png), once every control
-    on it has an accessible name, as the browser computes it for a screen reader."""
+    on it has an accessible name, as the browser computes it for a screen reader, and
+    (the first time NAME is kept in a run) axe-core finds no serious or critical
+    violation on it and Tab reaches each of its controls (tests/lab/a11y.py)."""
     tree = await page.locator("body").aria_snapshot()
     unnamed = [line.strip() for line in tree.splitlines()
                if re.match(rf"\s*- ({'|'.join(CONTROLS)})\b(?! \")", line)]
     assert unnamed == [], f"{name}: controls without an accessible name: {unnamed}\n{tree}"
+    if name not in a11y.checked:
+        await a11y.axe(page, name, ARTIFACTS)
+        await a11y.tab_through(page, name)
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
@@ -145,10 +154,39 @@ async def signed_in(browser: Watched, ivr: Running, role: str, lang: str = "en")
     return page
 
 
+async def seed_the_callers_past(ivr: WithConsole) -> str:
+    """79101 (account 100101) called twice an hour ago: answered after 65 s, then gave up
+    after 47 s; and has an open ticket (its number)."""
+    from ivr.calls import records as rec
+    from ivr.config.tokens import Actor
+    from ivr.ledger.store import Store
+    t = int((time.time() - 3600) * 1e6)
+    at = (t, t + 600_000_000)
+    answered = rec.VisitRecord(1, "first-line", at[0], at[0] + 65_000_000, "answered", 65_000, "op2")
+    gave_up = rec.VisitRecord(1, "first-line", at[1], at[1] + 47_000_000, "abandoned", None, "")
+    calls = [rec.CallRecord("default", "1700000000.1", "1700000000.1", "79101", "100101", "north",
+                            at[0], at[0] + 300_000_000, (answered,), "answered", False, rec.LIVE, rec.MS,
+                            at[0] + 65_000_000, "first-line", "op2"),
+             rec.CallRecord("default", "1700000000.2", "1700000000.2", "79101", "100101", "north",
+                            at[1], at[1] + 47_000_000, (gave_up,), "abandoned", False, rec.LIVE, rec.MS)]
+    await ivr.app.store.run(Store.write, calls)
+    ticket = await ivr.app.desk.file_ticket(Actor("operator", "op1"), "100101", None, "No link", False)
+    return ticket.number
+
+
+def on_the_call(timer: str) -> int:
+    """The desk's timer (0:07, 1:02:03) in seconds."""
+    seconds = 0
+    for part in timer.split(":"):
+        seconds = seconds * 60 + int(part)
+    return seconds
+
+
 async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
         lab: Lab, ivr_console: WithConsole, browser: Watched, phones: list[traffic.Sipp], only_op1: None) -> None:
     from playwright.async_api import expect
     ivr = ivr_console
+    ticket = await seed_the_callers_past(ivr)
     page = await signed_in(browser, ivr, "operator")
     assert page.url.endswith("/console/desk/op1")
     card = page.get_by_role("region", name="Caller")
@@ -162,7 +200,23 @@ async def test_a_call_answered_by_op1_pops_on_op1s_desk_and_escalates(
     await expect(card).to_contain_text("100101", timeout=1000)     # within 1 s of the answer
     popped = time.monotonic() - answered_at
     await expect(card).to_contain_text("north")
+    # The call's timer, from the answer, moving each second.
+    timer = card.get_by_role("timer")
+    first = on_the_call(await timer.inner_text())
+    assert first <= 2, first
     await keep(page, "desk-call")
+    await page.wait_for_timeout(2100)
+    assert on_the_call(await timer.inner_text()) >= first + 2
+    # The caller's recent calls and open items: rows of tables with their column headers.
+    recent = card.get_by_role("table", name="Recent calls")
+    await expect(recent.get_by_role("columnheader")).to_have_text(["When", "Outcome", "Wait"])
+    await expect(recent.get_by_role("row").filter(has_text="abandoned")).to_contain_text(
+        re.compile(r"abandoned · repeat\s*47 s"))
+    await expect(recent.get_by_role("row").filter(has_text="answered")).to_contain_text("1 min 05 s")
+    items = card.get_by_role("table", name="Open tickets and complaints")
+    await expect(items.get_by_role("columnheader")).to_have_text(["Number", "Kind", "State"])
+    await expect(items.get_by_role("row").filter(has_text=ticket)).to_contain_text(
+        re.compile(rf"{ticket}\s*ticket\s*open"))
     escalate = page.get_by_role("button", name="Escalate")
     await expect(escalate).to_be_enabled()
     await escalate.click()
@@ -181,11 +235,15 @@ async def test_a_desk_opened_during_a_call_gets_that_calls_card(
     await eventually(lambda: bool(ivr.of(JourneyAnswered)), timeout=20, what="op1 answered")
     page = await signed_in(browser, ivr, "operator")                # the desk opens now
     card = page.get_by_role("region", name="Caller")
-    await expect(card).to_contain_text("Account: 100101 · north", timeout=2000)
+    await expect(card).to_contain_text(re.compile(r"Account\s*100101\s*Area\s*north"), timeout=2000)
     await expect(page.get_by_role("button", name="Warn")).to_be_enabled()
-    # Reloaded mid-call, it comes back too.
+    await page.wait_for_timeout(3000)
+    before = on_the_call(await card.get_by_role("timer").inner_text())
+    assert before >= 3, before
+    # Reloaded mid-call, it comes back too, its timer still counting from the answer.
     await page.reload()
     await expect(page.get_by_role("region", name="Caller")).to_contain_text("100101", timeout=2000)
+    assert on_the_call(await page.get_by_role("timer").inner_text()) >= before
 
 
 async def test_a_known_incident_on_the_russian_desk_and_a_ticket_refused_for_it(
@@ -273,6 +331,20 @@ async def test_a_complaint_from_the_board_is_found_at_the_office(
     engineer = await signed_in(browser, ivr, "engineer")
     await expect(engineer.get_by_role("heading", name="Engineers' tickets")).to_be_visible()
     await keep(engineer, "tickets")
+
+
+async def test_the_checks_fail_a_page_that_breaks_their_rules(browser: Watched, tmp_path: Path) -> None:
+    """What `keep` runs on every page is real: faint text fails axe (colour contrast, serious)
+    and a button taken out of the Tab order fails the Tab walk."""
+    page = await (await browser.new_context()).new_page()
+    await page.set_content('<html lang="en"><title>Bad</title><main><h1>Bad</h1>'
+                           '<p style="color:#aaa; background:#fff">Faint words</p>'
+                           '<button type="button">Reached</button>'
+                           '<button type="button" tabindex="-1">Never reached</button></main></html>')
+    with pytest.raises(AssertionError, match="serious color-contrast"):
+        await a11y.axe(page, "a-bad-page", tmp_path)
+    with pytest.raises(AssertionError, match=r"Tab never reaches \['button \"Never reached\"'\]"):
+        await a11y.tab_through(page, "a-bad-page")
 
 
 async def test_a_role_without_access_gets_403(lab: Lab, ivr_console: WithConsole, browser: Watched) -> None:
@@ -458,7 +530,7 @@ async def test_make_demo_prints_the_console_and_its_desk_pops_on_the_demos_calls
         card = page.get_by_role("region", name="Caller")
         await expect(card).to_contain_text("Waiting for a call")
         await expect(card).to_contain_text(re.compile(r"Caller: 7901\d+"), timeout=40_000)
-        await expect(card).to_contain_text(re.compile(r"Account: 201\d{3} · (north|south|center)"))
+        await expect(card).to_contain_text(re.compile(r"Account\s*201\d{3}\s*Area\s*(north|south|center)"))
         await keep(page, "demo-desk")
         rest = (await asyncio.wait_for(demo.stdout.read(), 90)).decode()
         assert await demo.wait() == 0, rest

@@ -117,7 +117,8 @@ async def test_the_card_has_the_callers_calls_repeats_flagged_and_open_items(tmp
     from ivr.console.live import Hub
     from ivr.calls import records as rec
     from tests.unit.test_desk_api import Clock
-    app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=Clock())
+    clock = Clock()
+    app = build(config_for(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}"), clock=clock)
     await app.store.run(Store.migrate)
     lost = replace(answered(3), uniqueid="1795996400.9", linkedid="1795996400.9",
                    outcome="abandoned", payable=False, answered_us=None, answered_queue="",
@@ -150,10 +151,13 @@ async def test_the_card_has_the_callers_calls_repeats_flagged_and_open_items(tmp
         pbx.on_event(Message(fields))
     now = hub.current("op1")           # a desk opened now gets this call's card
     assert now is not None and now.uniqueid == "1796000000.5" and hub.current("op2") is None
+    clock.now = 1796000007.5           # 5.49 s after op1 answered (the AgentConnect)
     card = await hub.card("1796000000.5", "op1", 2500)
     assert (card["caller"], card["account"], card["area"]) == ("79101", "100101", "north")
-    assert [(r["uniqueid"], r["outcome"], r["repeat"]) for r in card["recent"]] == [
-        ("1795996400.0", "answered", False), ("1795996400.9", "abandoned", True)]
+    assert card["on_call_ms"] == 5490               # the desk's timer starts from here
+    # Each recent call's wait: to its answer (4 s), or to its end when nobody answered (60 s).
+    assert [(r["uniqueid"], r["outcome"], r["repeat"], r["wait_ms"]) for r in card["recent"]] == [
+        ("1795996400.0", "answered", False, 4000), ("1795996400.9", "abandoned", True, 60_000)]
     assert card["repeats"] == 1 and card["can_escalate"] and card["incident"] is None
     assert card["open"] == [{"number": still_open.number, "kind": "ticket", "state": "open"}]
     # A known incident over the caller's area: on the card, and Escalate is off.
