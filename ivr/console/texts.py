@@ -77,6 +77,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "offered_calls": ("Offered", "Поступило"),
     "within": ("Answered within", "Отвечено за"),
     "share": ("Share", "Доля"),
+    "abandoned_calls": ("Abandoned", "Брошено"),
     "share_within": ("share answered within", "доля отвеченных за"),
     "no_calls_today": ("No calls yet today.", "Сегодня звонков ещё не было."),
     "reconnecting": ("Reconnecting to ivr…", "Восстанавливаем связь с ivr…"),

@@ -112,6 +112,8 @@ export function levelChart(c, width = 960, height = 260) {
   if (points.length > 1) parts.push(svg("polyline", {class: "sl-line", points: points.map(([x, px]) => `${px},${y(x.share)}`).join(" ")}));
   for (const [x, px] of points) parts.push(svg("circle", {cx: px, cy: y(x.share), r: 4,
     class: x.share < c.target ? "sl-point miss" : "sl-point"}));
+  if (!c.offered) parts.push(svg("text", {x: left + w / 2, y: top + h * 0.55, "text-anchor": "middle",
+                                         class: "empty"}, words.no_calls_today));
   parts.push(svg("line", {x1: left, x2: left, y1: top, y2: top + h, class: "axis-line"}),
              svg("line", {x1: left, x2: left + w, y1: top + h, y2: top + h, class: "axis-line"}));
   const image = svg("svg", {viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": chartName(c),
@@ -128,7 +130,7 @@ function levelTable(c) {
   return el("table", {class: "sr-only"},
     el("caption", {}, `${words.service_level}, ${c.queue}, ${words.by_interval}`),
     header(words.interval, words.offered_calls, `${words.within} ${c.threshold_seconds} ${words.seconds_short}`,
-           words.share, words.abandoned),
+           words.share, words.abandoned_calls),
     ...(rows.length ? rows.map((x) => el("tr", {}, el("td", {}, x.start), el("td", {}, x.offered),
                                          el("td", {}, x.within), el("td", {}, percent(x.share)),
                                          el("td", {}, x.abandoned)))
