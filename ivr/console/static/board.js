@@ -34,7 +34,7 @@ function board() {
   let today = {};
   live("", {today(d) {
     today = d.queues;
-    chart.replaceChildren(...levelChart(d.chart));
+    chart.replaceChildren(...levelChart(d.chart, 960, 190));   // low: the queues stay in view at 800 px
   }, queues(d) {
     stamp();
     const sl = d.service_level;
