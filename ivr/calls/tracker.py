@@ -68,6 +68,8 @@ class Tracker:
         self.pbx = pbx
         self.journeys: dict[str, Journey] = {}
         self.members: dict[tuple[str, str], Member] = {}
+        # Since when (Asterisk's time, us) each member is in its state (Member.state).
+        self.since: dict[tuple[str, str], int] = {}
         # Identity set by the dialplan before the caller joins a queue: uid -> (account, area)
         self._identities: dict[str, tuple[str, str]] = {}
         self._prios: dict[str, int] = {}      # QUEUE_PRIO set before the caller joined
@@ -101,11 +103,19 @@ class Tracker:
                 j.pbx_shutdown = True
             return []
         if isinstance(event, ev.MemberState):
-            self.members[(event.queue, event.member)] = Member(event.status, event.paused,
-                                                               event.in_call, event.local)
+            self._member((event.queue, event.member), event.ts,
+                         Member(event.status, event.paused, event.in_call, event.local))
         elif isinstance(event, ev.MemberRemoved):
             self.members.pop((event.queue, event.member), None)
+            self.since.pop((event.queue, event.member), None)
         return []
+
+    def _member(self, key: tuple[str, str], at_us: int, member: Member) -> None:
+        """A member's news: its state's start moves only when its state changes."""
+        known = self.members.get(key)
+        if known is None or known.state != member.state or key not in self.since:
+            self.since[key] = at_us
+        self.members[key] = member
 
     def _joined(self, e: ev.CallerJoined, timed: bool = True) -> list[Fact]:
         j = self.journeys.get(e.uniqueid)
@@ -166,7 +176,7 @@ class Tracker:
         if known is not None and not known.in_call:
             # A Local/.../n member's device stays "in use" from ringing to hang-up, and
             # Asterisk sends no QueueMemberStatus when it answers: AgentConnect is the news.
-            self.members[(e.queue, e.member)] = replace(known, in_call=True)
+            self._member((e.queue, e.member), e.ts, replace(known, in_call=True))
         j, v = self._visit(e.uniqueid, e.queue)
         if j is None or v is None:
             return []
@@ -326,8 +336,13 @@ class Tracker:
     # -- resync after (re)connect -------------------------------------------
 
     def resync(self, snap: ev.Snapshot) -> list[Fact]:
+        before = self.members
         self.members = {(m.queue, m.member): Member(m.status, m.paused, m.in_call, m.local)
                         for m in snap.members}
+        # A state the snapshot finds unchanged keeps its start; another starts now.
+        self.since = {key: self.since[key] if key in self.since and key in before
+                      and before[key].state == m.state else snap.taken_at
+                      for key, m in self.members.items()}
         facts: list[Fact] = []
         waiting = {w.uniqueid: w for w in snap.waiting}
         for j in list(self.journeys.values()):

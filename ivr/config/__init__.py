@@ -125,6 +125,7 @@ class ReportConfig:
     pay_once_per_caller: bool = False   # the statement also counts one answer per caller per window
     max_days: int = 366             # a longer period is refused (a report's size is bounded)
     deadline_seconds: float = 60.0  # a report or history query of the API past this is a 503
+    service_level_target: float = 0.8   # the board's target line: a share answered within
 
 
 def default_queues(r: RoutingConfig) -> tuple[QueueConfig, ...]:
@@ -137,7 +138,6 @@ def default_queues(r: RoutingConfig) -> tuple[QueueConfig, ...]:
 
 
 DEFAULT_QUEUES = default_queues(RoutingConfig())
-
 
 @dataclass(frozen=True)
 class Config:
@@ -303,14 +303,12 @@ def _from_file(cfg: Config, path: Path) -> Config:
     cfg = replace(cfg, routing=RoutingConfig(
         **{k: _typed(RoutingConfig, k, v, "routing.") for k, v in routing.items()}))
     names.check({k: getattr(cfg.routing, k) for k in (*names.ROLES.values(), *names.NUMBERS)})
-    ledger = _section(data, "ledger")
-    _only(ledger, set(LedgerConfig.__dataclass_fields__), "ledger.")
-    cfg = replace(cfg, ledger=LedgerConfig(
-        **{k: _typed(LedgerConfig, k, v, "ledger.") for k, v in ledger.items()}))
-    report = _section(data, "report")
-    _only(report, set(ReportConfig.__dataclass_fields__), "report.")
-    cfg = replace(cfg, report=ReportConfig(
-        **{k: _typed(ReportConfig, k, v, "report.") for k, v in report.items()}))
+    kind: Any
+    for name, kind in (("ledger", LedgerConfig), ("report", ReportConfig)):
+        table = _section(data, name)
+        _only(table, set(kind.__dataclass_fields__), f"{name}.")
+        typed = {k: _typed(kind, k, v, f"{name}.") for k, v in table.items()}
+        cfg = replace(cfg, **{name: kind(**typed)})
     cfg = replace(cfg, queues=_queues(_section(data, "queues")) if "queues" in data
                   else default_queues(cfg.routing))
     if "webhooks" in data:

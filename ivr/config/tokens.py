@@ -12,7 +12,8 @@ the API off, which is said at start.  The single api.token of earlier configs
 keeps working as the token of `admin`, under the same rule of length.
 
 Roles: `operator` and `supervisor` work for the contractor; `office`,
-`engineer` and `admin` for the provider.  The contractor's roles create and
+`engineer` and `admin` for the provider.  `wall` is a screen, not a person: it
+opens the console's wallboard and nothing else (no route of the API).  The contractor's roles create and
 comment; nothing in the API lets anybody delete or alter what the service
 desk keeps (ivr/desk).
 """
@@ -34,9 +35,10 @@ from ivr.config import credentials
 log = logging.getLogger(__name__)
 
 OPERATOR, SUPERVISOR, OFFICE, ENGINEER, ADMIN = "operator", "supervisor", "office", "engineer", "admin"
-ROLES = (OPERATOR, SUPERVISOR, OFFICE, ENGINEER, ADMIN)
+WALL = "wall"           # a wallboard's screen: /console/wall only, never the API
+ROLES = (OPERATOR, SUPERVISOR, OFFICE, ENGINEER, ADMIN, WALL)
 CONTRACTOR = frozenset({OPERATOR, SUPERVISOR})
-EVERYONE = frozenset(ROLES)
+EVERYONE = frozenset(ROLES) - {WALL}    # every role of the API: the people
 MIN_TOKEN = 22          # 128 bits of base64; of hex, MIN_HEX_TOKEN
 MIN_HEX_TOKEN = 32
 

@@ -40,6 +40,7 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "short_abandon_seconds": (0.1, 600, "seconds"),
     "max_days": (1, 3660, "days"),
     "deadline_seconds": (1, 3600, "seconds"),
+    "service_level_target": (0.01, 1, ""),         # a share: 0.8 is 80 %
     "retention_days": (30, 36_500, "days"),               # a hundred years; 0: keep forever
     "retry_seconds": (1, 86_400, "seconds"),
     "attempts": (1, 10, "attempts"),

@@ -11,11 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
@@ -28,13 +25,12 @@ from ivr.app import Services
 from ivr.console import export, render
 from ivr.console.live import Hub
 from ivr.console.sessions import PAGES, Session, Sessions, may_watch
+from ivr.console.today import Today
 from ivr.desk.service import TICKET_MOVES
-from ivr.reports import service
 from ivr.reports import service_level as sl
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
-TODAY_SECONDS = 30      # how long the board's figures of today are kept before a new statement
 
 
 class Console:
@@ -44,7 +40,7 @@ class Console:
         self.sessions = Sessions(app, self.guard)
         self.hub = Hub(app)
         self.streams: set[asyncio.Task[Any]] = set()
-        self._today: tuple[float, sl.Today] | None = None   # (when, figures)
+        self.today = Today(app)          # the figures of today, read every TODAY_SECONDS
 
     def api_actor(self, request: web.Request) -> roles.Actor | None:
         return self.sessions.api_actor(request)
@@ -61,6 +57,7 @@ class Console:
         return [*self.sessions.routes(),
                 web.get("/console/desk/{member}", self.page("desk")),
                 web.get("/console/board", self.page("board")),
+                web.get("/console/wall", self.page("wall")),
                 web.get("/console/office", self.page("office")),
                 web.get("/console/tickets", self.page("tickets")),
                 web.get("/console/events", self.events),
@@ -81,7 +78,8 @@ class Console:
         return handler
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: a desk gets its member's calls; the board the queues each second."""
+        """Server-sent events: a desk gets its member's calls; the other pages the queues
+        each second, and the board and the wall the figures of today when they change."""
         found = self.sessions.find(request)
         if found is None:
             return web.Response(status=401)
@@ -113,7 +111,7 @@ class Console:
         if member:
             await self._desk(response, member)
         else:
-            await self._queues(response, found.actor.role in PAGES["board"])
+            await self._queues(response, found.actor.role)
 
     async def _desk(self, response: web.StreamResponse, member: str) -> None:
         """A desk's calls: the card of each call `member` answers, and its end."""
@@ -134,37 +132,32 @@ class Console:
         finally:
             self.hub.unsubscribe(member, queue)
 
-    async def _queues(self, response: web.StreamResponse, board: bool) -> None:
-        while True:       # ivr's live queues, pushed each second; the board's figures to it only
+    async def _queues(self, response: web.StreamResponse, role: str) -> None:
+        """ivr's live queues, pushed each second; to the board and the wall, first-line's
+        service level too and, when read again (today.py), the figures of today; to the
+        board only, the complaints and the callbacks."""
+        board, wall = role in PAGES["board"], role in PAGES["wall"]
+        sent: dict[str, Any] | None = None
+        while True:
             queues = views.queues(self.app.config, self.app.pbxs.values(), self.app.clock())
             data: dict[str, Any] = {
                 "queues": queues,
                 # The registry's head: a page reloads its lists when it moves.
                 "tickets_head": self.app.desk.head[0]}
+            if board or wall:
+                today = await self.today.figures()
+                if today is not sent:
+                    await response.write(_event("today", {"queues": today["queues"],
+                                                          "chart": today["chart"]}))
+                    sent = today
+                data["service_level"] = sl.level(self.app.config.first_line, queues,
+                                                 today["statement"])
             if board:
-                data["service_level"] = await self._service_level(queues)
                 data["complaints"] = [i.to_json(self.app.desk.now_us())
                                       for i in self.app.desk.items.values() if i.kind == "complaint"]
                 data["callbacks"] = [cb.to_json(place) for cb, place in self.app.callbacks.pending()]
             await response.write(_event("queues", data))
             await asyncio.sleep(1)
-
-    async def _service_level(self, queues: dict[str, Any]) -> dict[str, Any]:
-        """First-line's service level now, and today's (from the ledger, every 30 s)."""
-        now = time.monotonic()
-        if self._today is None or now - self._today[0] > TODAY_SECONDS:
-            self._today = (now, await self._today_figures())
-        return sl.level(self.app.config.first_line, queues, self._today[1])
-
-    async def _today_figures(self) -> sl.Today:
-        """The statement's payable share of today so far."""
-        p = sl.today(datetime.now(timezone.utc), ZoneInfo(self.app.config.report.timezone))
-        try:
-            statement = await service.statement(self.app.store, self.app.config, p)
-        except Exception as exc:        # the ledger away: the board goes on without it
-            log.warning("board: no service level for today: %s", exc)
-            return sl.Today()
-        return sl.Today(statement.totals.payable_share, statement.totals.offered)
 
 
 def _page(request: web.Request, name: str, member: str, found: Session) -> web.Response:

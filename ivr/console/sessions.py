@@ -37,9 +37,11 @@ PAGES = {   # page -> roles that may open it
     "board": frozenset({roles.SUPERVISOR, roles.ADMIN}),
     "office": frozenset({roles.OFFICE, roles.ADMIN}),
     "tickets": frozenset({roles.ENGINEER, roles.ADMIN}),
+    # The wallboard, for a TV: the board's figures without a control.
+    "wall": frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN, roles.WALL}),
 }
 HOME = {roles.OPERATOR: "desk", roles.SUPERVISOR: "board", roles.OFFICE: "office",
-        roles.ENGINEER: "tickets", roles.ADMIN: "board"}
+        roles.ENGINEER: "tickets", roles.ADMIN: "board", roles.WALL: "wall"}
 
 
 @dataclass

@@ -30,6 +30,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "board": ("Supervisor's board", "Панель старшего специалиста"),
     "office": ("Office", "Офис провайдера"),
     "tickets": ("Engineers' tickets", "Заявки инженеров"),
+    "wall": ("Wallboard", "Табло"),
     # the desk
     "caller": ("Caller", "Абонент"),
     "waiting_call": ("Waiting for a call…", "Ожидание звонка…"),
@@ -76,6 +77,25 @@ WORDS: dict[str, tuple[str, str]] = {
     "no_callbacks": ("No callback pending.", "Обратных звонков не ожидается."),
     "place": ("place", "место"),
     "attempts": ("dials", "наборов"),
+    # the board and the wall: waits, agents' times, today, the chart of the day
+    "oldest": ("Oldest wait", "Дольше всех ждёт"),
+    "late": ("late", "сверх нормы"),
+    "nobody_waiting": ("nobody waiting", "никто не ждёт"),
+    "no_agents": ("no agents", "нет операторов"),
+    "today_figures": ("Today", "Сегодня"),
+    "answered": ("answered", "отвечено"),
+    "abandoned": ("abandoned", "брошено"),
+    "moved": ("moved", "переведено"),
+    "target": ("target", "цель"),
+    "by_interval": ("by 15 minutes", "по 15 минут"),
+    "interval": ("Interval", "Интервал"),
+    "offered_calls": ("Offered", "Поступило"),
+    "within": ("Answered within", "Отвечено за"),
+    "share": ("Share", "Доля"),
+    "abandoned_calls": ("Abandoned", "Брошено"),
+    "share_within": ("share answered within", "доля отвеченных за"),
+    "no_calls_today": ("No calls yet today.", "Сегодня звонков ещё не было."),
+    "reconnecting": ("Reconnecting to ivr…", "Восстанавливаем связь с ivr…"),
     # the office
     "find_number": ("Find by number", "Найти по номеру"),
     "number": ("Number", "Номер"),
@@ -112,7 +132,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
     "role": {
         "operator": ("operator", "оператор"), "supervisor": ("supervisor", "старший специалист"),
         "office": ("office", "офис"), "engineer": ("engineer", "инженер"),
-        "admin": ("admin", "администратор"),
+        "admin": ("admin", "администратор"), "wall": ("wallboard", "табло"),
     },
     "outcome": {     # judge.OUTCOMES, and the ledger's own
         "answered": ("answered", "отвечен"), "abandoned": ("abandoned", "брошен"),

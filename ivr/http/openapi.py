@@ -335,7 +335,9 @@ def _components() -> Json:
     return {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                        "description": "a token of the tokens file (its role "
-                                                      "and name), or api.token (admin)"}},
+                                                      "and name), or api.token (admin); the "
+                                                      "role wall (a wallboard) is refused "
+                                                      "everywhere"}},
         "schemas": {
             "Error": error,
             "Incident": _obj(["id", "area", "message", "started_at", "expires_at"], id=_str(),

@@ -140,11 +140,14 @@ class Lab:
         )
 
     def _tokens_file(self) -> Path:
-        """A token for each role of the console (op1, sup1, anna, eng1), mode 0600."""
+        """A token for each role of the console (op1, sup1, anna, eng1, and the wallboard's
+        screen tv1), mode 0600.  Written once: a lab made before the wall role keeps its
+        file (a second ivr on the lab may not know the role yet); `ivr tokens new wall
+        tv1 --file` adds it."""
         path = self.dir / "secrets" / "tokens"
         if not path.exists():
             people = (("operator", "op1"), ("supervisor", "sup1"), ("office", "anna"),
-                      ("engineer", "eng1"))
+                      ("engineer", "eng1"), ("wall", "tv1"))
             text = "".join(f"{role} {name} {self._secret('token-' + name)}-{name}\n"
                            for role, name in people)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -20,6 +21,19 @@ SCENARIOS = Path(__file__).with_name("sipp")
 HOTLINE = "8800"
 _media_ports = itertools.count(31000, 4)
 _caller_ports = itertools.count(5200)
+
+
+def _free(ports: itertools.count[int]) -> int:
+    """The next port of `ports` no other process holds on 127.0.0.1 (UDP): a SIPp left
+    running by an earlier, killed run keeps its ports, and a SIPp given one exits."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise LabError("no free port")      # an endless count: never reached
 
 
 @dataclass
@@ -102,7 +116,7 @@ def callers(count: int, hold_ms: int, rate: float = 10.0,
             concurrent: int | None = None, stats: bool = False, sip_port: int = SIP_PORT) -> Sipp:
     """`count` customers calling `service`, each on the line for hold_ms."""
     args = ["-s", service, "-m", str(count), "-r", str(rate), "-rp", "1000",
-            "-l", str(concurrent or count), "-p", str(next(_caller_ports))]
+            "-l", str(concurrent or count), "-p", str(_free(_caller_ports))]
     if stats:
         args += ["-trace_stat", "-fd", "1"]
     return _start(f"callers-{number_prefix}", "caller.xml",
@@ -144,7 +158,7 @@ def typing_caller(digits: str, type_after_ms: int, hold_ms: int,
         cseq += 1
     values = {"hold_ms": hold_ms, "type_after_ms": type_after_ms, "number_prefix": number_prefix,
               "digits": keys, "dtmf": "".join(blocks), "bye_cseq": cseq}
-    args = ["-s", service, "-m", "1", "-p", str(next(_caller_ports))]
+    args = ["-s", service, "-m", "1", "-p", str(_free(_caller_ports))]
     return _start(f"typing-{number_prefix}", "caller_dtmf.xml", values, args)
 
 
@@ -152,14 +166,14 @@ def transferring_caller(talk_ms: int, target: str, service: str = HOTLINE,
                         number_prefix: str = "7985") -> Sipp:
     """One customer who calls `service`, and talk_ms after the call is up
     blind-transfers whoever is on the other end (REFER) to `target`."""
-    args = ["-s", service, "-m", "1", "-p", str(next(_caller_ports))]
+    args = ["-s", service, "-m", "1", "-p", str(_free(_caller_ports))]
     values = {"talk_ms": talk_ms, "target": target, "number_prefix": number_prefix}
     return _start(f"transferring-{number_prefix}", "caller_transfer.xml", values, args)
 
 
 def expect_404(service: str, number_prefix: str = "7999") -> Sipp:
     """One customer dialling `service`; SIPp exits 0 only if it gets a 404."""
-    args = ["-s", service, "-m", "1", "-p", str(next(_caller_ports)), "-recv_timeout", "5000"]
+    args = ["-s", service, "-m", "1", "-p", str(_free(_caller_ports)), "-recv_timeout", "5000"]
     return _start(f"rejected-{service}", "rejected.xml", {"number_prefix": number_prefix}, args)
 
 
@@ -170,7 +184,7 @@ def _start(name: str, scenario: str, values: dict[str, object], args: list[str],
     workdir = Path(tempfile.mkdtemp(prefix=f"ivr-{name}-"))
     xml = workdir / scenario
     xml.write_text(Template((SCENARIOS / scenario).read_text()).substitute(values))
-    cmd = ["sipp", "-sf", str(xml), "-i", "127.0.0.1", "-mp", str(next(_media_ports)),
+    cmd = ["sipp", "-sf", str(xml), "-i", "127.0.0.1", "-mp", str(_free(_media_ports)),
            "-nostdin", "-trace_err", *args, f"127.0.0.1:{sip_port}"]
     process = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -63,6 +63,39 @@ class StatementStore(Database):
                 return [(int(d), op, bool(paid), outcome, int(n_short or 0), int(n))
                         for d, op, paid, outcome, n_short, n in await conn.execute(query)]
 
+    async def service_intervals(self, boundaries: Sequence[int], threshold_ms: int,
+                                pbx: str | None = None) -> list[tuple[int, int, int, int, int]]:
+        """First-line calls of [boundaries[0], boundaries[-1]) counted by interval (cut at
+        boundaries[1:-1], by when they first entered first-line): rows of (interval,
+        offered, answered, answered within threshold_ms inclusive, abandoned), intervals
+        without a call left out.  The board's chart of the day (reports/service_level.py)."""
+        c = t.calls.c
+        cuts = list(boundaries[1:-1])
+        interval = _bucket(c.fl_entered_us, cuts).label("interval")
+        answered = c.fl_outcome == "answered"
+
+        def count(*where: Any) -> Any:
+            return func.sum(case((and_(*where), 1), else_=0))
+        query = (of_pbx(select(interval, func.count(), count(answered),
+                               count(answered, c.fl_wait_ms <= threshold_ms),
+                               count(c.fl_outcome == "abandoned")), c.pbx, pbx)
+                 .where(c.fl_entered_us >= boundaries[0], c.fl_entered_us < boundaries[-1])
+                 .group_by(*([interval] if cuts else [])))   # one interval: no cut (see above)
+        return sorted((int(i), int(n), int(a or 0), int(w or 0), int(ab or 0))
+                      for i, n, a, w, ab in await self._read(query) if n)
+
+    async def queue_outcomes(self, from_us: int, to_us: int,
+                             pbx: str | None = None) -> list[tuple[str, str, int]]:
+        """The visits of the calls that entered in [from_us, to_us), counted by (queue,
+        outcome): what each queue did with its callers (the board's figures of today)."""
+        c, v = t.calls.c, t.visits.c
+        query = (of_pbx(select(v.queue, v.outcome, func.count()), c.pbx, pbx)
+                 .select_from(t.calls.join(t.visits, and_(v.pbx == c.pbx,
+                                                          v.uniqueid == c.uniqueid)))
+                 .where(c.entered_us >= from_us, c.entered_us < to_us)
+                 .group_by(v.queue, v.outcome))
+        return sorted((str(q), str(o), int(n)) for q, o, n in await self._read(query))
+
     async def judged_in_seconds(self, from_us: int, to_us: int, pbx: str | None = None) -> int:
         """The statement's calls (first entering first-line in [from_us, to_us)) whose
         waits are known only in Asterisk's whole seconds (precision s: events without

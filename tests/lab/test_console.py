@@ -38,7 +38,8 @@ ARTIFACTS = Path(os.environ.get("IVR_ARTIFACTS", ROOT / "artifacts")) / "console
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 TOKENS = {"operator": ("op1", "console-op1-token-00001"), "supervisor": ("sup1", "console-sup1-token-0001"),
-          "office": ("anna", "console-anna-token-0001"), "engineer": ("eng1", "console-eng1-token-0001")}
+          "office": ("anna", "console-anna-token-0001"), "engineer": ("eng1", "console-eng1-token-0001"),
+          "wall": ("tv1", "console-tv1-token-000001")}
 
 
 def chromium() -> str | None:
@@ -299,7 +300,7 @@ async def test_a_complaint_from_the_board_is_found_at_the_office(
     status = board.get_by_role("form", name="Complaint for a call").get_by_role("status")
     await expect(status).to_contain_text("op1")
     number = (await status.inner_text()).split()[1]
-    await keep(board, "board")
+    await keep(board, "board-complaint")
 
     office = await signed_in(browser, ivr, "office")
     assert office.url.endswith("/console/office")
@@ -394,7 +395,8 @@ async def test_keyboard_only_and_in_russian(lab: Lab, ivr_console: WithConsole, 
     await board.get_by_label("Токен").fill(TOKENS["supervisor"][1])
     await board.get_by_role("button", name="Войти").click()
     queues = board.get_by_role("region", name="Очереди")
-    await expect(queues.get_by_role("columnheader")).to_have_text(["Очередь", "Ожидают", "Операторы"])
+    await expect(queues.get_by_role("columnheader")).to_have_text(
+        ["Очередь", "Ожидают", "Дольше всех ждёт", "Операторы", "Сегодня"])
     await expect(queues.get_by_role("row").filter(has_text="common")).to_contain_text("gen1: свободен")
     await expect(board.get_by_role("status", name="Уровень обслуживания")).to_contain_text(
         "first-line, 30 с: сейчас")
@@ -565,3 +567,109 @@ async def test_wrong_tokens_at_sign_in_are_throttled_in_the_pages_language(
         "ivr_auth_failures_total", {"kind": "console_sign_in"})
     assert failures == 10
     await keep(page, "sign-in-throttled-ru")
+
+
+# -- the board's figures and the wallboard (issue 23) ----------------------------------
+
+def board_config(lab: Lab, tmp_path: Path) -> cfg.Config:
+    """The console's config with first-line's threshold at 10 s: a caller is late well
+    before ivr moves them to common at 30 s (overflow_after_seconds)."""
+    config = console_config(lab, tmp_path)
+    first = config.first_line.name
+    return replace(config, queues=tuple(replace(q, sla_seconds=10.0) if q.name == first else q
+                                        for q in config.queues))
+
+
+async def clock_of(page: Page, number: str) -> str:
+    return await page.locator(".caller", has_text=number).locator(".clock").inner_text()
+
+
+async def test_the_board_shows_live_waits_agents_times_and_the_chart_of_the_day(
+        lab: Lab, tmp_path: Path, browser: Watched, phones: list[traffic.Sipp],
+        nobody_answers: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Callers wait while the board is open: each wait clock moves in the page, the one
+    past first-line's threshold is marked late in words, op1's time in its state runs;
+    a caller who gave up is in today's figures and in the chart of the day (an image
+    named "Service level..." and its table)."""
+    from playwright.async_api import expect
+    from ivr.console import today
+    monkeypatch.setattr(today, "TODAY_SECONDS", 1)    # the ledger read again at once
+    ivr, runner = await started(board_config(lab, tmp_path))
+    try:
+        phones.append(traffic.agent("op1", ring_ms=1000))                      # paused
+        phones.append(traffic.callers(1, hold_ms=12_000, number_prefix="7930"))   # gives up
+        phones.append(traffic.callers(1, hold_ms=45_000, number_prefix="7910"))
+        await asyncio.sleep(4)
+        phones.append(traffic.callers(1, hold_ms=45_000, number_prefix="7920"))   # 4 s later
+        board = await signed_in(browser, ivr, "supervisor")
+        await board.set_viewport_size({"width": 1280, "height": 800})
+        queues = board.get_by_role("region", name="Queues")
+        first = queues.get_by_role("row").filter(has_text="first-line")
+        await expect(first).to_contain_text("79101", timeout=20_000)
+        before = await clock_of(board, "79101")
+        await board.wait_for_timeout(2_500)
+        after = await clock_of(board, "79101")
+        assert re.fullmatch(r"\d+:\d\d", before) and after != before, (before, after)
+        await expect(first.locator(".caller", has_text="79101")).to_contain_text("⚠ late",
+                                                                              timeout=15_000)
+        assert "late" not in await first.locator(".caller", has_text="79201").inner_text()
+        await expect(first).to_contain_text(re.compile(r"op1: paused \d+:\d\d"))
+        await expect(first.locator(".caller", has_text="79101")).to_have_class(re.compile("late"))
+        # The caller who gave up, from the ledger: today's figures and the chart.
+        await eventually(lambda: bool([f for f in ivr.of(JourneyEnded) if f.outcome == "abandoned"]),
+                         timeout=20, what="79301 gave up")
+        await ivr.app.ledger.flush()
+        await expect(first).to_contain_text("abandoned 1", timeout=10_000)
+        chart = board.get_by_role("img", name=re.compile(r"^Service level"))
+        await expect(chart).to_be_visible()
+        await expect(chart).to_have_accessible_name(re.compile(r"^Service level, first-line, 10 s, "
+                                                               r"today: 0 % \(1 offered\), target 80 %"))
+        assert await chart.locator("rect").count() == 1 and await chart.locator("circle").count() == 1
+        table = board.get_by_role("table", name=re.compile(r"^Service level"))
+        await expect(table.get_by_role("columnheader")).to_have_text(
+            ["Interval", "Offered", "Answered within 10 s", "Share", "Abandoned"])
+        await expect(table.get_by_role("row").nth(1)).to_have_text(re.compile(r"^\d\d:\d\d100 %1$"))
+        await keep(board, "board")
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_wall_at_1920x1080_recovers_by_itself_after_ivr_restarts(
+        lab: Lab, tmp_path: Path, browser: Watched, phones: list[traffic.Sipp],
+        nobody_answers: None) -> None:
+    """The wall token opens the wallboard (and it has no control); callers waiting show
+    with clocks, a late one marked.  ivr stops: the wall says it is reconnecting; ivr
+    is back: the wall redraws by itself, still signed in, with the waiting callers."""
+    from playwright.async_api import expect
+    config = board_config(lab, tmp_path)
+    ivr, runner = await started(config)
+    try:
+        phones.append(traffic.callers(1, hold_ms=80_000, number_prefix="7910"))
+        await asyncio.sleep(4)
+        phones.append(traffic.callers(1, hold_ms=80_000, number_prefix="7920"))
+        page = await signed_in(browser, ivr, "wall")
+        await page.set_viewport_size({"width": 1920, "height": 1080})
+        assert page.url.endswith("/console/wall")
+        first = page.get_by_role("region", name="first-line")
+        await expect(first).to_contain_text("79201", timeout=25_000)
+        await expect(first.locator(".caller", has_text="79101")).to_contain_text("⚠ late",
+                                                                              timeout=15_000)
+        await expect(page.get_by_role("img", name=re.compile(r"^Service level"))).to_be_visible()
+        await expect(page.get_by_role("status", name="Service level")).to_contain_text("first-line")
+        assert await page.locator("button, input, select, textarea, a[href]").count() == 0
+        await keep(page, "wall")
+    finally:
+        await runner.cleanup()
+    await expect(page.get_by_role("alert")).to_have_text("Reconnecting to ivr…", timeout=10_000)
+    ivr, runner = await started(config)
+    try:
+        await expect(page.get_by_role("alert")).to_be_hidden(timeout=30_000)
+        assert page.url.endswith("/console/wall")                  # not sent back to sign-in
+        # Seen again by the new ivr (in first-line, or in common past 30 s).
+        await expect(page.locator(".caller", has_text="79101")).to_be_visible()
+        before = await clock_of(page, "79101")
+        await page.wait_for_timeout(2_000)
+        assert await clock_of(page, "79101") != before
+        await keep(page, "wall-after-restart")
+    finally:
+        await runner.cleanup()

@@ -16,6 +16,7 @@ TABLES = {"port": "ami", "ping_interval": "ami", "ping_timeout": "ami",
           "sla_seconds": "queues.a", "ticket_due_hours": "desk", "complaint_deadline_days": "desk",
           "repeat_window_seconds": "routing", "spool_max_records": "ledger",
           "short_abandon_seconds": "report", "max_days": "report", "deadline_seconds": "report",
+          "service_level_target": "report",
           "retention_days": "ledger", "attempts": "callback", "retry_seconds": "callback",
           "ring_seconds": "callback"}
 
@@ -68,6 +69,16 @@ def test_overflow_after_seconds_is_bounded_too(tmp_path: Path) -> None:
 ])
 def test_the_findings_are_refused(tmp_path: Path, text: str, key: str) -> None:
     assert error_of(tmp_path, text).startswith(key)
+
+
+def test_the_service_level_target_is_a_share(tmp_path: Path) -> None:
+    assert load_text(tmp_path, "").report.service_level_target == 0.8
+    assert load_text(tmp_path, "[report]\nservice_level_target = 0.95\n").report.service_level_target == 0.95
+    assert load_text(tmp_path, "[report]\nservice_level_target = 1\n").report.service_level_target == 1
+    for wrong in ("0", "80", "1.01", '"high"'):
+        assert error_of(tmp_path, f"[report]\nservice_level_target = {wrong}\n").startswith(
+            "report.service_level_target: expected float"), wrong
+    assert "from 0.01 to 1, got 80" in error_of(tmp_path, "[report]\nservice_level_target = 80\n")
 
 
 def test_the_bounds_themselves_are_allowed(tmp_path: Path) -> None:

@@ -257,14 +257,16 @@ async def test_a_restart_signs_nobody_out_but_sign_out_and_a_changed_token_do(tm
         await second.close()
 
 
-async def first_event(client: TestClient[Any, Any], query: str = "") -> tuple[str, dict[str, Any]]:
+async def first_event(client: TestClient[Any, Any], query: str = "",
+                      wanted: str = "") -> tuple[str, dict[str, Any]]:
+    """The stream's first event (of the name `wanted`, if given)."""
     resp = await client.get(f"/console/events{query}")
     assert resp.status == 200 and resp.content_type == "text/event-stream"
     name, data = "", ""
-    while not data:
+    while not data or (wanted and name != wanted):
         line = (await resp.content.readline()).decode().rstrip("\n")
         if line.startswith("event: "):
-            name = line[7:]
+            name, data = line[7:], ""
         elif line.startswith("data: "):
             data = line[6:]
     resp.close()
@@ -283,7 +285,7 @@ async def test_an_operator_watches_their_own_desk_and_only_the_board_gets_its_fi
     client.session.cookie_jar.clear()
     await sign_in(client, "supervisor")
     assert (await client.get("/console/desk/op2")).status == 200
-    name, data = await first_event(client)
+    name, data = await first_event(client, wanted="queues")
     assert data["service_level"]["queue"] == "first-line" and data["complaints"] == []
 
 

@@ -27,7 +27,8 @@ TOKENS = {"operator": ("op1", "operator-op1-token-0001"),
           "supervisor": ("sup1", "supervisor-sup1-token-01"),
           "office": ("anna", "office-anna-token-000001"),
           "engineer": ("eng1", "engineer-eng1-token-0001"),
-          "admin": ("root", "admin-root-token-0000001")}
+          "admin": ("root", "admin-root-token-0000001"),
+          "wall": ("tv1", "wall-tv1-token-000000001")}
 NOW = 1_796_000_000.0          # 2026-11-30T00:53:20Z
 DIALPLAN = {"X-Ivr-Secret": "dialplan-secret-of-default"}    # what the PBX's dialplan sends
 
