@@ -1,15 +1,22 @@
-"""The office's data (issue 23): the downtime report with the claims that cover it."""
+"""The office's data (issue 23): the downtime report with the claims that cover it, and
+the console's formatting helpers (static/format.js, run by Node.js) for its page."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from ivr.config.tokens import Actor
 from ivr.desk import claims
 from ivr.desk.service import Item
 from ivr.reports.downtime import Downtime, Span
+from tests.helpers import require_tool
 from tests.unit.test_desk_api import desk as desk, get, post   # desk: the fixture
 
+STATIC = Path(__file__).resolve().parents[2] / "ivr" / "console" / "static"
 REPORT = "/api/v1/reports/downtime?from=2026-11-30&to=2026-12-02"
 
 
@@ -64,3 +71,44 @@ async def test_the_downtime_report_waits_for_the_desk_to_read_its_registry(desk:
     app.desk.loaded = False
     status, body = await get(client, REPORT, "office")
     assert status == 503 and "registry" in body["error"]
+
+
+def run_format(calls: list[tuple[str, list[Any]]]) -> list[Any]:
+    """format.js's functions called in Node.js, their results as JSON."""
+    node = require_tool("node", "nodejs")
+    script = (f"import * as f from {json.dumps((STATIC / 'format.js').as_uri())};\n"
+              f"const calls = {json.dumps(calls)};\n"
+              "console.log(JSON.stringify(calls.map(([fn, args]) => f[fn](...args))));\n")
+    out = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True,
+                         text=True, timeout=30, check=True, env={**os.environ, "TZ": "UTC"})
+    return list(json.loads(out.stdout))
+
+
+EN = {"h": "h", "min": "min", "s": "s"}
+RU = {"h": "ч", "min": "мин", "s": "с"}
+
+
+def test_durations_are_hours_and_minutes_seconds_only_under_a_minute() -> None:
+    cases = [0, 0.4, 1.603, 59, 59.6, 60, 89, 90, 3569, 3600, 3660, 86400, 90061, 200000]
+    got = run_format([("duration", [s, EN]) for s in cases] + [("duration", [3600, RU]),
+                                                               ("duration", [59, RU])])
+    assert got == ["0 s", "0 s", "2 s", "59 s", "1 min", "1 min", "1 min", "2 min",
+                   "59 min", "1 h 0 min", "1 h 1 min", "24 h 0 min", "25 h 1 min",
+                   "55 h 33 min", "1 ч 0 мин", "59 с"]
+
+
+def test_nice_axis_steps_and_the_period_of_the_statements_days() -> None:
+    got = run_format([("ticks", [0]), ("ticks", [3]), ("ticks", [7]), ("ticks", [42]),
+                      ("ticks", [1234]),
+                      ("fill", ["{1} – {2}: {1} {x}", {"1": "2026-11-01", "2": "2026-11-30"}])])
+    assert got[0] == [0, 1] and got[1] == [0, 1, 2, 3]
+    assert got[2] == [0, 2, 4, 6, 8] and got[3] == [0, 10, 20, 30, 40, 50]
+    assert got[4] == [0, 500, 1000, 1500]
+    assert got[5] == "2026-11-01 – 2026-11-30: 2026-11-01 {x}"
+
+
+def test_moments_in_the_readers_language_on_a_24_hour_clock() -> None:
+    moment = "2026-11-30T00:53:20Z"
+    assert run_format([("when", [moment, "en"]), ("when", [moment, "ru"]), ("when", [None, "en"]),
+                       ("when", ["not a time", "ru"])]) == [
+        "Nov 30, 2026, 00:53", "30 нояб. 2026 г., 00:53", "", "not a time"]
