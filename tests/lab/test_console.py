@@ -260,7 +260,7 @@ async def test_a_complaint_from_the_board_is_found_at_the_office(
     await expect(card).to_contain_text("Operatorop1")
     await office.get_by_role("button", name="Verify").click()
     await expect(office.get_by_role("status", name="Registry")).to_contain_text("✓")
-    await office.get_by_role("button", name="Show").click()
+    await office.get_by_role("button", name="Show", exact=True).click()
     chart = office.get_by_role("img", name=re.compile(r"^Statement \d{4}-\d\d-\d\d – "))
     await expect(chart).to_be_visible()
     assert await chart.locator("rect").count() > 0
@@ -401,7 +401,7 @@ async def test_the_office_shows_its_statement_downtime_and_a_numbers_card(
     card = page.get_by_role("article", name=f"Complaint {complaint}")
     await expect(card.locator("dl")).to_contain_text(re.compile(
         r"Stateforwarded.*Filed.*supervisor sup1.*Answer by.*Operatorop1.*Call answered.*"
-        r"Caller7910\d.*Account100101 · north.*TextThe operator was rude\."))
+        r"Caller7910\d.*Account100101.*TextThe operator was rude\."))
     history = card.get_by_role("table", name=f"History: Complaint {complaint}")
     await expect(history.get_by_role("columnheader")).to_have_text(["When", "Who", "What"])
     await expect(history.locator("tbody tr")).to_have_text([

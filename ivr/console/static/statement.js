@@ -10,7 +10,15 @@ const NS = "http://www.w3.org/2000/svg";
 const SERIES = [["payable", words.col_payable, "#2e7d32"], ["answered_late", words.late, "#a85d00"],
                 ["timeout", words.moved, "#1f5fa8"], ["abandoned", words.abandoned, "#b3261e"],
                 ["other", words.other, "#6b6b6b"]];
-const W = 960, H = 330, LEFT = 52, RIGHT = 12, TOP = 58, BOTTOM = 40;
+const W = 960, H = 340, LEFT = 52, RIGHT = 12, TOP = 76, BOTTOM = 40, FONT = "13px system-ui, sans-serif";
+
+// How wide `text` is drawn in the chart's font (a canvas measures it; a guess without one).
+function width(text) {
+  const ctx = document.createElement("canvas").getContext("2d");
+  if (!ctx) return text.length * 8;
+  ctx.font = FONT;
+  return ctx.measureText(text).width;
+}
 
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(NS, tag);
@@ -36,17 +44,17 @@ export function chart(data) {
   // The legend, in one row above the plot.
   let x = LEFT;
   for (const [, name, colour] of SERIES) {
-    root.append(svg("rect", {x, y: 10, width: 14, height: 14, fill: colour}),
-                svg("text", {x: x + 20, y: 22, class: "legend"}, name));
-    x += 34 + name.length * 7.4;
+    root.append(svg("rect", {x, y: 8, width: 14, height: 14, fill: colour}),
+                svg("text", {x: x + 20, y: 20, class: "legend"}, name));
+    x += 20 + width(name) + 22;
   }
-  root.append(svg("text", {x: LEFT, y: 44, class: "legend"}, words.offered_is));
+  root.append(svg("text", {x: LEFT, y: 42, class: "legend"}, words.offered_is));
   // The y axis: its marks, grid lines and what it counts.
   for (const v of marks) {
     root.append(svg("line", {x1: LEFT, x2: W - RIGHT, y1: y(v), y2: y(v), class: v ? "grid" : "axis"}),
                 svg("text", {x: LEFT - 8, y: y(v) + 4, class: "tick", "text-anchor": "end"}, v));
   }
-  root.append(svg("text", {x: LEFT - 8, y: TOP - 6, class: "tick", "text-anchor": "end"}, words.calls));
+  root.append(svg("text", {x: 4, y: TOP - 14, class: "tick"}, words.calls));
   // A column a day, and the x axis: the day of the month (every other one when crowded).
   const every = slot < 22 ? 2 : 1;
   days.forEach((d, i) => {
