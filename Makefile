@@ -5,7 +5,7 @@ VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-DEBS    := debootstrap sip-tester prometheus espeak-ng sox baresip-core postgresql chromium
+DEBS    := debootstrap sip-tester prometheus espeak-ng sox baresip-core postgresql chromium nodejs
 MINUTES ?= 3
 
 .PHONY: setup debs demo test test-unit test-lab lab-up lab-down bench bench-load clean

@@ -63,7 +63,7 @@ def make_metrics_web(app: Services) -> web.Application:
 def api_routes(app: Services) -> list[auth.Route]:
     """Every /api/v1 route but the description, with the roles that may call it."""
     return (incidents.routes(app.routing, app.clock) + calls.routes(app.calls, app.config)
-            + reports.routes(app.store, app.config, app.directory, app.incidents, app.clock)
+            + reports.routes(app.store, app.config, app.directory, app.desk)
             + desk.routes(app.desk, app.calls.live_call) + callbacks.routes(app.callbacks))
 
 

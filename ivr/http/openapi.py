@@ -236,7 +236,11 @@ def _report_ops() -> Json:
         "/api/v1/reports/billing": report(
             "billing", "the contractor's statement",
             (_q("calls", "1: with every call's line", type="string", enum=["0", "1"]),)),
-        "/api/v1/reports/downtime": report("downtime", "each account's downtime of incidents"),
+        "/api/v1/reports/downtime": {"get": _op(
+            "downtime", "each account's downtime of incidents, with the claims that cover it",
+            _READERS, 200, _obj(["from", "to", "accounts"], **{
+                "from": {"type": "integer"}, "to": {"type": "integer"}},
+                accounts={"type": "array", "items": _ref("Downtime")}), (400, 503), _PERIOD)},
         "/api/v1/reports/fcr": report("fcr", "first-contact resolution per queue and operator"),
     }
 
@@ -354,6 +358,18 @@ def _components() -> Json:
                 position={"type": ["integer", "null"],
                           "description": "its placeholder's place in the queue, 1 first"},
                 next_attempt_at={"type": ["number", "null"]}, reason=_str()),
+            "Downtime": _obj(
+                ["account", "area", "downtime_seconds", "incidents", "claims"], account=_str(),
+                area=_str(), downtime_seconds={"type": "number"},
+                incidents={"type": "array", "items": _obj(
+                    ["id", "area", "from_us", "to_us", "message"], id=_str(), area=_str(),
+                    from_us={"type": "integer"}, to_us={"type": "integer"}, message=_str())},
+                claims={"type": "array", "description": "the account's claims that counted one "
+                        "of these incidents (desk/claims.py), oldest first", "items": _obj(
+                            ["number", "state", "filed_at"], number=_str(), state=_str(),
+                            filed_at=_str(), **{"from": {"type": ["string", "null"]},
+                                                "to": {"type": ["string", "null"]}},
+                            downtime_seconds={"type": ["number", "null"]})}),
             "Item": _obj(["number", "kind", "state", "filed_at", "filed_by", "overdue", "events"],
                          number=_str(), kind=_str(enum=["ticket", "complaint", "claim"]),
                          state=_str(), filed_at=_str(), filed_by=actor,

@@ -81,6 +81,11 @@ def report(accounts: Mapping[str, str], rows: Iterable[Mapping[str, Any]], from_
 
 
 def to_json(accounts: Mapping[str, str], found: Mapping[str, Downtime], from_us: int,
-            to_us: int) -> dict[str, Any]:
+            to_us: int, claims: Mapping[str, list[dict[str, Any]]] | None = None
+            ) -> dict[str, Any]:
+    """The report; with `claims` (the desk's, desk/claims.py) each account has the claims
+    that cover its downtime too (none: an empty list)."""
     return {"from": from_us, "to": to_us, "accounts": [
-        {"account": a, "area": accounts[a], **d.to_json()} for a, d in found.items()]}
+        {"account": a, "area": accounts[a], **d.to_json(),
+         **({"claims": claims.get(a, [])} if claims is not None else {})}
+        for a, d in found.items()]}

@@ -11,20 +11,26 @@ import shutil
 import sys
 import time
 from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dtime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
 
 from ivr import config as cfg
 from ivr.app import Services
+from ivr.calls import records as rec
+from ivr.desk import numbers
 from ivr.calls.facts import Entered, Exited, JourneyAnswered, JourneyEnded
 from ivr.console.pages import Console
 from ivr.lab import traffic
 from ivr.lab.pbx import Lab
 from ivr.service import start
 from ivr.http.app import CONSOLE
+from ivr.ledger.store import Store
 from tests.helpers import eventually, require
 from tests.lab import a11y
 from tests.lab.conftest import Running, lab_config
@@ -145,8 +151,9 @@ def base(ivr: Running) -> str:
     return f"http://127.0.0.1:{ivr.app.config.listen_port}"
 
 
-async def signed_in(browser: Watched, ivr: Running, role: str, lang: str = "en") -> Page:
-    page = await (await browser.new_context()).new_page()
+async def signed_in(browser: Watched, ivr: Running, role: str, lang: str = "en",
+                    **options: Any) -> Page:
+    page = await (await browser.new_context(**options)).new_page()
     await page.goto(f"{base(ivr)}/console?lang={lang}")
     await keep(page, "sign-in" if lang == "en" else f"sign-in-{lang}")
     await page.get_by_label({"en": "Token", "ru": "Токен"}[lang]).fill(TOKENS[role][1])
@@ -306,12 +313,14 @@ async def test_a_complaint_from_the_board_is_found_at_the_office(
     assert office.url.endswith("/console/office")
     await office.get_by_role("textbox", name="Number").fill(number)
     await office.get_by_role("button", name="Find").click()
-    await expect(office.get_by_role("status", name="Find by number")).to_contain_text(
-        f"complaint {number}: received · op1")
+    await expect(office.get_by_role("status", name="Find by number")).to_have_text(
+        f"complaint {number}: received")
+    card = office.get_by_role("article", name=f"Complaint {number}")
+    await expect(card).to_contain_text("Operatorop1")
     await office.get_by_role("button", name="Verify").click()
     await expect(office.get_by_role("status", name="Registry")).to_contain_text("✓")
-    await office.get_by_role("button", name="Show").click()
-    chart = office.get_by_role("img", name="Statement: offered and payable per day")
+    await office.get_by_role("button", name="Show", exact=True).click()
+    chart = office.get_by_role("img", name=re.compile(r"^Statement \d{4}-\d\d-\d\d – "))
     await expect(chart).to_be_visible()
     assert await chart.locator("rect").count() > 0
     # An incident opened and closed from the office; its downtime per account.
@@ -322,9 +331,9 @@ async def test_a_complaint_from_the_board_is_found_at_the_office(
     await expect(incidents.get_by_role("listitem")).to_contain_text("north: Fibre cut.")
     assert ivr.app.incidents.covering("north") is not None
     await office.wait_for_timeout(1500)      # a second of downtime
-    await office.get_by_role("button", name="Downtime").click()
+    await office.get_by_role("button", name="Show downtime").click()
     await expect(office.get_by_role("table", name="Downtime")).to_contain_text("100101")
-    await keep(office, "office", full_page=True)
+    await keep(office, "office-incident", full_page=True)
     await incidents.get_by_role("button", name=re.compile(r"^Close inc-")).click()
     await expect(incidents.get_by_role("listitem")).to_have_count(0)
     assert ivr.app.incidents.covering("north") is None
@@ -346,6 +355,200 @@ async def test_the_checks_fail_a_page_that_breaks_their_rules(browser: Watched, 
         await a11y.axe(page, "a-bad-page", tmp_path)
     with pytest.raises(AssertionError, match=r"Tab never reaches \['button \"Never reached\"'\]"):
         await a11y.tab_through(page, "a-bad-page")
+
+
+OFFICE_INCIDENT = "inc-0ff1ce01"
+UNKNOWN = numbers.issue("ticket", 5)      # a number of the right shape that was never issued
+
+
+def past_call(pbx: str, day: date, n: int, outcome: str, wait_ms: int, payable: bool = False
+              ) -> rec.CallRecord:
+    """A first-line call of an earlier `day` (at noon UTC, + n minutes) as the ledger keeps it."""
+    t = int(datetime.combine(day, dtime(12), timezone.utc).timestamp() * 1e6) + n * 60_000_000
+    member = "op2" if outcome == "answered" else ""
+    visit = rec.VisitRecord(1, "first-line", t, t + wait_ms * 1000, outcome, wait_ms, member)
+    ended = t + wait_ms * 1000 + 30_000_000
+    return rec.CallRecord(pbx, f"office.{day.isoformat()}.{n}", f"office.{day.isoformat()}.{n}",
+                          "79102", "100102", "north", t, ended, (visit,),
+                          outcome if outcome in ("answered", "abandoned") else "unanswered", payable,
+                          rec.LIVE, rec.MS, t + wait_ms * 1000 if member else None,
+                          "first-line" if member else "", member)
+
+
+# A week of the statement, day by day (days before today): payable, answered late, moved to
+# common (timeout), abandoned.
+WEEK = [(4, 1, 2, 1), (6, 0, 1, 0), (3, 2, 0, 2), (0, 0, 0, 0), (7, 1, 3, 1), (5, 2, 1, 0)]
+
+
+async def office_data(ivr: WithConsole) -> tuple[date, str, str]:
+    """What the office looks at: a call answered live on the lab today, a week of earlier
+    calls, an incident in the north that lasted 2 h 5 min (closed 55 min ago), the claim of
+    account 100101 for it, and a complaint about today's call that the office forwarded with
+    a note.  (The first day of the period, the claim's and the complaint's numbers.)"""
+    import aiohttp
+    [ended] = ivr.of(JourneyEnded)
+    await ivr.app.ledger.flush()
+    pbx = ivr.app.config.pbxs[0].name
+    today = datetime.now(ZoneInfo(ivr.app.config.report.timezone)).date()
+    calls = []
+    for back, (paid, late, moved, gone) in enumerate(reversed(WEEK), start=1):
+        day, n = today - timedelta(days=back), iter(range(100))
+        calls += [past_call(pbx, day, next(n), "answered", 4000, True) for _ in range(paid)]
+        calls += [past_call(pbx, day, next(n), "answered", 42_000) for _ in range(late)]
+        calls += [past_call(pbx, day, next(n), "timeout", 30_000) for _ in range(moved)]
+        calls += [past_call(pbx, day, next(n), "abandoned", 12_000) for _ in range(gone)]
+    await ivr.app.store.run(Store.write, calls)
+    now_us = int(time.time() * 1e6)
+    await ivr.app.store.run(Store.history, "incidents", [{
+        "id": OFFICE_INCIDENT, "area": "north", "message": "Fibre cut at the north exchange.",
+        "opened_us": now_us - 3 * 3600_000_000, "expires_us": now_us + 3600_000_000,
+        "closed_us": now_us - 55 * 60_000_000, "opened_by": "engineer eng1", "closed_by": "engineer eng1"}])
+
+    def auth(role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {TOKENS[role][1]}"}
+    since = datetime.fromtimestamp(now_us / 1e6 - 4 * 3600, timezone.utc).isoformat()
+    async with aiohttp.ClientSession(base(ivr)) as http:
+        async with http.post("/api/v1/claims", headers=auth("operator"), json={
+                "account": "100101", "from": since, "to": datetime.now(timezone.utc).isoformat()}) as r:
+            claim = await r.json()
+            assert r.status == 201 and claim["downtime_seconds"] == 2 * 3600 + 5 * 60, claim
+        async with http.post("/api/v1/complaints", headers=auth("supervisor"), json={
+                "call": ended.uniqueid, "text": "The operator was rude."}) as r:
+            complaint = await r.json()
+            assert r.status == 201, complaint
+        async with http.post(f"/api/v1/complaints/{complaint['number']}/events", headers=auth("office"),
+                             json={"state": "forwarded", "note": "Sent to the contractor."}) as r:
+            assert r.status == 200, await r.text()
+    return today - timedelta(days=len(WEEK)), claim["number"], complaint["number"]
+
+
+async def test_the_office_shows_its_statement_downtime_and_a_numbers_card(
+        lab: Lab, ivr_console: WithConsole, browser: Watched, phones: list[traffic.Sipp], only_op1: None) -> None:
+    """The office in English: the statement of a week as a chart (role img, named with its
+    days) and a table, the downtime in hours and minutes with the claim that covers it, and
+    a complaint's and a claim's card with their history; wrong numbers said so."""
+    from playwright.async_api import expect
+    ivr = ivr_console
+    phones.append(traffic.agent("op1", ring_ms=1000))
+    phones.append(traffic.callers(1, hold_ms=6_000, number_prefix="7910"))
+    await eventually(lambda: bool(ivr.of(JourneyEnded)), timeout=30, what="a call answered and over")
+    first, claim, complaint = await office_data(ivr)
+    today = first + timedelta(days=len(WEEK))
+    page = await signed_in(browser, ivr, "office", viewport={"width": 1280, "height": 800})
+    await page.get_by_label("From", exact=True).fill(first.isoformat())
+    await page.get_by_label("To", exact=True).fill((today + timedelta(days=1)).isoformat())
+    await page.get_by_role("button", name="Show", exact=True).click()
+
+    name = (f"Statement {first} – {today}: calls per day, offered, and of them payable, "
+            "answered late, moved to common and abandoned")
+    chart = page.get_by_role("img", name=name, exact=True)
+    await expect(chart).to_be_visible()
+    for word in ("Payable", "Answered late", "Moved to common", "Abandoned", "calls",
+                 "Offered: the whole column, its number on top"):
+        await expect(chart.locator("text", has_text=word).first).to_be_visible()
+    # A column a day, a segment for each figure of the day that is not 0 (today: 1 payable).
+    await expect(chart.locator("rect title")).to_have_count(
+        sum(1 for day in WEEK for v in day if v) + 1)
+    await expect(chart.locator("text.value")).to_have_text(
+        [str(sum(d)) for d in WEEK if sum(d)] + ["1"])
+    figures = page.get_by_role("table", name="Statement per day")
+    await expect(figures.get_by_role("columnheader")).to_have_text(
+        ["Date", "Offered", "Payable", "Answered late", "Moved to common", "Abandoned", "Other",
+         "Payable share"])
+    await expect(figures.get_by_role("row").filter(has_text=str(first))).to_have_text(
+        re.compile(rf"^{first}\s*8\s*4\s*1\s*2\s*1\s*0\s*50\.0 %$"))
+    await expect(figures.get_by_role("row").filter(has_text="Total")).to_have_text(
+        re.compile(r"^Total\s*43\s*26\s*6\s*7\s*4\s*0\s*60\.5 %$"))
+
+    downtime = page.get_by_role("table", name="Downtime")
+    await expect(page.get_by_role("list", name="Incidents")).to_contain_text(
+        f"{OFFICE_INCIDENT} · north · 2 h 5 min: Fibre cut at the north exchange.")
+    await expect(downtime.get_by_role("row").filter(has_text="100101")).to_have_text(
+        re.compile(rf"^100101\s*north\s*2 h 5 min\s*{OFFICE_INCIDENT}\s*{claim} filed · 2 h 5 min$"))
+    await expect(downtime.get_by_role("row").filter(has_text="100102")).to_contain_text("none filed")
+    await keep(page, "office", full_page=True)
+
+    # A number: its card, with its history.
+    await page.get_by_role("textbox", name="Number").fill(complaint)
+    await page.get_by_role("button", name="Find", exact=True).click()
+    card = page.get_by_role("article", name=f"Complaint {complaint}")
+    await expect(card.locator("dl")).to_contain_text(re.compile(
+        r"Stateforwarded.*Filed.*supervisor sup1.*Answer by.*Operatorop1.*Call answered.*"
+        r"Caller7910\d.*Account100101.*TextThe operator was rude\."))
+    history = card.get_by_role("table", name=f"History: Complaint {complaint}")
+    await expect(history.get_by_role("columnheader")).to_have_text(["When", "Who", "What"])
+    await expect(history.locator("tbody tr")).to_have_text([
+        re.compile(r"supervisor sup1\s*Filed: received$"),
+        re.compile(r"office anna\s*State: forwarded · Note: Sent to the contractor\.$")])
+    await keep(page, "office-find")
+    # The claim, from the downtime table: its card says what it counted.
+    await downtime.get_by_role("button", name=f"Find {claim}").click()
+    claim_card = page.get_by_role("article", name=f"Claim {claim}")
+    await expect(claim_card).to_contain_text("Downtime2 h 5 min")
+    await expect(claim_card).to_contain_text(f"{OFFICE_INCIDENT}: Fibre cut at the north exchange.")
+    await expect(claim_card).to_contain_text("No change since it was filed.")
+    # Wrong numbers: said so, and no card.
+    found = page.get_by_role("status", name="Find by number")
+    for typed, said in (("12345", "A number is digits only, at least 8 of them"),
+                        (complaint[:-1] + str((int(complaint[-1]) + 1) % 10),
+                         "That number is mistyped (its check digit is wrong)."),
+                        (UNKNOWN, f"There is no such number. ({UNKNOWN})")):
+        await page.get_by_role("textbox", name="Number").fill(typed)
+        await page.get_by_role("button", name="Find", exact=True).click()
+        await expect(found).to_contain_text(said)
+        await expect(page.get_by_role("article")).to_have_count(0)
+
+
+async def test_the_office_in_russian(
+        lab: Lab, ivr_console: WithConsole, browser: Watched, phones: list[traffic.Sipp], only_op1: None) -> None:
+    """The same office in Russian: the chart's name, the table, the downtime and the card."""
+    from playwright.async_api import expect
+    ivr = ivr_console
+    phones.append(traffic.agent("op1", ring_ms=1000))
+    phones.append(traffic.callers(1, hold_ms=6_000, number_prefix="7910"))
+    await eventually(lambda: bool(ivr.of(JourneyEnded)), timeout=30, what="a call answered and over")
+    first, claim, complaint = await office_data(ivr)
+    today = first + timedelta(days=len(WEEK))
+    page = await signed_in(browser, ivr, "office", "ru", viewport={"width": 1280, "height": 800})
+    await page.get_by_label("С", exact=True).fill(first.isoformat())
+    await page.get_by_label("По", exact=True).fill((today + timedelta(days=1)).isoformat())
+    await page.get_by_role("button", name="Показать", exact=True).click()
+    chart = page.get_by_role("img", name=f"Отчёт за {first} – {today}: звонки по дням, поступившие "
+                                         "и из них оплачиваемые, отвеченные поздно, переведённые "
+                                         "в общую очередь и брошенные", exact=True)
+    await expect(chart).to_be_visible()
+    await expect(chart.locator("text", has_text="Переведено в общую")).to_be_visible()
+    figures = page.get_by_role("table", name="Отчёт по дням")
+    await expect(figures.get_by_role("row").filter(has_text="Итого")).to_have_text(
+        re.compile(r"^Итого\s*43\s*26\s*6\s*7\s*4\s*0\s*60\.5 %$"))
+    downtime = page.get_by_role("table", name="Простой")
+    await expect(downtime.get_by_role("row").filter(has_text="100101")).to_contain_text(
+        re.compile(rf"2 ч 5 мин\s*{OFFICE_INCIDENT}\s*{claim} оформлен · 2 ч 5 мин"))
+    await expect(downtime.get_by_role("row").filter(has_text="100102")).to_contain_text("не запрошен")
+    # Every word is Russian but the data's own (the incident's id and message, the area).
+    words = (await page.locator("main").inner_text()).replace("Скачать CSV", "")
+    for data in (OFFICE_INCIDENT, "Fibre cut at the north exchange.", "north"):
+        words = words.replace(data, "")
+    assert re.findall(r"[A-Za-z]+", words) == [], words
+    await keep(page, "office-ru", full_page=True)
+    await page.get_by_role("textbox", name="Номер").fill(complaint)
+    await page.get_by_role("button", name="Найти", exact=True).click()
+    card = page.get_by_role("article", name=f"Жалоба {complaint}")
+    await expect(card.locator("dl")).to_contain_text(re.compile(
+        r"Состояниепередана.*Оформлено.*старший специалист sup1.*Ответить до.*Операторop1"))
+    history = card.get_by_role("table", name=f"История: Жалоба {complaint}")
+    await expect(history.get_by_role("columnheader")).to_have_text(["Когда", "Кто", "Что"])
+    await expect(history.locator("tbody tr").last).to_contain_text(
+        "офис anna" + "Состояние: передана · Заметка: Sent to the contractor.")
+    await page.get_by_role("textbox", name="Номер").fill(UNKNOWN)
+    await page.get_by_role("button", name="Найти", exact=True).click()
+    await expect(page.get_by_role("status", name="Найти по номеру")).to_have_text(
+        f"Такого номера нет. ({UNKNOWN})")
+    await page.get_by_role("textbox", name="Номер").fill("999")
+    await page.get_by_role("button", name="Найти", exact=True).click()
+    await expect(page.get_by_role("status", name="Найти по номеру")).to_contain_text(
+        "Номер состоит только из цифр")
+    await keep(page, "office-find-ru")
 
 
 async def test_a_role_without_access_gets_403(lab: Lab, ivr_console: WithConsole, browser: Watched) -> None:

@@ -17,23 +17,23 @@ from aiohttp import web
 from ivr.calls.records import to_dict
 from ivr.config import Config
 from ivr.config import tokens as roles
+from ivr.desk import claims
+from ivr.desk.service import Desk
 from ivr.http.api.auth import ACTOR, Route
 from ivr.http.errors import error
 from ivr.ledger.offloop import OffLoop
 from ivr.ledger.db import LedgerError
-from ivr.reports import billing, downtime, service
+from ivr.reports import billing, service
 from ivr.reports.billing import ReportError
 from ivr.reports.bounded import in_thread, within
 from ivr.routing.directory import Directory
-from ivr.routing.incidents import Incidents
 
 log = logging.getLogger(__name__)
 READERS = frozenset({roles.SUPERVISOR, roles.OFFICE, roles.ADMIN})
 
 
-def routes(store: OffLoop, config: Config, directory: Directory, incidents: Incidents,
-           clock: Callable[[], float]) -> list[Route]:
-    h = _Handlers(store, config, directory, incidents, clock)
+def routes(store: OffLoop, config: Config, directory: Directory, desk: Desk) -> list[Route]:
+    h = _Handlers(store, config, directory, desk)
     return [("GET", "/api/v1/calls", "calls", roles.EVERYONE, h.calls),
             ("GET", "/api/v1/reports/billing", "billing", READERS, h.billing),
             ("GET", "/api/v1/reports/downtime", "downtime", READERS, h.downtime),
@@ -41,10 +41,8 @@ def routes(store: OffLoop, config: Config, directory: Directory, incidents: Inci
 
 
 class _Handlers:
-    def __init__(self, store: OffLoop, config: Config, directory: Directory,
-                 incidents: Incidents, clock: Callable[[], float]) -> None:
-        self.store, self.config, self.directory = store, config, directory
-        self.incidents, self.clock = incidents, clock
+    def __init__(self, store: OffLoop, config: Config, directory: Directory, desk: Desk) -> None:
+        self.store, self.config, self.directory, self.desk = store, config, directory, desk
 
     async def _report(self, request: web.Request, what: str,
                       make: Callable[[billing.Period], Awaitable[Any]]) -> web.Response:
@@ -82,14 +80,11 @@ class _Handlers:
         return await self._report(request, "billing", made)
 
     async def downtime(self, request: web.Request) -> web.Response:
-        """Every account's downtime of known incidents: ?from=&to=&tz= (for billing)."""
+        """Every account's downtime of known incidents, with the claims that cover it:
+        ?from=&to=&tz= (for billing)."""
         accounts = self.directory.accounts()
-
-        async def made(p: billing.Period) -> dict[str, Any]:
-            found = await service.downtimes(self.store, accounts, p.from_us, p.to_us,
-                                            round(self.clock() * 1e6), self.incidents.active())
-            return downtime.to_json(accounts, found, p.from_us, p.to_us)
-        return await self._report(request, "downtime", made)
+        return await self._report(request, "downtime", lambda p: claims.downtime_report(
+            self.desk, accounts, p.from_us, p.to_us))
 
     async def fcr(self, request: web.Request) -> web.Response:
         """First-contact resolution per queue and operator: ?from=&to=&tz=."""
