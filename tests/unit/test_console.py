@@ -182,6 +182,19 @@ def test_every_word_of_the_pages_is_in_both_languages() -> None:
             assert not re.search(r"[A-Za-z]", ru.replace("ivr", "").replace("CSV", "")), key
 
 
+def test_no_word_is_written_twice() -> None:
+    """A key twice in a dict literal keeps the last silently: the board's "late" once
+    became the office's "Answered late" so."""
+    import ast
+
+    from ivr.console import texts
+    tree = ast.parse(Path(texts.__file__).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            assert sorted({k for k in keys if keys.count(k) > 1}) == [], f"line {node.lineno}"
+
+
 def test_every_code_the_pages_show_has_a_label_in_both_languages() -> None:
     from ivr.calls import service as calls
     from ivr.config import tokens as roles

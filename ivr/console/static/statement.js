@@ -7,8 +7,8 @@ import {fill, ticks} from "./format.js";
 
 const NS = "http://www.w3.org/2000/svg";
 // Bottom up, as the statement's categories (reports/billing.py): every call in one.
-const SERIES = [["payable", words.col_payable, "#2e7d32"], ["answered_late", words.late, "#a85d00"],
-                ["timeout", words.moved, "#1f5fa8"], ["abandoned", words.abandoned, "#b3261e"],
+const SERIES = [["payable", words.col_payable, "#2e7d32"], ["answered_late", words.answered_late, "#a85d00"],
+                ["timeout", words.col_moved, "#1f5fa8"], ["abandoned", words.col_abandoned, "#b3261e"],
                 ["other", words.other, "#6b6b6b"]];
 const W = 960, H = 340, LEFT = 52, RIGHT = 12, TOP = 76, BOTTOM = 40, FONT = "13px system-ui, sans-serif";
 
@@ -95,8 +95,8 @@ export function table(data) {
   const counts = (c) => [c.offered, c.payable, c.answered_late, c.timeout, c.abandoned, c.other, share(c)];
   const t = data.totals || {};
   return el("table", {class: "figures"}, el("caption", {}, words.per_day_table),
-    el("thead", {}, header(words.date, words.col_offered, words.col_payable, words.late, words.moved,
-                           words.abandoned, words.other, words.share)),
+    el("thead", {}, header(words.date, words.col_offered, words.col_payable, words.answered_late, words.col_moved,
+                           words.col_abandoned, words.other, words.col_share)),
     el("tbody", {}, ...(data.days || []).map((d) =>
       row(counts(d), el("th", {scope: "row"}, d.date), !d.offered))),
     el("tfoot", {}, row(counts(t), el("th", {scope: "row"}, words.total), false)));
