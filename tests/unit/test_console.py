@@ -191,7 +191,7 @@ def test_no_word_is_written_twice() -> None:
     tree = ast.parse(Path(texts.__file__).read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
-            keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            keys = [str(k.value) for k in node.keys if isinstance(k, ast.Constant)]
             assert sorted({k for k in keys if keys.count(k) > 1}) == [], f"line {node.lineno}"
 
 
