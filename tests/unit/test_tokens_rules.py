@@ -82,7 +82,7 @@ def test_a_systemd_credential_is_taken_as_it_is(tmp_path: Path) -> None:
 def test_the_labs_tokens_pass_the_rules(tmp_path: Path) -> None:
     status = Lab(cache_dir=tmp_path / "lab").status()
     tokens = roles.load(status.tokens_file, status.api_token)
-    assert len(tokens) == 5
+    assert len(tokens) == 6         # op1, sup1, anna, eng1, the wall's tv1, and the admin
 
 
 # -- ivr tokens new --------------------------------------------------------------
